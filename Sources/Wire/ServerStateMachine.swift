@@ -1,0 +1,198 @@
+/// The hub side of one connection, as a pure state machine: events in, actions out.
+///
+/// States: awaiting HELLO → verifying (the handler checks the registry and the proof) →
+/// ready → (after ``shutdown(_:)``) draining → closed. Credit is enforced here: a BATCH
+/// without credit closes the connection. Verifying keys, ingesting batches and timers are
+/// the handler's work; their outcomes come back as events.
+public struct ServerStateMachine: Sendable {
+    /// What the handler must do after an event.
+    public enum Action: Sendable, Hashable {
+        /// Nothing.
+        case none
+        /// Look the HELLO's key up, check the proof against ``challenge``, then call
+        /// ``helloVerified(_:)`` or ``helloRefused(_:)``.
+        case verifyHello(Hello)
+        /// Verify, deduplicate and commit the batch, then call ``batchCompleted(_:)``.
+        case ingest(SealedBatch, node: Hello)
+        /// Write these frames, in order; then close the connection when `close` is set.
+        case write([Frame], close: Bool)
+    }
+
+    enum State: Sendable, Hashable {
+        case awaitingHello
+        case verifying(Hello)
+        case ready(node: Hello, credit: UInt32, inFlight: Int)
+        case draining(node: Hello, inFlight: Int)
+        case closed
+    }
+
+    /// The challenge sent on this connection.
+    public let challenge: Challenge
+    private var state: State = .awaitingHello
+
+    /// Creates the state machine; the handler sends `.challenge(challenge)` when the
+    /// connection becomes active (see ``start()``).
+    public init(challenge: Challenge) {
+        self.challenge = challenge
+    }
+
+    /// Batches being ingested and not yet answered.
+    public var inFlightCount: Int {
+        switch self.state {
+        case .ready(_, _, let inFlight), .draining(_, let inFlight): inFlight
+        case .awaitingHello, .verifying, .closed: 0
+        }
+    }
+
+    /// The connection is up: send the challenge.
+    public func start() -> Action {
+        .write([.challenge(self.challenge)], close: false)
+    }
+
+    /// A frame arrived from the node.
+    public mutating func frameReceived(_ frame: Frame) -> Action {
+        switch self.state {
+        case .awaitingHello:
+            guard case .hello(let hello) = frame else { return self.refuse(.unexpectedFrame, "expected HELLO, got \(frame.type)") }
+            guard self.challenge.versions.contains(hello.version) else {
+                return self.refuse(.unsupportedVersion, "version \(hello.version) is outside \(self.challenge.versions)")
+            }
+            self.state = .verifying(hello)
+            return .verifyHello(hello)
+
+        case .verifying:
+            return self.refuse(.unexpectedFrame, "\(frame.type) sent before WELCOME")
+
+        case .ready(let node, let credit, let inFlight):
+            switch frame {
+            case .batch(let batch):
+                guard credit > 0 else { return self.refuse(.creditExceeded, "BATCH sent without credit") }
+                guard node.role == .relay || batch.header.origin == node.nodeID else {
+                    // Refused without ingesting; the credit it used is given back.
+                    let reject = Reject(
+                        origin: batch.header.origin,
+                        sequence: batch.header.sequence,
+                        code: .originNotAllowed,
+                        disposition: .permanent,
+                        message: "an agent sends only its own batches; forwarding needs the relay role"
+                    )
+                    return .write([.reject(reject), .credit(1)], close: false)
+                }
+                self.state = .ready(node: node, credit: credit - 1, inFlight: inFlight + 1)
+                return .ingest(batch, node: node)
+            case .ping(let value):
+                return .write([.pong(value)], close: false)
+            case .pong:
+                return .none
+            case .challenge, .hello, .welcome, .ack, .reject, .credit, .goAway:
+                return self.refuse(.unexpectedFrame, "\(frame.type) is not sent by nodes after the handshake")
+            }
+
+        case .draining:
+            switch frame {
+            case .batch(let batch):
+                let reject = Reject(
+                    origin: batch.header.origin,
+                    sequence: batch.header.sequence,
+                    code: .shuttingDown,
+                    disposition: .retryable,
+                    message: "batch sent after GOAWAY"
+                )
+                return .write([.reject(reject)], close: false)
+            case .ping(let value):
+                return .write([.pong(value)], close: false)
+            case .pong:
+                return .none
+            case .challenge, .hello, .welcome, .ack, .reject, .credit, .goAway:
+                return self.refuse(.unexpectedFrame, "\(frame.type) is not sent by nodes after the handshake")
+            }
+
+        case .closed:
+            return .none
+        }
+    }
+
+    /// The registry accepted the HELLO and the proof verified.
+    public mutating func helloVerified(_ welcome: Welcome) -> Action {
+        guard case .verifying(let hello) = self.state else { return .none }
+        self.state = .ready(node: hello, credit: welcome.initialCredit, inFlight: 0)
+        return .write([.welcome(welcome)], close: false)
+    }
+
+    /// The HELLO was refused (unknown or revoked key, bad proof, enrollment refused).
+    public mutating func helloRefused(_ reject: Reject) -> Action {
+        guard case .verifying = self.state else { return .none }
+        self.state = .closed
+        return .write([.reject(reject)], close: true)
+    }
+
+    /// A batch handed out by `.ingest` is finished: `outcome` is its ACK or batch REJECT.
+    /// Each finished batch returns one credit unless the connection is draining.
+    public mutating func batchCompleted(_ outcome: Frame) -> Action {
+        switch self.state {
+        case .ready(let node, let credit, let inFlight):
+            self.state = .ready(node: node, credit: credit == .max ? .max : credit + 1, inFlight: max(inFlight - 1, 0))
+            return .write([outcome, .credit(1)], close: false)
+        case .draining(let node, let inFlight):
+            let remaining = max(inFlight - 1, 0)
+            self.state = remaining == 0 ? .closed : .draining(node: node, inFlight: remaining)
+            return .write([outcome], close: remaining == 0)
+        case .awaitingHello, .verifying, .closed:
+            return .none
+        }
+    }
+
+    /// The hub is stopping or shedding load: send GOAWAY, finish what is in flight, close.
+    public mutating func shutdown(_ goAway: GoAway) -> Action {
+        switch self.state {
+        case .ready(let node, _, let inFlight) where inFlight > 0:
+            self.state = .draining(node: node, inFlight: inFlight)
+            return .write([.goAway(goAway)], close: false)
+        case .ready, .awaitingHello, .verifying:
+            self.state = .closed
+            return .write([.goAway(goAway)], close: true)
+        case .draining, .closed:
+            return .none
+        }
+    }
+
+    /// No HELLO arrived within the handshake timeout.
+    public mutating func handshakeTimedOut() -> Action {
+        switch self.state {
+        case .awaitingHello, .verifying:
+            return self.refuse(.handshakeTimeout, "no HELLO within the handshake timeout", .retryable)
+        case .ready, .draining, .closed:
+            return .none
+        }
+    }
+
+    /// Nothing arrived within the idle timeout.
+    public mutating func idleTimedOut() -> Action {
+        switch self.state {
+        case .closed:
+            return .none
+        case .awaitingHello, .verifying, .ready, .draining:
+            return self.refuse(.idleTimeout, "nothing received within the idle timeout", .retryable)
+        }
+    }
+
+    /// The decoder refused the node's bytes: REJECT with the matching code, then close.
+    public mutating func decodingFailed(_ error: WireError) -> Action {
+        if case .closed = self.state { return .none }
+        return self.refuse(error.rejectCode, error.detail)
+    }
+
+    /// The connection closed. Batches still being ingested finish; their answers are dropped.
+    public mutating func closed() {
+        self.state = .closed
+    }
+
+    private mutating func refuse(
+        _ code: RejectCode,
+        _ message: String,
+        _ disposition: Reject.Disposition = .permanent
+    ) -> Action {
+        self.state = .closed
+        return .write([.reject(.connection(code, disposition, message))], close: true)
+    }
+}

@@ -65,8 +65,10 @@ public struct BatchHeader: Sendable, Hashable {
         )
     }
 
-    /// Reads a header and checks it against `limits`, before anything else is looked at.
-    public static func read(from buffer: inout ByteBuffer, limits: BatchLimits) throws -> BatchHeader {
+    /// Reads a header and checks its structure: magic, codec, sequence and counts from 1.
+    /// Limits are checked separately (``check(_:)``), so a batch over a receiver's limits is
+    /// still identified by origin and sequence and can be refused on its own.
+    public static func read(from buffer: inout ByteBuffer) throws -> BatchHeader {
         let magic = try buffer.readWire(UInt32.self, "batch.magic")
         guard magic == Self.magic else {
             throw WireError(.badMagic, field: "batch.magic", "batch does not start with FMB1")
@@ -92,14 +94,18 @@ public struct BatchHeader: Sendable, Hashable {
             uncompressedLength: uncompressed,
             compressedLength: compressed
         )
-        try header.check(limits)
+        guard sequence >= 1 else {
+            throw WireError(.lengthOutOfRange, field: "batch.sequence", "batch sequence numbers start at 1")
+        }
+        guard recordCount >= 1, compressed >= 1 else {
+            throw WireError(.lengthOutOfRange, field: "batch.recordCount", "a batch holds at least one record and one payload byte")
+        }
         return header
     }
 
-    func check(_ limits: BatchLimits) throws {
-        guard self.sequence >= 1 else {
-            throw WireError(.lengthOutOfRange, field: "batch.sequence", "batch sequence numbers start at 1")
-        }
+    /// Checks the declared counts and sizes against `limits`: run before verifying or
+    /// decompressing anything.
+    public func check(_ limits: BatchLimits) throws {
         let records = Int(self.recordCount)
         let uncompressed = Int(self.uncompressedLength)
         let compressed = Int(self.compressedLength)

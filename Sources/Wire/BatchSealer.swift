@@ -40,6 +40,9 @@ public final class BatchSealer {
     /// - Throws: ``WireError`` if a record is invalid or belongs to another origin, or the
     ///   batch would break the limits.
     public func seal(_ records: [FeedbackRecord], sequence: UInt64) throws -> SealedBatch {
+        guard sequence >= 1 else {
+            throw WireError(.lengthOutOfRange, field: "batch.sequence", "batch sequence numbers start at 1")
+        }
         self.scratch.clear()
         for record in records {
             guard record.origin == self.origin else {

@@ -1,56 +1,43 @@
 import Foundation
 import NIOCore
 
-// Reading helpers shared by the record, batch and frame codecs. Every read is checked:
-// a missing byte is `truncated`, a length off the wire is checked against its maximum
-// before anything is allocated, and strings must be valid UTF-8.
+// Reading helpers shared by the record, batch and frame codecs. They read through a
+// ``ByteCursor``: a missing byte is `truncated`, a length off the wire is checked against
+// its maximum before anything is allocated, and strings must be valid UTF-8. On a throw
+// the reader index does not move.
 extension ByteBuffer {
-    mutating func readWire<T: FixedWidthInteger>(_: T.Type, _ field: String) throws -> T {
-        guard let value = self.readInteger(as: T.self) else { throw WireError.truncated(field) }
+    /// Runs `body` over the readable bytes, then consumes what it read.
+    mutating func readWithCursor<T>(_ body: (inout ByteCursor) throws -> T) throws -> T {
+        let (value, consumed) = try self.withUnsafeReadableBytes { raw in
+            var cursor = ByteCursor(raw)
+            let value = try body(&cursor)
+            return (value, cursor.offset)
+        }
+        self.moveReaderIndex(forwardBy: consumed)
         return value
     }
 
+    mutating func readWire<T: FixedWidthInteger>(_ type: T.Type, _ field: String) throws -> T {
+        try self.readWithCursor { try $0.integer(type, field) }
+    }
+
     mutating func readUUID(_ field: String) throws -> UUID {
-        guard self.readableBytes >= 16 else { throw WireError.truncated(field) }
-        let uuid = self.readWithUnsafeReadableBytes { raw -> (Int, uuid_t) in
-            var value: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-            withUnsafeMutableBytes(of: &value) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[0..<16])) }
-            return (16, value)
-        }
-        return UUID(uuid: uuid)
+        try self.readWithCursor { try $0.uuid(field) }
+    }
+
+    /// Reads a string preceded by a one-byte length, at most `max` bytes.
+    mutating func readString8(_ field: String, max: Int) throws -> String {
+        try self.readWithCursor { try $0.string8(field, max: max) }
+    }
+
+    /// Reads a string preceded by a two-byte length, at most `max` bytes.
+    mutating func readString16(_ field: String, max: Int) throws -> String {
+        try self.readWithCursor { try $0.string16(field, max: max) }
     }
 
     @discardableResult
     mutating func writeUUID(_ uuid: UUID) -> Int {
         withUnsafeBytes(of: uuid.uuid) { self.writeBytes($0) }
-    }
-
-    /// Reads `length` bytes as a UTF-8 string, refusing invalid UTF-8.
-    mutating func readValidatedString(length: Int, _ field: String) throws -> String {
-        if length == 0 { return "" }
-        guard self.readableBytes >= length else { throw WireError.truncated(field) }
-        let string = self.withUnsafeReadableBytes { raw in
-            String(validating: raw[0..<length], as: UTF8.self)
-        }
-        guard let string else {
-            throw WireError(.invalidUTF8, field: field, "\(field) is not valid UTF-8")
-        }
-        self.moveReaderIndex(forwardBy: length)
-        return string
-    }
-
-    /// Reads a string preceded by a one-byte length, at most `max` bytes.
-    mutating func readString8(_ field: String, max: Int) throws -> String {
-        let length = Int(try self.readWire(UInt8.self, field))
-        guard length <= max else { throw WireError.length(field, length, max: max) }
-        return try self.readValidatedString(length: length, field)
-    }
-
-    /// Reads a string preceded by a two-byte length, at most `max` bytes.
-    mutating func readString16(_ field: String, max: Int) throws -> String {
-        let length = Int(try self.readWire(UInt16.self, field))
-        guard length <= max else { throw WireError.length(field, length, max: max) }
-        return try self.readValidatedString(length: length, field)
     }
 
     /// Writes a string with a one-byte length. The caller has checked `utf8.count <= 255`.

@@ -42,7 +42,7 @@ public struct ClientStateMachine: Sendable {
 
     enum State: Sendable, Hashable {
         case awaitingChallenge
-        case awaitingWelcome
+        case awaitingWelcome(version: UInt16)
         case ready(credit: UInt32, inFlight: Set<BatchKey>)
         case draining(inFlight: Set<BatchKey>)
         case closed
@@ -107,15 +107,19 @@ public struct ClientStateMachine: Sendable {
                     )
                 )
             }
-            self.state = .awaitingWelcome
+            self.state = .awaitingWelcome(version: version)
             return .sendHello(version: version, challenge: challenge)
 
-        case .awaitingWelcome:
+        case .awaitingWelcome(let version):
             guard case .welcome(let welcome) = frame else { return self.violation(frame, "before WELCOME") }
-            guard self.versions.contains(welcome.version) else {
+            guard welcome.version == version else {
                 self.state = .closed
                 return .protocolError(
-                    WireError(.unsupportedVersion, field: "welcome.version", "hub chose version \(welcome.version)")
+                    WireError(
+                        .unsupportedVersion,
+                        field: "welcome.version",
+                        "hub welcomed version \(welcome.version) after HELLO chose \(version)"
+                    )
                 )
             }
             self.state = .ready(credit: welcome.initialCredit, inFlight: [])

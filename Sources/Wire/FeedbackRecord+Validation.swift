@@ -5,6 +5,12 @@ extension FeedbackRecord {
     ///
     /// - Throws: ``WireError`` with code `invalidRecord` and the offending field.
     public func validate(limits: RecordLimits = .protocolMaximum) throws {
+        try self.validateValues(limits: limits)
+        try self.validateLengths(limits: limits)
+    }
+
+    /// The checks a decoder still owes after reading the fields within their length limits.
+    func validateValues(limits: RecordLimits) throws {
         guard self.scale.range.contains(self.score) else {
             throw WireError.invalid(
                 "score",
@@ -16,6 +22,9 @@ extension FeedbackRecord {
         }
         try Self.checkTime(self.occurredAt, "occurredAt", limits)
         try Self.checkTime(self.capturedAt, "capturedAt", limits)
+    }
+
+    private func validateLengths(limits: RecordLimits) throws {
         try Self.checkLength(self.site, "site", limits.site)
         try Self.checkLength(self.channel, "channel", limits.channel)
         try Self.checkLength(self.subject, "subject", limits.subject)
@@ -32,7 +41,10 @@ extension FeedbackRecord {
         for (key, value) in self.attributes {
             guard !key.isEmpty else { throw WireError.invalid("attributes", "an attribute key is empty") }
             try Self.checkLength(key, "attributes", limits.attributeKey)
-            try Self.checkLength(value, "attributes.\(key)", limits.attributeValue)
+            // The field name is built only on failure: this loop runs for every record opened.
+            if value.utf8.count > limits.attributeValue {
+                try Self.checkLength(value, "attributes.\(key)", limits.attributeValue)
+            }
         }
     }
 

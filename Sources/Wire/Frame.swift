@@ -120,10 +120,17 @@ public enum Frame: Sendable, Hashable {
             throw WireError(.unknownFrameType, field: "frame.type", "frame type 0x\(String(typeByte, radix: 16)) is not defined")
         }
         guard let length = Int(exactly: declared) else {
-            throw WireError.length("frame.length", Int.max, max: limits.maxFrameLength)
+            throw WireError(.frameTooLarge, field: "frame.length", "frame length \(declared) cannot be represented")
         }
         let allowed = type.payloadLengths(limits)
-        guard allowed.contains(length) else {
+        guard length <= allowed.upperBound else {
+            throw WireError(
+                .frameTooLarge,
+                field: "\(type).length",
+                "\(type) frame of \(length) bytes exceeds the limit of \(allowed.upperBound)"
+            )
+        }
+        guard length >= allowed.lowerBound else {
             throw WireError.length("\(type).length", length, max: allowed.upperBound, min: allowed.lowerBound)
         }
         guard var payload = buffer.getSlice(at: buffer.readerIndex + Self.headerLength, length: length) else {
@@ -141,7 +148,7 @@ public enum Frame: Sendable, Hashable {
         case .hello: return .hello(try Hello.read(from: &payload))
         case .welcome: return .welcome(try Welcome.read(from: &payload))
         case .batch:
-            let batch = try SealedBatch(parsing: payload, limits: limits.batch)
+            let batch = try SealedBatch(parsing: payload)
             payload.moveReaderIndex(to: payload.writerIndex)
             return .batch(batch)
         case .ack: return .ack(try Ack.read(from: &payload))

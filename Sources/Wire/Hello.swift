@@ -34,7 +34,7 @@ public struct Hello: Sendable, Hashable {
     public var keyID: KeyID
     /// The node's 32-byte Ed25519 public key.
     public var publicKey: [UInt8]
-    /// A one-time enrollment token (ASCII), or empty.
+    /// A one-time enrollment token (UTF-8, at most 128 bytes), or empty.
     public var enrollmentToken: String
     /// Ed25519 signature over ``proofMessage(for:)``.
     public var proof: [UInt8]
@@ -111,7 +111,7 @@ public struct Hello: Sendable, Hashable {
             self.proof.withUnsafeBytes { key.isValidSignature($0, for: raw) }
         }
         guard valid else {
-            throw WireError(.badSignature, field: "hello.proof", "proof of key possession does not verify")
+            throw WireError(.badProof, field: "hello.proof", "proof of key possession does not verify")
         }
     }
 

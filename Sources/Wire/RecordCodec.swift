@@ -45,46 +45,79 @@ public enum RecordCodec {
     /// - Parameters:
     ///   - origin: the node id to set as the record's origin (the batch's origin).
     ///   - limits: field bounds; lengths above them are refused before any allocation.
-    /// - Throws: ``WireError`` naming the field; the buffer's reader index is then unspecified.
+    /// - Throws: ``WireError`` naming the field; the buffer is then left unchanged.
     public static func decode(
         from buffer: inout ByteBuffer,
         origin: UUID,
         limits: RecordLimits = .protocolMaximum
     ) throws -> FeedbackRecord {
-        let version = try buffer.readWire(UInt8.self, "record.version")
+        try buffer.readWithCursor { try Self.decode(from: &$0, origin: origin, limits: limits) }
+    }
+
+    /// Reads exactly `count` records filling all of `buffer`, validating each.
+    ///
+    /// - Throws: ``WireError`` naming the field; `invalidRecord` with the record's position
+    ///   when bytes are missing or left over.
+    public static func decodeAll(
+        _ buffer: ByteBuffer,
+        count: Int,
+        origin: UUID,
+        limits: RecordLimits = .protocolMaximum
+    ) throws -> [FeedbackRecord] {
+        try buffer.withUnsafeReadableBytes { raw in
+            var cursor = ByteCursor(raw)
+            var records = [FeedbackRecord]()
+            records.reserveCapacity(count)
+            for index in 0..<count {
+                do {
+                    records.append(try Self.decode(from: &cursor, origin: origin, limits: limits))
+                } catch let error as WireError {
+                    throw WireError(error.code, field: error.field, "record \(index + 1) of \(count): \(error.detail)")
+                }
+            }
+            guard cursor.remaining == 0 else {
+                throw WireError(.trailingBytes, field: "batch payload", "\(cursor.remaining) bytes after the last record")
+            }
+            return records
+        }
+    }
+
+    static func decode(from cursor: inout ByteCursor, origin: UUID, limits: RecordLimits) throws -> FeedbackRecord {
+        let version = try cursor.integer(UInt8.self, "record.version")
         guard version == Self.version else {
             throw WireError(.unsupportedVersion, field: "record.version", "record version \(version) is not supported")
         }
-        let id = try buffer.readUUID("id")
-        guard let (sourceByte, scaleByte, score, occurredAt, capturedAt) = buffer.readMultipleIntegers(
-            as: (UInt8, UInt8, UInt8, Int64, Int64).self
-        ) else {
-            throw WireError.truncated("record")
-        }
+        let id = try cursor.uuid("id")
+        let sourceByte = try cursor.integer(UInt8.self, "source")
+        let scaleByte = try cursor.integer(UInt8.self, "scale")
+        let score = try cursor.integer(UInt8.self, "score")
+        let occurredAt = try cursor.integer(Int64.self, "occurredAt")
+        let capturedAt = try cursor.integer(Int64.self, "capturedAt")
         guard let source = FeedbackRecord.Source(rawValue: sourceByte) else {
             throw WireError.invalid("source", "source \(sourceByte) is not a known source")
         }
         guard let scale = FeedbackRecord.Scale(rawValue: scaleByte) else {
             throw WireError.invalid("scale", "scale \(scaleByte) is not a known scale")
         }
-        let site = try buffer.readString8("site", max: limits.site)
-        let channel = try buffer.readString8("channel", max: limits.channel)
-        let subject = try buffer.readString8("subject", max: limits.subject)
-        let topic = try buffer.readString8("topic", max: limits.topic)
-        let survey = try buffer.readString8("survey", max: limits.survey)
-        let customer = try buffer.readString8("customer", max: limits.customer)
-        let comment = try buffer.readString16("comment", max: limits.comment)
-        let attributeCount = Int(try buffer.readWire(UInt8.self, "attributes"))
+        let site = try cursor.string8("site", max: limits.site)
+        let channel = try cursor.string8("channel", max: limits.channel)
+        let subject = try cursor.string8("subject", max: limits.subject)
+        let topic = try cursor.string8("topic", max: limits.topic)
+        let survey = try cursor.string8("survey", max: limits.survey)
+        let customer = try cursor.string8("customer", max: limits.customer)
+        let comment = try cursor.string16("comment", max: limits.comment)
+        let attributeCount = Int(try cursor.integer(UInt8.self, "attributes"))
         guard attributeCount <= limits.attributeCount else {
             throw WireError.length("attributes", attributeCount, max: limits.attributeCount)
         }
         var attributes: [String: String] = [:]
         if attributeCount > 0 {
-            attributes.reserveCapacity(attributeCount)
+            attributes = Dictionary(minimumCapacity: attributeCount)
             var previous: String?
             for _ in 0..<attributeCount {
-                let key = try buffer.readString8("attributes", max: limits.attributeKey)
-                let value = try buffer.readString8("attributes.\(key)", max: limits.attributeValue)
+                let key = try cursor.string8("attributes", max: limits.attributeKey)
+                guard !key.isEmpty else { throw WireError.invalid("attributes", "an attribute key is empty") }
+                let value = try cursor.string8("attributes", max: limits.attributeValue)
                 // Sorted, distinct keys make the encoding canonical: one record, one byte string.
                 if let previous, !previous.utf8.lexicographicallyPrecedes(key.utf8) {
                     throw WireError.invalid("attributes", "attribute keys are not strictly sorted at \"\(key)\"")
@@ -110,7 +143,8 @@ public enum RecordCodec {
             comment: comment,
             attributes: attributes
         )
-        try record.validate(limits: limits)
+        // Every length was checked against `limits` as it was read.
+        try record.validateValues(limits: limits)
         return record
     }
 }

@@ -74,6 +74,8 @@ extension WireError {
         case .limitExceeded: .batchTooLarge
         case .unknownKey, .keyMismatch: .unknownKey
         case .badSignature: .badSignature
+        case .badProof: .badProof
+        case .frameTooLarge: .frameTooLarge
         case .decompressionFailed: .decompressionFailed
         case .protocolViolation: .unexpectedFrame
         }

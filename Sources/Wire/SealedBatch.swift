@@ -19,13 +19,14 @@ public struct SealedBatch: Sendable, Hashable {
     /// The whole batch: header, payload and signature.
     public let bytes: ByteBuffer
 
-    /// Parses a sealed batch whose bytes are exactly `bytes`.
+    /// Parses a sealed batch whose bytes are exactly `bytes`. Checks structure only; the
+    /// receiver's limits are checked by ``open(verifyingWith:limits:decompressor:)``.
     ///
-    /// - Throws: ``WireError`` for a bad magic or codec, a header outside `limits`, or a
+    /// - Throws: ``WireError`` for a bad magic or codec, a zero sequence or count, or a
     ///   length that does not match `compressedLength`.
-    public init(parsing bytes: ByteBuffer, limits: BatchLimits) throws {
+    public init(parsing bytes: ByteBuffer) throws {
         var reader = bytes
-        let header = try BatchHeader.read(from: &reader, limits: limits)
+        let header = try BatchHeader.read(from: &reader)
         let expected = Int(header.compressedLength) + Self.signatureLength
         guard reader.readableBytes >= expected else {
             throw WireError.truncated("batch")
@@ -48,8 +49,11 @@ public struct SealedBatch: Sendable, Hashable {
             ?? ByteBuffer()
     }
 
-    /// Whether the signature verifies under `publicKey`, whose key id must be the header's.
-    public func verifySignature(_ publicKey: Curve25519.Signing.PublicKey) throws {
+    /// Checks the header against `limits`, then the signature under `publicKey`, whose key
+    /// id must be the header's. Only a verified batch can be decompressed: a hub checks for
+    /// duplicates between this step and ``VerifiedBatch/records(limits:decompressor:)``.
+    public func verified(by publicKey: Curve25519.Signing.PublicKey, limits: BatchLimits) throws -> VerifiedBatch {
+        try self.header.check(limits)
         guard KeyID(publicKey) == self.header.keyID else {
             throw WireError(.keyMismatch, field: "batch.keyId", "batch key id \(self.header.keyID) is not the id of the given key")
         }
@@ -63,10 +67,11 @@ public struct SealedBatch: Sendable, Hashable {
         guard valid else {
             throw WireError(.badSignature, field: "batch.signature", "batch signature does not verify under key \(self.header.keyID)")
         }
+        return VerifiedBatch(batch: self)
     }
 
-    /// Verifies the signature, then decompresses (capped at the declared length), decodes
-    /// and validates every record.
+    /// Verifies (``verified(by:limits:)``), then decompresses (capped at the declared
+    /// length), decodes and validates every record.
     ///
     /// - Returns: the records in batch order, each with the batch's origin.
     public func open(
@@ -74,19 +79,33 @@ public struct SealedBatch: Sendable, Hashable {
         limits: BatchLimits,
         decompressor: ZstdDecompressor
     ) throws -> [FeedbackRecord] {
-        try self.header.check(limits)
-        try self.verifySignature(publicKey)
-        let expected = Int(self.header.uncompressedLength)
-        var plain = ByteBuffer()
-        plain.reserveCapacity(expected)
-        try decompressor.decompress(self.payload, expectedLength: expected, into: &plain)
-        let count = Int(self.header.recordCount)
-        var records = [FeedbackRecord]()
-        records.reserveCapacity(count)
-        for _ in 0..<count {
-            records.append(try RecordCodec.decode(from: &plain, origin: self.header.origin, limits: limits.record))
+        try self.verified(by: publicKey, limits: limits).records(limits: limits, decompressor: decompressor)
+    }
+}
+
+/// A sealed batch whose limits and signature have been checked: the only way to its records.
+public struct VerifiedBatch: Sendable, Hashable {
+    /// The batch as received.
+    public let batch: SealedBatch
+
+    fileprivate init(batch: SealedBatch) {
+        self.batch = batch
+    }
+
+    /// Decompresses the payload (never past the declared length), decodes and validates
+    /// every record.
+    ///
+    /// - Throws: ``WireError`` `decompressionFailed`, or `invalidRecord` for anything wrong
+    ///   inside the payload, naming the record and field.
+    public func records(limits: BatchLimits, decompressor: ZstdDecompressor) throws -> [FeedbackRecord] {
+        let header = self.batch.header
+        return try decompressor.withDecompressed(self.batch.payload, expectedLength: Int(header.uncompressedLength)) { plain in
+            do {
+                return try RecordCodec.decodeAll(plain, count: Int(header.recordCount), origin: header.origin, limits: limits.record)
+            } catch let error as WireError {
+                // Whatever is wrong inside a signed payload, the batch holds a bad record.
+                throw WireError(.invalidRecord, field: error.field, error.detail)
+            }
         }
-        try plain.expectFullyRead("batch payload")
-        return records
     }
 }

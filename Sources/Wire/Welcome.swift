@@ -38,7 +38,8 @@ public struct Welcome: Sendable, Hashable {
     public var initialCredit: UInt32
     /// The hub closes a connection silent for this long; nodes PING well within it. 0 = never.
     public var idleTimeoutMilliseconds: UInt32
-    /// Committed sequences for the node's origin (and, for a relay, origins it forwarded).
+    /// Committed sequences for the node's origin (and, for a relay, origins it forwarded);
+    /// at most ``maxResumePoints``, further entries are dropped by the initialiser.
     public var resume: [ResumePoint]
 
     /// Creates a WELCOME.
@@ -57,7 +58,7 @@ public struct Welcome: Sendable, Hashable {
         self.maxUncompressedBytes = maxUncompressedBytes
         self.initialCredit = initialCredit
         self.idleTimeoutMilliseconds = idleTimeoutMilliseconds
-        self.resume = resume
+        self.resume = Array(resume.prefix(Self.maxResumePoints))
     }
 
     func write(into buffer: inout ByteBuffer) {

@@ -20,6 +20,8 @@ public struct WireError: Error, Sendable, Hashable, CustomStringConvertible, Cus
             case unknownKey
             case keyMismatch
             case badSignature
+            case badProof
+            case frameTooLarge
             case decompressionFailed
             case protocolViolation
         }
@@ -50,8 +52,12 @@ public struct WireError: Error, Sendable, Hashable, CustomStringConvertible, Cus
         public static let unknownKey = Code(base: .unknownKey)
         /// A public key whose derived key id differs from the key id that came with it.
         public static let keyMismatch = Code(base: .keyMismatch)
-        /// A signature or proof of key possession that does not verify.
+        /// A batch signature that does not verify.
         public static let badSignature = Code(base: .badSignature)
+        /// A HELLO's proof of key possession does not verify.
+        public static let badProof = Code(base: .badProof)
+        /// A frame declares a payload longer than the receiver's limit for its type.
+        public static let frameTooLarge = Code(base: .frameTooLarge)
         /// zstd refused the payload, or it did not decompress to exactly the declared length.
         public static let decompressionFailed = Code(base: .decompressionFailed)
         /// A frame that is valid on its own but not allowed at this point of the conversation.

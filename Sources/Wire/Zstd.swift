@@ -44,15 +44,35 @@ public final class ZstdCompressor {
 /// A zstd decompression context with bounded output. Not thread-safe: one per thread or task.
 public final class ZstdDecompressor {
     private let context: OpaquePointer
+    // Reused output buffer: batches are opened one after another, and a fresh buffer of the
+    // payload's size per batch costs page faults.
+    private var scratch = ByteBuffer()
 
-    /// Creates a decompressor whose window may be at most `2^windowLogMax` bytes.
-    public init(windowLogMax: Int32 = 23) {
+    /// Creates a decompressor. It decompresses in one shot into a buffer of the declared
+    /// length, so its memory is bounded by that length, whatever window the frame asks for.
+    public init() {
         guard let context = ZSTD_createDCtx() else { preconditionFailure("ZSTD_createDCtx: out of memory") }
         self.context = context
-        ZSTD_DCtx_setParameter(context, ZSTD_d_windowLogMax, windowLogMax)
     }
 
     deinit { ZSTD_freeDCtx(self.context) }
+
+    /// Decompresses `input` like ``decompress(_:expectedLength:into:)`` into a buffer this
+    /// decompressor reuses, and passes the bytes to `body`. They are valid only inside `body`.
+    public func withDecompressed<T>(
+        _ input: ByteBuffer,
+        expectedLength: Int,
+        _ body: (ByteBuffer) throws -> T
+    ) throws -> T {
+        var output = ByteBuffer()
+        swap(&output, &self.scratch)
+        defer {
+            output.clear()
+            swap(&output, &self.scratch)
+        }
+        try self.decompress(input, expectedLength: expectedLength, into: &output)
+        return try body(output)
+    }
 
     /// Decompresses `input`, which must expand to exactly `expectedLength` bytes, appending
     /// them to `output`. Never writes more than `expectedLength` bytes: a payload that would
@@ -66,6 +86,10 @@ public final class ZstdDecompressor {
                 field: "payload",
                 "zstd frame content size does not match the declared uncompressed length \(expectedLength)"
             )
+        }
+        let frameLength = input.withUnsafeReadableBytes { ZSTD_findFrameCompressedSize($0.baseAddress, $0.count) }
+        guard ZSTD_isError(frameLength) == 0, frameLength == input.readableBytes else {
+            throw WireError(.decompressionFailed, field: "payload", "payload is not exactly one zstd frame")
         }
         if expectedLength == 0 { return }
         try input.withUnsafeReadableBytes { source in

@@ -13,7 +13,7 @@ import Wire
     }
 
     private func open(_ bytes: ByteBuffer, key: Curve25519.Signing.PublicKey = Samples.agentKey.publicKey) throws -> [FeedbackRecord] {
-        let batch = try SealedBatch(parsing: bytes, limits: self.limits)
+        let batch = try SealedBatch(parsing: bytes)
         return try batch.open(verifyingWith: key, limits: self.limits, decompressor: ZstdDecompressor())
     }
 
@@ -115,13 +115,18 @@ import Wire
         let batch = try self.seal([Samples.kioskRecord(0), Samples.kioskRecord(1)])
         let payload = Array(batch.payload.readableBytesView)
 
+        // Problems inside a signed payload are all reported as an invalid record.
         var moreRecords = batch.header
         moreRecords.recordCount = 3
-        self.expectCode(.truncated) { _ = try self.open(Samples.forgeBatch(header: moreRecords, payload: payload)) }
+        self.expectCode(.invalidRecord, field: "record.version") {
+            _ = try self.open(Samples.forgeBatch(header: moreRecords, payload: payload))
+        }
 
         var fewerRecords = batch.header
         fewerRecords.recordCount = 1
-        self.expectCode(.trailingBytes) { _ = try self.open(Samples.forgeBatch(header: fewerRecords, payload: payload)) }
+        self.expectCode(.invalidRecord, field: "batch payload") {
+            _ = try self.open(Samples.forgeBatch(header: fewerRecords, payload: payload))
+        }
 
         var tooMany = batch.header
         tooMany.recordCount = UInt32(self.limits.maxRecords + 1)
@@ -138,6 +143,30 @@ import Wire
         self.expectCode(.decompressionFailed) {
             _ = try self.open(Samples.forgeBatch(header: garbage, payload: Array(repeating: 0xAB, count: 100)))
         }
+    }
+
+    @Test func onlyOneZstdFrameIsAccepted() throws {
+        let batch = try self.seal([Samples.kioskRecord()])
+        // A skippable frame (magic 0x184D2A50, 4 bytes of content) after the real one.
+        let payload = Array(batch.payload.readableBytesView) + [0x50, 0x2A, 0x4D, 0x18, 4, 0, 0, 0, 1, 2, 3, 4]
+        var header = batch.header
+        header.compressedLength = UInt32(payload.count)
+        self.expectCode(.decompressionFailed) { _ = try self.open(Samples.forgeBatch(header: header, payload: payload)) }
+    }
+
+    @Test func aBatchOverTheLimitsStillParsesSoItCanBeRefusedAlone() throws {
+        var small = BatchLimits()
+        small.maxRecords = 2
+        let batch = try self.seal((0..<3).map { Samples.kioskRecord($0) })
+        var wire = Samples.bytes(of: .batch(batch))
+        guard case .batch(let parsed)? = try Frame.read(from: &wire, limits: FrameLimits(batch: small)) else {
+            Issue.record("expected a BATCH frame")
+            return
+        }
+        #expect(parsed.key == BatchKey(origin: Samples.agentID, sequence: 7))
+        #expect {
+            _ = try parsed.open(verifyingWith: Samples.agentKey.publicKey, limits: small, decompressor: ZstdDecompressor())
+        } throws: { ($0 as? WireError)?.rejectCode == .batchTooLarge }
     }
 
     @Test func anInvalidRecordInsideASignedBatchIsRefused() throws {
@@ -168,5 +197,6 @@ import Wire
         let foreign = Samples.kioskRecord(origin: Samples.hubID)
         self.expectCode(.invalidRecord, field: "origin") { _ = try sealer.seal([foreign], sequence: 1) }
         self.expectCode(.limitExceeded, field: "maxRecords") { _ = try sealer.seal([], sequence: 1) }
+        self.expectCode(.lengthOutOfRange, field: "batch.sequence") { _ = try sealer.seal([Samples.kioskRecord()], sequence: 0) }
     }
 }

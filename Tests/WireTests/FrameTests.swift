@@ -87,9 +87,10 @@ enum SampleFrames {
         // Below the minimum: a CREDIT of 3 bytes.
         #expect(self.readError([0x07, 0, 0, 0, 3])?.code == .lengthOutOfRange)
         // Above the maximum: a 4 GiB BATCH is refused at once, not waited for.
-        #expect(self.readError([0x04, 0xFF, 0xFF, 0xFF, 0xFF])?.code == .lengthOutOfRange)
+        #expect(self.readError([0x04, 0xFF, 0xFF, 0xFF, 0xFF])?.code == .frameTooLarge)
+        #expect(self.readError([0x04, 0xFF, 0xFF, 0xFF, 0xFF])?.rejectCode == .frameTooLarge)
         // A HELLO longer than the longest token allows.
-        #expect(self.readError([0x02, 0, 0, 1, 0])?.code == .lengthOutOfRange)
+        #expect(self.readError([0x02, 0, 0, 1, 0])?.code == .frameTooLarge)
         // A REJECT whose message length overruns its frame.
         var reject = Array(Samples.bytes(of: .reject(.connection(.overloaded, .retryable, "busy"))).readableBytesView)
         reject[5 + 28] = 10  // claims 10 message bytes; 4 follow
@@ -150,7 +151,7 @@ enum SampleFrames {
         stolen.keyID = hello.keyID
         #expect {
             try stolen.verifyProof(for: Samples.challenge)
-        } throws: { ($0 as? WireError)?.code == .badSignature }
+        } throws: { ($0 as? WireError)?.rejectCode == .badProof }
     }
 
     @Test func frameSizeLimitsFollowTheBatchLimits() throws {

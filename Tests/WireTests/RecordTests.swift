@@ -177,6 +177,30 @@ import Wire
         } throws: { ($0 as? WireError)?.field == "attributes" }
     }
 
+    @Test func anEmptyAttributeKeyOnTheWireIsRefused() {
+        var buffer = ByteBuffer()
+        var record = Samples.kioskRecord(0)
+        record.attributes = [:]
+        RecordCodec.encode(record, into: &buffer)
+        buffer.moveWriterIndex(to: buffer.writerIndex - 1)
+        buffer.writeBytes([1, 0, 1, UInt8(ascii: "v")])  // one attribute: "" = "v"
+        #expect {
+            _ = try RecordCodec.decode(from: &buffer, origin: Samples.agentID)
+        } throws: { ($0 as? WireError)?.field == "attributes" }
+    }
+
+    @Test func jsonFormRoundTripsAndNamesBadEnums() throws {
+        let record = Samples.popupRecord(3)
+        let json = try JSONEncoder().encode(record)
+        #expect(try JSONDecoder().decode(FeedbackRecord.self, from: json) == record)
+        let text = String(decoding: json, as: UTF8.self)
+        #expect(text.contains(#""source":"popup""#) && text.contains(#""scale":"nps""#))
+        let bad = text.replacingOccurrences(of: #""scale":"nps""#, with: #""scale":"stars""#)
+        #expect {
+            _ = try JSONDecoder().decode(FeedbackRecord.self, from: Data(bad.utf8))
+        } throws: { "\($0)".contains("stars") }
+    }
+
     @Test func namesMapBothWays() {
         for scale in FeedbackRecord.Scale.allCases { #expect(FeedbackRecord.Scale(name: scale.name) == scale) }
         for source in FeedbackRecord.Source.allCases { #expect(FeedbackRecord.Source(name: source.name) == source) }

@@ -63,6 +63,19 @@ private func hello(role: Hello.Role = .agent, version: UInt16 = 1) throws -> Hel
         #expect(error.code == .unsupportedVersion)
     }
 
+    @Test func aWelcomeForAnotherVersionIsRefused() {
+        var machine = ClientStateMachine(versions: 1...2)
+        let wide = Challenge(versions: 1...2, hubID: Samples.hubID, nonce: Samples.challenge.nonce)
+        #expect(machine.frameReceived(.challenge(wide)) == .sendHello(version: 2, challenge: wide))
+        var v1 = welcome
+        v1.version = 1
+        guard case .protocolError(let error) = machine.frameReceived(.welcome(v1)) else {
+            Issue.record("expected a protocol error")
+            return
+        }
+        #expect(error.field == "welcome.version")
+    }
+
     @Test func outOfTurnFramesAreProtocolErrors() throws {
         var early = ClientStateMachine()
         guard case .protocolError = early.frameReceived(.welcome(welcome)) else { Issue.record("welcome first"); return }

@@ -32,11 +32,19 @@ let package = Package(
         ),
         .target(
             name: "Agent",
-            dependencies: ["Wire"]
+            dependencies: [
+                "Wire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         .target(
             name: "Hub",
-            dependencies: ["Wire"]
+            dependencies: [
+                "Wire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         .executableTarget(
             name: "feedback-agent",
@@ -72,6 +80,19 @@ let package = Package(
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ],
             exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "AgentTests",
+            dependencies: ["Agent", "Wire", "TestSupport"]
+        ),
+        .testTarget(
+            name: "HubTests",
+            dependencies: [
+                "Hub",
+                "Wire",
+                "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
         ),
     ]
 )

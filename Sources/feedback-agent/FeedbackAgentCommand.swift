@@ -1,0 +1,140 @@
+import Agent
+import ArgumentParser
+import Foundation
+import NIOCore
+import Wire
+
+@main
+struct FeedbackAgentCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "feedback-agent",
+        abstract: "Captures customer ratings and forwards them, sealed, to a FeedbackMesh hub.",
+        subcommands: [Keygen.self, Seal.self]
+    )
+}
+
+/// A refusal the CLI reports as one line and a non-zero exit.
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+struct Keygen: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Creates the agent's identity: a node id and an Ed25519 signing key."
+    )
+
+    @Option(name: .shortAndLong, help: "Where to write the identity file (mode 0600).")
+    var out: String
+
+    @Flag(help: "Replace an existing identity file. The old key is lost.")
+    var force = false
+
+    func run() throws {
+        let identity = AgentIdentity.generate()
+        do {
+            try identity.save(to: self.out, overwrite: self.force)
+        } catch let error as AgentIdentityError {
+            throw CLIError(error.description)
+        }
+        print("node id:    \(identity.nodeID)")
+        print("key id:     \(identity.keyID)")
+        print("public key: \(identity.publicKeyBase64)")
+    }
+}
+
+struct Seal: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Seals ratings from a JSON-lines file into one signed BATCH frame.",
+        discussion: """
+            Each input line is a submission such as
+              {"source":"kiosk","scale":"smiley","score":1,"site":"branch-042"}
+            The agent assigns the id, its node id as origin, and the capture time.
+            """
+    )
+
+    @Option(help: "The agent identity file made by keygen.")
+    var identity: String
+
+    @Option(help: "JSON-lines file of submissions; - reads standard input.")
+    var records: String
+
+    @Option(help: "The batch sequence number (from 1, never reused by one agent).")
+    var sequence: UInt64
+
+    @Option(help: "zstd level, 1–19.")
+    var level: Int32 = 3
+
+    @Option(name: .shortAndLong, help: "Where to write the BATCH frame.")
+    var out: String
+
+    func validate() throws {
+        guard self.sequence >= 1 else { throw ValidationError("--sequence starts at 1") }
+        guard (1...19).contains(self.level) else { throw ValidationError("--level must be 1–19, got \(self.level)") }
+    }
+
+    func run() throws {
+        let identity: AgentIdentity
+        do {
+            identity = try AgentIdentity.load(from: self.identity)
+        } catch let error as AgentIdentityError {
+            throw CLIError(error.description)
+        }
+        let text: String
+        if self.records == "-" {
+            text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+        } else {
+            guard let data = FileManager.default.contents(atPath: self.records) else {
+                throw CLIError("cannot read \(self.records)")
+            }
+            text = String(decoding: data, as: UTF8.self)
+        }
+        var ids = UUIDv7()
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        var records: [FeedbackRecord] = []
+        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty { continue }
+            let place = "\(self.records):\(index + 1)"
+            let submission: FeedbackSubmission
+            do {
+                submission = try JSONDecoder().decode(FeedbackSubmission.self, from: Data(trimmed.utf8))
+            } catch {
+                throw CLIError("\(place): not a submission: \(Self.describe(error))")
+            }
+            do {
+                records.append(try submission.record(id: ids.next(milliseconds: now), origin: identity.nodeID, capturedAt: now))
+            } catch let error as WireError {
+                throw CLIError("\(place): \(error.detail)")
+            }
+        }
+        guard !records.isEmpty else { throw CLIError("\(self.records) holds no submissions") }
+        let sealer = BatchSealer(origin: identity.nodeID, signingKey: identity.signingKey, level: self.level)
+        let batch: SealedBatch
+        do {
+            batch = try sealer.seal(records, sequence: self.sequence)
+        } catch let error as WireError {
+            throw CLIError(error.detail)
+        }
+        var frame = ByteBuffer()
+        Frame.batch(batch).write(into: &frame)
+        guard FileManager.default.createFile(atPath: self.out, contents: Data(frame.readableBytesView)) else {
+            throw CLIError("cannot write \(self.out)")
+        }
+        let header = batch.header
+        print(
+            "sealed \(records.count) records as batch \(header.sequence) of \(identity.nodeID): "
+                + "\(header.uncompressedLength) bytes encoded, \(header.compressedLength) compressed, "
+                + "\(frame.readableBytes) bytes framed"
+        )
+    }
+
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case DecodingError.keyNotFound(let key, _): "missing \"\(key.stringValue)\""
+        case DecodingError.typeMismatch(_, let context): "\(context.codingPath.map(\.stringValue).joined(separator: ".")) has the wrong type"
+        case DecodingError.dataCorrupted: "invalid JSON"
+        default: "invalid JSON"
+        }
+    }
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The full test suite: every unit and integration test, then a short fuzz run of the
+# Wire decoders. `swift test` alone runs the tests without the fuzzing.
+#
+#   scripts/test.sh                  # FUZZ_SECONDS (default 30) per fuzz target
+#   FUZZ_SECONDS=0 scripts/test.sh   # skip fuzzing
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+fuzz_seconds="${FUZZ_SECONDS:-30}"
+if ! [[ "$fuzz_seconds" =~ ^[0-9]+$ ]]; then
+    echo "test.sh: FUZZ_SECONDS must be a whole number, got '$fuzz_seconds'" >&2
+    exit 2
+fi
+
+swift build --build-tests
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+swift test --skip-build 2>&1 | tee "$log"
+
+if [ "$fuzz_seconds" -gt 0 ]; then
+    scripts/fuzz-wire.sh "$fuzz_seconds"
+fi
+
+# Repeat the test runner's verdict last, where CI and people look for it.
+grep -E "^(✔|✘) Test run with|Executed [0-9]+ tests" "$log" | tail -n 2

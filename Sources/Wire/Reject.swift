@@ -1,12 +1,13 @@
 import Foundation
 import NIOCore
 
-/// REJECT, hub → node: a batch, or the whole connection, was refused.
+/// REJECT, hub → node: a batch, or the whole connection, was refused. It is also the
+/// `Error` a hub component returns when it refuses something.
 ///
 /// A batch-level REJECT names the batch's origin and sequence. A connection-level REJECT
 /// (handshake failures, protocol violations, timeouts) has the nil origin and sequence 0,
 /// and the hub closes the connection right after it.
-public struct Reject: Sendable, Hashable {
+public struct Reject: Error, Sendable, Hashable {
     /// Longest message, in bytes.
     public static let maxMessageLength = 1024
     /// Encoded size with an empty message.

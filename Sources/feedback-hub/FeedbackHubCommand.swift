@@ -1,15 +1,16 @@
 import ArgumentParser
-import Crypto
 import Foundation
 import Hub
+import Logging
+import ServiceLifecycle
 import Wire
 
 @main
-struct FeedbackHubCommand: ParsableCommand {
+struct FeedbackHubCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "feedback-hub",
         abstract: "Receives, verifies and stores FeedbackMesh ratings.",
-        subcommands: [Inspect.self]
+        subcommands: [Init.self, Serve.self, Agents.self, Inspect.self]
     )
 }
 
@@ -19,87 +20,242 @@ struct CLIError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-struct Inspect: ParsableCommand {
+/// Runs `body`, turning the library's errors into one-line CLI errors.
+func reporting<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let error as ConfigurationError {
+        throw CLIError(error.description)
+    } catch let error as StoreError {
+        throw CLIError(error.description)
+    }
+}
+
+struct ConfigOption: ParsableArguments {
+    @Option(name: .shortAndLong, help: "The hub configuration file made by `feedback-hub init`.")
+    var config: String = "hub/hub.yaml"
+
+    func load() throws -> HubConfiguration {
+        try reporting { try HubConfiguration.load(from: self.config) }
+    }
+}
+
+struct Init: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Decodes a file of protocol frames and opens its batches, as a hub would.",
-        discussion: "Exits 0 only if every frame decodes and every batch opens under the given key."
+        abstract: "Creates what a first run needs: a private CA, a server certificate, a configuration and an empty store."
     )
 
-    @Argument(help: "A file of frames, binary or (with --hex) hex text.")
-    var file: String
+    @Argument(help: "The folder to create.")
+    var directory: String
 
-    @Flag(help: "The file is hex text, such as a test vector from docs/PROTOCOL.md.")
-    var hex = false
+    @Option(name: .customLong("hostname"), help: "A name or address agents use to reach the hub (repeatable).")
+    var hostnames: [String] = ["localhost", "127.0.0.1", "::1"]
 
-    @Option(help: "The origin's Ed25519 public key, base64 of 32 bytes; batches are opened with it.")
-    var publicKey: String?
+    @Option(help: "Protocol listener, HOST:PORT.")
+    var listen = "0.0.0.0:7443"
 
-    @Flag(help: "Print each opened record as a JSON line.")
-    var records = false
+    @Option(help: "Operations HTTP listener (metrics, health), HOST:PORT.")
+    var http = "127.0.0.1:7080"
+
+    @Flag(help: "Overwrite an existing configuration and certificates (the store is kept).")
+    var force = false
+
+    func validate() throws {
+        _ = try reporting { try HostPort(self.listen, key: "--listen") }
+        _ = try reporting { try HostPort(self.http, key: "--http") }
+    }
 
     func run() throws {
-        guard let data = FileManager.default.contents(atPath: self.file) else {
-            throw CLIError("cannot read \(self.file)")
+        let manager = FileManager.default
+        let folder = URL(fileURLWithPath: self.directory)
+        let configPath = folder.appendingPathComponent("hub.yaml").path
+        if manager.fileExists(atPath: configPath), !self.force {
+            throw CLIError("\(configPath) already exists; use --force to replace the configuration and certificates")
         }
-        var bytes = [UInt8](data)
-        if self.hex {
-            guard let decoded = [UInt8](hexString: String(decoding: bytes, as: UTF8.self)) else {
-                throw CLIError("\(self.file) is not hex text")
+        do {
+            try manager.createDirectory(at: folder, withIntermediateDirectories: true)
+        } catch {
+            throw CLIError("cannot create \(self.directory): \(error.localizedDescription)")
+        }
+        let files = try HubCertificates.make(hostnames: self.hostnames)
+        func write(_ name: String, _ text: String, isSecret: Bool) throws {
+            let path = folder.appendingPathComponent(name).path
+            let attributes: [FileAttributeKey: Any] = [.posixPermissions: isSecret ? 0o600 : 0o644]
+            try? manager.removeItem(atPath: path)
+            guard manager.createFile(atPath: path, contents: Data(text.utf8), attributes: attributes) else {
+                throw CLIError("cannot write \(path)")
             }
-            bytes = decoded
         }
-        var key: Curve25519.Signing.PublicKey?
-        if let publicKey = self.publicKey {
-            guard let raw = Data(base64Encoded: publicKey), let parsed = try? Curve25519.Signing.PublicKey(rawRepresentation: raw)
+        try write("ca.pem", files.caCertificate, isSecret: false)
+        try write("ca-key.pem", files.caPrivateKey, isSecret: true)
+        try write("hub.pem", files.serverCertificate, isSecret: false)
+        try write("hub-key.pem", files.serverPrivateKey, isSecret: true)
+        let yaml = """
+            # FeedbackMesh hub configuration (docs/OPERATIONS.md). Paths are relative to this file.
+            hubId: \(UUID().uuidString)
+            listen: "\(self.listen)"
+            http: "\(self.http)"
+            store: feedback.sqlite
+            tls:
+              certificate: hub.pem
+              privateKey: hub-key.pem
+              # clientCA: clients-ca.pem   # set to require client certificates (mutual TLS)
+            limits:
+              maxConnections: 1024
+              maxBatchRecords: 10000
+              maxCompressedBytes: 4194304
+              maxUncompressedBytes: 8388608
+              maxCompressionRatio: 200
+              credit: 16
+              handshakeTimeoutMs: 10000
+              idleTimeoutMs: 60000
+              drainTimeoutMs: 10000
+            commit:
+              maxBatches: 512
+              maxRecords: 200000
+
+            """
+        try write("hub.yaml", yaml, isSecret: false)
+        let configuration = try reporting { try HubConfiguration.load(from: configPath) }
+        _ = try reporting { try SQLiteStore(path: configuration.store) }
+        print("created \(self.directory): ca.pem (give it to agents), ca-key.pem (keep offline), hub.pem, hub-key.pem, hub.yaml, feedback.sqlite")
+        print("next: feedback-hub serve --config \(configPath)")
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Runs the hub until SIGTERM or SIGINT, then drains and exits.")
+
+    @OptionGroup var config: ConfigOption
+
+    @Option(help: "Overrides the protocol listener, HOST:PORT.")
+    var listen: String?
+
+    @Option(help: "Overrides the operations HTTP listener, HOST:PORT.")
+    var http: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func run() async throws {
+        var configuration = try self.config.load()
+        if let listen { configuration.listen = listen }
+        if let http { configuration.http = http }
+        try reporting { try configuration.validate(path: self.config.config) }
+        guard let level = Logger.Level(rawValue: self.logLevel) else {
+            throw CLIError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "feedback-hub")
+        let hub = try reporting { try Hub(configuration: configuration, logger: logger) }
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: try hub.application())],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await group.run()
+    }
+}
+
+struct Agents: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Manages the registry of agent and relay keys.",
+        subcommands: [Add.self, List.self, Revoke.self, Token.self]
+    )
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Registers a node's public key.")
+        @OptionGroup var config: ConfigOption
+        @Option(help: "The node id (from `feedback-agent keygen`).") var nodeId: String
+        @Option(help: "The node's public key, base64 of 32 bytes.") var publicKey: String
+        @Option(help: "The site the node serves.") var site: String = ""
+        @Flag(help: "Register a relay, which may forward other agents' batches.") var relay = false
+
+        func run() throws {
+            guard let nodeID = UUID(uuidString: self.nodeId) else { throw CLIError("--node-id is not a UUID") }
+            guard let raw = Data(base64Encoded: self.publicKey), raw.count == 32,
+                let key = try? RegisteredNode.keyID(ofPublicKey: raw)
             else {
                 throw CLIError("--public-key is not the base64 of a 32-byte Ed25519 public key")
             }
-            key = parsed
-        }
-        let entries: [FrameInspector.Entry]
-        do {
-            entries = try FrameInspector(publicKey: key).inspect(bytes)
-        } catch let error as WireError {
-            throw CLIError("\(self.file): \(error.detail) (\(error.rejectCode))")
-        }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        var refused = 0
-        for entry in entries {
-            print(Self.summary(entry.frame))
-            switch entry.opened {
-            case .success(let opened):
-                let negative = opened.filter(\.isNegative).count
-                print("  signature verified; \(opened.count) valid records, \(negative) negative")
-                if self.records {
-                    for record in opened {
-                        print(String(decoding: try encoder.encode(record), as: UTF8.self))
-                    }
-                }
-            case .failure(let error):
-                refused += 1
-                print("  REFUSED (\(error.rejectCode)): \(error.detail)")
-            case nil:
-                break
+            let store = try reporting { try SQLiteStore(path: try self.config.load().store) }
+            try reporting {
+                try store.addNode(
+                    RegisteredNode(
+                        nodeID: nodeID, publicKey: [UInt8](raw), keyID: key, role: self.relay ? .relay : .agent,
+                        site: self.site, revoked: false, createdAt: Int64(Date().timeIntervalSince1970 * 1000)
+                    )
+                )
             }
+            print("registered \(nodeID) (key \(key))")
         }
-        if refused > 0 { throw ExitCode(1) }
     }
 
-    static func summary(_ frame: Frame) -> String {
-        switch frame {
-        case .challenge(let c): "CHALLENGE versions \(c.versions) hub \(c.hubID)"
-        case .hello(let h): "HELLO v\(h.version) node \(h.nodeID) \(h.role) key \(h.keyID)"
-        case .welcome(let w): "WELCOME v\(w.version) credit \(w.initialCredit) resume \(w.resume.count)"
-        case .batch(let b):
-            "BATCH \(b.key) key \(b.header.keyID): \(b.header.recordCount) records, "
-                + "\(b.header.uncompressedLength) → \(b.header.compressedLength) bytes"
-        case .ack(let a): "ACK \(a.key) \(a.status) \(a.storedRecords) stored"
-        case .reject(let r): "REJECT \(r.isConnectionLevel ? "connection" : r.key.description) \(r.code) \(r.disposition): \(r.message)"
-        case .credit(let n): "CREDIT \(n)"
-        case .ping(let v): "PING \(v)"
-        case .pong(let v): "PONG \(v)"
-        case .goAway(let g): "GOAWAY \(g.code) reconnect after \(g.reconnectAfterMilliseconds) ms: \(g.message)"
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Lists registered nodes.")
+        @OptionGroup var config: ConfigOption
+
+        func run() throws {
+            let store = try reporting { try SQLiteStore(path: try self.config.load().store) }
+            let nodes = try store.nodes()
+            print("node id                               key id            role   status   site")
+            for node in nodes {
+                let status = node.revoked ? "revoked" : "active"
+                print("\(node.nodeID)  \(node.keyID)  \(node.role == .relay ? "relay" : "agent")  \(status.padding(toLength: 7, withPad: " ", startingAt: 0))  \(node.site)")
+            }
+            print("\(nodes.count) node(s)")
+        }
+    }
+
+    struct Revoke: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Revokes a node's key: it is refused at its next HELLO and its batches are refused within a second."
+        )
+        @OptionGroup var config: ConfigOption
+        @Argument(help: "The node id.") var nodeId: String
+
+        func run() throws {
+            guard let nodeID = UUID(uuidString: self.nodeId) else { throw CLIError("\(self.nodeId) is not a UUID") }
+            let store = try reporting { try SQLiteStore(path: try self.config.load().store) }
+            guard try store.revokeNode(nodeID, at: Int64(Date().timeIntervalSince1970 * 1000)) else {
+                throw CLIError("node \(nodeID) is not registered")
+            }
+            print("revoked \(nodeID)")
+        }
+    }
+
+    struct Token: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Creates one-time enrollment tokens; an agent redeems one with `feedback-agent enroll`."
+        )
+        @OptionGroup var config: ConfigOption
+        @Option(help: "The site the enrolled agent serves.") var site: String
+        @Option(help: "How many tokens to make.") var count = 1
+        @Option(help: "Hours until the tokens expire.") var ttlHours = 72
+        @Flag(help: "The token enrolls a relay.") var relay = false
+
+        func validate() throws {
+            guard (1...10_000).contains(self.count) else { throw ValidationError("--count must be 1–10000") }
+            guard self.ttlHours > 0 else { throw ValidationError("--ttl-hours must be positive") }
+        }
+
+        func run() throws {
+            let store = try reporting { try SQLiteStore(path: try self.config.load().store) }
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            for _ in 0..<self.count {
+                let token = EnrollmentToken.generate()
+                try store.addEnrollmentToken(
+                    hash: NodeRegistry.tokenHash(token), site: self.site, role: self.relay ? .relay : .agent,
+                    createdAt: now, expiresAt: now + Int64(self.ttlHours) * 3_600_000
+                )
+                print(token)
+            }
         }
     }
 }

@@ -1,0 +1,289 @@
+import Crypto
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import Synchronization
+import Wire
+
+/// What a hub answered for one batch.
+public enum BatchResult: Sendable, Hashable {
+    /// Committed (stored or duplicate): the batch may leave the spool.
+    case acknowledged(Ack)
+    /// Refused: retry later (retryable) or dead-letter (permanent).
+    case rejected(Reject)
+}
+
+/// Why a connection ended or could not be made.
+public struct ConnectionError: Error, Sendable, CustomStringConvertible {
+    /// The hub's connection-level REJECT, when it sent one.
+    public var reject: Reject?
+    /// What happened, in words.
+    public var reason: String
+
+    /// "REASON" (and the reject code, if any).
+    public var description: String {
+        if let reject { return "\(self.reason) (\(reject.code), \(reject.disposition))" }
+        return self.reason
+    }
+}
+
+/// One TLS connection from a node to a hub: handshake, credit-limited pipelining of sealed
+/// batches, keepalive. Batches whose answer has not arrived when the connection ends fail
+/// with ``ConnectionError``; their sender keeps them and sends them again.
+public final class HubConnection: Sendable {
+    /// The hub's WELCOME: limits, credit and resume points.
+    public let welcome: Welcome
+    private let channel: any Channel
+
+    private init(welcome: Welcome, channel: any Channel) {
+        self.welcome = welcome
+        self.channel = channel
+    }
+
+    /// A TLS 1.3 client context trusting the CA in `caFile` (PEM).
+    public static func tlsContext(trusting caFile: String) throws -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.minimumTLSVersion = .tlsv13
+        configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caFile))
+        return try NIOSSLContext(configuration: configuration)
+    }
+
+    /// Connects, completes the handshake and returns once the hub has sent WELCOME.
+    ///
+    /// - Throws: ``ConnectionError`` with the hub's REJECT when it refused the node.
+    public static func connect(
+        host: String,
+        port: Int,
+        tls: NIOSSLContext,
+        identity: AgentIdentity,
+        role: Hello.Role = .agent,
+        enrollmentToken: String = "",
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        connectTimeout: TimeAmount = .seconds(10)
+    ) async throws -> HubConnection {
+        let established = group.any().makePromise(of: Welcome.self)
+        let serverHostname = Self.isIPAddress(host) ? nil : host
+        let bootstrap = ClientBootstrap(group: group)
+            .connectTimeout(connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverHostname))
+                    try sync.addHandler(ByteToMessageHandler(FrameDecoder()))
+                    try sync.addHandler(MessageToByteHandler(FrameEncoder()))
+                    try sync.addHandler(
+                        UplinkHandler(identity: identity, role: role, enrollmentToken: enrollmentToken, established: established)
+                    )
+                }
+            }
+        let channel: any Channel
+        do {
+            channel = try await bootstrap.connect(host: host, port: port).get()
+        } catch {
+            established.fail(ConnectionError(reason: "cannot connect to \(host):\(port): \(error)"))
+            throw ConnectionError(reason: "cannot connect to \(host):\(port): \(error)")
+        }
+        do {
+            let welcome = try await established.futureResult.get()
+            return HubConnection(welcome: welcome, channel: channel)
+        } catch {
+            try? await channel.close()
+            throw error
+        }
+    }
+
+    /// Sends a sealed batch as soon as credit allows; the future completes with the hub's
+    /// answer, or fails with ``ConnectionError`` if the connection ends first.
+    public func send(_ batch: SealedBatch) -> EventLoopFuture<BatchResult> {
+        let promise = self.channel.eventLoop.makePromise(of: BatchResult.self)
+        self.channel.pipeline.handler(type: UplinkHandler.self).whenComplete { result in
+            switch result {
+            case .success(let handler): handler.send(batch, promise: promise)
+            case .failure: promise.fail(ConnectionError(reason: "the connection is closed"))
+            }
+        }
+        return promise.futureResult
+    }
+
+    /// Whether the connection is still usable (open, no GOAWAY received).
+    public var isActive: Bool { self.channel.isActive }
+
+    /// Closes the connection; unanswered batches fail.
+    public func close() async {
+        try? await self.channel.close()
+    }
+
+    /// Completes when the connection has closed.
+    public var closeFuture: EventLoopFuture<Void> { self.channel.closeFuture }
+
+    static func isIPAddress(_ host: String) -> Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
+    }
+}
+
+/// Performs the actions of the node's ``ClientStateMachine`` on one channel.
+final class UplinkHandler: ChannelInboundHandler {
+    typealias InboundIn = Frame
+    typealias OutboundOut = Frame
+
+    private var machine = ClientStateMachine()
+    private let identity: AgentIdentity
+    private let role: Hello.Role
+    private let enrollmentToken: String
+    private var established: EventLoopPromise<Welcome>?
+    private var inFlight: [BatchKey: EventLoopPromise<BatchResult>] = [:]
+    private var waiting: [(SealedBatch, EventLoopPromise<BatchResult>)] = []
+    private var context: ChannelHandlerContext?
+    private var keepalive: RepeatedTask?
+    private var ended: ConnectionError?
+    private var pings: UInt64 = 0
+
+    init(identity: AgentIdentity, role: Hello.Role, enrollmentToken: String, established: EventLoopPromise<Welcome>) {
+        self.identity = identity
+        self.role = role
+        self.enrollmentToken = enrollmentToken
+        self.established = established
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func send(_ batch: SealedBatch, promise: EventLoopPromise<BatchResult>) {
+        if let ended = self.ended {
+            promise.fail(ended)
+            return
+        }
+        guard self.waiting.isEmpty else {
+            self.waiting.append((batch, promise))
+            return
+        }
+        self.trySend(batch, promise)
+    }
+
+    private func trySend(_ batch: SealedBatch, _ promise: EventLoopPromise<BatchResult>) {
+        guard let context = self.context else {
+            promise.fail(ConnectionError(reason: "the connection is closed"))
+            return
+        }
+        switch self.machine.sendBatch(batch.key) {
+        case .send:
+            self.inFlight[batch.key] = promise
+            context.writeAndFlush(Self.wrapOutboundOut(.batch(batch)), promise: nil)
+        case .noCredit:
+            self.waiting.append((batch, promise))
+        case .notReady:
+            promise.fail(self.ended ?? ConnectionError(reason: "the connection is not ready for batches"))
+        }
+    }
+
+    private func sendWaiting() {
+        while !self.waiting.isEmpty {
+            let (batch, promise) = self.waiting[0]
+            guard case .send = self.machine.sendBatch(batch.key), let context = self.context else { return }
+            self.waiting.removeFirst()
+            self.inFlight[batch.key] = promise
+            context.write(Self.wrapOutboundOut(.batch(batch)), promise: nil)
+        }
+        self.context?.flush()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch self.machine.frameReceived(Self.unwrapInboundIn(data)) {
+        case .none:
+            break
+        case .sendHello(let version, let challenge):
+            do {
+                let hello = try Hello(
+                    answering: challenge,
+                    version: version,
+                    nodeID: self.identity.nodeID,
+                    role: self.role,
+                    signingKey: self.identity.signingKey,
+                    enrollmentToken: self.enrollmentToken
+                )
+                context.writeAndFlush(Self.wrapOutboundOut(.hello(hello)), promise: nil)
+            } catch {
+                self.end(ConnectionError(reason: "cannot build HELLO: \(error)"), context)
+            }
+        case .established(let welcome):
+            self.established?.succeed(welcome)
+            self.established = nil
+            self.startKeepalive(welcome, context)
+        case .acknowledged(let ack):
+            self.inFlight.removeValue(forKey: ack.key)?.succeed(.acknowledged(ack))
+        case .batchRejected(let reject):
+            self.inFlight.removeValue(forKey: reject.key)?.succeed(.rejected(reject))
+        case .creditGranted:
+            self.sendWaiting()
+        case .sendPong(let value):
+            context.writeAndFlush(Self.wrapOutboundOut(.pong(value)), promise: nil)
+        case .goAway(let goAway, let closeNow):
+            self.failWaiting(ConnectionError(reason: "the hub sent GOAWAY: \(goAway.message)"))
+            if closeNow { self.end(ConnectionError(reason: "the hub sent GOAWAY: \(goAway.message)"), context) }
+        case .closeAfterDrain(let frame):
+            switch frame {
+            case .ack(let ack): self.inFlight.removeValue(forKey: ack.key)?.succeed(.acknowledged(ack))
+            case .reject(let reject): self.inFlight.removeValue(forKey: reject.key)?.succeed(.rejected(reject))
+            case .challenge, .hello, .welcome, .batch, .credit, .ping, .pong, .goAway: break
+            }
+            self.end(ConnectionError(reason: "the hub closed the connection after GOAWAY"), context)
+        case .connectionRejected(let reject):
+            self.end(ConnectionError(reject: reject, reason: "the hub refused the connection: \(reject.message)"), context)
+        case .protocolError(let error):
+            self.end(ConnectionError(reason: "the hub broke the protocol: \(String(reflecting: error))"), context)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.end(ConnectionError(reason: "connection failed: \(error)"), context)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.machine.closed()
+        self.keepalive?.cancel()
+        self.fail(self.ended ?? ConnectionError(reason: "the connection closed"))
+        context.fireChannelInactive()
+    }
+
+    private func startKeepalive(_ welcome: Welcome, _ context: ChannelHandlerContext) {
+        guard welcome.idleTimeoutMilliseconds > 0 else { return }
+        let interval = TimeAmount.milliseconds(Int64(max(welcome.idleTimeoutMilliseconds / 3, 100)))
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        self.keepalive = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+            let handler = loopBound.value
+            handler.pings &+= 1
+            handler.context?.writeAndFlush(Self.wrapOutboundOut(.ping(handler.pings)), promise: nil)
+        }
+    }
+
+    private func end(_ error: ConnectionError, _ context: ChannelHandlerContext) {
+        if self.ended == nil { self.ended = error }
+        self.fail(error)
+        context.close(promise: nil)
+    }
+
+    private func failWaiting(_ error: ConnectionError) {
+        let waiting = self.waiting
+        self.waiting = []
+        for (_, promise) in waiting { promise.fail(error) }
+    }
+
+    private func fail(_ error: ConnectionError) {
+        self.established?.fail(error)
+        self.established = nil
+        self.failWaiting(error)
+        let inFlight = self.inFlight
+        self.inFlight = [:]
+        for promise in inFlight.values { promise.fail(error) }
+    }
+}

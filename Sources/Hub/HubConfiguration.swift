@@ -1,0 +1,235 @@
+import Foundation
+import Wire
+import Yams
+
+/// Everything `feedback-hub serve` needs, read from a YAML file (see docs/OPERATIONS.md).
+/// Relative paths are resolved against the file's folder. Unknown keys are errors.
+public struct HubConfiguration: Sendable, Codable, Equatable {
+    /// The TLS files.
+    public struct TLS: Sendable, Codable, Equatable {
+        /// PEM certificate chain of the hub.
+        public var certificate: String
+        /// PEM private key of the hub.
+        public var privateKey: String
+        /// PEM CA that client certificates must chain to; set it to require mutual TLS.
+        public var clientCA: String?
+    }
+
+    /// Bounds that protect the hub from peers.
+    public struct Limits: Sendable, Codable, Equatable {
+        /// Most simultaneous protocol connections; more are refused with `tooManyConnections`.
+        public var maxConnections: Int = 1024
+        /// Most records per batch.
+        public var maxBatchRecords: Int = 10_000
+        /// Most compressed bytes per batch (also bounds the frame size).
+        public var maxCompressedBytes: Int = 4 << 20
+        /// Most uncompressed bytes per batch.
+        public var maxUncompressedBytes: Int = 8 << 20
+        /// Most a batch may expand when decompressed.
+        public var maxCompressionRatio: Int = 200
+        /// Batches a connection may have in flight.
+        public var credit: Int = 16
+        /// A connection must finish its handshake within this many milliseconds.
+        public var handshakeTimeoutMs: Int = 10_000
+        /// A connection silent for this many milliseconds is closed.
+        public var idleTimeoutMs: Int = 60_000
+        /// On SIGTERM, how long in-flight batches may take to finish.
+        public var drainTimeoutMs: Int = 10_000
+
+        /// The defaults.
+        public init() {}
+    }
+
+    /// Group commit bounds.
+    public struct Commit: Sendable, Codable, Equatable {
+        /// Most batches per transaction.
+        public var maxBatches: Int = 512
+        /// Most records per transaction.
+        public var maxRecords: Int = 200_000
+
+        /// The defaults.
+        public init() {}
+    }
+
+    /// This hub's node id, sent in every CHALLENGE.
+    public var hubID: UUID
+    /// Protocol listener, `HOST:PORT`.
+    public var listen: String = "0.0.0.0:7443"
+    /// Operations HTTP listener (metrics, health), `HOST:PORT`.
+    public var http: String = "127.0.0.1:7080"
+    /// The SQLite store file.
+    public var store: String = "feedback.sqlite"
+    /// TLS files.
+    public var tls: TLS
+    /// Peer limits.
+    public var limits = Limits()
+    /// Group commit.
+    public var commit = Commit()
+
+    /// Creates a configuration with defaults for everything but the identity and TLS files.
+    public init(hubID: UUID, tls: TLS) {
+        self.hubID = hubID
+        self.tls = tls
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case hubID = "hubId", listen, http, store, tls, limits, commit
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.hubID = try c.decode(UUID.self, forKey: .hubID)
+        self.listen = try c.decodeIfPresent(String.self, forKey: .listen) ?? self.listen
+        self.http = try c.decodeIfPresent(String.self, forKey: .http) ?? self.http
+        self.store = try c.decodeIfPresent(String.self, forKey: .store) ?? self.store
+        self.tls = try c.decode(TLS.self, forKey: .tls)
+        self.limits = try c.decodeIfPresent(Limits.self, forKey: .limits) ?? Limits()
+        self.commit = try c.decodeIfPresent(Commit.self, forKey: .commit) ?? Commit()
+    }
+
+    /// The batch limits these settings give.
+    public var batchLimits: BatchLimits {
+        var limits = BatchLimits()
+        limits.maxRecords = self.limits.maxBatchRecords
+        limits.maxCompressedBytes = self.limits.maxCompressedBytes
+        limits.maxUncompressedBytes = self.limits.maxUncompressedBytes
+        limits.maxCompressionRatio = self.limits.maxCompressionRatio
+        return limits
+    }
+
+    /// Reads and checks a configuration file; relative paths become relative to its folder.
+    ///
+    /// - Throws: ``ConfigurationError`` naming the file and the key that is wrong.
+    public static func load(from path: String) throws -> HubConfiguration {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigurationError(path: path, "cannot be read")
+        }
+        let text = String(decoding: data, as: UTF8.self)
+        let tree: Any?
+        do {
+            tree = try Yams.load(yaml: text)
+        } catch {
+            throw ConfigurationError(path: path, "is not valid YAML: \(error)")
+        }
+        try Self.checkKeys(tree, path: path)
+        var configuration: HubConfiguration
+        do {
+            configuration = try YAMLDecoder().decode(HubConfiguration.self, from: text)
+        } catch let DecodingError.keyNotFound(key, context) {
+            throw ConfigurationError(path: path, "misses \((context.codingPath + [key]).map(\.stringValue).joined(separator: "."))")
+        } catch let DecodingError.typeMismatch(_, context) {
+            throw ConfigurationError(path: path, "has the wrong type at \(context.codingPath.map(\.stringValue).joined(separator: "."))")
+        } catch let DecodingError.dataCorrupted(context) {
+            throw ConfigurationError(path: path, "has an invalid value at \(context.codingPath.map(\.stringValue).joined(separator: "."))")
+        } catch {
+            throw ConfigurationError(path: path, "cannot be read as a hub configuration: \(error)")
+        }
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
+        func resolve(_ file: String) -> String {
+            file.hasPrefix("/") ? file : folder.appendingPathComponent(file).path
+        }
+        configuration.store = resolve(configuration.store)
+        configuration.tls.certificate = resolve(configuration.tls.certificate)
+        configuration.tls.privateKey = resolve(configuration.tls.privateKey)
+        configuration.tls.clientCA = configuration.tls.clientCA.map(resolve)
+        try configuration.validate(path: path)
+        return configuration
+    }
+
+    /// Checks values that decode but make no sense.
+    public func validate(path: String = "configuration") throws {
+        func positive(_ value: Int, _ key: String) throws {
+            guard value > 0 else { throw ConfigurationError(path: path, "\(key) must be positive, got \(value)") }
+        }
+        _ = try HostPort(self.listen, key: "listen", path: path)
+        _ = try HostPort(self.http, key: "http", path: path)
+        try positive(self.limits.maxConnections, "limits.maxConnections")
+        try positive(self.limits.maxBatchRecords, "limits.maxBatchRecords")
+        try positive(self.limits.maxCompressedBytes, "limits.maxCompressedBytes")
+        try positive(self.limits.maxUncompressedBytes, "limits.maxUncompressedBytes")
+        try positive(self.limits.maxCompressionRatio, "limits.maxCompressionRatio")
+        try positive(self.limits.credit, "limits.credit")
+        try positive(self.limits.handshakeTimeoutMs, "limits.handshakeTimeoutMs")
+        try positive(self.limits.idleTimeoutMs, "limits.idleTimeoutMs")
+        try positive(self.limits.drainTimeoutMs, "limits.drainTimeoutMs")
+        try positive(self.commit.maxBatches, "commit.maxBatches")
+        try positive(self.commit.maxRecords, "commit.maxRecords")
+        guard self.limits.maxCompressedBytes <= 64 << 20, self.limits.maxUncompressedBytes <= 256 << 20 else {
+            throw ConfigurationError(path: path, "limits.maxCompressedBytes is at most 64 MiB and maxUncompressedBytes at most 256 MiB")
+        }
+        guard self.limits.credit <= 1024 else {
+            throw ConfigurationError(path: path, "limits.credit is at most 1024, got \(self.limits.credit)")
+        }
+    }
+
+    private static let knownKeys: [String: Set<String>] = [
+        "": Set(CodingKeys.allCases.map(\.rawValue)),
+        "tls": ["certificate", "privateKey", "clientCA"],
+        "limits": [
+            "maxConnections", "maxBatchRecords", "maxCompressedBytes", "maxUncompressedBytes", "maxCompressionRatio",
+            "credit", "handshakeTimeoutMs", "idleTimeoutMs", "drainTimeoutMs",
+        ],
+        "commit": ["maxBatches", "maxRecords"],
+    ]
+
+    private static func checkKeys(_ tree: Any?, path: String) throws {
+        guard let root = tree as? [String: Any] else {
+            throw ConfigurationError(path: path, "must be a YAML mapping of settings")
+        }
+        for (key, value) in root {
+            guard Self.knownKeys[""]?.contains(key) == true else {
+                throw ConfigurationError(path: path, "has an unknown setting \"\(key)\"")
+            }
+            if let allowed = Self.knownKeys[key] {
+                guard let section = value as? [String: Any] else {
+                    throw ConfigurationError(path: path, "\(key) must be a mapping")
+                }
+                for inner in section.keys where !allowed.contains(inner) {
+                    throw ConfigurationError(path: path, "has an unknown setting \"\(key).\(inner)\"")
+                }
+            }
+        }
+    }
+}
+
+/// A configuration problem, naming the file and the setting.
+public struct ConfigurationError: Error, CustomStringConvertible {
+    /// The file.
+    public var path: String
+    /// What is wrong.
+    public var reason: String
+
+    /// Creates an error.
+    public init(path: String, _ reason: String) {
+        self.path = path
+        self.reason = reason
+    }
+
+    /// "configuration file PATH REASON".
+    public var description: String { "configuration file \(self.path) \(self.reason)" }
+}
+
+/// A `HOST:PORT` pair from configuration or flags.
+public struct HostPort: Sendable, Hashable, CustomStringConvertible {
+    /// Host name or address.
+    public var host: String
+    /// Port, 0 for any free port.
+    public var port: Int
+
+    /// Parses `HOST:PORT` (`[::1]:7443` for IPv6).
+    public init(_ text: String, key: String, path: String = "flags") throws {
+        guard let colon = text.lastIndex(of: ":") else {
+            throw ConfigurationError(path: path, "\(key) must be HOST:PORT, got \"\(text)\"")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty, let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            throw ConfigurationError(path: path, "\(key) must be HOST:PORT with a port 0–65535, got \"\(text)\"")
+        }
+        self.host = host
+        self.port = port
+    }
+
+    /// `HOST:PORT`.
+    public var description: String { self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)" }
+}

@@ -1,0 +1,30 @@
+import CoreMetrics
+import Wire
+
+/// The hub's metrics. Labels have bounded values only (outcomes, reject code names).
+public struct HubMetrics: Sendable {
+    let recordsStored: Counter
+    let batchesStored: Counter
+    let batchesDuplicate: Counter
+    let commitDuration: Timer
+    let commitBatches: Recorder
+    let connections: Gauge
+    let bytesReceived: Counter
+    private let factory: any MetricsFactory
+
+    /// Creates the metrics in `factory` (the hub's Prometheus registry, or a test factory).
+    public init(factory: any MetricsFactory) {
+        self.factory = factory
+        self.recordsStored = Counter(label: "feedback_hub_records_stored_total", factory: factory)
+        self.batchesStored = Counter(label: "feedback_hub_batches_total", dimensions: [("outcome", "stored")], factory: factory)
+        self.batchesDuplicate = Counter(label: "feedback_hub_batches_total", dimensions: [("outcome", "duplicate")], factory: factory)
+        self.commitDuration = Timer(label: "feedback_hub_commit_duration_seconds", factory: factory)
+        self.commitBatches = Recorder(label: "feedback_hub_commit_batches", factory: factory)
+        self.connections = Gauge(label: "feedback_hub_connections", factory: factory)
+        self.bytesReceived = Counter(label: "feedback_hub_bytes_received_total", factory: factory)
+    }
+
+    func rejected(_ code: RejectCode) {
+        Counter(label: "feedback_hub_rejects_total", dimensions: [("code", code.description)], factory: self.factory).increment()
+    }
+}

@@ -13,6 +13,7 @@ cd "$root"
 need=()
 command -v pkg-config >/dev/null || need+=(pkg-config)
 [ -f /usr/include/zstd.h ] || need+=(libzstd-dev)
+[ -f /usr/include/sqlite3.h ] || need+=(libsqlite3-dev)
 if [ ${#need[@]} -gt 0 ]; then
     echo "== installing ${need[*]}"
     sudo=""

@@ -13,6 +13,13 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
         public var privateKey: String
         /// PEM CA that client certificates must chain to; set it to require mutual TLS.
         public var clientCA: String?
+
+        /// Names the TLS files.
+        public init(certificate: String, privateKey: String, clientCA: String? = nil) {
+            self.certificate = certificate
+            self.privateKey = privateKey
+            self.clientCA = clientCA
+        }
     }
 
     /// Bounds that protect the hub from peers.

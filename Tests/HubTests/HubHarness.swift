@@ -1,0 +1,182 @@
+import Agent
+import Foundation
+import Hub
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import NIOSSL
+import ServiceLifecycle
+import Wire
+
+/// A real hub on loopback for tests: real TLS with a fresh CA, a real SQLite file in a
+/// temporary folder, the real ServiceGroup. Ports are chosen by the kernel.
+final class HubHarness: Sendable {
+    let folder: URL
+    let configuration: HubConfiguration
+    let hub: Hub
+    let caPath: String
+    private let group: ServiceGroup
+    private let task: Task<Void, any Error>
+    let port: Int
+
+    static func start(adjust: (inout HubConfiguration) -> Void = { _ in }) async throws -> HubHarness {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("hub-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let files = try HubCertificates.make(hostnames: ["localhost", "127.0.0.1"])
+        let caPath = folder.appendingPathComponent("ca.pem").path
+        try files.caCertificate.write(toFile: caPath, atomically: true, encoding: .utf8)
+        try files.serverCertificate.write(to: folder.appendingPathComponent("hub.pem"), atomically: true, encoding: .utf8)
+        try files.serverPrivateKey.write(to: folder.appendingPathComponent("hub-key.pem"), atomically: true, encoding: .utf8)
+        var configuration = HubConfiguration(
+            hubID: UUID(),
+            tls: .init(
+                certificate: folder.appendingPathComponent("hub.pem").path,
+                privateKey: folder.appendingPathComponent("hub-key.pem").path,
+                clientCA: nil
+            )
+        )
+        configuration.listen = "127.0.0.1:0"
+        configuration.http = "127.0.0.1:0"
+        configuration.store = folder.appendingPathComponent("feedback.sqlite").path
+        configuration.limits.drainTimeoutMs = 5_000
+        adjust(&configuration)
+        var logger = Logger(label: "test-hub")
+        logger.logLevel = .warning
+        let hub = try Hub(configuration: configuration, logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [try hub.application()], logger: logger))
+        let task = Task { try await group.run() }
+        let address = try await hub.server.listeningAddress()
+        return HubHarness(
+            folder: folder, configuration: configuration, hub: hub, caPath: caPath, group: group, task: task,
+            port: address.port ?? 0
+        )
+    }
+
+    private init(
+        folder: URL, configuration: HubConfiguration, hub: Hub, caPath: String, group: ServiceGroup,
+        task: Task<Void, any Error>, port: Int
+    ) {
+        self.folder = folder
+        self.configuration = configuration
+        self.hub = hub
+        self.caPath = caPath
+        self.group = group
+        self.task = task
+        self.port = port
+    }
+
+    /// Graceful shutdown (what SIGTERM does), then waits for the hub to return.
+    func stop() async throws {
+        await self.group.triggerGracefulShutdown()
+        try await self.task.value
+    }
+
+    func stopAndRemove() async throws {
+        try await self.stop()
+        try? FileManager.default.removeItem(at: self.folder)
+    }
+
+    /// Registers `identity` as an agent (or relay).
+    func register(_ identity: AgentIdentity, role: Hello.Role = .agent) throws {
+        try self.hub.store.addNode(
+            RegisteredNode(
+                nodeID: identity.nodeID,
+                publicKey: [UInt8](identity.signingKey.publicKey.rawRepresentation),
+                keyID: identity.keyID,
+                role: role,
+                site: "test",
+                revoked: false,
+                createdAt: 0
+            )
+        )
+        try self.hub.registry.refresh()
+    }
+
+    func connect(_ identity: AgentIdentity, role: Hello.Role = .agent, token: String = "") async throws -> HubConnection {
+        try await HubConnection.connect(
+            host: "127.0.0.1",
+            port: self.port,
+            tls: try HubConnection.tlsContext(trusting: self.caPath),
+            identity: identity,
+            role: role,
+            enrollmentToken: token
+        )
+    }
+
+    var recordCount: Int { get throws { try self.hub.store.recordCount() } }
+}
+
+/// Deterministic-enough records for one agent: unique ids, valid values.
+struct RecordFactory {
+    let origin: UUID
+    var ids = UUIDv7()
+    var time: Int64 = 1_733_047_200_000
+
+    init(origin: UUID) {
+        self.origin = origin
+    }
+
+    mutating func records(_ count: Int, negativeEvery: Int = 4) -> [FeedbackRecord] {
+        (0..<count).map { index in
+            self.time += 1
+            return FeedbackRecord(
+                id: self.ids.next(milliseconds: self.time),
+                origin: self.origin,
+                source: .kiosk,
+                scale: .smiley,
+                score: index % negativeEvery == 0 ? 1 : 4,
+                occurredAt: self.time,
+                capturedAt: self.time,
+                site: "branch-\(index % 7)",
+                channel: "kiosk",
+                subject: "till-\(index % 3)"
+            )
+        }
+    }
+}
+
+/// Collects the frames a hub sends, for tests that write raw bytes.
+final class FrameCollector: ChannelInboundHandler, Sendable {
+    typealias InboundIn = Frame
+    let frames = NIOLockedValueBox<[Frame]>([])
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = Self.unwrapInboundIn(data)
+        self.frames.withLockedValue { $0.append(frame) }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}
+
+extension HubHarness {
+    /// A TLS connection with no protocol logic: the test writes bytes, the collector keeps
+    /// what comes back.
+    func rawConnection() async throws -> (any Channel, FrameCollector) {
+        let collector = FrameCollector()
+        let tls = try HubConnection.tlsContext(trusting: self.caPath)
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: nil))
+                    try sync.addHandler(ByteToMessageHandler(FrameDecoder()))
+                    try sync.addHandler(collector)
+                }
+            }
+            .connect(host: "127.0.0.1", port: self.port).get()
+        return (channel, collector)
+    }
+}
+
+/// Waits for `condition` up to `seconds`; returns whether it became true.
+func eventually(seconds: Double = 10, _ condition: () throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if try condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return try condition()
+}

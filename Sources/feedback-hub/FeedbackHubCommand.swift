@@ -38,6 +38,12 @@ struct ConfigOption: ParsableArguments {
     func load() throws -> HubConfiguration {
         try reporting { try HubConfiguration.load(from: self.config) }
     }
+
+    /// Opens the configured store, which another process (the running hub) may share.
+    func openStore() throws -> SQLiteStore {
+        let configuration = try self.load()
+        return try reporting { try SQLiteStore(path: configuration.store) }
+    }
 }
 
 struct Init: ParsableCommand {
@@ -184,7 +190,7 @@ struct Agents: ParsableCommand {
             else {
                 throw CLIError("--public-key is not the base64 of a 32-byte Ed25519 public key")
             }
-            let store = try reporting { try SQLiteStore(path: try self.config.load().store) }
+            let store = try self.config.openStore()
             try reporting {
                 try store.addNode(
                     RegisteredNode(
@@ -202,7 +208,7 @@ struct Agents: ParsableCommand {
         @OptionGroup var config: ConfigOption
 
         func run() throws {
-            let store = try reporting { try SQLiteStore(path: try self.config.load().store) }
+            let store = try self.config.openStore()
             let nodes = try store.nodes()
             print("node id                               key id            role   status   site")
             for node in nodes {
@@ -222,7 +228,7 @@ struct Agents: ParsableCommand {
 
         func run() throws {
             guard let nodeID = UUID(uuidString: self.nodeId) else { throw CLIError("\(self.nodeId) is not a UUID") }
-            let store = try reporting { try SQLiteStore(path: try self.config.load().store) }
+            let store = try self.config.openStore()
             guard try store.revokeNode(nodeID, at: Int64(Date().timeIntervalSince1970 * 1000)) else {
                 throw CLIError("node \(nodeID) is not registered")
             }
@@ -246,7 +252,7 @@ struct Agents: ParsableCommand {
         }
 
         func run() throws {
-            let store = try reporting { try SQLiteStore(path: try self.config.load().store) }
+            let store = try self.config.openStore()
             let now = Int64(Date().timeIntervalSince1970 * 1000)
             for _ in 0..<self.count {
                 let token = EnrollmentToken.generate()

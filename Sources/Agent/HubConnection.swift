@@ -187,6 +187,8 @@ final class UplinkHandler: ChannelInboundHandler {
     }
 
     private func sendWaiting() {
+        // Flush on every exit: running out of credit mid-queue must not strand a written batch.
+        defer { self.context?.flush() }
         while !self.waiting.isEmpty {
             let (batch, promise) = self.waiting[0]
             guard case .send = self.machine.sendBatch(batch.key), let context = self.context else { return }
@@ -194,7 +196,6 @@ final class UplinkHandler: ChannelInboundHandler {
             self.inFlight[batch.key] = promise
             context.write(Self.wrapOutboundOut(.batch(batch)), promise: nil)
         }
-        self.context?.flush()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

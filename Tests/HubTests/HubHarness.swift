@@ -180,3 +180,11 @@ func eventually(seconds: Double = 10, _ condition: () throws -> Bool) async reth
     }
     return try condition()
 }
+
+/// A thread-safe set of sequences, filled from event-loop callbacks.
+final class NIOLockedValueBoxSet: Sendable {
+    private let box = NIOLockedValueBox<Set<UInt64>>([])
+    func insert(_ value: UInt64) { self.box.withLockedValue { _ = $0.insert(value) } }
+    var count: Int { self.box.withLockedValue { $0.count } }
+    var values: Set<UInt64> { self.box.withLockedValue { $0 } }
+}

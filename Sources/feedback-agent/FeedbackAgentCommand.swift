@@ -5,11 +5,11 @@ import NIOCore
 import Wire
 
 @main
-struct FeedbackAgentCommand: ParsableCommand {
+struct FeedbackAgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "feedback-agent",
         abstract: "Captures customer ratings and forwards them, sealed, to a FeedbackMesh hub.",
-        subcommands: [Keygen.self, Seal.self]
+        subcommands: [Keygen.self, Seal.self, Bench.self]
     )
 }
 

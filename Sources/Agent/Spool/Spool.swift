@@ -1,0 +1,401 @@
+import Foundation
+import Logging
+import NIOCore
+import Synchronization
+import Wire
+
+/// The agent's durable queue: an append-only log of segment files holding captured
+/// records, the batches sealed from them, and the hub's acknowledgements.
+///
+/// ``append(_:)`` returns once the records are durable under the ``FsyncPolicy``;
+/// ``sealed(_:through:)`` records a sealed batch (durably) and takes its records out of
+/// the unsealed queue; ``acknowledged(sequence:)`` drops a batch the hub committed. A
+/// segment is deleted once everything in it, and in every older segment, is done with.
+///
+/// On open the spool recovers: a torn last entry (a crash mid-write) is truncated; a
+/// damaged segment is moved to `quarantine/`, what could be read from it is kept, and the
+/// spool is rewritten in order into a fresh segment. Nothing stops it from starting.
+public final class Spool: Sendable {
+    /// When appends reach the disk.
+    public enum FsyncPolicy: Sendable, Hashable {
+        /// fsync before each append returns (appends that arrive together share one).
+        case always
+        /// fsync at most once per interval; appends wait for the next one.
+        case interval(Duration)
+        /// Never wait for fsync (a process crash loses nothing, a power cut may).
+        case never
+    }
+
+    /// Settings.
+    public struct Configuration: Sendable {
+        /// The spool folder (created if missing).
+        public var directory: String
+        /// When appends are durable. Default: a group fsync every 10 ms.
+        public var fsync: FsyncPolicy = .interval(.milliseconds(10))
+        /// A segment is closed and a new one started past this size.
+        public var segmentBytes = 8 << 20
+        /// Appends are refused with ``SpoolError/Code/full`` once the segments hold this much.
+        public var quotaBytes = 1 << 30
+
+        /// Creates settings for the spool in `directory`.
+        public init(directory: String) {
+            self.directory = directory
+        }
+    }
+
+    /// What recovery found when the spool was opened.
+    public struct Recovery: Sendable, Hashable {
+        /// Bytes of torn entries cut off the end of the newest segment.
+        public var truncatedBytes = 0
+        /// Segments moved to `quarantine/` because an entry in them was damaged.
+        public var quarantinedSegments: [String] = []
+    }
+
+    /// Counts for `status` and metrics.
+    public struct Stats: Sendable, Hashable {
+        /// Records waiting to be sealed.
+        public var unsealedRecords: Int
+        /// Sealed batches waiting for the hub's acknowledgement.
+        public var unacknowledgedBatches: Int
+        /// Records in those batches.
+        public var unacknowledgedRecords: Int
+        /// Bytes of all segment files.
+        public var bytes: Int
+        /// Segment files.
+        public var segments: Int
+        /// Capture time (ms since the epoch) of the oldest record not yet acknowledged.
+        public var oldestPendingCapturedAt: Int64?
+    }
+
+    struct Pending: Sendable {
+        var number: UInt64
+        var segment: UInt64
+        var record: FeedbackRecord
+    }
+
+    struct Unacknowledged: Sendable {
+        var segment: UInt64
+        var batch: SealedBatch
+        var oldestCapturedAt: Int64
+    }
+
+    struct Segment: Sendable {
+        var bytes: Int
+        var live = 0
+    }
+
+    struct State: Sendable {
+        var activeID: UInt64 = 0
+        var activeFD: Int32 = -1
+        var segments: [UInt64: Segment] = [:]
+        var unsealed = CircularBuffer<Pending>()
+        var unacknowledged: [UInt64: Unacknowledged] = [:]
+        var nextSequence: UInt64 = 1
+        var nextRecordNumber: UInt64 = 1
+        var written: UInt64 = 0
+        var durable: UInt64 = 0
+        var waiters: [(position: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
+        var urgent = false
+        var closed = false
+        var failure: SpoolError?
+    }
+
+    /// The settings in force.
+    public let configuration: Configuration
+    /// What recovery did when the spool was opened.
+    public let recovery: Recovery
+    private let state: Mutex<State>
+    private let wakeFlusher = DispatchSemaphore(value: 0)
+    private let flusherDone = DispatchSemaphore(value: 0)
+    private let logger: Logger
+    private var segmentsPath: String { self.configuration.directory + "/segments" }
+
+    /// Opens (creating or recovering) the spool.
+    ///
+    /// - Throws: ``SpoolError`` when the folder cannot be created or read.
+    public init(configuration: Configuration, logger: Logger = Logger(label: "feedback-agent.spool")) throws {
+        self.configuration = configuration
+        self.logger = logger
+        let (state, recovery) = try SpoolRecovery(configuration: configuration, logger: logger).run()
+        self.state = Mutex(state)
+        self.recovery = recovery
+        if configuration.fsync != .never {
+            let thread = Thread { [self] in self.flushLoop() }
+            thread.name = "feedback-agent-spool-fsync"
+            thread.start()
+        }
+    }
+
+    deinit {
+        self.state.withLock { state in
+            if state.activeFD >= 0 { Foundation.close(state.activeFD) }
+        }
+    }
+
+    // MARK: Capture
+
+    /// Appends `records`; returns once they are durable under the fsync policy.
+    ///
+    /// - Throws: ``SpoolError`` with code `full` when the quota is reached (nothing is
+    ///   written), `invalidRecord` for a record that fails validation (nothing is written),
+    ///   `io` when the disk refuses the write.
+    public func append(_ records: [FeedbackRecord]) async throws {
+        guard !records.isEmpty else { return }
+        for record in records {
+            do {
+                try record.validate()
+            } catch let error as WireError {
+                throw SpoolError(.invalidRecord, error.detail)
+            }
+        }
+        let position = try self.state.withLock { state -> UInt64 in
+            try self.checkOpen(state)
+            var buffer = ByteBuffer()
+            var number = state.nextRecordNumber
+            for record in records {
+                SpoolEntry.record(number: number, record).write(into: &buffer)
+                number += 1
+            }
+            guard self.totalBytes(state) + buffer.readableBytes <= self.configuration.quotaBytes else {
+                throw SpoolError(.full, "the spool holds \(self.totalBytes(state)) bytes of its \(self.configuration.quotaBytes)-byte quota")
+            }
+            try self.write(buffer, &state)
+            for record in records {
+                state.unsealed.append(Pending(number: state.nextRecordNumber, segment: state.activeID, record: record))
+                state.segments[state.activeID, default: Segment(bytes: 0)].live += 1
+                state.nextRecordNumber += 1
+            }
+            return state.written
+        }
+        try await self.waitDurable(position, urgent: false)
+    }
+
+    /// Appends one record; see ``append(_:)-([FeedbackRecord])``.
+    public func append(_ record: FeedbackRecord) async throws {
+        try await self.append([record])
+    }
+
+    // MARK: Sealing and acknowledgement
+
+    /// The oldest unsealed records, at most `limit`, in capture order.
+    public func unsealed(limit: Int) -> [FeedbackRecord] {
+        self.state.withLock { state in
+            Array(state.unsealed.prefix(limit).map(\.record))
+        }
+    }
+
+    /// The sequence number the next sealed batch must carry (persisted, never reused).
+    public var nextSequence: UInt64 { self.state.withLock { $0.nextSequence } }
+
+    /// Records `batch`, sealed from the oldest `recordCount` unsealed records, durably:
+    /// those records leave the unsealed queue and the batch waits for its acknowledgement.
+    ///
+    /// - Throws: ``SpoolError`` `outOfOrder` if the batch's sequence is not
+    ///   ``nextSequence`` or fewer records are unsealed than it claims.
+    public func sealed(_ batch: SealedBatch, recordCount: Int) async throws {
+        let position = try self.state.withLock { state -> UInt64 in
+            try self.checkOpen(state)
+            guard batch.header.sequence == state.nextSequence else {
+                throw SpoolError(.outOfOrder, "batch \(batch.header.sequence) sealed, but the next sequence is \(state.nextSequence)")
+            }
+            guard recordCount >= 1, recordCount <= state.unsealed.count else {
+                throw SpoolError(.outOfOrder, "batch claims \(recordCount) records; \(state.unsealed.count) are unsealed")
+            }
+            let last = state.unsealed[state.unsealed.index(state.unsealed.startIndex, offsetBy: recordCount - 1)]
+            var buffer = ByteBuffer()
+            SpoolEntry.sealed(lastRecordNumber: last.number, batch).write(into: &buffer)
+            try self.write(buffer, &state)
+            var oldest = Int64.max
+            for _ in 0..<recordCount {
+                let pending = state.unsealed.removeFirst()
+                oldest = min(oldest, pending.record.capturedAt)
+                state.segments[pending.segment]?.live -= 1
+            }
+            state.unacknowledged[batch.header.sequence] = Unacknowledged(segment: state.activeID, batch: batch, oldestCapturedAt: oldest)
+            state.segments[state.activeID]?.live += 1
+            state.nextSequence += 1
+            return state.written
+        }
+        try await self.waitDurable(position, urgent: true)
+    }
+
+    /// Sealed batches the hub has not acknowledged, by sequence.
+    public func unacknowledged() -> [SealedBatch] {
+        self.state.withLock { state in
+            state.unacknowledged.keys.sorted().compactMap { state.unacknowledged[$0]?.batch }
+        }
+    }
+
+    /// The hub committed batch `sequence` (stored or duplicate): it leaves the spool. An
+    /// acknowledgement lost in a crash only makes the batch go again, answered duplicate,
+    /// so this does not wait for fsync.
+    public func acknowledged(sequence: UInt64) throws {
+        try self.state.withLock { state in
+            try self.checkOpen(state)
+            guard let done = state.unacknowledged.removeValue(forKey: sequence) else { return }
+            var buffer = ByteBuffer()
+            SpoolEntry.acknowledged(sequence: sequence).write(into: &buffer)
+            try self.write(buffer, &state)
+            state.segments[done.segment]?.live -= 1
+            self.deleteFinishedSegments(&state)
+        }
+    }
+
+    /// Counts for `status` and metrics.
+    public var stats: Stats {
+        self.state.withLock { state in
+            let oldestUnsealed = state.unsealed.first?.record.capturedAt
+            let oldestSealed = state.unacknowledged.values.map(\.oldestCapturedAt).min()
+            return Stats(
+                unsealedRecords: state.unsealed.count,
+                unacknowledgedBatches: state.unacknowledged.count,
+                unacknowledgedRecords: state.unacknowledged.values.reduce(0) { $0 + Int($1.batch.header.recordCount) },
+                bytes: self.totalBytes(state),
+                segments: state.segments.count,
+                oldestPendingCapturedAt: [oldestUnsealed, oldestSealed].compactMap { $0 }.min()
+            )
+        }
+    }
+
+    /// Makes everything written so far durable, stops the fsync thread and closes the
+    /// files. Later calls throw ``SpoolError`` `closed`.
+    public func close() {
+        let alreadyClosed = self.state.withLock { state in
+            defer { state.closed = true }
+            return state.closed
+        }
+        guard !alreadyClosed else { return }
+        if self.configuration.fsync != .never {
+            self.wakeFlusher.signal()
+            self.flusherDone.wait()
+        }
+        self.state.withLock { state in
+            if state.activeFD >= 0 {
+                fsync(state.activeFD)
+                Foundation.close(state.activeFD)
+                state.activeFD = -1
+            }
+            for waiter in state.waiters { waiter.continuation.resume() }
+            state.waiters = []
+        }
+    }
+
+    // MARK: Internals
+
+    private func checkOpen(_ state: State) throws {
+        if state.closed { throw SpoolError(.closed, "the spool is closed") }
+        if let failure = state.failure { throw failure }
+    }
+
+    private func totalBytes(_ state: State) -> Int {
+        state.segments.values.reduce(0) { $0 + $1.bytes }
+    }
+
+    /// Writes `buffer` at the end of the active segment, rolling to a new one when full.
+    private func write(_ buffer: ByteBuffer, _ state: inout State) throws {
+        if let size = state.segments[state.activeID]?.bytes, size > 0, size + buffer.readableBytes > self.configuration.segmentBytes {
+            try self.roll(&state)
+        }
+        try SpoolFiles.writeAll(state.activeFD, buffer, path: self.segmentsPath)
+        state.segments[state.activeID, default: Segment(bytes: 0)].bytes += buffer.readableBytes
+        state.written += UInt64(buffer.readableBytes)
+    }
+
+    /// Closes the active segment (fsync'd, so its waiters are durable) and starts the next.
+    private func roll(_ state: inout State) throws {
+        guard fsync(state.activeFD) == 0 else {
+            throw SpoolError(.io, "fsync of segment \(state.activeID) failed: \(String(cString: strerror(errno)))")
+        }
+        Foundation.close(state.activeFD)
+        state.durable = state.written
+        self.resumeWaiters(&state)
+        let next = state.activeID + 1
+        let fd = try SpoolFiles.create(segment: next, in: self.segmentsPath)
+        state.activeID = next
+        state.activeFD = fd
+        state.segments[next] = Segment(bytes: 0)
+        var header = ByteBuffer()
+        SpoolEntry.header(nextSequence: state.nextSequence, nextRecordNumber: state.nextRecordNumber).write(into: &header)
+        try SpoolFiles.writeAll(fd, header, path: self.segmentsPath)
+        state.segments[next]?.bytes = header.readableBytes
+        state.written += UInt64(header.readableBytes)
+        self.deleteFinishedSegments(&state)
+    }
+
+    /// Deletes the oldest segments while nothing in them is live. Oldest first only, so an
+    /// acknowledgement or a seal never outlives the entry it refers to.
+    private func deleteFinishedSegments(_ state: inout State) {
+        for id in state.segments.keys.sorted() {
+            guard id != state.activeID, let segment = state.segments[id], segment.live <= 0 else { return }
+            unlink(SpoolFiles.path(segment: id, in: self.segmentsPath))
+            state.segments[id] = nil
+        }
+    }
+
+    private func waitDurable(_ position: UInt64, urgent: Bool) async throws {
+        guard self.configuration.fsync != .never else { return }
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let done = self.state.withLock { state -> Bool in
+                if state.durable >= position || state.closed { return true }
+                state.waiters.append((position, continuation))
+                if urgent { state.urgent = true }
+                return false
+            }
+            if done {
+                continuation.resume()
+            } else {
+                self.wakeFlusher.signal()
+            }
+        }
+    }
+
+    private func resumeWaiters(_ state: inout State) {
+        let durable = state.durable
+        var remaining: [(position: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
+        for waiter in state.waiters {
+            if waiter.position <= durable { waiter.continuation.resume() } else { remaining.append(waiter) }
+        }
+        state.waiters = remaining
+    }
+
+    /// The fsync thread: one fdatasync covers every append written before it started.
+    private func flushLoop() {
+        var lastSync = ContinuousClock.now
+        while true {
+            self.wakeFlusher.wait()
+            if case .interval(let interval) = self.configuration.fsync, !self.state.withLock({ $0.urgent || $0.closed }) {
+                let due = lastSync + interval
+                if ContinuousClock.now < due { Thread.sleep(forTimeInterval: Self.seconds(due - ContinuousClock.now)) }
+            }
+            let (fd, position, closed) = self.state.withLock { state -> (Int32, UInt64, Bool) in
+                state.urgent = false
+                // Every append signals; most wake-ups find the work already done.
+                guard state.written > state.durable, state.activeFD >= 0 else { return (-1, state.written, state.closed) }
+                return (dup(state.activeFD), state.written, state.closed)
+            }
+            if fd >= 0 {
+                let result = fdatasync(fd)
+                let failure = result == 0 ? nil : SpoolError(.io, "fsync failed: \(String(cString: strerror(errno)))")
+                Foundation.close(fd)
+                lastSync = ContinuousClock.now
+                self.state.withLock { state in
+                    if let failure {
+                        // A failed fsync leaves the page cache in an unknown state: stop accepting.
+                        state.failure = failure
+                        for waiter in state.waiters { waiter.continuation.resume(throwing: failure) }
+                        state.waiters = []
+                    } else {
+                        state.durable = max(state.durable, position)
+                        self.resumeWaiters(&state)
+                    }
+                }
+            }
+            if closed { break }
+        }
+        self.flusherDone.signal()
+    }
+
+    private static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}

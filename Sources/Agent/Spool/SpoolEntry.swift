@@ -1,0 +1,104 @@
+import Foundation
+import NIOCore
+import Wire
+
+/// One entry of a spool segment. On disk: `u32 length` (of type and body), `u32 CRC-32C`
+/// (of type and body), `u8 type`, body; big-endian.
+///
+/// - `header`: starts every segment; `u64 nextSequence`, `u64 nextRecordNumber`, so both
+///   survive when every older segment is gone.
+/// - `record`: `u64 recordNumber`, `16 origin`, the record's wire encoding. Record numbers
+///   increase with every append and are never reused.
+/// - `sealed`: `u64 lastRecordNumber`, the sealed batch's bytes. Every unsealed record up
+///   to `lastRecordNumber` is in this batch.
+/// - `acknowledged`: `u64 sequence`: the hub committed that batch.
+enum SpoolEntry: Sendable {
+    case header(nextSequence: UInt64, nextRecordNumber: UInt64)
+    case record(number: UInt64, FeedbackRecord)
+    case sealed(lastRecordNumber: UInt64, SealedBatch)
+    case acknowledged(sequence: UInt64)
+
+    /// Bytes before the body: length, checksum, type.
+    static let prefixLength = 9
+    /// The largest body (a sealed batch at the protocol's largest frame, with room to spare).
+    static let maxBodyLength = 16 << 20
+
+    enum Kind: UInt8 {
+        case header = 1
+        case record = 2
+        case sealed = 3
+        case acknowledged = 4
+    }
+
+    func write(into buffer: inout ByteBuffer) {
+        let start = buffer.writerIndex
+        buffer.writeMultipleIntegers(UInt32(0), UInt32(0))
+        switch self {
+        case .header(let nextSequence, let nextRecordNumber):
+            buffer.writeInteger(Kind.header.rawValue)
+            buffer.writeMultipleIntegers(nextSequence, nextRecordNumber)
+        case .record(let number, let record):
+            buffer.writeInteger(Kind.record.rawValue)
+            buffer.writeInteger(number)
+            _ = withUnsafeBytes(of: record.origin.uuid) { buffer.writeBytes($0) }
+            RecordCodec.encode(record, into: &buffer)
+        case .sealed(let lastRecordNumber, let batch):
+            buffer.writeInteger(Kind.sealed.rawValue)
+            buffer.writeInteger(lastRecordNumber)
+            buffer.writeImmutableBuffer(batch.bytes)
+        case .acknowledged(let sequence):
+            buffer.writeInteger(Kind.acknowledged.rawValue)
+            buffer.writeInteger(sequence)
+        }
+        let length = buffer.writerIndex - start - 8
+        let crc = buffer.withUnsafeReadableBytes { raw in
+            CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[(start - buffer.readerIndex + 8)...]))
+        }
+        buffer.setMultipleIntegers(UInt32(length), crc, at: start)
+    }
+
+    /// What reading the entry at the front of some bytes found.
+    enum ReadResult {
+        /// An entry and its size on disk.
+        case entry(SpoolEntry, size: Int)
+        /// The bytes end inside the entry (a torn write when it is the file's end).
+        case incomplete
+        /// The entry is damaged: bad checksum, impossible length, unknown type or bad body.
+        case corrupt(String)
+    }
+
+    static func read(from bytes: UnsafeRawBufferPointer) -> ReadResult {
+        guard bytes.count >= Self.prefixLength else { return .incomplete }
+        let length = Int(bytes.loadUnaligned(fromByteOffset: 0, as: UInt32.self).bigEndian)
+        let crc = bytes.loadUnaligned(fromByteOffset: 4, as: UInt32.self).bigEndian
+        guard length >= 1, length <= Self.maxBodyLength + 1 else { return .corrupt("entry length \(length) out of range") }
+        guard bytes.count >= 8 + length else { return .incomplete }
+        let typed = UnsafeRawBufferPointer(rebasing: bytes[8..<(8 + length)])
+        guard CRC32C.checksum(typed) == crc else { return .corrupt("checksum mismatch") }
+        var body = ByteBuffer(bytes: typed.dropFirst())
+        guard let kind = Kind(rawValue: typed[0]) else { return .corrupt("unknown entry type \(typed[0])") }
+        let entry: SpoolEntry?
+        switch kind {
+        case .header:
+            entry = body.readMultipleIntegers(as: (UInt64, UInt64).self).map { .header(nextSequence: $0.0, nextRecordNumber: $0.1) }
+        case .record:
+            guard let number = body.readInteger(as: UInt64.self), let origin = body.readBytes(length: 16),
+                let record = try? RecordCodec.decode(from: &body, origin: Self.uuid(origin))
+            else { return .corrupt("unreadable record entry") }
+            entry = .record(number: number, record)
+        case .sealed:
+            guard let last = body.readInteger(as: UInt64.self), let batch = try? SealedBatch(parsing: body.slice())
+            else { return .corrupt("unreadable sealed-batch entry") }
+            body.moveReaderIndex(to: body.writerIndex)
+            entry = .sealed(lastRecordNumber: last, batch)
+        case .acknowledged:
+            entry = body.readInteger(as: UInt64.self).map { .acknowledged(sequence: $0) }
+        }
+        guard let entry, body.readableBytes == 0 else { return .corrupt("malformed \(kind) entry") }
+        return .entry(entry, size: 8 + length)
+    }
+
+    private static func uuid(_ b: [UInt8]) -> UUID {
+        UUID(uuid: (b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]))
+    }
+}

@@ -1,0 +1,252 @@
+import Foundation
+import Logging
+import NIOCore
+import Wire
+
+/// Reads a spool folder back into memory when the spool opens.
+struct SpoolRecovery {
+    let configuration: Spool.Configuration
+    let logger: Logger
+
+    var segmentsPath: String { self.configuration.directory + "/segments" }
+    var quarantinePath: String { self.configuration.directory + "/quarantine" }
+
+    func run() throws -> (Spool.State, Spool.Recovery) {
+        let manager = FileManager.default
+        do {
+            try manager.createDirectory(atPath: self.segmentsPath, withIntermediateDirectories: true)
+        } catch {
+            throw SpoolError(.io, "cannot create the spool folder \(self.segmentsPath): \(error.localizedDescription)")
+        }
+        let ids: [UInt64]
+        do {
+            ids = try manager.contentsOfDirectory(atPath: self.segmentsPath).compactMap(SpoolFiles.segmentID).sorted()
+        } catch {
+            throw SpoolError(.io, "cannot read the spool folder \(self.segmentsPath): \(error.localizedDescription)")
+        }
+
+        var state = Spool.State()
+        var recovery = Spool.Recovery()
+        var damaged: [UInt64] = []
+        for (index, id) in ids.enumerated() {
+            let path = SpoolFiles.path(segment: id, in: self.segmentsPath)
+            guard let data = manager.contents(atPath: path) else {
+                throw SpoolError(.io, "cannot read spool segment \(path)")
+            }
+            let isNewest = index == ids.count - 1
+            var offset = 0
+            var segment = Spool.Segment(bytes: data.count)
+            let damage: String? = data.withUnsafeBytes { raw in
+                while offset < raw.count {
+                    switch SpoolEntry.read(from: UnsafeRawBufferPointer(rebasing: raw[offset...])) {
+                    case .entry(let entry, let size):
+                        Self.replay(entry, segment: id, into: &state, &segment)
+                        offset += size
+                    case .incomplete:
+                        return isNewest ? nil : "an entry is cut short at byte \(offset)"
+                    case .corrupt(let reason):
+                        // The newest segment's last entry, damaged: a write the crash tore.
+                        if isNewest, Self.isLastEntry(raw, at: offset) { return nil }
+                        return "\(reason) at byte \(offset)"
+                    }
+                }
+                return nil
+            }
+            if let damage {
+                self.logger.error("spool segment damaged; quarantined", metadata: ["segment": "\(path)", "reason": "\(damage)"])
+                damaged.append(id)
+            } else if offset < data.count {
+                // Torn tail: cut it off so new entries follow the last whole one.
+                recovery.truncatedBytes += data.count - offset
+                self.logger.warning("spool: torn entry truncated", metadata: ["segment": "\(path)", "bytes": "\(data.count - offset)"])
+                guard truncate(path, off_t(offset)) == 0 else {
+                    throw SpoolError(.io, "cannot truncate \(path): \(String(cString: strerror(errno)))")
+                }
+                segment.bytes = offset
+            }
+            state.segments[id] = segment
+        }
+
+        if damaged.isEmpty {
+            if let newest = ids.last {
+                state.activeID = newest
+                state.activeFD = try SpoolFiles.openForAppend(segment: newest, in: self.segmentsPath)
+            } else {
+                try self.startSegment(1, &state)
+            }
+        } else {
+            recovery.quarantinedSegments = try self.quarantine(damaged, keeping: &state, all: ids)
+        }
+        state.written = UInt64(state.segments.values.reduce(0) { $0 + $1.bytes })
+        state.durable = state.written
+        return (state, recovery)
+    }
+
+    private static func replay(_ entry: SpoolEntry, segment: UInt64, into state: inout Spool.State, _ current: inout Spool.Segment) {
+        switch entry {
+        case .header(let nextSequence, let nextRecordNumber):
+            state.nextSequence = max(state.nextSequence, nextSequence)
+            state.nextRecordNumber = max(state.nextRecordNumber, nextRecordNumber)
+        case .record(let number, let record):
+            state.unsealed.append(Spool.Pending(number: number, segment: segment, record: record))
+            state.nextRecordNumber = max(state.nextRecordNumber, number + 1)
+            current.live += 1
+        case .sealed(let last, let batch):
+            var oldest = Int64.max
+            while let first = state.unsealed.first, first.number <= last {
+                state.unsealed.removeFirst()
+                oldest = min(oldest, first.record.capturedAt)
+                if first.segment == segment { current.live -= 1 } else { state.segments[first.segment]?.live -= 1 }
+            }
+            let sequence = batch.header.sequence
+            state.unacknowledged[sequence] = Spool.Unacknowledged(
+                segment: segment, batch: batch, oldestCapturedAt: oldest == .max ? 0 : oldest
+            )
+            state.nextSequence = max(state.nextSequence, sequence + 1)
+            current.live += 1
+        case .acknowledged(let sequence):
+            if let done = state.unacknowledged.removeValue(forKey: sequence) {
+                if done.segment == segment { current.live -= 1 } else { state.segments[done.segment]?.live -= 1 }
+            }
+        }
+    }
+
+    /// Whether the entry at `offset` claims to reach exactly to the end, or past it.
+    private static func isLastEntry(_ raw: UnsafeRawBufferPointer, at offset: Int) -> Bool {
+        guard raw.count - offset >= 4 else { return true }
+        let length = Int(raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self).bigEndian)
+        return offset + 8 + length >= raw.count
+    }
+
+    private func startSegment(_ id: UInt64, _ state: inout Spool.State) throws {
+        let fd = try SpoolFiles.create(segment: id, in: self.segmentsPath)
+        var header = ByteBuffer()
+        SpoolEntry.header(nextSequence: state.nextSequence, nextRecordNumber: state.nextRecordNumber).write(into: &header)
+        try SpoolFiles.writeAll(fd, header, path: self.segmentsPath)
+        guard fsync(fd) == 0 else { throw SpoolError(.io, "fsync of a new spool segment failed") }
+        state.activeID = id
+        state.activeFD = fd
+        state.segments[id] = Spool.Segment(bytes: header.readableBytes)
+    }
+
+    /// Moves damaged segments to `quarantine/` and rewrites everything still live, in
+    /// order, into one fresh segment; then deletes the old segments.
+    private func quarantine(_ damaged: [UInt64], keeping state: inout Spool.State, all ids: [UInt64]) throws -> [String] {
+        try FileManager.default.createDirectory(atPath: self.quarantinePath, withIntermediateDirectories: true)
+        let fresh = (ids.last ?? 0) + 1
+        let fd = try SpoolFiles.create(segment: fresh, in: self.segmentsPath)
+        var buffer = ByteBuffer()
+        SpoolEntry.header(nextSequence: state.nextSequence, nextRecordNumber: state.nextRecordNumber).write(into: &buffer)
+        for sequence in state.unacknowledged.keys.sorted() {
+            guard let entry = state.unacknowledged[sequence] else { continue }
+            // Its records are already out of the queue; 0 consumes nothing on replay.
+            SpoolEntry.sealed(lastRecordNumber: 0, entry.batch).write(into: &buffer)
+            state.unacknowledged[sequence]?.segment = fresh
+        }
+        for index in state.unsealed.indices {
+            SpoolEntry.record(number: state.unsealed[index].number, state.unsealed[index].record).write(into: &buffer)
+            state.unsealed[index].segment = fresh
+        }
+        try SpoolFiles.writeAll(fd, buffer, path: self.segmentsPath)
+        guard fsync(fd) == 0 else { throw SpoolError(.io, "fsync of the rewritten spool segment failed") }
+        var moved: [String] = []
+        for id in ids {
+            let path = SpoolFiles.path(segment: id, in: self.segmentsPath)
+            if damaged.contains(id) {
+                let target = self.quarantinePath + "/" + SpoolFiles.name(segment: id) + ".\(Int(Date().timeIntervalSince1970))"
+                guard rename(path, target) == 0 else { throw SpoolError(.io, "cannot move \(path) to \(target)") }
+                moved.append(target)
+            } else {
+                unlink(path)
+            }
+        }
+        state.segments = [fresh: Spool.Segment(bytes: buffer.readableBytes, live: state.unacknowledged.count + state.unsealed.count)]
+        state.activeID = fresh
+        state.activeFD = fd
+        return moved
+    }
+}
+
+/// File helpers for segments: `segments/0000000000000001.seg`.
+enum SpoolFiles {
+    static func name(segment id: UInt64) -> String {
+        let digits = String(id)
+        return String(repeating: "0", count: max(0, 16 - digits.count)) + digits + ".seg"
+    }
+
+    static func path(segment id: UInt64, in folder: String) -> String {
+        folder + "/" + Self.name(segment: id)
+    }
+
+    static func segmentID(_ fileName: String) -> UInt64? {
+        guard fileName.hasSuffix(".seg") else { return nil }
+        return UInt64(fileName.dropLast(4))
+    }
+
+    static func create(segment id: UInt64, in folder: String) throws -> Int32 {
+        let path = Self.path(segment: id, in: folder)
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw SpoolError(.io, "cannot create \(path): \(String(cString: strerror(errno)))") }
+        // The new file's name must survive a crash too.
+        let dir = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dir >= 0 {
+            fsync(dir)
+            close(dir)
+        }
+        return fd
+    }
+
+    static func openForAppend(segment id: UInt64, in folder: String) throws -> Int32 {
+        let path = Self.path(segment: id, in: folder)
+        let fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
+        guard fd >= 0 else { throw SpoolError(.io, "cannot open \(path): \(String(cString: strerror(errno)))") }
+        return fd
+    }
+
+    static func writeAll(_ fd: Int32, _ buffer: ByteBuffer, path: String) throws {
+        try buffer.withUnsafeReadableBytes { raw in
+            var done = 0
+            while done < raw.count {
+                let n = write(fd, raw.baseAddress! + done, raw.count - done)
+                if n < 0, errno == EINTR { continue }
+                guard n > 0 else {
+                    throw SpoolError(.io, "cannot write to the spool in \(path): \(String(cString: strerror(errno)))")
+                }
+                done += n
+            }
+        }
+    }
+}
+
+/// A spool failure, with what went wrong.
+public struct SpoolError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The kind of failure.
+    public struct Code: Sendable, Hashable, CustomStringConvertible {
+        let name: String
+        /// The quota is reached; nothing was written. Intake answers 503.
+        public static let full = Code(name: "full")
+        /// A record failed validation; nothing was written. Intake answers 400.
+        public static let invalidRecord = Code(name: "invalidRecord")
+        /// A batch was recorded out of sequence (a bug in the caller).
+        public static let outOfOrder = Code(name: "outOfOrder")
+        /// The spool is closed.
+        public static let closed = Code(name: "closed")
+        /// The disk refused a read, write or fsync.
+        public static let io = Code(name: "io")
+        /// The code's name.
+        public var description: String { self.name }
+    }
+
+    /// The kind of failure.
+    public var code: Code
+    /// What went wrong, in words.
+    public var message: String
+
+    init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    /// "spool CODE: MESSAGE".
+    public var description: String { "spool \(self.code): \(self.message)" }
+}

@@ -1,0 +1,212 @@
+import Agent
+import Foundation
+import Testing
+import Wire
+
+/// The spool on a real folder: what was appended, sealed and acknowledged comes back after
+/// reopening; torn and damaged files are recovered from, never a reason not to start.
+@Suite struct SpoolTests {
+    let identity = AgentIdentity.generate()
+
+    private func folder() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("spool-\(UUID())").path
+    }
+
+    private func open(_ folder: String, _ adjust: (inout Spool.Configuration) -> Void = { _ in }) throws -> Spool {
+        var configuration = Spool.Configuration(directory: folder)
+        configuration.fsync = .always
+        adjust(&configuration)
+        return try Spool(configuration: configuration)
+    }
+
+    private func records(_ count: Int, from start: Int = 0) -> [FeedbackRecord] {
+        var ratings = SyntheticRatings(origin: self.identity.nodeID)
+        return Array(ratings.next(start + count).dropFirst(start))
+    }
+
+    private func seal(_ spool: Spool, _ count: Int) async throws -> SealedBatch {
+        let records = spool.unsealed(limit: count)
+        let sealer = BatchSealer(origin: self.identity.nodeID, signingKey: self.identity.signingKey)
+        let batch = try sealer.seal(records, sequence: spool.nextSequence)
+        try await spool.sealed(batch, recordCount: records.count)
+        return batch
+    }
+
+    private func segmentFiles(_ folder: String) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: folder + "/segments").sorted().map { folder + "/segments/" + $0 }
+    }
+
+    @Test func appendedSealedAndAcknowledgedStateSurvivesReopening() async throws {
+        let folder = self.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let written = self.records(10)
+        var spool = try self.open(folder)
+        try await spool.append(written)
+        spool.close()
+
+        spool = try self.open(folder)
+        #expect(spool.unsealed(limit: 100).map(\.id) == written.map(\.id))
+        #expect(spool.unsealed(limit: 100) == written)
+        let batch = try await self.seal(spool, 6)
+        #expect(batch.header.sequence == 1)
+        spool.close()
+
+        spool = try self.open(folder)
+        #expect(spool.unsealed(limit: 100).map(\.id) == written.suffix(4).map(\.id))
+        #expect(spool.unacknowledged() == [batch], "re-sent after a crash with the same origin, sequence and bytes")
+        #expect(spool.nextSequence == 2)
+        try spool.acknowledged(sequence: 1)
+        spool.close()
+
+        spool = try self.open(folder)
+        #expect(spool.unacknowledged().isEmpty)
+        #expect(spool.nextSequence == 2)
+        #expect(spool.stats.unsealedRecords == 4)
+        spool.close()
+    }
+
+    @Test func finishedSegmentsAreDeletedAndTheSequenceOutlivesThem() async throws {
+        let folder = self.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        var spool = try self.open(folder) { $0.segmentBytes = 2_048 }
+        for round in 0..<10 {
+            try await spool.append(self.records(20, from: round * 20))
+            let batch = try await self.seal(spool, 20)
+            try spool.acknowledged(sequence: batch.header.sequence)
+        }
+        #expect(spool.nextSequence == 11)
+        #expect(try self.segmentFiles(folder).count <= 2, "finished segments are deleted")
+        // One more roll leaves only a header behind the last acknowledgement.
+        try await spool.append(self.records(30, from: 500))
+        spool.close()
+
+        spool = try self.open(folder)
+        #expect(spool.nextSequence == 11, "a sequence number is never reused")
+        #expect(spool.stats.unsealedRecords == 30)
+        #expect(spool.unacknowledged().isEmpty)
+        spool.close()
+    }
+
+    @Test func aTornLastEntryIsTruncatedAndTheSpoolGoesOn() async throws {
+        let folder = self.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        var spool = try self.open(folder)
+        try await spool.append(self.records(5))
+        spool.close()
+
+        // A crash in the middle of writing the sixth entry: its first 30 bytes made it.
+        let segment = try #require(try self.segmentFiles(folder).last)
+        let before = try Data(contentsOf: URL(fileURLWithPath: segment))
+        let scratch = self.folder()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let other = try self.open(scratch)
+        try await other.append(self.records(1, from: 5))
+        other.close()
+        let entry = try Data(contentsOf: URL(fileURLWithPath: try #require(try self.segmentFiles(scratch).last)))
+        let headerLength = 8 + 1 + 16
+        try (before + entry.dropFirst(headerLength).prefix(30)).write(to: URL(fileURLWithPath: segment))
+
+        spool = try self.open(folder)
+        #expect(spool.recovery.truncatedBytes == 30)
+        #expect(spool.stats.unsealedRecords == 5)
+        try await spool.append(self.records(1, from: 6))
+        spool.close()
+        spool = try self.open(folder)
+        #expect(spool.recovery.truncatedBytes == 0)
+        #expect(spool.stats.unsealedRecords == 6)
+        spool.close()
+    }
+
+    @Test func aDamagedSegmentIsQuarantinedAndTheRestKeptInOrder() async throws {
+        let folder = self.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        var spool = try self.open(folder) { $0.segmentBytes = 4_096 }
+        let written = self.records(200)
+        for chunk in stride(from: 0, to: 200, by: 10) {
+            try await spool.append(Array(written[chunk..<(chunk + 10)]))
+        }
+        let batch = try await self.seal(spool, 5)
+        spool.close()
+        let segments = try self.segmentFiles(folder)
+        #expect(segments.count >= 4)
+
+        // Flip one byte in the last entry of the second segment (not the newest).
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: segments[1]))
+        bytes[bytes.count - 3] ^= 0xFF
+        try bytes.write(to: URL(fileURLWithPath: segments[1]))
+
+        spool = try self.open(folder) { $0.segmentBytes = 4_096 }
+        #expect(spool.recovery.quarantinedSegments.count == 1)
+        #expect(FileManager.default.fileExists(atPath: try #require(spool.recovery.quarantinedSegments.first)))
+        #expect(spool.unacknowledged() == [batch])
+        // Exactly one record (the damaged entry) is gone; the rest are in capture order.
+        let kept = spool.unsealed(limit: 1_000).map(\.id)
+        #expect(kept.count == 194)
+        #expect(kept == written.dropFirst(5).map(\.id).filter { kept.contains($0) })
+        try await spool.append(self.records(1, from: 300))
+        spool.close()
+
+        spool = try self.open(folder) { $0.segmentBytes = 4_096 }
+        #expect(spool.recovery.quarantinedSegments.isEmpty)
+        #expect(spool.stats.unsealedRecords == 195)
+        #expect(spool.nextSequence == 2)
+        spool.close()
+    }
+
+    @Test func aFullSpoolRefusesWithACodeAndWritesNothing() async throws {
+        let folder = self.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let spool = try self.open(folder) { $0.quotaBytes = 2_000 }
+        try await spool.append(self.records(5))
+        await #expect(throws: SpoolError.self) { try await spool.append(self.records(40, from: 5)) }
+        do {
+            try await spool.append(self.records(40, from: 5))
+        } catch let error as SpoolError {
+            #expect(error.code == .full)
+            #expect(error.description.contains("quota"))
+        }
+        #expect(spool.stats.unsealedRecords == 5)
+        spool.close()
+    }
+
+    @Test func anInvalidRecordIsRefusedAndNothingOfItsCallIsWritten() async throws {
+        let folder = self.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let spool = try self.open(folder)
+        var records = self.records(3)
+        records[2].score = 9  // smiley is 1–4
+        do {
+            try await spool.append(records)
+            Issue.record("an invalid record was accepted")
+        } catch let error as SpoolError {
+            #expect(error.code == .invalidRecord)
+            #expect(error.message.contains("score"))
+        }
+        #expect(spool.stats.unsealedRecords == 0)
+        spool.close()
+    }
+
+    @Test(arguments: [Spool.FsyncPolicy.always, .interval(.milliseconds(5)), .never])
+    func everyFsyncPolicyKeepsWhatWasAppended(policy: Spool.FsyncPolicy) async throws {
+        let folder = self.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let first = try self.open(folder) { $0.fsync = policy }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for task in 0..<8 {
+                group.addTask { try await first.append(self.records(25, from: task * 25)) }
+            }
+            try await group.waitForAll()
+        }
+        first.close()
+        let spool = try self.open(folder)
+        #expect(spool.stats.unsealedRecords == 200)
+        #expect(Set(spool.unsealed(limit: 1_000).map(\.id)).count == 200)
+        spool.close()
+    }
+
+    @Test func entriesAreChecksummedWithCRC32C() {
+        // The check value of CRC-32C (RFC 3720, appendix B.4).
+        #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+        #expect(CRC32C.checksum(Array("56789".utf8), continuing: CRC32C.checksum(Array("1234".utf8))) == 0xE306_9283)
+    }
+}

@@ -32,17 +32,8 @@ struct CrashTests {
     }
 
     private func serve(_ config: String) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["serve", "--config", config, "--log-level", "info"]
         let log = URL(fileURLWithPath: config).deletingLastPathComponent().appendingPathComponent("hub.log").path
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        let handle = FileHandle(forWritingAtPath: log)
-        handle?.seekToEndOfFile()
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        return process
+        return try launch(Self.binary, ["serve", "--config", config, "--log-level", "info"], log: log)
     }
 
     private func connect(port: Int, ca: String, identity: AgentIdentity) async throws -> HubConnection {

@@ -20,14 +20,29 @@ final class HubHarness: Sendable {
     private let task: Task<Void, any Error>
     let port: Int
 
-    static func start(adjust: (inout HubConfiguration) -> Void = { _ in }) async throws -> HubHarness {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("hub-\(UUID())")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        let files = try HubCertificates.make(hostnames: ["localhost", "127.0.0.1"])
+    /// Starts a hub. With `folder`, reuses that folder's certificates and store (a restart);
+    /// with `certificatesFrom`, copies another hub's CA and certificate (agents that trust
+    /// one trust both).
+    static func start(
+        folder existing: URL? = nil,
+        certificatesFrom other: URL? = nil,
+        adjust: (inout HubConfiguration) -> Void = { _ in }
+    ) async throws -> HubHarness {
+        let manager = FileManager.default
+        let folder = existing ?? manager.temporaryDirectory.appendingPathComponent("hub-\(UUID())")
+        try manager.createDirectory(at: folder, withIntermediateDirectories: true)
         let caPath = folder.appendingPathComponent("ca.pem").path
-        try files.caCertificate.write(toFile: caPath, atomically: true, encoding: .utf8)
-        try files.serverCertificate.write(to: folder.appendingPathComponent("hub.pem"), atomically: true, encoding: .utf8)
-        try files.serverPrivateKey.write(to: folder.appendingPathComponent("hub-key.pem"), atomically: true, encoding: .utf8)
+        if let other {
+            for name in ["ca.pem", "hub.pem", "hub-key.pem"] {
+                try? manager.removeItem(at: folder.appendingPathComponent(name))
+                try manager.copyItem(at: other.appendingPathComponent(name), to: folder.appendingPathComponent(name))
+            }
+        } else if !manager.fileExists(atPath: caPath) {
+            let files = try HubCertificates.make(hostnames: ["localhost", "127.0.0.1"])
+            try files.caCertificate.write(toFile: caPath, atomically: true, encoding: .utf8)
+            try files.serverCertificate.write(to: folder.appendingPathComponent("hub.pem"), atomically: true, encoding: .utf8)
+            try files.serverPrivateKey.write(to: folder.appendingPathComponent("hub-key.pem"), atomically: true, encoding: .utf8)
+        }
         var configuration = HubConfiguration(
             hubID: UUID(),
             tls: .init(
@@ -188,3 +203,18 @@ final class NIOLockedValueBoxSet: Sendable {
     var count: Int { self.box.withLockedValue { $0.count } }
     var values: Set<UInt64> { self.box.withLockedValue { $0 } }
 }
+
+/// Starts `binary` as a real process, its output appended to `log`.
+func launch(_ binary: String, _ arguments: [String], log: String) throws -> Process {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: binary)
+    process.arguments = arguments
+    if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
+    let handle = FileHandle(forWritingAtPath: log)
+    handle?.seekToEndOfFile()
+    process.standardOutput = handle
+    process.standardError = handle
+    try process.run()
+    return process
+}
+

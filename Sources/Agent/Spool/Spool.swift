@@ -90,6 +90,8 @@ public final class Spool: Sendable {
         var segments: [UInt64: Segment] = [:]
         var unsealed = CircularBuffer<Pending>()
         var unacknowledged: [UInt64: Unacknowledged] = [:]
+        /// Sequences in the order sealed; acknowledged ones are skipped and dropped lazily.
+        var order = CircularBuffer<UInt64>()
         var nextSequence: UInt64 = 1
         var nextRecordNumber: UInt64 = 1
         var written: UInt64 = 0
@@ -212,6 +214,7 @@ public final class Spool: Sendable {
                 state.segments[pending.segment]?.live -= 1
             }
             state.unacknowledged[batch.header.sequence] = Unacknowledged(segment: state.activeID, batch: batch, oldestCapturedAt: oldest)
+            state.order.append(batch.header.sequence)
             state.segments[state.activeID]?.live += 1
             state.nextSequence += 1
             return state.written
@@ -219,10 +222,17 @@ public final class Spool: Sendable {
         try await self.waitDurable(position, urgent: true)
     }
 
-    /// Sealed batches the hub has not acknowledged, by sequence.
-    public func unacknowledged() -> [SealedBatch] {
+    /// Sealed batches the hub has not acknowledged, oldest first: at most `limit`, and only
+    /// those `include` accepts.
+    public func unacknowledged(limit: Int = .max, where include: (UInt64) -> Bool = { _ in true }) -> [SealedBatch] {
         self.state.withLock { state in
-            state.unacknowledged.keys.sorted().compactMap { state.unacknowledged[$0]?.batch }
+            while let first = state.order.first, state.unacknowledged[first] == nil { state.order.removeFirst() }
+            var batches: [SealedBatch] = []
+            for sequence in state.order {
+                if batches.count >= limit { break }
+                if let entry = state.unacknowledged[sequence], include(sequence) { batches.append(entry.batch) }
+            }
+            return batches
         }
     }
 

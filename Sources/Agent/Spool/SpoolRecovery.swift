@@ -77,6 +77,7 @@ struct SpoolRecovery {
         } else {
             recovery.quarantinedSegments = try self.quarantine(damaged, keeping: &state, all: ids)
         }
+        state.order = CircularBuffer(state.unacknowledged.keys.sorted())
         state.written = UInt64(state.segments.values.reduce(0) { $0 + $1.bytes })
         state.durable = state.written
         return (state, recovery)

@@ -1,0 +1,247 @@
+import Foundation
+import NIOSSL
+import Yams
+
+/// The agent's configuration file (`agent.yaml`), as `feedback-agent run --config` reads it.
+/// Relative paths are relative to the file. Unknown settings are errors.
+///
+/// ```yaml
+/// identity: agent.json            # made by `feedback-agent keygen`
+/// hubs: ["hub.example.net:7443"]  # in order of preference
+/// ca: ca.pem                      # the hub's CA certificate
+/// enrollmentToken: ""             # optional, until the hub knows this agent
+/// spool: {directory: spool, fsync: "10", segmentBytes: 8388608, quotaBytes: 1073741824}
+/// batch: {maxRecords: 1000, maxBytes: 1048576, maxAgeMs: 100}
+/// http: {listen: "127.0.0.1:8088", corsOrigins: [], maxBodyBytes: 1048576}   # optional
+/// drainTimeoutMs: 10000
+/// ```
+public struct AgentConfigurationFile: Sendable, Codable {
+    /// Spool settings.
+    public struct SpoolSection: Sendable, Codable {
+        /// Folder.
+        public var directory: String = "spool"
+        /// `always`, `never`, or a group interval in milliseconds.
+        public var fsync: String = "10"
+        /// Segment size.
+        public var segmentBytes: Int = 8 << 20
+        /// Quota.
+        public var quotaBytes: Int = 1 << 30
+
+        init() {}
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.directory = try c.decodeIfPresent(String.self, forKey: .directory) ?? self.directory
+            self.fsync = try c.decodeIfPresent(String.self, forKey: .fsync) ?? self.fsync
+            self.segmentBytes = try c.decodeIfPresent(Int.self, forKey: .segmentBytes) ?? self.segmentBytes
+            self.quotaBytes = try c.decodeIfPresent(Int.self, forKey: .quotaBytes) ?? self.quotaBytes
+        }
+    }
+
+    /// Batching settings.
+    public struct BatchSection: Sendable, Codable {
+        /// Most records per batch.
+        public var maxRecords: Int = 1_000
+        /// Most encoded bytes per batch.
+        public var maxBytes: Int = 1 << 20
+        /// Longest wait before a record is sealed, ms.
+        public var maxAgeMs: Int = 100
+
+        init() {}
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.maxRecords = try c.decodeIfPresent(Int.self, forKey: .maxRecords) ?? self.maxRecords
+            self.maxBytes = try c.decodeIfPresent(Int.self, forKey: .maxBytes) ?? self.maxBytes
+            self.maxAgeMs = try c.decodeIfPresent(Int.self, forKey: .maxAgeMs) ?? self.maxAgeMs
+        }
+    }
+
+    /// Local HTTP intake settings.
+    public struct HTTPSection: Sendable, Codable {
+        /// `HOST:PORT` to listen on; keep it on loopback or a private interface.
+        public var listen: String
+        /// Browser origins allowed to post (CORS); empty: none.
+        public var corsOrigins: [String] = []
+        /// Largest request body.
+        public var maxBodyBytes: Int = 1 << 20
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.listen = try c.decode(String.self, forKey: .listen)
+            self.corsOrigins = try c.decodeIfPresent([String].self, forKey: .corsOrigins) ?? []
+            self.maxBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxBodyBytes) ?? self.maxBodyBytes
+        }
+    }
+
+    /// Identity file.
+    public var identity: String
+    /// Hubs in order.
+    public var hubs: [String]
+    /// CA file.
+    public var ca: String
+    /// Optional enrollment token.
+    public var enrollmentToken: String = ""
+    /// Spool.
+    public var spool = SpoolSection()
+    /// Batching.
+    public var batch = BatchSection()
+    /// HTTP intake (optional).
+    public var http: HTTPSection?
+    /// Shutdown wait for acknowledgements, ms.
+    public var drainTimeoutMs: Int = 10_000
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case identity, hubs, ca, enrollmentToken, spool, batch, http, drainTimeoutMs
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.identity = try c.decode(String.self, forKey: .identity)
+        self.hubs = try c.decode([String].self, forKey: .hubs)
+        self.ca = try c.decode(String.self, forKey: .ca)
+        self.enrollmentToken = try c.decodeIfPresent(String.self, forKey: .enrollmentToken) ?? ""
+        self.spool = try c.decodeIfPresent(SpoolSection.self, forKey: .spool) ?? SpoolSection()
+        self.batch = try c.decodeIfPresent(BatchSection.self, forKey: .batch) ?? BatchSection()
+        self.http = try c.decodeIfPresent(HTTPSection.self, forKey: .http)
+        self.drainTimeoutMs = try c.decodeIfPresent(Int.self, forKey: .drainTimeoutMs) ?? 10_000
+    }
+
+    private static let knownKeys: [String: Set<String>] = [
+        "": Set(CodingKeys.allCases.map(\.rawValue)),
+        "spool": ["directory", "fsync", "segmentBytes", "quotaBytes"],
+        "batch": ["maxRecords", "maxBytes", "maxAgeMs"],
+        "http": ["listen", "corsOrigins", "maxBodyBytes"],
+    ]
+
+    /// Reads and checks `path`; relative paths become relative to its folder.
+    ///
+    /// - Throws: ``AgentConfigurationError`` naming the file and the setting.
+    public static func load(from path: String) throws -> AgentConfigurationFile {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw AgentConfigurationError(path: path, "cannot be read")
+        }
+        let text = String(decoding: data, as: UTF8.self)
+        let tree: Any?
+        do {
+            tree = try Yams.load(yaml: text)
+        } catch {
+            throw AgentConfigurationError(path: path, "is not valid YAML: \(error)")
+        }
+        guard let root = tree as? [String: Any] else { throw AgentConfigurationError(path: path, "must be a YAML mapping of settings") }
+        for (key, value) in root {
+            guard Self.knownKeys[""]?.contains(key) == true else {
+                throw AgentConfigurationError(path: path, "has an unknown setting \"\(key)\"")
+            }
+            if let allowed = Self.knownKeys[key] {
+                guard let section = value as? [String: Any] else { throw AgentConfigurationError(path: path, "\(key) must be a mapping") }
+                for inner in section.keys where !allowed.contains(inner) {
+                    throw AgentConfigurationError(path: path, "has an unknown setting \"\(key).\(inner)\"")
+                }
+            }
+        }
+        var file: AgentConfigurationFile
+        do {
+            file = try YAMLDecoder().decode(AgentConfigurationFile.self, from: text)
+        } catch let DecodingError.keyNotFound(key, context) {
+            throw AgentConfigurationError(path: path, "misses \((context.codingPath + [key]).map(\.stringValue).joined(separator: "."))")
+        } catch let DecodingError.typeMismatch(_, context) {
+            throw AgentConfigurationError(path: path, "has the wrong type at \(context.codingPath.map(\.stringValue).joined(separator: "."))")
+        } catch {
+            throw AgentConfigurationError(path: path, "cannot be read as an agent configuration: \(error)")
+        }
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
+        func resolve(_ file: String) -> String { file.hasPrefix("/") ? file : folder.appendingPathComponent(file).path }
+        file.identity = resolve(file.identity)
+        file.ca = resolve(file.ca)
+        file.spool.directory = resolve(file.spool.directory)
+        try file.validate(path: path)
+        return file
+    }
+
+    func validate(path: String) throws {
+        func positive(_ value: Int, _ key: String) throws {
+            guard value > 0 else { throw AgentConfigurationError(path: path, "\(key) must be positive, got \(value)") }
+        }
+        guard !self.hubs.isEmpty else { throw AgentConfigurationError(path: path, "hubs must list at least one HOST:PORT") }
+        for hub in self.hubs {
+            do { _ = try HubAddress(parsing: hub) } catch let error as HubAddressError {
+                throw AgentConfigurationError(path: path, "hubs: \(error.description)")
+            }
+        }
+        _ = try self.fsyncPolicy(path: path)
+        try positive(self.spool.segmentBytes, "spool.segmentBytes")
+        try positive(self.spool.quotaBytes, "spool.quotaBytes")
+        try positive(self.batch.maxRecords, "batch.maxRecords")
+        try positive(self.batch.maxBytes, "batch.maxBytes")
+        try positive(self.batch.maxAgeMs, "batch.maxAgeMs")
+        try positive(self.drainTimeoutMs, "drainTimeoutMs")
+        guard self.batch.maxRecords <= 10_000 else {
+            throw AgentConfigurationError(path: path, "batch.maxRecords is at most 10000 (the protocol's batch limit), got \(self.batch.maxRecords)")
+        }
+        if let http = self.http {
+            do { _ = try HubAddress(parsing: http.listen) } catch {
+                throw AgentConfigurationError(path: path, "http.listen must be HOST:PORT, got \"\(http.listen)\"")
+            }
+            try positive(http.maxBodyBytes, "http.maxBodyBytes")
+        }
+    }
+
+    func fsyncPolicy(path: String) throws -> Spool.FsyncPolicy {
+        switch self.spool.fsync {
+        case "always": return .always
+        case "never": return .never
+        default:
+            guard let ms = Int(self.spool.fsync), (1...10_000).contains(ms) else {
+                throw AgentConfigurationError(path: path, "spool.fsync must be always, never or 1–10000 (ms), got \"\(self.spool.fsync)\"")
+            }
+            return .interval(.milliseconds(ms))
+        }
+    }
+
+    /// The agent settings this file describes: loads the identity and the CA.
+    ///
+    /// - Throws: ``AgentConfigurationError`` when the identity or CA cannot be used.
+    public func agentConfiguration(path: String) throws -> FeedbackAgent.Configuration {
+        let identity: AgentIdentity
+        do {
+            identity = try AgentIdentity.load(from: self.identity)
+        } catch let error as AgentIdentityError {
+            throw AgentConfigurationError(path: path, "identity: \(error.description)")
+        }
+        let tls: NIOSSLContext
+        do {
+            tls = try HubConnection.tlsContext(trusting: self.ca)
+        } catch {
+            throw AgentConfigurationError(path: path, "ca: cannot load \(self.ca) as a PEM certificate: \(error)")
+        }
+        var configuration = FeedbackAgent.Configuration(
+            identity: identity, hubs: try self.hubs.map { try HubAddress(parsing: $0) }, tls: tls, spoolDirectory: self.spool.directory
+        )
+        configuration.spool.fsync = try self.fsyncPolicy(path: path)
+        configuration.spool.segmentBytes = self.spool.segmentBytes
+        configuration.spool.quotaBytes = self.spool.quotaBytes
+        configuration.batching.maxRecords = self.batch.maxRecords
+        configuration.batching.maxBytes = self.batch.maxBytes
+        configuration.batching.maxAge = .milliseconds(self.batch.maxAgeMs)
+        configuration.enrollmentToken = self.enrollmentToken
+        configuration.drainTimeout = .milliseconds(self.drainTimeoutMs)
+        return configuration
+    }
+}
+
+/// A configuration problem, naming the file and the setting.
+public struct AgentConfigurationError: Error, Sendable, CustomStringConvertible {
+    /// The file.
+    public var path: String
+    /// What is wrong.
+    public var reason: String
+
+    init(path: String, _ reason: String) {
+        self.path = path
+        self.reason = reason
+    }
+
+    /// "configuration file PATH REASON".
+    public var description: String { "configuration file \(self.path) \(self.reason)" }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import Logging
+import Synchronization
+import Wire
+
+/// Cuts the spool's unsealed records into batches by count, bytes and age, and seals each
+/// with the agent's key. A sealed batch is in the spool (durably) before the uplink sees it.
+public final class Batcher: Sendable {
+    /// When a batch is cut.
+    public struct Configuration: Sendable, Hashable {
+        /// Most records per batch.
+        public var maxRecords = 1_000
+        /// Most encoded bytes per batch (before compression).
+        public var maxBytes = 1 << 20
+        /// A record waits at most this long to be sealed.
+        public var maxAge: Duration = .milliseconds(100)
+        /// zstd level.
+        public var level: Int32 = 3
+
+        /// The defaults.
+        public init() {}
+    }
+
+    /// The settings in force.
+    public let configuration: Configuration
+    private let spool: Spool
+    private let identity: AgentIdentity
+    private let onSealed: @Sendable () -> Void
+    private let logger: Logger
+    private let wake: AsyncStream<Void>.Continuation
+    private let wakes: AsyncStream<Void>
+    private let sealing = Mutex(false)
+
+    /// Creates a batcher; `onSealed` runs after each batch is in the spool.
+    public init(
+        spool: Spool, identity: AgentIdentity, configuration: Configuration = Configuration(), logger: Logger,
+        onSealed: @escaping @Sendable () -> Void
+    ) {
+        self.spool = spool
+        self.identity = identity
+        self.configuration = configuration
+        self.logger = logger
+        self.onSealed = onSealed
+        (self.wakes, self.wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// New records are in the spool: seal a batch if one is due.
+    public func notify() {
+        self.wake.yield()
+    }
+
+    /// Seals until cancelled: whenever woken, and every quarter of `maxAge`.
+    public func run() async {
+        let tick = max(self.configuration.maxAge / 4, .milliseconds(5))
+        let ticker = Task { [wake] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: tick)
+                wake.yield()
+            }
+        }
+        defer { ticker.cancel() }
+        for await _ in self.wakes {
+            if Task.isCancelled { break }
+            await self.sealDue(force: false)
+        }
+    }
+
+    /// Seals every unsealed record now, whatever its age.
+    public func sealAll() async {
+        await self.sealDue(force: true)
+    }
+
+    private func sealDue(force: Bool) async {
+        // One sealer at a time: the spool requires batches in sequence.
+        guard self.sealing.withLock({ busy in defer { busy = true }; return !busy }) else { return }
+        defer { self.sealing.withLock { $0 = false } }
+        let sealer = BatchSealer(origin: self.identity.nodeID, signingKey: self.identity.signingKey, level: self.configuration.level)
+        while true {
+            let candidates = self.spool.unsealed(limit: self.configuration.maxRecords)
+            guard let oldest = candidates.first else { return }
+            var bytes = 0
+            var take = 0
+            for record in candidates {
+                let size = Self.estimatedSize(record)
+                if take > 0, bytes + size > self.configuration.maxBytes { break }
+                bytes += size
+                take += 1
+            }
+            let full = take == self.configuration.maxRecords || take < candidates.count
+            let age = Int64(Date().timeIntervalSince1970 * 1000) - oldest.capturedAt
+            let ageLimit = self.configuration.maxAge.components.seconds * 1000 + self.configuration.maxAge.components.attoseconds / 1_000_000_000_000_000
+            guard force || full || age >= ageLimit else { return }
+            do {
+                let records = Array(candidates.prefix(take))
+                let batch = try sealer.seal(records, sequence: self.spool.nextSequence)
+                try await self.spool.sealed(batch, recordCount: records.count)
+            } catch {
+                // Records were validated on append, so this is the disk or a bug: retry on the next wake.
+                self.logger.error("cannot seal a batch", metadata: ["error": "\(error)"])
+                return
+            }
+            self.onSealed()
+        }
+    }
+
+    /// The record's encoded size, from its field lengths (RecordCodec's layout).
+    static func estimatedSize(_ record: FeedbackRecord) -> Int {
+        var size = RecordCodec.fixedLength + 9
+        size += record.site.utf8.count + record.channel.utf8.count + record.subject.utf8.count
+        size += record.topic.utf8.count + record.survey.utf8.count + record.customer.utf8.count + record.comment.utf8.count
+        for (key, value) in record.attributes { size += 2 + key.utf8.count + value.utf8.count }
+        return size
+    }
+}

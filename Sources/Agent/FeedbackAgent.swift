@@ -1,0 +1,167 @@
+import Foundation
+import Logging
+import NIOSSL
+import ServiceLifecycle
+import Synchronization
+import Wire
+
+/// The embeddable agent: ratings submitted here are durable in the local spool when
+/// ``submit(_:)`` returns, then sealed, signed and forwarded to a hub, exactly once.
+///
+/// Run it as a ServiceLifecycle `Service` (``run()``); on graceful shutdown it stops taking
+/// ratings, seals what it holds, waits up to ``Configuration/drainTimeout`` for the hub's
+/// acknowledgements and leaves whatever is still unacknowledged safely in the spool.
+///
+/// ```swift
+/// let agent = try FeedbackAgent(configuration: configuration, logger: logger)
+/// let services = ServiceGroup(configuration: .init(services: [agent], logger: logger))
+/// try await agent.submit(FeedbackSubmission(source: "popup", scale: "nps", score: 9))
+/// ```
+public final class FeedbackAgent: Service, Sendable {
+    /// Settings.
+    public struct Configuration: Sendable {
+        /// The agent's identity.
+        public var identity: AgentIdentity
+        /// Hubs or relays, in order of preference.
+        public var hubs: [HubAddress]
+        /// Client TLS context trusting the hubs' CA (see ``HubConnection/tlsContext(trusting:)``).
+        public var tls: NIOSSLContext
+        /// The spool folder and its fsync policy and quota.
+        public var spool: Spool.Configuration
+        /// When batches are cut.
+        public var batching = Batcher.Configuration()
+        /// A one-time enrollment token, used until the hub knows this agent's key.
+        public var enrollmentToken = ""
+        /// Reconnect delays.
+        public var backoff = Backoff()
+        /// How long to stay on a fallback hub before trying the first again.
+        public var returnToPrimaryAfter: Duration = .seconds(300)
+        /// On shutdown, how long to wait for outstanding acknowledgements.
+        public var drainTimeout: Duration = .seconds(10)
+
+        /// Creates settings; the spool lives in `spoolDirectory`, dead letters beside it.
+        public init(identity: AgentIdentity, hubs: [HubAddress], tls: NIOSSLContext, spoolDirectory: String) {
+            self.identity = identity
+            self.hubs = hubs
+            self.tls = tls
+            self.spool = Spool.Configuration(directory: spoolDirectory)
+        }
+    }
+
+    /// What `feedback-agent status` and `/metrics` show.
+    public struct Status: Sendable, Hashable {
+        /// The spool's counts.
+        public var spool: Spool.Stats
+        /// The uplink's counters.
+        public var uplink: Uplink.Stats
+        /// Ratings taken since start.
+        public var submitted: Int
+    }
+
+    /// The settings in force.
+    public let configuration: Configuration
+    /// The durable queue.
+    public let spool: Spool
+    private let batcher: Batcher
+    private let uplink: Uplink
+    private let logger: Logger
+    private let ids = Mutex(UUIDv7())
+    private let accepting = Mutex(true)
+    private let submitted = Atomic<Int>(0)
+
+    /// Opens (and recovers) the spool; nothing connects until ``run()``.
+    ///
+    /// - Throws: ``SpoolError`` when the spool folder cannot be used.
+    public init(configuration: Configuration, logger: Logger) throws {
+        precondition(!configuration.hubs.isEmpty, "at least one hub (checked by the configuration)")
+        self.configuration = configuration
+        self.logger = logger
+        self.spool = try Spool(configuration: configuration.spool, logger: logger)
+        var uplinkConfiguration = Uplink.Configuration(
+            hubs: configuration.hubs, tls: configuration.tls, identity: configuration.identity,
+            deadLetterDirectory: configuration.spool.directory + "/dead-letter"
+        )
+        uplinkConfiguration.enrollmentToken = configuration.enrollmentToken
+        uplinkConfiguration.backoff = configuration.backoff
+        uplinkConfiguration.returnToPrimaryAfter = configuration.returnToPrimaryAfter
+        let uplink = Uplink(configuration: uplinkConfiguration, spool: self.spool, logger: logger)
+        self.uplink = uplink
+        self.batcher = Batcher(
+            spool: self.spool, identity: configuration.identity, configuration: configuration.batching, logger: logger,
+            onSealed: { uplink.notify() }
+        )
+        if self.spool.recovery != Spool.Recovery() {
+            logger.warning(
+                "spool recovered",
+                metadata: [
+                    "truncatedBytes": "\(self.spool.recovery.truncatedBytes)",
+                    "quarantined": "\(self.spool.recovery.quarantinedSegments.joined(separator: ","))",
+                ]
+            )
+        }
+    }
+
+    /// Takes ratings; returns their records once they are durable in the spool.
+    ///
+    /// - Throws: ``WireError`` (`invalidRecord`, naming the field) for a bad submission —
+    ///   then nothing of this call is kept; ``SpoolError`` `full` when the spool is at its
+    ///   quota, `closed` after shutdown began.
+    @discardableResult
+    public func submit(_ submissions: [FeedbackSubmission]) async throws -> [FeedbackRecord] {
+        guard self.accepting.withLock({ $0 }) else { throw SpoolError(.closed, "the agent is shutting down") }
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let origin = self.configuration.identity.nodeID
+        let records = try self.ids.withLock { ids in
+            try submissions.map { try $0.record(id: ids.next(milliseconds: now), origin: origin, capturedAt: now) }
+        }
+        try await self.spool.append(records)
+        self.submitted.add(records.count, ordering: .relaxed)
+        self.batcher.notify()
+        return records
+    }
+
+    /// Takes one rating; see ``submit(_:)-([FeedbackSubmission])``.
+    @discardableResult
+    public func submit(_ submission: FeedbackSubmission) async throws -> FeedbackRecord {
+        try await self.submit([submission])[0]
+    }
+
+    /// Seals everything now and waits until the hub has acknowledged all of it, or
+    /// `timeout` passes. Returns whether the spool is empty.
+    public func flush(timeout: Duration = .seconds(10)) async -> Bool {
+        await self.batcher.sealAll()
+        self.uplink.notify()
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let stats = self.spool.stats
+            if stats.unsealedRecords == 0, stats.unacknowledgedBatches == 0 { return true }
+            if stats.unsealedRecords > 0 { await self.batcher.sealAll() }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        let stats = self.spool.stats
+        return stats.unsealedRecords == 0 && stats.unacknowledgedBatches == 0
+    }
+
+    /// Counts for status pages and metrics.
+    public var status: Status {
+        Status(spool: self.spool.stats, uplink: self.uplink.stats, submitted: self.submitted.load(ordering: .relaxed))
+    }
+
+    /// Seals and forwards until graceful shutdown; then drains (bounded) and closes the spool.
+    public func run() async throws {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.batcher.run() }
+            group.addTask { await self.uplink.run() }
+            try? await gracefulShutdown()
+            self.accepting.withLock { $0 = false }
+            let drained = await self.flush(timeout: self.configuration.drainTimeout)
+            let left = self.spool.stats
+            self.logger.info(
+                "agent stopping",
+                metadata: ["drained": "\(drained)", "unsealed": "\(left.unsealedRecords)", "unacknowledgedBatches": "\(left.unacknowledgedBatches)"]
+            )
+            group.cancelAll()
+        }
+        self.spool.close()
+    }
+}

@@ -1,0 +1,203 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Wire
+
+/// The agent's local HTTP intake, for backends in other languages and in-product popups:
+///
+/// - `POST /v1/feedback`: one submission (a JSON object) or several (an array). 202 once
+///   durable in the spool; 400 for bad JSON or an invalid record (all or nothing), 413 for
+///   a body over the limit, 503 when the spool is full or the agent is stopping. Errors are
+///   `{"error":{"code":…,"message":…,"field":…}}`.
+/// - `GET /healthz`, `GET /metrics` (Prometheus text), `GET /status` (JSON, for
+///   `feedback-agent status`).
+///
+/// Browsers may post from the origins in ``Configuration/corsOrigins`` (CORS, with
+/// preflight); others get no CORS headers, so the browser refuses them.
+public struct HTTPIntake: Sendable {
+    /// Settings.
+    public struct Configuration: Sendable {
+        /// Where to listen.
+        public var listen: HubAddress
+        /// Browser origins allowed to post.
+        public var corsOrigins: Set<String> = []
+        /// Largest request body.
+        public var maxBodyBytes = 1 << 20
+
+        /// Creates settings.
+        public init(listen: HubAddress) {
+            self.listen = listen
+        }
+    }
+
+    let agent: FeedbackAgent
+    let configuration: Configuration
+    let logger: Logger
+
+    /// Creates the intake for `agent`.
+    public init(agent: FeedbackAgent, configuration: Configuration, logger: Logger) {
+        self.agent = agent
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// The HTTP server as a `Service`; `onBound` gets the bound port.
+    public func application(onBound: @escaping @Sendable (Int) -> Void = { _ in }) -> some Service {
+        let router = Router()
+        router.add(middleware: AllowListCORS(origins: self.configuration.corsOrigins))
+        let agent = self.agent
+        let maxBody = self.configuration.maxBodyBytes
+        router.post("v1/feedback") { request, _ -> Response in
+            var request = request
+            let body: ByteBuffer
+            do {
+                body = try await request.collectBody(upTo: maxBody)
+            } catch {
+                return Self.error(.contentTooLarge, "tooLarge", "the request body is over \(maxBody) bytes; send fewer ratings per request")
+            }
+            let submissions: [FeedbackSubmission]
+            switch Self.parse(body) {
+            case .success(let parsed): submissions = parsed
+            case .failure(let refusal): return Self.error(.badRequest, refusal.code, refusal.message, field: refusal.field)
+            }
+            do {
+                let records = try await agent.submit(submissions)
+                return Self.json(.accepted, ["accepted": records.count, "ids": records.map { $0.id.uuidString.lowercased() }])
+            } catch let error as WireError {
+                return Self.error(.badRequest, "invalidRecord", error.detail, field: error.field)
+            } catch let error as SpoolError where error.code == .full || error.code == .closed {
+                return Self.error(.serviceUnavailable, error.code == .full ? "spoolFull" : "stopping", error.message)
+            } catch {
+                return Self.error(.internalServerError, "storeFailed", "the rating could not be stored: \(error)")
+            }
+        }
+        router.get("healthz") { _, _ in "ok\n" }
+        router.get("status") { _, _ -> Response in
+            Self.json(.ok, Self.statusJSON(agent.status))
+        }
+        router.get("metrics") { _, _ -> Response in
+            Response(
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: Self.metricsText(agent.status)))
+            )
+        }
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(self.configuration.listen.host, port: self.configuration.listen.port)),
+            onServerRunning: { channel in onBound(channel.localAddress?.port ?? 0) },
+            logger: self.logger
+        )
+    }
+
+    struct Refusal: Error {
+        var code: String
+        var message: String
+        var field: String?
+    }
+
+    /// One object or a non-empty array of them.
+    static func parse(_ body: ByteBuffer) -> Result<[FeedbackSubmission], Refusal> {
+        let data = Data(body.readableBytesView)
+        let decoder = JSONDecoder()
+        let first = body.readableBytesView.first { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }
+        do {
+            if first == UInt8(ascii: "[") {
+                let all = try decoder.decode([FeedbackSubmission].self, from: data)
+                guard !all.isEmpty else { return .failure(Refusal(code: "empty", message: "the array holds no ratings")) }
+                return .success(all)
+            }
+            return .success([try decoder.decode(FeedbackSubmission.self, from: data)])
+        } catch let DecodingError.keyNotFound(key, context) {
+            let field = (context.codingPath + [key]).map(\.stringValue).filter { !$0.hasPrefix("Index ") }.joined(separator: ".")
+            return .failure(Refusal(code: "missingField", message: "\"\(field)\" is required", field: field))
+        } catch let DecodingError.typeMismatch(_, context) {
+            let field = context.codingPath.map(\.stringValue).filter { !$0.hasPrefix("Index ") }.joined(separator: ".")
+            return .failure(Refusal(code: "wrongType", message: "\"\(field)\" has the wrong type", field: field))
+        } catch {
+            return .failure(Refusal(code: "invalidJSON", message: "the body is not a JSON rating or array of ratings"))
+        }
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ object: [String: Any]) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return Response(
+            status: status,
+            headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: data))
+        )
+    }
+
+    static func error(_ status: HTTPResponse.Status, _ code: String, _ message: String, field: String? = nil) -> Response {
+        var error: [String: Any] = ["code": code, "message": message]
+        if let field { error["field"] = field }
+        return Self.json(status, ["error": error])
+    }
+
+    static func statusJSON(_ status: FeedbackAgent.Status) -> [String: Any] {
+        var object: [String: Any] = [
+            "submitted": status.submitted,
+            "unsealedRecords": status.spool.unsealedRecords,
+            "unacknowledgedBatches": status.spool.unacknowledgedBatches,
+            "unacknowledgedRecords": status.spool.unacknowledgedRecords,
+            "spoolBytes": status.spool.bytes,
+            "batchesSent": status.uplink.batchesSent,
+            "batchesAcknowledged": status.uplink.batchesAcknowledged,
+            "batchesDeadLettered": status.uplink.batchesDeadLettered,
+            "connections": status.uplink.connections,
+            "connectFailures": status.uplink.connectFailures,
+        ]
+        if let hub = status.uplink.connectedHub { object["connectedHub"] = hub.description }
+        if let oldest = status.spool.oldestPendingCapturedAt { object["oldestPendingCapturedAt"] = oldest }
+        return object
+    }
+
+    static func metricsText(_ status: FeedbackAgent.Status) -> String {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let oldestAge = status.spool.oldestPendingCapturedAt.map { Double(max(now - $0, 0)) / 1000 } ?? 0
+        let rows: [(String, String, String, Double)] = [
+            ("feedback_agent_submitted_total", "counter", "ratings taken since start", Double(status.submitted)),
+            ("feedback_agent_spool_records", "gauge", "records not yet acknowledged by a hub", Double(status.spool.unsealedRecords + status.spool.unacknowledgedRecords)),
+            ("feedback_agent_spool_batches", "gauge", "sealed batches waiting for acknowledgement", Double(status.spool.unacknowledgedBatches)),
+            ("feedback_agent_spool_bytes", "gauge", "bytes of spool segment files", Double(status.spool.bytes)),
+            ("feedback_agent_oldest_pending_seconds", "gauge", "age of the oldest unacknowledged record", oldestAge),
+            ("feedback_agent_batches_sent_total", "counter", "BATCH frames sent, re-sends included", Double(status.uplink.batchesSent)),
+            ("feedback_agent_batches_acknowledged_total", "counter", "batches the hub acknowledged", Double(status.uplink.batchesAcknowledged)),
+            ("feedback_agent_batches_dead_lettered_total", "counter", "batches refused for good", Double(status.uplink.batchesDeadLettered)),
+            ("feedback_agent_batches_retried_total", "counter", "retryable REJECTs", Double(status.uplink.batchesRetried)),
+            ("feedback_agent_connections_total", "counter", "hub connections established", Double(status.uplink.connections)),
+            ("feedback_agent_connect_failures_total", "counter", "failed connection attempts (reconnects)", Double(status.uplink.connectFailures)),
+            ("feedback_agent_connected", "gauge", "1 while connected to a hub", status.uplink.connectedHub == nil ? 0 : 1),
+        ]
+        return rows.map { "# HELP \($0.0) \($0.2)\n# TYPE \($0.0) \($0.1)\n\($0.0) \($0.3)\n" }.joined()
+    }
+}
+
+/// CORS for an allow-list of origins: preflight answered, allowed origins echoed.
+struct AllowListCORS<Context: RequestContext>: RouterMiddleware {
+    let origins: Set<String>
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let origin = request.headers[.origin], self.origins.contains(origin) else {
+            return try await next(request, context)
+        }
+        if request.method == .options {
+            return Response(
+                status: .noContent,
+                headers: [
+                    .accessControlAllowOrigin: origin,
+                    .accessControlAllowMethods: "POST, OPTIONS",
+                    .accessControlAllowHeaders: "content-type",
+                    .accessControlMaxAge: "600",
+                    .vary: "Origin",
+                ]
+            )
+        }
+        var response = try await next(request, context)
+        response.headers[.accessControlAllowOrigin] = origin
+        response.headers[.vary] = "Origin"
+        return response
+    }
+}

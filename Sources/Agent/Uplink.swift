@@ -1,0 +1,237 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOSSL
+import Synchronization
+import Wire
+
+/// Forwards the spool's sealed batches to a hub: one TLS connection at a time to the first
+/// reachable address of an ordered list, batches pipelined within the hub's credit, each
+/// batch dropped from the spool only on the hub's ACK (stored or duplicate).
+///
+/// - Reconnects with exponential backoff and full jitter after the whole list failed.
+/// - On a fallback hub, returns to the first after ``Configuration/returnToPrimaryAfter``.
+/// - A retryable REJECT is retried after ``Configuration/retryRejectedAfter``; a permanent
+///   one moves the batch to the dead-letter folder with the reason.
+/// - GOAWAY: the connection is used no more; the next one starts after the hub's delay.
+public final class Uplink: Sendable {
+    /// Settings.
+    public struct Configuration: Sendable {
+        /// Hubs or relays in order of preference.
+        public var hubs: [HubAddress]
+        /// Client TLS context (trusting the hubs' CA).
+        public var tls: NIOSSLContext
+        /// The agent's identity.
+        public var identity: AgentIdentity
+        /// A one-time enrollment token, sent until the hub knows the key.
+        public var enrollmentToken = ""
+        /// Reconnect delays.
+        public var backoff = Backoff()
+        /// How long to stay on a fallback hub before trying the first again.
+        public var returnToPrimaryAfter: Duration = .seconds(300)
+        /// How long a batch refused as retryable waits before it goes again.
+        public var retryRejectedAfter: Duration = .seconds(5)
+        /// Where permanently refused batches go.
+        public var deadLetterDirectory: String
+
+        /// Creates settings.
+        public init(hubs: [HubAddress], tls: NIOSSLContext, identity: AgentIdentity, deadLetterDirectory: String) {
+            self.hubs = hubs
+            self.tls = tls
+            self.identity = identity
+            self.deadLetterDirectory = deadLetterDirectory
+        }
+    }
+
+    /// Counters since start.
+    public struct Stats: Sendable, Hashable {
+        /// The hub connected now.
+        public var connectedHub: HubAddress?
+        /// Connections established.
+        public var connections = 0
+        /// Connection attempts that failed.
+        public var connectFailures = 0
+        /// BATCH frames sent (re-sends included).
+        public var batchesSent = 0
+        /// Batches the hub acknowledged.
+        public var batchesAcknowledged = 0
+        /// Batches refused for good and moved to the dead-letter folder.
+        public var batchesDeadLettered = 0
+        /// Retryable REJECTs received.
+        public var batchesRetried = 0
+    }
+
+    enum Event: Sendable {
+        case wake
+        case answered(UInt64, Result<BatchResult, any Error>)
+        case closed
+    }
+
+    enum SessionEnd {
+        case lost(after: Duration?)
+        case returnToPrimary
+        case cancelled
+    }
+
+    /// The settings in force.
+    public let configuration: Configuration
+    private let spool: Spool
+    private let logger: Logger
+    private let session = Mutex<AsyncStream<Event>.Continuation?>(nil)
+    private let counters = Mutex(Stats())
+
+    /// Creates an uplink for `spool`; nothing connects until ``run()``.
+    public init(configuration: Configuration, spool: Spool, logger: Logger) {
+        precondition(!configuration.hubs.isEmpty, "at least one hub address (checked by the configuration)")
+        self.configuration = configuration
+        self.spool = spool
+        self.logger = logger
+    }
+
+    /// New sealed batches are in the spool.
+    public func notify() {
+        _ = self.session.withLock { $0?.yield(.wake) }
+    }
+
+    /// Counters since start.
+    public var stats: Stats { self.counters.withLock { $0 } }
+
+    /// Connects and forwards until the task is cancelled.
+    public func run() async {
+        var backoff = self.configuration.backoff
+        var index = 0
+        while !Task.isCancelled {
+            let hub = self.configuration.hubs[index]
+            let connection: HubConnection
+            do {
+                connection = try await HubConnection.connect(
+                    host: hub.host, port: hub.port, tls: self.configuration.tls, identity: self.configuration.identity,
+                    enrollmentToken: self.configuration.enrollmentToken
+                )
+            } catch {
+                self.counters.withLock { $0.connectFailures += 1 }
+                self.logger.warning("cannot reach hub", metadata: ["hub": "\(hub)", "error": "\(error)"])
+                index = (index + 1) % self.configuration.hubs.count
+                if index == 0 { try? await Task.sleep(for: backoff.next()) }
+                continue
+            }
+            backoff.reset()
+            self.counters.withLock {
+                $0.connectedHub = hub
+                $0.connections += 1
+            }
+            self.logger.info("connected to hub", metadata: ["hub": "\(hub)"])
+            let returnAt = index > 0 ? ContinuousClock.now + self.configuration.returnToPrimaryAfter : nil
+            let end = await self.forward(over: connection, returnAt: returnAt)
+            self.counters.withLock { $0.connectedHub = nil }
+            await connection.close()
+            switch end {
+            case .cancelled:
+                return
+            case .returnToPrimary:
+                self.logger.info("returning to the first hub", metadata: ["from": "\(hub)"])
+                index = 0
+            case .lost(let after):
+                self.logger.info("hub connection ended", metadata: ["hub": "\(hub)"])
+                try? await Task.sleep(for: after ?? backoff.next())
+            }
+        }
+    }
+
+    /// One connection's life: send what the spool holds within credit, handle answers.
+    private func forward(over connection: HubConnection, returnAt: ContinuousClock.Instant?) async -> SessionEnd {
+        let (events, sink) = AsyncStream.makeStream(of: Event.self)
+        self.session.withLock { $0 = sink }
+        connection.closeFuture.whenComplete { _ in sink.yield(.closed) }
+        let ticker = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(250))
+                sink.yield(.wake)
+            }
+        }
+        defer {
+            ticker.cancel()
+            self.session.withLock { $0 = nil }
+            sink.finish()
+        }
+        let window = max(Int(connection.welcome.initialCredit), 1)
+        var inFlight: [UInt64: SealedBatch] = [:]
+        var retryAt: [UInt64: ContinuousClock.Instant] = [:]
+        var returning = false
+        var finished = false
+
+        func pump() {
+            guard !returning, !finished, connection.isActive, inFlight.count < window else { return }
+            let now = ContinuousClock.now
+            let ready = self.spool.unacknowledged(limit: window - inFlight.count) { sequence in
+                inFlight[sequence] == nil && (retryAt[sequence].map { $0 <= now } ?? true)
+            }
+            for batch in ready {
+                let sequence = batch.header.sequence
+                inFlight[sequence] = batch
+                retryAt[sequence] = nil
+                self.counters.withLock { $0.batchesSent += 1 }
+                connection.send(batch).whenComplete { sink.yield(.answered(sequence, $0)) }
+            }
+        }
+
+        pump()
+        for await event in events {
+            if Task.isCancelled { return .cancelled }
+            switch event {
+            case .wake:
+                if let returnAt, ContinuousClock.now >= returnAt { returning = true }
+            case .answered(let sequence, .success(.acknowledged)):
+                inFlight[sequence] = nil
+                self.counters.withLock { $0.batchesAcknowledged += 1 }
+                do {
+                    try self.spool.acknowledged(sequence: sequence)
+                } catch {
+                    self.logger.error("cannot record an acknowledgement", metadata: ["error": "\(error)"])
+                }
+            case .answered(let sequence, .success(.rejected(let reject))):
+                let batch = inFlight.removeValue(forKey: sequence)
+                if reject.disposition == .permanent, let batch {
+                    self.deadLetter(batch, reject)
+                } else {
+                    self.counters.withLock { $0.batchesRetried += 1 }
+                    self.logger.info("batch refused for now", metadata: ["batch": "\(sequence)", "code": "\(reject.code)"])
+                    retryAt[sequence] = ContinuousClock.now + self.configuration.retryRejectedAfter
+                }
+            case .answered(let sequence, .failure):
+                // The connection ended (or the hub sent GOAWAY) before the answer: the batch
+                // stays in the spool and goes on the next connection.
+                inFlight[sequence] = nil
+                finished = true
+            case .closed:
+                return .lost(after: nil)
+            }
+            if finished, inFlight.isEmpty { return .lost(after: nil) }
+            if returning, inFlight.isEmpty { return .returnToPrimary }
+            pump()
+        }
+        return .cancelled
+    }
+
+    /// Moves a permanently refused batch to the dead-letter folder, with the reason beside
+    /// it, and drops it from the spool.
+    private func deadLetter(_ batch: SealedBatch, _ reject: Reject) {
+        let name = "\(batch.header.origin)-\(batch.header.sequence)"
+        let folder = self.configuration.deadLetterDirectory
+        let reason = "code: \(reject.code)\nmessage: \(reject.message)\nrecords: \(batch.header.recordCount)\nat: \(Date())\n"
+        do {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            try Data(batch.bytes.readableBytesView).write(to: URL(fileURLWithPath: folder + "/" + name + ".batch"), options: .atomic)
+            try Data(reason.utf8).write(to: URL(fileURLWithPath: folder + "/" + name + ".reason"), options: .atomic)
+            try self.spool.acknowledged(sequence: batch.header.sequence)
+            self.counters.withLock { $0.batchesDeadLettered += 1 }
+            self.logger.error(
+                "batch refused for good; moved to dead letters",
+                metadata: ["batch": "\(batch.header.sequence)", "code": "\(reject.code)", "reason": "\(reject.message)", "folder": "\(folder)"]
+            )
+        } catch {
+            // Keep it in the spool rather than lose it; it is retried on the next connection.
+            self.logger.error("cannot write a dead letter; the batch stays in the spool", metadata: ["error": "\(error)"])
+        }
+    }
+}

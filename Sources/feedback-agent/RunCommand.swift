@@ -1,0 +1,150 @@
+import Agent
+import ArgumentParser
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Logging
+import ServiceLifecycle
+import Wire
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Runs the agent: spool, batching, forwarding and the local HTTP intake, until SIGTERM or SIGINT."
+    )
+
+    @Option(name: .shortAndLong, help: "The agent configuration file (docs/AGENT.md).")
+    var config = "agent.yaml"
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel = "info"
+
+    func run() async throws {
+        guard let level = Logger.Level(rawValue: self.logLevel) else {
+            throw CLIError("--log-level must be one of trace, debug, info, notice, warning, error, critical; got '\(self.logLevel)'")
+        }
+        let file: AgentConfigurationFile
+        let configuration: FeedbackAgent.Configuration
+        do {
+            file = try AgentConfigurationFile.load(from: self.config)
+            configuration = try file.agentConfiguration(path: self.config)
+        } catch let error as AgentConfigurationError {
+            throw CLIError(error.description)
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "feedback-agent")
+        let agent: FeedbackAgent
+        do {
+            agent = try FeedbackAgent(configuration: configuration, logger: logger)
+        } catch let error as SpoolError {
+            throw CLIError(error.description)
+        }
+        var services: [any Service] = [agent]
+        if let http = file.http {
+            var intake = HTTPIntake.Configuration(listen: try HubAddress(parsing: http.listen))
+            intake.corsOrigins = Set(http.corsOrigins)
+            intake.maxBodyBytes = http.maxBodyBytes
+            services.append(
+                HTTPIntake(agent: agent, configuration: intake, logger: logger).application { port in
+                    logger.info("http intake listening", metadata: ["port": "\(port)"])
+                }
+            )
+        }
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services.map { .init(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        logger.info("agent starting", metadata: ["node": "\(configuration.identity.nodeID)", "hubs": "\(file.hubs.joined(separator: ","))"])
+        try await group.run()
+    }
+}
+
+struct Enroll: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Registers this agent's key with a hub by redeeming a one-time token (`feedback-hub agents token`)."
+    )
+
+    @Option(help: "The agent identity file made by keygen.")
+    var identity = "agent.json"
+
+    @Option(help: "The hub, HOST:PORT.")
+    var hub: String
+
+    @Option(help: "The hub's CA certificate (PEM).")
+    var ca: String
+
+    @Option(help: "The one-time enrollment token.")
+    var token: String
+
+    func run() async throws {
+        let address: HubAddress
+        let identity: AgentIdentity
+        do {
+            address = try HubAddress(parsing: self.hub)
+            identity = try AgentIdentity.load(from: self.identity)
+        } catch let error as HubAddressError {
+            throw CLIError("--hub: \(error.description)")
+        } catch let error as AgentIdentityError {
+            throw CLIError(error.description)
+        }
+        do {
+            let connection = try await HubConnection.connect(
+                host: address.host, port: address.port, tls: try HubConnection.tlsContext(trusting: self.ca), identity: identity,
+                enrollmentToken: self.token
+            )
+            await connection.close()
+        } catch let error as ConnectionError {
+            throw CLIError("enrollment failed: \(error.description)")
+        }
+        print("enrolled \(identity.nodeID) (key \(identity.keyID)) with \(address)")
+    }
+}
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Shows a running agent's spool depth, oldest pending rating and connected hub (from its HTTP intake)."
+    )
+
+    @Option(name: .shortAndLong, help: "The agent configuration file; its http.listen is asked.")
+    var config = "agent.yaml"
+
+    func run() async throws {
+        let file: AgentConfigurationFile
+        do {
+            file = try AgentConfigurationFile.load(from: self.config)
+        } catch let error as AgentConfigurationError {
+            throw CLIError(error.description)
+        }
+        guard let http = file.http, let address = try? HubAddress(parsing: http.listen) else {
+            throw CLIError("status asks the running agent over HTTP; set http.listen in \(self.config)")
+        }
+        let host = address.host == "0.0.0.0" ? "127.0.0.1" : address.host
+        guard let url = URL(string: "http://\(host.contains(":") ? "[\(host)]" : host):\(address.port)/status") else {
+            throw CLIError("cannot make a URL from http.listen \(http.listen)")
+        }
+        let data: Data
+        do {
+            (data, _) = try await URLSession.shared.data(from: url)
+        } catch {
+            throw CLIError("the agent at \(url) does not answer (is `feedback-agent run` running?): \(error)")
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw CLIError("the agent at \(url) answered something that is not its status")
+        }
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let oldest = (object["oldestPendingCapturedAt"] as? Int64).map { "\(Double(now - $0) / 1000) s ago" } ?? "none"
+        print("connected hub:        \(object["connectedHub"] as? String ?? "none")")
+        print("unsealed records:     \(object["unsealedRecords"] ?? 0)")
+        print("unacknowledged:       \(object["unacknowledgedRecords"] ?? 0) records in \(object["unacknowledgedBatches"] ?? 0) batches")
+        print("oldest pending:       \(oldest)")
+        print("spool bytes:          \(object["spoolBytes"] ?? 0)")
+        print("acknowledged batches: \(object["batchesAcknowledged"] ?? 0) (dead letters: \(object["batchesDeadLettered"] ?? 0))")
+    }
+}

@@ -1,0 +1,140 @@
+import Agent
+import Foundation
+import Hub
+import Logging
+import ServiceLifecycle
+import Testing
+import Wire
+
+/// The embeddable agent (spool, batcher, uplink) against real hubs on loopback TLS.
+@Suite(.serialized) struct AgentForwardingTests {
+    /// A running agent in its own ServiceGroup, as an embedding backend runs it.
+    struct RunningAgent {
+        let agent: FeedbackAgent
+        let group: ServiceGroup
+        let task: Task<Void, any Error>
+        let folder: String
+
+        static func start(
+            identity: AgentIdentity, hubs: [HubAddress], ca: String,
+            adjust: (inout FeedbackAgent.Configuration) -> Void = { _ in }
+        ) throws -> RunningAgent {
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID())").path
+            var configuration = FeedbackAgent.Configuration(
+                identity: identity, hubs: hubs, tls: try HubConnection.tlsContext(trusting: ca), spoolDirectory: folder
+            )
+            configuration.backoff = Backoff(initial: .milliseconds(20), maximum: .milliseconds(200))
+            configuration.batching.maxAge = .milliseconds(20)
+            adjust(&configuration)
+            var logger = Logger(label: "test-agent")
+            logger.logLevel = .critical
+            let agent = try FeedbackAgent(configuration: configuration, logger: logger)
+            let group = ServiceGroup(configuration: .init(services: [agent], logger: logger))
+            return RunningAgent(agent: agent, group: group, task: Task { try await group.run() }, folder: folder)
+        }
+
+        func stop() async throws {
+            await self.group.triggerGracefulShutdown()
+            try await self.task.value
+            try? FileManager.default.removeItem(atPath: self.folder)
+        }
+    }
+
+    private func submissions(_ count: Int, site: String = "branch-1") -> [FeedbackSubmission] {
+        (0..<count).map { FeedbackSubmission(source: "kiosk", scale: "smiley", score: $0 % 4 + 1, site: site) }
+    }
+
+    @Test func ratingsTakenWhileTheHubIsDownAreAllStoredOnceItIsBack() async throws {
+        let first = try await HubHarness.start()
+        let identity = AgentIdentity.generate()
+        try first.register(identity)
+        let port = first.port
+        try await first.stop()
+
+        let running = try RunningAgent.start(identity: identity, hubs: [HubAddress(host: "127.0.0.1", port: port)], ca: first.caPath)
+        for _ in 0..<30 {
+            try await running.agent.submit(self.submissions(10))
+        }
+        #expect(await eventually(seconds: 10) { running.agent.status.uplink.connectFailures >= 2 })
+        #expect(running.agent.status.spool.unacknowledgedRecords + running.agent.status.spool.unsealedRecords == 300)
+
+        let again = try await HubHarness.start(folder: first.folder) { $0.listen = "127.0.0.1:\(port)" }
+        #expect(await running.agent.flush(timeout: .seconds(30)))
+        #expect(try again.recordCount == 300)
+        let stored = try again.hub.store.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(DISTINCT id) FROM records") ?? 0 }
+        #expect(stored == 300)
+        #expect(running.agent.status.uplink.batchesDeadLettered == 0)
+        try await running.stop()
+        try await again.stopAndRemove()
+    }
+
+    @Test func theAgentFailsOverToTheNextHubAndReturnsToTheFirst() async throws {
+        let second = try await HubHarness.start()
+        let identity = AgentIdentity.generate()
+        try second.register(identity)
+        let firstPort = try CrashTests.freePort()
+        let running = try RunningAgent.start(
+            identity: identity,
+            hubs: [HubAddress(host: "127.0.0.1", port: firstPort), HubAddress(host: "127.0.0.1", port: second.port)],
+            ca: second.caPath
+        ) { $0.returnToPrimaryAfter = .milliseconds(300) }
+
+        try await running.agent.submit(self.submissions(100))
+        #expect(await running.agent.flush(timeout: .seconds(20)))
+        #expect(try second.recordCount == 100)
+        #expect(running.agent.status.uplink.connectedHub?.port == second.port)
+
+        // The first hub comes up (same CA): the agent goes back to it by itself.
+        let first = try await HubHarness.start(certificatesFrom: second.folder) { $0.listen = "127.0.0.1:\(firstPort)" }
+        try first.register(identity)
+        #expect(await eventually(seconds: 20) { running.agent.status.uplink.connectedHub?.port == firstPort })
+        try await running.agent.submit(self.submissions(50))
+        #expect(await running.agent.flush(timeout: .seconds(20)))
+        #expect(try first.recordCount == 50)
+        #expect(try second.recordCount == 100)
+        try await running.stop()
+        try await first.stopAndRemove()
+        try await second.stopAndRemove()
+    }
+
+    @Test func aBatchTheHubRefusesForGoodGoesToTheDeadLetterFolderWithItsReason() async throws {
+        let hub = try await HubHarness.start { $0.limits.maxBatchRecords = 50 }
+        let identity = AgentIdentity.generate()
+        try hub.register(identity)
+        let running = try RunningAgent.start(
+            identity: identity, hubs: [HubAddress(host: "127.0.0.1", port: hub.port)], ca: hub.caPath
+        ) { $0.batching.maxRecords = 80 }
+
+        try await running.agent.submit(self.submissions(80))
+        #expect(await running.agent.flush(timeout: .seconds(20)), "a dead-lettered batch leaves the spool")
+        #expect(running.agent.status.uplink.batchesDeadLettered == 1)
+        let folder = running.folder + "/dead-letter"
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder).sorted()
+        #expect(files.count == 2)
+        let reasonFile = try #require(files.first { $0.hasSuffix(".reason") })
+        let reason = try String(contentsOfFile: folder + "/" + reasonFile, encoding: .utf8)
+        #expect(reason.contains("batchTooLarge"))
+        #expect(try hub.recordCount == 0)
+        try await running.stop()
+        try await hub.stopAndRemove()
+    }
+
+    @Test func anInvalidSubmissionIsRefusedNamingTheFieldAndNothingIsKept() async throws {
+        let hub = try await HubHarness.start()
+        let identity = AgentIdentity.generate()
+        try hub.register(identity)
+        let running = try RunningAgent.start(identity: identity, hubs: [HubAddress(host: "127.0.0.1", port: hub.port)], ca: hub.caPath)
+        var batch = self.submissions(3)
+        batch[1].score = 11
+        await #expect(throws: WireError.self) { try await running.agent.submit(batch) }
+        do {
+            try await running.agent.submit(batch)
+        } catch let error as WireError {
+            #expect(error.field == "score")
+        }
+        #expect(running.agent.status.spool.unsealedRecords == 0)
+        #expect(running.agent.status.submitted == 0)
+        try await running.stop()
+        try await hub.stopAndRemove()
+    }
+}

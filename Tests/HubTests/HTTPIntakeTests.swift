@@ -1,0 +1,163 @@
+import Agent
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Hub
+import Logging
+import NIOConcurrencyHelpers
+import ServiceLifecycle
+import Testing
+import Wire
+
+/// The agent's HTTP intake over real HTTP on loopback, with a real hub behind it.
+@Suite(.serialized) struct HTTPIntakeTests {
+    struct Intake {
+        let agent: FeedbackAgent
+        let group: ServiceGroup
+        let task: Task<Void, any Error>
+        let base: String
+        let folder: String
+
+        static func start(hub: HubHarness, quotaBytes: Int = 1 << 30, maxBodyBytes: Int = 4_096) async throws -> Intake {
+            let identity = AgentIdentity.generate()
+            try hub.register(identity)
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("intake-\(UUID())").path
+            var configuration = FeedbackAgent.Configuration(
+                identity: identity, hubs: [HubAddress(host: "127.0.0.1", port: hub.port)],
+                tls: try HubConnection.tlsContext(trusting: hub.caPath), spoolDirectory: folder
+            )
+            configuration.spool.quotaBytes = quotaBytes
+            configuration.drainTimeout = .milliseconds(500)
+            configuration.batching.maxAge = .milliseconds(20)
+            var logger = Logger(label: "test-intake")
+            logger.logLevel = .critical
+            let agent = try FeedbackAgent(configuration: configuration, logger: logger)
+            var settings = HTTPIntake.Configuration(listen: HubAddress(host: "127.0.0.1", port: 0))
+            settings.corsOrigins = ["https://shop.example.com"]
+            settings.maxBodyBytes = maxBodyBytes
+            let bound = PortBox()
+            let http = HTTPIntake(agent: agent, configuration: settings, logger: logger).application { bound.set($0) }
+            let group = ServiceGroup(configuration: .init(services: [agent, http], logger: logger))
+            let task = Task { try await group.run() }
+            #expect(await eventually(seconds: 10) { bound.get() != 0 })
+            return Intake(agent: agent, group: group, task: task, base: "http://127.0.0.1:\(bound.get())", folder: folder)
+        }
+
+        func stop() async throws {
+            await self.group.triggerGracefulShutdown()
+            try await self.task.value
+            try? FileManager.default.removeItem(atPath: self.folder)
+        }
+
+        func request(
+            _ method: String, _ path: String, body: String? = nil, headers: [String: String] = [:]
+        ) async throws -> (status: Int, json: [String: Any], headers: [AnyHashable: Any]) {
+            var request = URLRequest(url: URL(string: self.base + path)!)
+            request.httpMethod = method
+            request.httpBody = body.map { Data($0.utf8) }
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+            let (data, response) = try await URLSession.shared.data(for: request)
+            let http = try #require(response as? HTTPURLResponse)
+            let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+            return (http.statusCode, json, http.allHeaderFields)
+        }
+    }
+
+    private func errorCode(_ json: [String: Any]) -> String? { (json["error"] as? [String: Any])?["code"] as? String }
+    private func errorField(_ json: [String: Any]) -> String? { (json["error"] as? [String: Any])?["field"] as? String }
+
+    @Test func goodRatingsAreAcceptedAndReachTheHub() async throws {
+        let hub = try await HubHarness.start()
+        let intake = try await Intake.start(hub: hub)
+        let one = try await intake.request("POST", "/v1/feedback", body: #"{"source":"popup","scale":"nps","score":3,"site":"web-eu","customer":"c-1"}"#)
+        #expect(one.status == 202)
+        #expect(one.json["accepted"] as? Int == 1)
+        let many = try await intake.request(
+            "POST", "/v1/feedback",
+            body: #"[{"source":"kiosk","scale":"smiley","score":1},{"source":"kiosk","scale":"smiley","score":4}]"#
+        )
+        #expect(many.status == 202)
+        #expect((many.json["ids"] as? [String])?.count == 2)
+        #expect(await intake.agent.flush(timeout: .seconds(20)))
+        #expect(try hub.recordCount == 3)
+        try await intake.stop()
+        try await hub.stopAndRemove()
+    }
+
+    @Test func eachBadRequestGetsItsStatusAndAClearMessage() async throws {
+        let hub = try await HubHarness.start()
+        let intake = try await Intake.start(hub: hub)
+
+        let notJSON = try await intake.request("POST", "/v1/feedback", body: "{score: 3")
+        #expect(notJSON.status == 400)
+        #expect(self.errorCode(notJSON.json) == "invalidJSON")
+
+        let missing = try await intake.request("POST", "/v1/feedback", body: #"{"source":"popup","score":3}"#)
+        #expect(missing.status == 400)
+        #expect(self.errorField(missing.json) == "scale")
+
+        let badScore = try await intake.request(
+            "POST", "/v1/feedback", body: #"[{"source":"popup","scale":"nps","score":7},{"source":"popup","scale":"nps","score":11}]"#
+        )
+        #expect(badScore.status == 400)
+        #expect(self.errorCode(badScore.json) == "invalidRecord")
+        #expect(self.errorField(badScore.json) == "score")
+        #expect(((badScore.json["error"] as? [String: Any])?["message"] as? String)?.contains("0–10") == true)
+
+        let empty = try await intake.request("POST", "/v1/feedback", body: "[]")
+        #expect(empty.status == 400)
+
+        let big = "[" + Array(repeating: #"{"source":"popup","scale":"nps","score":7}"#, count: 200).joined(separator: ",") + "]"
+        let tooLarge = try await intake.request("POST", "/v1/feedback", body: big)
+        #expect(tooLarge.status == 413)
+        #expect(self.errorCode(tooLarge.json) == "tooLarge")
+
+        // Nothing of a refused request was kept.
+        #expect(intake.agent.status.submitted == 0)
+        try await intake.stop()
+        try await hub.stopAndRemove()
+    }
+
+    @Test func aFullSpoolAnswers503() async throws {
+        let hub = try await HubHarness.start()
+        try await hub.stop()  // nothing drains the spool
+        let intake = try await Intake.start(hub: hub, quotaBytes: 1_000)
+        var statuses: [Int] = []
+        for _ in 0..<20 {
+            statuses.append(try await intake.request("POST", "/v1/feedback", body: #"{"source":"kiosk","scale":"smiley","score":2}"#).status)
+        }
+        #expect(statuses.first == 202)
+        #expect(statuses.last == 503)
+        let full = try await intake.request("POST", "/v1/feedback", body: #"{"source":"kiosk","scale":"smiley","score":2}"#)
+        #expect(self.errorCode(full.json) == "spoolFull")
+        try await intake.stop()
+        try? FileManager.default.removeItem(at: hub.folder)
+    }
+
+    @Test func browsersFromAllowedOriginsGetCORSHeadersAndOthersDoNot() async throws {
+        let hub = try await HubHarness.start()
+        let intake = try await Intake.start(hub: hub)
+        let preflight = try await intake.request(
+            "OPTIONS", "/v1/feedback", headers: ["Origin": "https://shop.example.com", "Access-Control-Request-Method": "POST"]
+        )
+        #expect(preflight.status == 204)
+        #expect(preflight.headers["Access-Control-Allow-Origin"] as? String == "https://shop.example.com")
+        let other = try await intake.request(
+            "POST", "/v1/feedback", body: #"{"source":"popup","scale":"nps","score":9}"#, headers: ["Origin": "https://evil.example"]
+        )
+        #expect(other.headers["Access-Control-Allow-Origin"] == nil)
+        let metrics = try await intake.request("GET", "/healthz")
+        #expect(metrics.status == 200)
+        try await intake.stop()
+        try await hub.stopAndRemove()
+    }
+}
+
+/// The bound port, set from the server's callback.
+final class PortBox: Sendable {
+    private let value = NIOLockedValueBox(0)
+    func set(_ port: Int) { self.value.withLockedValue { $0 = port } }
+    func get() -> Int { self.value.withLockedValue { $0 } }
+}

@@ -10,7 +10,7 @@ struct FeedbackHubCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "feedback-hub",
         abstract: "Receives, verifies and stores FeedbackMesh ratings.",
-        subcommands: [Init.self, Serve.self, Agents.self, Inspect.self]
+        subcommands: [Init.self, Serve.self, Agents.self, Report.self, Inspect.self]
     )
 }
 
@@ -265,3 +265,29 @@ struct Agents: ParsableCommand {
         }
     }
 }
+
+struct Report: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Prints what the store holds: ratings, negatives and NPS per site, and the batches received."
+    )
+
+    @OptionGroup var config: ConfigOption
+
+    func run() throws {
+        let store = try self.config.openStore()
+        let sites = try reporting { try store.siteSummaries() }
+        let batches = try reporting { try store.batchCount() }
+        let total = sites.reduce(0) { $0 + $1.responses }
+        print("\(total) ratings stored from \(batches) batches")
+        guard !sites.isEmpty else { return }
+        let width = max(4, sites.map(\.site.count).max() ?? 4)
+        func pad(_ text: String, _ count: Int) -> String { text + String(repeating: " ", count: max(0, count - text.count)) }
+        print("\(pad("site", width))  ratings  negative  NPS")
+        for site in sites {
+            let nps = site.nps.map { String(format: "%+.0f (%d answers)", $0, site.npsResponses) } ?? "-"
+            let name = site.site.isEmpty ? "(none)" : site.site
+            print("\(pad(name, width))  \(pad(String(site.responses), 7))  \(pad(String(site.negatives), 8))  \(nps)")
+        }
+    }
+}
+

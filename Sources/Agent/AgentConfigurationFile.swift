@@ -12,7 +12,7 @@ import Yams
 /// enrollmentToken: ""             # optional, until the hub knows this agent
 /// spool: {directory: spool, fsync: "10", segmentBytes: 8388608, quotaBytes: 1073741824}
 /// batch: {maxRecords: 1000, maxBytes: 1048576, maxAgeMs: 100}
-/// http: {listen: "127.0.0.1:8088", corsOrigins: [], maxBodyBytes: 1048576}   # optional
+/// http: {listen: "127.0.0.1:8088", corsOrigins: [], maxBodyBytes: 1048576, onePerCustomerDays: 0}   # optional
 /// drainTimeoutMs: 10000
 /// ```
 public struct AgentConfigurationFile: Sendable, Codable {
@@ -65,12 +65,15 @@ public struct AgentConfigurationFile: Sendable, Codable {
         public var corsOrigins: [String] = []
         /// Largest request body.
         public var maxBodyBytes: Int = 1 << 20
+        /// One response per customer per survey within this many days; 0 turns it off.
+        public var onePerCustomerDays: Int = 0
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             self.listen = try c.decode(String.self, forKey: .listen)
             self.corsOrigins = try c.decodeIfPresent([String].self, forKey: .corsOrigins) ?? []
             self.maxBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxBodyBytes) ?? self.maxBodyBytes
+            self.onePerCustomerDays = try c.decodeIfPresent(Int.self, forKey: .onePerCustomerDays) ?? 0
         }
     }
 
@@ -111,7 +114,7 @@ public struct AgentConfigurationFile: Sendable, Codable {
         "": Set(CodingKeys.allCases.map(\.rawValue)),
         "spool": ["directory", "fsync", "segmentBytes", "quotaBytes"],
         "batch": ["maxRecords", "maxBytes", "maxAgeMs"],
-        "http": ["listen", "corsOrigins", "maxBodyBytes"],
+        "http": ["listen", "corsOrigins", "maxBodyBytes", "onePerCustomerDays"],
     ]
 
     /// Reads and checks `path`; relative paths become relative to its folder.
@@ -184,6 +187,9 @@ public struct AgentConfigurationFile: Sendable, Codable {
                 throw AgentConfigurationError(path: path, "http.listen must be HOST:PORT, got \"\(http.listen)\"")
             }
             try positive(http.maxBodyBytes, "http.maxBodyBytes")
+            guard (0...3_650).contains(http.onePerCustomerDays) else {
+                throw AgentConfigurationError(path: path, "http.onePerCustomerDays must be 0 (off) to 3650, got \(http.onePerCustomerDays)")
+            }
         }
     }
 

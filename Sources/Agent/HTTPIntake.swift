@@ -8,8 +8,9 @@ import Wire
 /// The agent's local HTTP intake, for backends in other languages and in-product popups:
 ///
 /// - `POST /v1/feedback`: one submission (a JSON object) or several (an array). 202 once
-///   durable in the spool; 400 for bad JSON or an invalid record (all or nothing), 413 for
-///   a body over the limit, 503 when the spool is full or the agent is stopping. Errors are
+///   durable in the spool; 400 for bad JSON or an invalid record (all or nothing), 409 for
+///   a customer's repeated answer (with a ``ResponseLimiter``), 413 for a body over the
+///   limit, 503 when the spool is full or the agent is stopping. Errors are
 ///   `{"error":{"code":…,"message":…,"field":…}}`.
 /// - `GET /healthz`, `GET /metrics` (Prometheus text), `GET /status` (JSON, for
 ///   `feedback-agent status`).
@@ -25,6 +26,9 @@ public struct HTTPIntake: Sendable {
         public var corsOrigins: Set<String> = []
         /// Largest request body.
         public var maxBodyBytes = 1 << 20
+        /// When set, a customer's second answer to a survey within its window is refused
+        /// with 409 `alreadyAnswered`.
+        public var responseLimiter: ResponseLimiter?
 
         /// Creates settings.
         public init(listen: HubAddress) {
@@ -49,6 +53,7 @@ public struct HTTPIntake: Sendable {
         router.add(middleware: AllowListCORS(origins: self.configuration.corsOrigins))
         let agent = self.agent
         let maxBody = self.configuration.maxBodyBytes
+        let limiter = self.configuration.responseLimiter
         router.post("v1/feedback") { request, _ -> Response in
             var request = request
             let body: ByteBuffer
@@ -62,15 +67,23 @@ public struct HTTPIntake: Sendable {
             case .success(let parsed): submissions = parsed
             case .failure(let refusal): return Self.error(.badRequest, refusal.code, refusal.message, field: refusal.field)
             }
+            let pairs = submissions.map { (customer: $0.customer ?? "", survey: $0.survey ?? "") }
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            if let limiter, let index = limiter.reserve(pairs, now: now) {
+                let days = limiter.window.components.seconds / 86_400
+                return Self.error(
+                    .conflict, "alreadyAnswered",
+                    "customer \"\(pairs[index].customer)\" already answered survey \"\(pairs[index].survey)\" within the last \(days) days",
+                    field: "customer"
+                )
+            }
             do {
                 let records = try await agent.submit(submissions)
+                limiter?.commit(pairs, now: now)
                 return Self.json(.accepted, ["accepted": records.count, "ids": records.map { $0.id.uuidString.lowercased() }])
-            } catch let error as WireError {
-                return Self.error(.badRequest, "invalidRecord", error.detail, field: error.field)
-            } catch let error as SpoolError where error.code == .full || error.code == .closed {
-                return Self.error(.serviceUnavailable, error.code == .full ? "spoolFull" : "stopping", error.message)
             } catch {
-                return Self.error(.internalServerError, "storeFailed", "the rating could not be stored: \(error)")
+                limiter?.release(pairs)
+                return Self.refusal(error)
             }
         }
         router.get("healthz") { _, _ in "ok\n" }
@@ -90,6 +103,17 @@ public struct HTTPIntake: Sendable {
             onServerRunning: { channel in onBound(channel.localAddress?.port ?? 0) },
             logger: self.logger
         )
+    }
+
+    static func refusal(_ error: any Error) -> Response {
+        switch error {
+        case let error as WireError:
+            return Self.error(.badRequest, "invalidRecord", error.detail, field: error.field)
+        case let error as SpoolError where error.code == .full || error.code == .closed:
+            return Self.error(.serviceUnavailable, error.code == .full ? "spoolFull" : "stopping", error.message)
+        default:
+            return Self.error(.internalServerError, "storeFailed", "the rating could not be stored: \(error)")
+        }
     }
 
     struct Refusal: Error {

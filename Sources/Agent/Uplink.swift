@@ -116,6 +116,15 @@ public final class Uplink: Sendable {
                 continue
             }
             backoff.reset()
+            let origin = self.configuration.identity.nodeID
+            if let committed = connection.welcome.resume.first(where: { $0.origin == origin })?.committedSequence,
+                (try? self.spool.advanceSequence(beyond: committed)) == true
+            {
+                self.logger.warning(
+                    "the hub has committed batches beyond this spool's sequence; sealing continues after them",
+                    metadata: ["hub": "\(hub)", "committed": "\(committed)"]
+                )
+            }
             self.counters.withLock {
                 $0.connectedHub = hub
                 $0.connections += 1

@@ -48,6 +48,15 @@ struct Run: AsyncParsableCommand {
             var intake = HTTPIntake.Configuration(listen: try HubAddress(parsing: http.listen))
             intake.corsOrigins = Set(http.corsOrigins)
             intake.maxBodyBytes = http.maxBodyBytes
+            if http.onePerCustomerDays > 0 {
+                do {
+                    intake.responseLimiter = try ResponseLimiter(
+                        path: file.spool.directory + "/responses.log", window: .seconds(http.onePerCustomerDays * 86_400)
+                    )
+                } catch let error as SpoolError {
+                    throw CLIError(error.description)
+                }
+            }
             services.append(
                 HTTPIntake(agent: agent, configuration: intake, logger: logger).application { port in
                     logger.info("http intake listening", metadata: ["port": "\(port)"])

@@ -209,4 +209,20 @@ import Wire
         #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
         #expect(CRC32C.checksum(Array("56789".utf8), continuing: CRC32C.checksum(Array("1234".utf8))) == 0xE306_9283)
     }
+
+    @Test func aSequenceAdvancedPastTheHubsStaysAdvanced() async throws {
+        let folder = self.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        var spool = try self.open(folder)
+        #expect(try spool.advanceSequence(beyond: 41))
+        #expect(try !spool.advanceSequence(beyond: 10), "never backwards")
+        spool.close()
+        spool = try self.open(folder)
+        #expect(spool.nextSequence == 42)
+        try await spool.append(self.records(3))
+        let batch = try await self.seal(spool, 3)
+        #expect(batch.header.sequence == 42)
+        spool.close()
+    }
 }
+

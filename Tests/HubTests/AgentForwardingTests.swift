@@ -16,10 +16,10 @@ import Wire
         let folder: String
 
         static func start(
-            identity: AgentIdentity, hubs: [HubAddress], ca: String,
+            identity: AgentIdentity, hubs: [HubAddress], ca: String, folder existing: String? = nil,
             adjust: (inout FeedbackAgent.Configuration) -> Void = { _ in }
         ) throws -> RunningAgent {
-            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID())").path
+            let folder = existing ?? FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID())").path
             var configuration = FeedbackAgent.Configuration(
                 identity: identity, hubs: hubs, tls: try HubConnection.tlsContext(trusting: ca), spoolDirectory: folder
             )
@@ -137,4 +137,59 @@ import Wire
         try await running.stop()
         try await hub.stopAndRemove()
     }
+
+    @Test func aSpoolBehindTheHubSealsAfterWhatTheHubCommitted() async throws {
+        // The hub already holds batches 1–5 of this origin (an agent restored from an old
+        // backup, say): WELCOME's resume point moves the spool past them.
+        let hub = try await HubHarness.start()
+        let identity = AgentIdentity.generate()
+        try hub.register(identity)
+        var factory = RecordFactory(origin: identity.nodeID)
+        for sequence in 1...5 {
+            _ = try hub.hub.store.commit([
+                IncomingBatch(key: BatchKey(origin: identity.nodeID, sequence: UInt64(sequence)), records: factory.records(2), receivedAt: 0)
+            ])
+        }
+        let running = try RunningAgent.start(identity: identity, hubs: [HubAddress(host: "127.0.0.1", port: hub.port)], ca: hub.caPath)
+        #expect(await eventually(seconds: 10) { running.agent.status.uplink.connectedHub != nil })
+        #expect(running.agent.spool.nextSequence == 6)
+        try await running.agent.submit(self.submissions(30))
+        #expect(await running.agent.flush(timeout: .seconds(20)))
+        #expect(try hub.recordCount == 10 + 30, "the new ratings were stored, not taken for duplicates")
+        try await running.stop()
+        try await hub.stopAndRemove()
+    }
+
+    @Test func anAgentWhoseSpoolHasADamagedSegmentStartsAndForwardsTheRest() async throws {
+        let hub = try await HubHarness.start()
+        let identity = AgentIdentity.generate()
+        try hub.register(identity)
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID())").path
+        var configuration = Spool.Configuration(directory: folder)
+        configuration.segmentBytes = 4_096
+        let spool = try Spool(configuration: configuration)
+        var ratings = SyntheticRatings(origin: identity.nodeID)
+        for _ in 0..<20 { try await spool.append(ratings.next(10)) }
+        spool.close()
+        let segments = try FileManager.default.contentsOfDirectory(atPath: folder + "/segments").sorted()
+        #expect(segments.count >= 3)
+        let damaged = folder + "/segments/" + segments[1]
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: damaged))
+        bytes[bytes.count - 3] ^= 0xFF
+        try bytes.write(to: URL(fileURLWithPath: damaged))
+
+        let running = try RunningAgent.start(
+            identity: identity, hubs: [HubAddress(host: "127.0.0.1", port: hub.port)], ca: hub.caPath, folder: folder
+        ) { $0.spool.segmentBytes = 4_096 }
+        #expect(running.agent.spool.recovery.quarantinedSegments.count == 1)
+        #expect(FileManager.default.fileExists(atPath: folder + "/quarantine"))
+        #expect(await running.agent.flush(timeout: .seconds(20)))
+        #expect(try hub.recordCount == 199, "all but the one damaged entry")
+        try await running.agent.submit(self.submissions(5))
+        #expect(await running.agent.flush(timeout: .seconds(20)))
+        #expect(try hub.recordCount == 204, "and it keeps going")
+        try await running.stop()
+        try await hub.stopAndRemove()
+    }
 }
+

@@ -16,6 +16,15 @@ import Wire
         try launch(Self.binary, ["run", "--config", config, "--log-level", "info"], log: log)
     }
 
+    /// Waits up to 10 s for `url` to answer.
+    private func answers(_ url: URL) async -> Bool {
+        for _ in 0..<200 {
+            if (try? await URLSession.shared.data(from: url)) != nil { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return false
+    }
+
     private func post(_ url: URL, _ body: String) async -> [String]? {
         var request = URLRequest(url: url)
         request.httpMethod = "POST"
@@ -52,12 +61,7 @@ import Wire
         var agent = try self.start(config, log: log)
         let health = URL(string: "http://127.0.0.1:\(httpPort)/healthz")!
         #expect(await eventually(seconds: 20) { FileManager.default.fileExists(atPath: folder + "/spool/segments") })
-        var up = false
-        for _ in 0..<200 where !up {
-            up = (try? await URLSession.shared.data(from: health)) != nil
-            if !up { try await Task.sleep(for: .milliseconds(50)) }
-        }
-        #expect(up, "the agent's HTTP intake came up")
+        #expect(await self.answers(health), "the agent's HTTP intake came up")
 
         // Four callers post ratings; once 200 are accepted the agent is killed, with more
         // requests and batches on their way.
@@ -86,6 +90,8 @@ import Wire
 
         // Restarted on the same spool: everything accepted reaches the hub, once.
         agent = try self.start(config, log: log)
+        // Up (its signal handlers too) before anything else: the SIGTERM below must drain it.
+        #expect(await self.answers(health), "the agent came back up on its spool")
         defer { if agent.isRunning { kill(agent.processIdentifier, SIGKILL) } }
         let reachedHub = try await eventually(seconds: 30) {
             let stored = try hub.hub.store.read { db in

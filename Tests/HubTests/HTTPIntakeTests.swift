@@ -19,7 +19,9 @@ import Wire
         let base: String
         let folder: String
 
-        static func start(hub: HubHarness, quotaBytes: Int = 1 << 30, maxBodyBytes: Int = 4_096) async throws -> Intake {
+        static func start(
+            hub: HubHarness, quotaBytes: Int = 1 << 30, maxBodyBytes: Int = 4_096, onePerCustomerDays: Int = 0
+        ) async throws -> Intake {
             let identity = AgentIdentity.generate()
             try hub.register(identity)
             let folder = FileManager.default.temporaryDirectory.appendingPathComponent("intake-\(UUID())").path
@@ -36,6 +38,11 @@ import Wire
             var settings = HTTPIntake.Configuration(listen: HubAddress(host: "127.0.0.1", port: 0))
             settings.corsOrigins = ["https://shop.example.com"]
             settings.maxBodyBytes = maxBodyBytes
+            if onePerCustomerDays > 0 {
+                settings.responseLimiter = try ResponseLimiter(
+                    path: folder + "/responses.log", window: .seconds(onePerCustomerDays * 86_400)
+                )
+            }
             let bound = PortBox()
             let http = HTTPIntake(agent: agent, configuration: settings, logger: logger).application { bound.set($0) }
             let group = ServiceGroup(configuration: .init(services: [agent, http], logger: logger))
@@ -150,6 +157,26 @@ import Wire
         #expect(other.headers["Access-Control-Allow-Origin"] == nil)
         let metrics = try await intake.request("GET", "/healthz")
         #expect(metrics.status == 200)
+        try await intake.stop()
+        try await hub.stopAndRemove()
+    }
+
+    @Test func aCustomersSecondAnswerToASurveyIsRefusedWith409() async throws {
+        let hub = try await HubHarness.start()
+        let intake = try await Intake.start(hub: hub, onePerCustomerDays: 30)
+        let rating = #"{"source":"popup","scale":"nps","score":2,"customer":"c-7","survey":"nps-q4"}"#
+        #expect(try await intake.request("POST", "/v1/feedback", body: rating).status == 202)
+        let again = try await intake.request("POST", "/v1/feedback", body: rating)
+        #expect(again.status == 409)
+        #expect(self.errorCode(again.json) == "alreadyAnswered")
+        #expect(self.errorField(again.json) == "customer")
+        let otherSurvey = #"{"source":"popup","scale":"nps","score":2,"customer":"c-7","survey":"nps-q1"}"#
+        #expect(try await intake.request("POST", "/v1/feedback", body: otherSurvey).status == 202)
+        // A refused rating (score off its scale) does not use up the customer's answer.
+        let invalid = #"{"source":"popup","scale":"nps","score":12,"customer":"c-8","survey":"nps-q4"}"#
+        #expect(try await intake.request("POST", "/v1/feedback", body: invalid).status == 400)
+        #expect(try await intake.request("POST", "/v1/feedback", body: #"{"source":"popup","scale":"nps","score":9,"customer":"c-8","survey":"nps-q4"}"#).status == 202)
+        #expect(intake.agent.status.submitted == 3)
         try await intake.stop()
         try await hub.stopAndRemove()
     }

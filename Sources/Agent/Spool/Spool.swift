@@ -222,6 +222,23 @@ public final class Spool: Sendable {
         try await self.waitDurable(position, urgent: true)
     }
 
+    /// The hub reported `sequence` as its highest committed batch of this origin (WELCOME's
+    /// resume point). If the spool would seal at or below it (its state came from an old
+    /// backup, say), the next sequence moves past it, durably, so no number is reused.
+    /// Returns whether it moved.
+    @discardableResult
+    public func advanceSequence(beyond sequence: UInt64) throws -> Bool {
+        try self.state.withLock { state in
+            try self.checkOpen(state)
+            guard sequence >= state.nextSequence, sequence < .max else { return false }
+            state.nextSequence = sequence + 1
+            var buffer = ByteBuffer()
+            SpoolEntry.header(nextSequence: state.nextSequence, nextRecordNumber: state.nextRecordNumber).write(into: &buffer)
+            try self.write(buffer, &state)
+            return true
+        }
+    }
+
     /// Sealed batches the hub has not acknowledged, oldest first: at most `limit`, and only
     /// those `include` accepts.
     public func unacknowledged(limit: Int = .max, where include: (UInt64) -> Bool = { _ in true }) -> [SealedBatch] {

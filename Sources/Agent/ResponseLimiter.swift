@@ -1,0 +1,88 @@
+import Crypto
+import Foundation
+import Synchronization
+
+/// One response per customer per survey within a window: the HTTP intake's optional
+/// guard against the same customer answering a popup twice.
+///
+/// Remembers `SHA-256(customer, survey)` and the time of the accepted response in a file
+/// beside the spool (`responses.log`, one line each), so the limit holds across restarts.
+/// The file is rewritten without expired lines when the limiter opens. Ratings without a
+/// customer or without a survey are never limited.
+public final class ResponseLimiter: Sendable {
+    /// How long a customer's response to a survey blocks the next.
+    public let window: Duration
+    private let path: String
+    private let seen: Mutex<[String: Int64]>
+    private let file: Mutex<FileHandle?>
+
+    /// Opens (creating if needed) the memory in `path`, dropping entries older than `window`.
+    ///
+    /// - Throws: ``SpoolError`` `io` when the file cannot be written.
+    public init(path: String, window: Duration) throws {
+        self.path = path
+        self.window = window
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let horizon = now - Self.milliseconds(window)
+        var seen: [String: Int64] = [:]
+        if let data = FileManager.default.contents(atPath: path) {
+            for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+                let parts = line.split(separator: " ")
+                // A torn or foreign line is skipped: the limit is a courtesy, not a guarantee.
+                guard parts.count == 2, parts[0].count == 64, let at = Int64(parts[1]), at >= horizon else { continue }
+                seen[String(parts[0])] = max(seen[String(parts[0])] ?? 0, at)
+            }
+        }
+        let text = seen.map { "\($0.key) \($0.value)\n" }.joined()
+        let temporary = path + ".tmp"
+        guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8)), rename(temporary, path) == 0,
+            let handle = FileHandle(forWritingAtPath: path)
+        else {
+            throw SpoolError(.io, "cannot write \(path)")
+        }
+        handle.seekToEndOfFile()
+        self.seen = Mutex(seen)
+        self.file = Mutex(handle)
+    }
+
+    /// Reserves a response for every (customer, survey) in `pairs` at `now`, or none: the
+    /// index of the first pair already answered within the window (or twice in `pairs`).
+    public func reserve(_ pairs: [(customer: String, survey: String)], now: Int64) -> Int? {
+        let keys = pairs.map { $0.customer.isEmpty || $0.survey.isEmpty ? nil : Self.key($0.customer, $0.survey) }
+        let horizon = now - Self.milliseconds(self.window)
+        return self.seen.withLock { seen in
+            var reserved: Set<String> = []
+            for (index, key) in keys.enumerated() {
+                guard let key else { continue }
+                if let at = seen[key], at >= horizon { return index }
+                if !reserved.insert(key).inserted { return index }
+            }
+            for key in reserved { seen[key] = now }
+            return nil
+        }
+    }
+
+    /// Gives back what ``reserve(_:now:)`` took when the ratings were not kept after all.
+    public func release(_ pairs: [(customer: String, survey: String)]) {
+        self.seen.withLock { seen in
+            for pair in pairs where !pair.customer.isEmpty && !pair.survey.isEmpty {
+                seen[Self.key(pair.customer, pair.survey)] = nil
+            }
+        }
+    }
+
+    /// Writes reserved responses to the file once the ratings are durable.
+    public func commit(_ pairs: [(customer: String, survey: String)], now: Int64) {
+        let lines = pairs.filter { !$0.customer.isEmpty && !$0.survey.isEmpty }.map { "\(Self.key($0.customer, $0.survey)) \(now)\n" }
+        guard !lines.isEmpty else { return }
+        self.file.withLock { $0?.write(Data(lines.joined().utf8)) }
+    }
+
+    static func key(_ customer: String, _ survey: String) -> String {
+        SHA256.hash(data: Data((customer + "\u{0}" + survey).utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+    }
+}

@@ -10,7 +10,7 @@ public final class Batcher: Sendable {
     public struct Configuration: Sendable, Hashable {
         /// Most records per batch.
         public var maxRecords = 1_000
-        /// Most encoded bytes per batch (before compression).
+        /// Most encoded bytes per batch (before compression); at most 8 MiB, what a hub accepts.
         public var maxBytes = 1 << 20
         /// A record waits at most this long to be sealed.
         public var maxAge: Duration = .milliseconds(100)
@@ -78,11 +78,12 @@ public final class Batcher: Sendable {
         while true {
             let candidates = self.spool.unsealed(limit: self.configuration.maxRecords)
             guard let oldest = candidates.first else { return }
+            let maxBytes = min(self.configuration.maxBytes, Self.protocolLimits.maxUncompressedBytes)
             var bytes = 0
             var take = 0
             for record in candidates {
                 let size = Self.estimatedSize(record)
-                if take > 0, bytes + size > self.configuration.maxBytes { break }
+                if take > 0, bytes + size > maxBytes { break }
                 bytes += size
                 take += 1
             }
@@ -91,8 +92,17 @@ public final class Batcher: Sendable {
             let ageLimit = self.configuration.maxAge.components.seconds * 1000 + self.configuration.maxAge.components.attoseconds / 1_000_000_000_000_000
             guard force || full || age >= ageLimit else { return }
             do {
-                let records = Array(candidates.prefix(take))
-                let batch = try sealer.seal(records, sequence: self.spool.nextSequence)
+                var records = Array(candidates.prefix(take))
+                var batch: SealedBatch
+                while true {
+                    do {
+                        batch = try sealer.seal(records, sequence: self.spool.nextSequence)
+                        break
+                    } catch let error as WireError where error.code == .limitExceeded && records.count > 1 {
+                        // Too large once compressed: seal the first half now, the rest next round.
+                        records.removeLast(records.count / 2)
+                    }
+                }
                 try await self.spool.sealed(batch, recordCount: records.count)
             } catch {
                 // Records were validated on append, so this is the disk or a bug: retry on the next wake.
@@ -102,6 +112,9 @@ public final class Batcher: Sendable {
             self.onSealed()
         }
     }
+
+    /// What a hub accepts at most; batches are cut to fit.
+    static let protocolLimits = BatchLimits()
 
     /// The record's encoded size, from its field lengths (RecordCodec's layout).
     static func estimatedSize(_ record: FeedbackRecord) -> Int {

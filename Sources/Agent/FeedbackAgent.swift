@@ -136,7 +136,11 @@ public final class FeedbackAgent: Service, Sendable {
             let stats = self.spool.stats
             if stats.unsealedRecords == 0, stats.unacknowledgedBatches == 0 { return true }
             if stats.unsealedRecords > 0 { await self.batcher.sealAll() }
-            try? await Task.sleep(for: .milliseconds(10))
+            do {
+                try await Task.sleep(for: .milliseconds(10))
+            } catch {
+                break  // cancelled: stop waiting, what is left stays in the spool
+            }
         }
         let stats = self.spool.stats
         return stats.unsealedRecords == 0 && stats.unacknowledgedBatches == 0
@@ -154,7 +158,8 @@ public final class FeedbackAgent: Service, Sendable {
             group.addTask { await self.uplink.run() }
             try? await gracefulShutdown()
             self.accepting.withLock { $0 = false }
-            let drained = await self.flush(timeout: self.configuration.drainTimeout)
+            // Cancelled rather than asked to stop: no drain, the spool keeps everything.
+            let drained = Task.isCancelled ? false : await self.flush(timeout: self.configuration.drainTimeout)
             let left = self.spool.stats
             self.logger.info(
                 "agent stopping",

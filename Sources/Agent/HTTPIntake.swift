@@ -54,6 +54,7 @@ public struct HTTPIntake: Sendable {
         let agent = self.agent
         let maxBody = self.configuration.maxBodyBytes
         let limiter = self.configuration.responseLimiter
+        let logger = self.logger
         router.post("v1/feedback") { request, _ -> Response in
             var request = request
             let body: ByteBuffer
@@ -79,7 +80,12 @@ public struct HTTPIntake: Sendable {
             }
             do {
                 let records = try await agent.submit(submissions)
-                limiter?.commit(pairs, now: now)
+                do {
+                    try limiter?.commit(pairs, now: now)
+                } catch {
+                    // The ratings are kept; only the memory of this answer may not outlive a restart.
+                    logger.warning("cannot record answered surveys", metadata: ["error": "\(error)"])
+                }
                 return Self.json(.accepted, ["accepted": records.count, "ids": records.map { $0.id.uuidString.lowercased() }])
             } catch {
                 limiter?.release(pairs)

@@ -36,11 +36,16 @@ public final class HubConnection: Sendable {
     /// The hub's WELCOME: limits, credit and resume points.
     public let welcome: Welcome
     private let channel: any Channel
+    private let goAwayDelay: ReconnectDelay
 
-    private init(welcome: Welcome, channel: any Channel) {
+    private init(welcome: Welcome, channel: any Channel, goAwayDelay: ReconnectDelay) {
         self.welcome = welcome
         self.channel = channel
+        self.goAwayDelay = goAwayDelay
     }
+
+    /// How long the hub asked the node to wait before reconnecting, once it sent GOAWAY.
+    public var reconnectAfter: Duration? { self.goAwayDelay.value.withLock { $0 } }
 
     /// A TLS 1.3 client context trusting the CA in `caFile` (PEM).
     public static func tlsContext(trusting caFile: String) throws -> NIOSSLContext {
@@ -52,7 +57,12 @@ public final class HubConnection: Sendable {
 
     /// Connects, completes the handshake and returns once the hub has sent WELCOME.
     ///
-    /// - Throws: ``ConnectionError`` with the hub's REJECT when it refused the node.
+    /// The TLS and protocol handshake must finish within `handshakeTimeout`; after WELCOME,
+    /// a hub from which nothing (not even a PONG) arrives for its idle timeout is dropped.
+    /// Cancelling the calling task closes the connection.
+    ///
+    /// - Throws: ``ConnectionError`` with the hub's REJECT when it refused the node, or
+    ///   when the hub did not answer in time.
     public static func connect(
         host: String,
         port: Int,
@@ -61,9 +71,11 @@ public final class HubConnection: Sendable {
         role: Hello.Role = .agent,
         enrollmentToken: String = "",
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        connectTimeout: TimeAmount = .seconds(10)
+        connectTimeout: TimeAmount = .seconds(10),
+        handshakeTimeout: TimeAmount = .seconds(10)
     ) async throws -> HubConnection {
         let established = group.any().makePromise(of: Welcome.self)
+        let goAwayDelay = ReconnectDelay()
         let serverHostname = Self.isIPAddress(host) ? nil : host
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(connectTimeout)
@@ -75,7 +87,10 @@ public final class HubConnection: Sendable {
                     try sync.addHandler(ByteToMessageHandler(FrameDecoder()))
                     try sync.addHandler(MessageToByteHandler(FrameEncoder()))
                     try sync.addHandler(
-                        UplinkHandler(identity: identity, role: role, enrollmentToken: enrollmentToken, established: established)
+                        UplinkHandler(
+                            identity: identity, role: role, enrollmentToken: enrollmentToken, established: established,
+                            handshakeTimeout: handshakeTimeout, goAwayDelay: goAwayDelay
+                        )
                     )
                 }
             }
@@ -87,8 +102,12 @@ public final class HubConnection: Sendable {
             throw ConnectionError(reason: "cannot connect to \(host):\(port): \(error)")
         }
         do {
-            let welcome = try await established.futureResult.get()
-            return HubConnection(welcome: welcome, channel: channel)
+            let welcome = try await withTaskCancellationHandler {
+                try await established.futureResult.get()
+            } onCancel: {
+                channel.close(promise: nil)
+            }
+            return HubConnection(welcome: welcome, channel: channel, goAwayDelay: goAwayDelay)
         } catch {
             try? await channel.close()
             throw error
@@ -126,6 +145,11 @@ public final class HubConnection: Sendable {
     }
 }
 
+/// The delay a hub's GOAWAY asked for, shared by a connection and its handler.
+final class ReconnectDelay: Sendable {
+    let value = Mutex<Duration?>(nil)
+}
+
 /// Performs the actions of the node's ``ClientStateMachine`` on one channel.
 final class UplinkHandler: ChannelInboundHandler {
     typealias InboundIn = Frame
@@ -142,19 +166,36 @@ final class UplinkHandler: ChannelInboundHandler {
     private var keepalive: RepeatedTask?
     private var ended: ConnectionError?
     private var pings: UInt64 = 0
+    private let handshakeTimeout: TimeAmount
+    private var handshakeDeadline: Scheduled<Void>?
+    private var lastRead = NIODeadline.now()
+    private let goAwayDelay: ReconnectDelay
 
-    init(identity: AgentIdentity, role: Hello.Role, enrollmentToken: String, established: EventLoopPromise<Welcome>) {
+    init(
+        identity: AgentIdentity, role: Hello.Role, enrollmentToken: String, established: EventLoopPromise<Welcome>,
+        handshakeTimeout: TimeAmount, goAwayDelay: ReconnectDelay
+    ) {
         self.identity = identity
         self.role = role
         self.enrollmentToken = enrollmentToken
         self.established = established
+        self.handshakeTimeout = handshakeTimeout
+        self.goAwayDelay = goAwayDelay
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let timeout = self.handshakeTimeout
+        self.handshakeDeadline = context.eventLoop.scheduleTask(in: timeout) {
+            let handler = loopBound.value
+            guard handler.established != nil, let context = handler.context else { return }
+            handler.end(ConnectionError(reason: "the hub did not complete the handshake within \(timeout.nanoseconds / 1_000_000) ms"), context)
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        self.handshakeDeadline?.cancel()
         self.context = nil
     }
 
@@ -199,6 +240,7 @@ final class UplinkHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.lastRead = .now()
         switch self.machine.frameReceived(Self.unwrapInboundIn(data)) {
         case .none:
             break
@@ -217,6 +259,7 @@ final class UplinkHandler: ChannelInboundHandler {
                 self.end(ConnectionError(reason: "cannot build HELLO: \(error)"), context)
             }
         case .established(let welcome):
+            self.handshakeDeadline?.cancel()
             self.established?.succeed(welcome)
             self.established = nil
             self.startKeepalive(welcome, context)
@@ -229,6 +272,7 @@ final class UplinkHandler: ChannelInboundHandler {
         case .sendPong(let value):
             context.writeAndFlush(Self.wrapOutboundOut(.pong(value)), promise: nil)
         case .goAway(let goAway, let closeNow):
+            self.goAwayDelay.value.withLock { $0 = .milliseconds(Int64(goAway.reconnectAfterMilliseconds)) }
             self.failWaiting(ConnectionError(reason: "the hub sent GOAWAY: \(goAway.message)"))
             if closeNow { self.end(ConnectionError(reason: "the hub sent GOAWAY: \(goAway.message)"), context) }
         case .closeAfterDrain(let frame):
@@ -258,10 +302,16 @@ final class UplinkHandler: ChannelInboundHandler {
 
     private func startKeepalive(_ welcome: Welcome, _ context: ChannelHandlerContext) {
         guard welcome.idleTimeoutMilliseconds > 0 else { return }
+        let idle = TimeAmount.milliseconds(Int64(welcome.idleTimeoutMilliseconds))
         let interval = TimeAmount.milliseconds(Int64(max(welcome.idleTimeoutMilliseconds / 3, 100)))
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         self.keepalive = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
             let handler = loopBound.value
+            // Our PINGs are answered, so a hub silent for its whole idle timeout is gone.
+            if NIODeadline.now() - handler.lastRead > idle, let context = handler.context {
+                handler.end(ConnectionError(reason: "nothing from the hub for \(welcome.idleTimeoutMilliseconds) ms"), context)
+                return
+            }
             handler.pings &+= 1
             handler.context?.writeAndFlush(Self.wrapOutboundOut(.ping(handler.pings)), promise: nil)
         }

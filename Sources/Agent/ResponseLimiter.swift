@@ -72,10 +72,19 @@ public final class ResponseLimiter: Sendable {
     }
 
     /// Writes reserved responses to the file once the ratings are durable.
-    public func commit(_ pairs: [(customer: String, survey: String)], now: Int64) {
+    ///
+    /// - Throws: ``SpoolError`` `io` when the file cannot be written; the responses stay
+    ///   reserved in memory.
+    public func commit(_ pairs: [(customer: String, survey: String)], now: Int64) throws {
         let lines = pairs.filter { !$0.customer.isEmpty && !$0.survey.isEmpty }.map { "\(Self.key($0.customer, $0.survey)) \(now)\n" }
         guard !lines.isEmpty else { return }
-        self.file.withLock { $0?.write(Data(lines.joined().utf8)) }
+        try self.file.withLock { handle in
+            do {
+                try handle?.write(contentsOf: Data(lines.joined().utf8))
+            } catch {
+                throw SpoolError(.io, "cannot append to the answered-surveys file: \(error)")
+            }
+        }
     }
 
     static func key(_ customer: String, _ survey: String) -> String {

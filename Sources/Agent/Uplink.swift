@@ -68,7 +68,7 @@ public final class Uplink: Sendable {
     }
 
     enum SessionEnd {
-        case lost(after: Duration?)
+        case lost
         case returnToPrimary
         case cancelled
     }
@@ -115,7 +115,8 @@ public final class Uplink: Sendable {
                 if index == 0 { try? await Task.sleep(for: backoff.next()) }
                 continue
             }
-            backoff.reset()
+            let connectedAt = ContinuousClock.now
+            let acknowledgedBefore = self.stats.batchesAcknowledged
             let origin = self.configuration.identity.nodeID
             if let committed = connection.welcome.resume.first(where: { $0.origin == origin })?.committedSequence,
                 (try? self.spool.advanceSequence(beyond: committed)) == true
@@ -134,15 +135,21 @@ public final class Uplink: Sendable {
             let end = await self.forward(over: connection, returnAt: returnAt)
             self.counters.withLock { $0.connectedHub = nil }
             await connection.close()
+            // A hub that accepts the handshake and then fails every time must not be hammered:
+            // the delays start over only after it got work done or stayed up a while.
+            if self.stats.batchesAcknowledged > acknowledgedBefore || ContinuousClock.now - connectedAt > .seconds(30) {
+                backoff.reset()
+            }
             switch end {
             case .cancelled:
                 return
             case .returnToPrimary:
                 self.logger.info("returning to the first hub", metadata: ["from": "\(hub)"])
                 index = 0
-            case .lost(let after):
-                self.logger.info("hub connection ended", metadata: ["hub": "\(hub)"])
-                try? await Task.sleep(for: after ?? backoff.next())
+            case .lost:
+                let delay = connection.reconnectAfter ?? backoff.next()
+                self.logger.info("hub connection ended", metadata: ["hub": "\(hub)", "reconnectIn": "\(delay)"])
+                try? await Task.sleep(for: delay)
             }
         }
     }
@@ -196,12 +203,16 @@ public final class Uplink: Sendable {
                 do {
                     try self.spool.acknowledged(sequence: sequence)
                 } catch {
+                    // Still in the spool: it goes again later (answered duplicate), not in a tight loop.
                     self.logger.error("cannot record an acknowledgement", metadata: ["error": "\(error)"])
+                    retryAt[sequence] = ContinuousClock.now + self.configuration.retryRejectedAfter
                 }
             case .answered(let sequence, .success(.rejected(let reject))):
                 let batch = inFlight.removeValue(forKey: sequence)
                 if reject.disposition == .permanent, let batch {
-                    self.deadLetter(batch, reject)
+                    if !self.deadLetter(batch, reject) {
+                        retryAt[sequence] = ContinuousClock.now + self.configuration.retryRejectedAfter
+                    }
                 } else {
                     self.counters.withLock { $0.batchesRetried += 1 }
                     self.logger.info("batch refused for now", metadata: ["batch": "\(sequence)", "code": "\(reject.code)"])
@@ -213,9 +224,9 @@ public final class Uplink: Sendable {
                 inFlight[sequence] = nil
                 finished = true
             case .closed:
-                return .lost(after: nil)
+                return .lost
             }
-            if finished, inFlight.isEmpty { return .lost(after: nil) }
+            if finished, inFlight.isEmpty { return .lost }
             if returning, inFlight.isEmpty { return .returnToPrimary }
             pump()
         }
@@ -223,8 +234,8 @@ public final class Uplink: Sendable {
     }
 
     /// Moves a permanently refused batch to the dead-letter folder, with the reason beside
-    /// it, and drops it from the spool.
-    private func deadLetter(_ batch: SealedBatch, _ reject: Reject) {
+    /// it, and drops it from the spool. Returns false when it stays in the spool.
+    private func deadLetter(_ batch: SealedBatch, _ reject: Reject) -> Bool {
         let name = "\(batch.header.origin)-\(batch.header.sequence)"
         let folder = self.configuration.deadLetterDirectory
         let reason = "code: \(reject.code)\nmessage: \(reject.message)\nrecords: \(batch.header.recordCount)\nat: \(Date())\n"
@@ -238,9 +249,11 @@ public final class Uplink: Sendable {
                 "batch refused for good; moved to dead letters",
                 metadata: ["batch": "\(batch.header.sequence)", "code": "\(reject.code)", "reason": "\(reject.message)", "folder": "\(folder)"]
             )
+            return true
         } catch {
-            // Keep it in the spool rather than lose it; it is retried on the next connection.
+            // Keep it in the spool rather than lose it; it goes again later.
             self.logger.error("cannot write a dead letter; the batch stays in the spool", metadata: ["error": "\(error)"])
+            return false
         }
     }
 }

@@ -55,7 +55,12 @@ public final class BatchSealer {
         var bytes = ByteBuffer()
         bytes.reserveCapacity(BatchHeader.length + uncompressed / 2 + SealedBatch.signatureLength + 64)
         bytes.moveWriterIndex(forwardBy: BatchHeader.length)
-        let compressed = try self.compressor.compress(self.scratch, into: &bytes)
+        var compressed = try self.compressor.compress(self.scratch, into: &bytes)
+        if uncompressed > compressed * self.limits.maxCompressionRatio {
+            // So repetitive a receiver would take it for a zstd bomb: store it instead.
+            bytes.moveWriterIndex(to: BatchHeader.length)
+            compressed = ZstdCompressor.store(self.scratch, into: &bytes)
+        }
         let header = BatchHeader(
             origin: self.origin,
             sequence: sequence,

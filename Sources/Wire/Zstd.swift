@@ -39,6 +39,37 @@ public final class ZstdCompressor {
             }
         }
     }
+
+    /// Writes the readable bytes of `input` as one zstd frame of stored (raw) blocks, which
+    /// every zstd decoder reads, appending it to `output`. Returns the number of bytes written.
+    ///
+    /// For payloads so repetitive that compressing them would exceed a receiver's
+    /// compression-ratio limit (which is there to refuse zstd bombs): stored, they expand by
+    /// nothing.
+    @discardableResult
+    public static func store(_ input: ByteBuffer, into output: inout ByteBuffer) -> Int {
+        let start = output.writerIndex
+        // Frame header: magic, descriptor (single segment, 8-byte content size), content size.
+        output.writeInteger(UInt32(0xFD2F_B528), endianness: .little)
+        output.writeInteger(UInt8(0xE0))
+        output.writeInteger(UInt64(input.readableBytes), endianness: .little)
+        var rest = input
+        repeat {
+            let size = min(rest.readableBytes, Self.maximumBlockSize)
+            let last: UInt32 = size == rest.readableBytes ? 1 : 0
+            // Block header: last-block bit, type 0 (raw), 21-bit size; three bytes little-endian.
+            let blockHeader = last | UInt32(size) << 3
+            output.writeInteger(UInt8(truncatingIfNeeded: blockHeader))
+            output.writeInteger(UInt8(truncatingIfNeeded: blockHeader >> 8))
+            output.writeInteger(UInt8(truncatingIfNeeded: blockHeader >> 16))
+            var block = rest.readSlice(length: size)!
+            output.writeBuffer(&block)
+        } while rest.readableBytes > 0
+        return output.writerIndex - start
+    }
+
+    /// The largest block a zstd frame may hold (128 KiB).
+    static let maximumBlockSize = 128 * 1024
 }
 
 /// A zstd decompression context with bounded output. Not thread-safe: one per thread or task.

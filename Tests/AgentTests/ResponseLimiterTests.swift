@@ -12,7 +12,7 @@ import Testing
         var limiter = try ResponseLimiter(path: path, window: .seconds(7 * 86_400))
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         #expect(limiter.reserve([("c-1", "nps-q4"), ("c-2", "nps-q4"), ("", "nps-q4")], now: now) == nil)
-        limiter.commit([("c-1", "nps-q4"), ("c-2", "nps-q4")], now: now)
+        try limiter.commit([("c-1", "nps-q4"), ("c-2", "nps-q4")], now: now)
         #expect(limiter.reserve([("c-3", "nps-q4"), ("c-1", "nps-q4")], now: now + 1) == 1)
         #expect(limiter.reserve([("c-1", "csat-call")], now: now + 1) == nil, "another survey is another question")
         #expect(limiter.reserve([("c-4", "s"), ("c-4", "s")], now: now) == 1, "twice in one request")

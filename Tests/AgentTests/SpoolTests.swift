@@ -224,5 +224,95 @@ import Wire
         #expect(batch.header.sequence == 42)
         spool.close()
     }
-}
 
+    @Test func aBatchWhoseSealWasLostInQuarantineKeepsItsRecordsQueued() async throws {
+        let folder = self.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        // A 1-byte segment size puts every write in a segment of its own.
+        var spool = try self.open(folder) { $0.segmentBytes = 1 }
+        let written = self.records(10)
+        try await spool.append(written)
+        _ = try await self.seal(spool, 5)
+        let second = try await self.seal(spool, 5)
+        spool.close()
+        // Segments (the first, header-only one, is finished and gone): records 1-10; seal of
+        // 1-5; seal of 6-10. Damage the first seal.
+        let segments = try self.segmentFiles(folder)
+        #expect(segments.count == 3)
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: segments[1]))
+        bytes[bytes.count - 3] ^= 0xFF
+        try bytes.write(to: URL(fileURLWithPath: segments[1]))
+
+        spool = try self.open(folder) { $0.segmentBytes = 1 }
+        #expect(spool.recovery.quarantinedSegments.count == 1)
+        #expect(spool.unacknowledged() == [second])
+        #expect(spool.unsealed(limit: 100).map(\.id) == written.prefix(5).map(\.id), "sealed again, not dropped")
+        let again = try await self.seal(spool, 5)
+        #expect(again.header.sequence == 3, "batch 1's number is not reused")
+        spool.close()
+    }
+
+    @Test func aSegmentLeftWithoutItsHeaderByACrashDoesNotLoseTheSequence() async throws {
+        let folder = self.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        var spool = try self.open(folder) { $0.segmentBytes = 1 }
+        try await spool.append(self.records(3))
+        let first = try await self.seal(spool, 3)
+        spool.close()
+        // The crash: the next segment was created, its header never written.
+        let newest = try #require(try self.segmentFiles(folder).last)
+        let id = try #require(UInt64(URL(fileURLWithPath: newest).deletingPathExtension().lastPathComponent))
+        let digits = String(id + 1)
+        #expect(FileManager.default.createFile(
+            atPath: folder + "/segments/" + String(repeating: "0", count: 16 - digits.count) + digits + ".seg", contents: Data()))
+
+        spool = try self.open(folder) { $0.segmentBytes = 1 }
+        // The acknowledgement lands in the headerless segment and finishes every older one.
+        try spool.acknowledged(sequence: first.header.sequence)
+        spool.close()
+        #expect(try self.segmentFiles(folder).count == 1)
+        spool = try self.open(folder)
+        #expect(spool.nextSequence == 2, "batch 1's number is never reused")
+        spool.close()
+    }
+
+    @Test func oldSegmentsLeftBesideAFinishedQuarantineRewriteAreIgnored() async throws {
+        let folder = self.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        var spool = try self.open(folder) { $0.segmentBytes = 1 }
+        let written = self.records(6)
+        for record in written { try await spool.append(record) }
+        let batch = try await self.seal(spool, 2)
+        spool.close()
+        let segments = try self.segmentFiles(folder)
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: segments[1]))
+        bytes[bytes.count - 3] ^= 0xFF
+        try bytes.write(to: URL(fileURLWithPath: segments[1]))
+        let saved = try segments.map { try Data(contentsOf: URL(fileURLWithPath: $0)) }
+
+        spool = try self.open(folder) { $0.segmentBytes = 1 }
+        #expect(spool.recovery.quarantinedSegments.count == 1)
+        let kept = spool.unsealed(limit: 100).map(\.id)
+        spool.close()
+        #expect(kept == Array(written.dropFirst(2).map(\.id)), "the damaged record was sealed in batch 1")
+        // The crash: the rewrite was renamed into place, the old segments never deleted.
+        for (path, data) in zip(segments, saved) { try data.write(to: URL(fileURLWithPath: path)) }
+
+        spool = try self.open(folder) { $0.segmentBytes = 1 }
+        #expect(spool.recovery.quarantinedSegments.isEmpty, "the old segments are superseded, not replayed")
+        #expect(spool.unsealed(limit: 100).map(\.id) == kept, "nothing twice")
+        #expect(spool.unacknowledged() == [batch])
+        #expect(try self.segmentFiles(folder).count == 1)
+        spool.close()
+    }
+
+    @Test func aClosedSpoolRefusesAppends() async throws {
+        let folder = self.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let spool = try self.open(folder)
+        spool.close()
+        await #expect(throws: SpoolError.self, "a closed spool refuses, and says so") {
+            try await spool.append(self.records(1))
+        }
+    }
+}

@@ -199,4 +199,22 @@ import Wire
         self.expectCode(.limitExceeded, field: "maxRecords") { _ = try sealer.seal([], sequence: 1) }
         self.expectCode(.lengthOutOfRange, field: "batch.sequence") { _ = try sealer.seal([Samples.kioskRecord()], sequence: 0) }
     }
+
+    @Test func aPayloadTooRepetitiveToCompressWithinTheRatioLimitIsStoredAndOpens() throws {
+        let records = (0..<500).map { index in
+            // Every field at its largest and the same in every record: only the id differs.
+            var record = Samples.popupRecord(index)
+            record.comment = String(repeating: "a", count: 2_000)
+            record.customer = String(repeating: "c", count: 128)
+            record.attributes = Dictionary(uniqueKeysWithValues: (0..<16).map { key in
+                (String(format: "attribute-%02d", key).padding(toLength: 32, withPad: "k", startingAt: 0), String(repeating: "v", count: 255))
+            })
+            return record
+        }
+        let batch = try self.seal(records)
+        let header = batch.header
+        #expect(Int(header.uncompressedLength) <= Int(header.compressedLength) * self.limits.maxCompressionRatio)
+        #expect(Int(header.compressedLength) > Int(header.uncompressedLength), "stored, not compressed")
+        #expect(try self.open(batch.bytes) == records)
+    }
 }

@@ -76,7 +76,8 @@ public final class Spool: Sendable {
     struct Unacknowledged: Sendable {
         var segment: UInt64
         var batch: SealedBatch
-        var oldestCapturedAt: Int64
+        /// Nil when unknown (a batch rewritten after quarantine).
+        var oldestCapturedAt: Int64?
     }
 
     struct Segment: Sendable {
@@ -203,9 +204,10 @@ public final class Spool: Sendable {
             guard recordCount >= 1, recordCount <= state.unsealed.count else {
                 throw SpoolError(.outOfOrder, "batch claims \(recordCount) records; \(state.unsealed.count) are unsealed")
             }
+            let first = state.unsealed[state.unsealed.startIndex]
             let last = state.unsealed[state.unsealed.index(state.unsealed.startIndex, offsetBy: recordCount - 1)]
             var buffer = ByteBuffer()
-            SpoolEntry.sealed(lastRecordNumber: last.number, batch).write(into: &buffer)
+            SpoolEntry.sealed(firstRecordNumber: first.number, lastRecordNumber: last.number, batch).write(into: &buffer)
             try self.write(buffer, &state)
             var oldest = Int64.max
             for _ in 0..<recordCount {
@@ -272,7 +274,7 @@ public final class Spool: Sendable {
     public var stats: Stats {
         self.state.withLock { state in
             let oldestUnsealed = state.unsealed.first?.record.capturedAt
-            let oldestSealed = state.unacknowledged.values.map(\.oldestCapturedAt).min()
+            let oldestSealed = state.unacknowledged.values.compactMap(\.oldestCapturedAt).min()
             return Stats(
                 unsealedRecords: state.unsealed.count,
                 unacknowledgedBatches: state.unacknowledged.count,
@@ -298,12 +300,19 @@ public final class Spool: Sendable {
         }
         self.state.withLock { state in
             if state.activeFD >= 0 {
-                fsync(state.activeFD)
+                if state.failure == nil, fsync(state.activeFD) == 0 {
+                    state.durable = state.written
+                } else if state.failure == nil {
+                    state.failure = SpoolError(.io, "fsync on close failed: \(String(cString: strerror(errno)))")
+                }
                 Foundation.close(state.activeFD)
                 state.activeFD = -1
             }
-            for waiter in state.waiters { waiter.continuation.resume() }
-            state.waiters = []
+            if let failure = state.failure {
+                self.fail(failure, &state)
+            } else {
+                self.resumeWaiters(&state)
+            }
         }
     }
 
@@ -323,30 +332,58 @@ public final class Spool: Sendable {
         if let size = state.segments[state.activeID]?.bytes, size > 0, size + buffer.readableBytes > self.configuration.segmentBytes {
             try self.roll(&state)
         }
-        try SpoolFiles.writeAll(state.activeFD, buffer, path: self.segmentsPath)
-        state.segments[state.activeID, default: Segment(bytes: 0)].bytes += buffer.readableBytes
+        let size = state.segments[state.activeID]?.bytes ?? 0
+        do {
+            try SpoolFiles.writeAll(state.activeFD, buffer, path: self.segmentsPath)
+        } catch {
+            // A partial write would leave half an entry that later entries follow: cut it
+            // off. If even that fails, stop accepting rather than write after garbage.
+            if ftruncate(state.activeFD, off_t(size)) != 0 {
+                state.failure = SpoolError(.io, "cannot cut a failed write off segment \(state.activeID): \(String(cString: strerror(errno)))")
+            }
+            throw error
+        }
+        state.segments[state.activeID, default: Segment(bytes: 0)].bytes = size + buffer.readableBytes
         state.written += UInt64(buffer.readableBytes)
     }
 
-    /// Closes the active segment (fsync'd, so its waiters are durable) and starts the next.
+    /// Starts the next segment (with its header), then closes the active one (fsync'd, so
+    /// its waiters are durable). If the new segment cannot be made, the active one stays.
     private func roll(_ state: inout State) throws {
+        let next = state.activeID + 1
+        let fd = try SpoolFiles.create(segment: next, in: self.segmentsPath)
+        var header = ByteBuffer()
+        SpoolEntry.header(nextSequence: state.nextSequence, nextRecordNumber: state.nextRecordNumber).write(into: &header)
+        do {
+            try SpoolFiles.writeAll(fd, header, path: self.segmentsPath)
+        } catch {
+            Foundation.close(fd)
+            unlink(SpoolFiles.path(segment: next, in: self.segmentsPath))
+            throw error
+        }
         guard fsync(state.activeFD) == 0 else {
-            throw SpoolError(.io, "fsync of segment \(state.activeID) failed: \(String(cString: strerror(errno)))")
+            let failure = SpoolError(.io, "fsync of segment \(state.activeID) failed: \(String(cString: strerror(errno)))")
+            Foundation.close(fd)
+            unlink(SpoolFiles.path(segment: next, in: self.segmentsPath))
+            self.fail(failure, &state)
+            throw failure
         }
         Foundation.close(state.activeFD)
         state.durable = state.written
         self.resumeWaiters(&state)
-        let next = state.activeID + 1
-        let fd = try SpoolFiles.create(segment: next, in: self.segmentsPath)
         state.activeID = next
         state.activeFD = fd
-        state.segments[next] = Segment(bytes: 0)
-        var header = ByteBuffer()
-        SpoolEntry.header(nextSequence: state.nextSequence, nextRecordNumber: state.nextRecordNumber).write(into: &header)
-        try SpoolFiles.writeAll(fd, header, path: self.segmentsPath)
-        state.segments[next]?.bytes = header.readableBytes
+        state.segments[next] = Segment(bytes: header.readableBytes)
         state.written += UInt64(header.readableBytes)
         self.deleteFinishedSegments(&state)
+    }
+
+    /// A failed fsync leaves the page cache in an unknown state: stop accepting, and fail
+    /// everyone still waiting for durability.
+    private func fail(_ failure: SpoolError, _ state: inout State) {
+        if state.failure == nil { state.failure = failure }
+        for waiter in state.waiters { waiter.continuation.resume(throwing: failure) }
+        state.waiters = []
     }
 
     /// Deletes the oldest segments while nothing in them is live. Oldest first only, so an
@@ -362,16 +399,18 @@ public final class Spool: Sendable {
     private func waitDurable(_ position: UInt64, urgent: Bool) async throws {
         guard self.configuration.fsync != .never else { return }
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let done = self.state.withLock { state -> Bool in
-                if state.durable >= position || state.closed { return true }
+            let done = self.state.withLock { state -> Result<Bool, SpoolError> in
+                if state.durable >= position { return .success(true) }
+                if let failure = state.failure { return .failure(failure) }
+                if state.closed { return .failure(SpoolError(.closed, "the spool closed before the write was durable")) }
                 state.waiters.append((position, continuation))
                 if urgent { state.urgent = true }
-                return false
+                return .success(false)
             }
-            if done {
-                continuation.resume()
-            } else {
-                self.wakeFlusher.signal()
+            switch done {
+            case .success(true): continuation.resume()
+            case .success: self.wakeFlusher.signal()
+            case .failure(let failure): continuation.resume(throwing: failure)
             }
         }
     }
@@ -407,11 +446,8 @@ public final class Spool: Sendable {
                 lastSync = ContinuousClock.now
                 self.state.withLock { state in
                     if let failure {
-                        // A failed fsync leaves the page cache in an unknown state: stop accepting.
-                        state.failure = failure
-                        for waiter in state.waiters { waiter.continuation.resume(throwing: failure) }
-                        state.waiters = []
-                    } else {
+                        self.fail(failure, &state)
+                    } else if state.failure == nil {
                         state.durable = max(state.durable, position)
                         self.resumeWaiters(&state)
                     }

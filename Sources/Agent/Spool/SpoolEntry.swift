@@ -9,14 +9,18 @@ import Wire
 ///   survive when every older segment is gone.
 /// - `record`: `u64 recordNumber`, `16 origin`, the record's wire encoding. Record numbers
 ///   increase with every append and are never reused.
-/// - `sealed`: `u64 lastRecordNumber`, the sealed batch's bytes. Every unsealed record up
-///   to `lastRecordNumber` is in this batch.
+/// - `sealed`: `u64 firstRecordNumber`, `u64 lastRecordNumber`, the sealed batch's bytes.
+///   The records numbered `first...last` are in this batch (none when `first > last`, as in
+///   a segment rewritten after quarantine, whose records already left the queue).
 /// - `acknowledged`: `u64 sequence`: the hub committed that batch.
+/// - `base`: no body; starts a segment rewritten after quarantine, which holds everything
+///   live, so every older segment is superseded.
 enum SpoolEntry: Sendable {
     case header(nextSequence: UInt64, nextRecordNumber: UInt64)
     case record(number: UInt64, FeedbackRecord)
-    case sealed(lastRecordNumber: UInt64, SealedBatch)
+    case sealed(firstRecordNumber: UInt64, lastRecordNumber: UInt64, SealedBatch)
     case acknowledged(sequence: UInt64)
+    case base
 
     /// Bytes before the body: length, checksum, type.
     static let prefixLength = 9
@@ -28,6 +32,7 @@ enum SpoolEntry: Sendable {
         case record = 2
         case sealed = 3
         case acknowledged = 4
+        case base = 5
     }
 
     func write(into buffer: inout ByteBuffer) {
@@ -42,13 +47,15 @@ enum SpoolEntry: Sendable {
             buffer.writeInteger(number)
             _ = withUnsafeBytes(of: record.origin.uuid) { buffer.writeBytes($0) }
             RecordCodec.encode(record, into: &buffer)
-        case .sealed(let lastRecordNumber, let batch):
+        case .sealed(let firstRecordNumber, let lastRecordNumber, let batch):
             buffer.writeInteger(Kind.sealed.rawValue)
-            buffer.writeInteger(lastRecordNumber)
+            buffer.writeMultipleIntegers(firstRecordNumber, lastRecordNumber)
             buffer.writeImmutableBuffer(batch.bytes)
         case .acknowledged(let sequence):
             buffer.writeInteger(Kind.acknowledged.rawValue)
             buffer.writeInteger(sequence)
+        case .base:
+            buffer.writeInteger(Kind.base.rawValue)
         }
         let length = buffer.writerIndex - start - 8
         let crc = buffer.withUnsafeReadableBytes { raw in
@@ -87,12 +94,15 @@ enum SpoolEntry: Sendable {
             else { return .corrupt("unreadable record entry") }
             entry = .record(number: number, record)
         case .sealed:
-            guard let last = body.readInteger(as: UInt64.self), let batch = try? SealedBatch(parsing: body.slice())
+            guard let (first, last) = body.readMultipleIntegers(as: (UInt64, UInt64).self),
+                let batch = try? SealedBatch(parsing: body.slice())
             else { return .corrupt("unreadable sealed-batch entry") }
             body.moveReaderIndex(to: body.writerIndex)
-            entry = .sealed(lastRecordNumber: last, batch)
+            entry = .sealed(firstRecordNumber: first, lastRecordNumber: last, batch)
         case .acknowledged:
             entry = body.readInteger(as: UInt64.self).map { .acknowledged(sequence: $0) }
+        case .base:
+            entry = .base
         }
         guard let entry, body.readableBytes == 0 else { return .corrupt("malformed \(kind) entry") }
         return .entry(entry, size: 8 + length)

@@ -25,9 +25,14 @@ struct SpoolRecovery {
             throw SpoolError(.io, "cannot read the spool folder \(self.segmentsPath): \(error.localizedDescription)")
         }
 
+        // An unfinished quarantine rewrite: the segments it would have replaced are all still here.
+        unlink(self.segmentsPath + "/" + SpoolFiles.rewriteName)
+
         var state = Spool.State()
         var recovery = Spool.Recovery()
         var damaged: [UInt64] = []
+        var superseded: [UInt64] = []
+        var newestHasHeader = false
         for (index, id) in ids.enumerated() {
             let path = SpoolFiles.path(segment: id, in: self.segmentsPath)
             guard let data = manager.contents(atPath: path) else {
@@ -40,6 +45,13 @@ struct SpoolRecovery {
                 while offset < raw.count {
                     switch SpoolEntry.read(from: UnsafeRawBufferPointer(rebasing: raw[offset...])) {
                     case .entry(let entry, let size):
+                        if isNewest, case .header = entry { newestHasHeader = true }
+                        if case .base = entry {
+                            // A rewrite after quarantine holds everything live: forget what came before.
+                            superseded = ids.filter { $0 < id }
+                            state = Spool.State()
+                            damaged = []
+                        }
                         Self.replay(entry, segment: id, into: &state, &segment)
                         offset += size
                     case .incomplete:
@@ -67,15 +79,29 @@ struct SpoolRecovery {
             state.segments[id] = segment
         }
 
+        for id in superseded {
+            unlink(SpoolFiles.path(segment: id, in: self.segmentsPath))
+            state.segments[id] = nil
+        }
+        let remaining = ids.filter { !superseded.contains($0) }
         if damaged.isEmpty {
-            if let newest = ids.last {
+            if let newest = remaining.last {
                 state.activeID = newest
                 state.activeFD = try SpoolFiles.openForAppend(segment: newest, in: self.segmentsPath)
+                if !newestHasHeader {
+                    // A crash between creating a segment and writing its header: write it now,
+                    // or the sequence would be forgotten once the older segments are deleted.
+                    var header = ByteBuffer()
+                    SpoolEntry.header(nextSequence: state.nextSequence, nextRecordNumber: state.nextRecordNumber).write(into: &header)
+                    try SpoolFiles.writeAll(state.activeFD, header, path: self.segmentsPath)
+                    guard fsync(state.activeFD) == 0 else { throw SpoolError(.io, "fsync of spool segment \(newest) failed") }
+                    state.segments[newest]?.bytes += header.readableBytes
+                }
             } else {
                 try self.startSegment(1, &state)
             }
         } else {
-            recovery.quarantinedSegments = try self.quarantine(damaged, keeping: &state, all: ids)
+            recovery.quarantinedSegments = try self.quarantine(damaged, keeping: &state, all: remaining)
         }
         state.order = CircularBuffer(state.unacknowledged.keys.sorted())
         state.written = UInt64(state.segments.values.reduce(0) { $0 + $1.bytes })
@@ -92,20 +118,31 @@ struct SpoolRecovery {
             state.unsealed.append(Spool.Pending(number: number, segment: segment, record: record))
             state.nextRecordNumber = max(state.nextRecordNumber, number + 1)
             current.live += 1
-        case .sealed(let last, let batch):
+        case .sealed(let firstNumber, let lastNumber, let batch):
+            // Only the batch's own records leave the queue: any older record still unsealed
+            // lost its seal (in a quarantined segment) and must be sealed again, not dropped.
+            var older: [Spool.Pending] = []
+            while let first = state.unsealed.first, first.number < firstNumber {
+                older.append(state.unsealed.removeFirst())
+            }
             var oldest = Int64.max
-            while let first = state.unsealed.first, first.number <= last {
+            while let first = state.unsealed.first, first.number <= lastNumber {
                 state.unsealed.removeFirst()
                 oldest = min(oldest, first.record.capturedAt)
                 if first.segment == segment { current.live -= 1 } else { state.segments[first.segment]?.live -= 1 }
             }
+            for pending in older.reversed() { state.unsealed.prepend(pending) }
             let sequence = batch.header.sequence
             state.unacknowledged[sequence] = Spool.Unacknowledged(
-                segment: segment, batch: batch, oldestCapturedAt: oldest == .max ? 0 : oldest
+                segment: segment, batch: batch, oldestCapturedAt: oldest == .max ? nil : oldest
             )
             state.nextSequence = max(state.nextSequence, sequence + 1)
             current.live += 1
+        case .base:
+            break
         case .acknowledged(let sequence):
+            // The batch's own entry may be gone with its segment; its number stays used.
+            state.nextSequence = max(state.nextSequence, sequence + 1)
             if let done = state.unacknowledged.removeValue(forKey: sequence) {
                 if done.segment == segment { current.live -= 1 } else { state.segments[done.segment]?.live -= 1 }
             }
@@ -130,37 +167,59 @@ struct SpoolRecovery {
         state.segments[id] = Spool.Segment(bytes: header.readableBytes)
     }
 
-    /// Moves damaged segments to `quarantine/` and rewrites everything still live, in
-    /// order, into one fresh segment; then deletes the old segments.
+    /// Rewrites everything still live, in order, into one fresh segment that supersedes
+    /// every older one, keeping a copy of each damaged segment in `quarantine/`; then
+    /// deletes the old segments.
+    ///
+    /// Crash-safe: the fresh segment is written under a temporary name and renamed into
+    /// place only when complete and fsync'd. It starts with a `base` entry, so if a crash
+    /// leaves the old segments beside it, the next recovery ignores and deletes them.
     private func quarantine(_ damaged: [UInt64], keeping state: inout Spool.State, all ids: [UInt64]) throws -> [String] {
         try FileManager.default.createDirectory(atPath: self.quarantinePath, withIntermediateDirectories: true)
         let fresh = (ids.last ?? 0) + 1
-        let fd = try SpoolFiles.create(segment: fresh, in: self.segmentsPath)
+        let temporary = self.segmentsPath + "/" + SpoolFiles.rewriteName
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw SpoolError(.io, "cannot create \(temporary): \(String(cString: strerror(errno)))") }
         var buffer = ByteBuffer()
+        SpoolEntry.base.write(into: &buffer)
         SpoolEntry.header(nextSequence: state.nextSequence, nextRecordNumber: state.nextRecordNumber).write(into: &buffer)
         for sequence in state.unacknowledged.keys.sorted() {
             guard let entry = state.unacknowledged[sequence] else { continue }
-            // Its records are already out of the queue; 0 consumes nothing on replay.
-            SpoolEntry.sealed(lastRecordNumber: 0, entry.batch).write(into: &buffer)
+            // Its records are already out of the queue; an empty range consumes nothing on replay.
+            SpoolEntry.sealed(firstRecordNumber: 1, lastRecordNumber: 0, entry.batch).write(into: &buffer)
             state.unacknowledged[sequence]?.segment = fresh
         }
         for index in state.unsealed.indices {
             SpoolEntry.record(number: state.unsealed[index].number, state.unsealed[index].record).write(into: &buffer)
             state.unsealed[index].segment = fresh
         }
-        try SpoolFiles.writeAll(fd, buffer, path: self.segmentsPath)
-        guard fsync(fd) == 0 else { throw SpoolError(.io, "fsync of the rewritten spool segment failed") }
-        var moved: [String] = []
-        for id in ids {
-            let path = SpoolFiles.path(segment: id, in: self.segmentsPath)
-            if damaged.contains(id) {
-                let target = self.quarantinePath + "/" + SpoolFiles.name(segment: id) + ".\(Int(Date().timeIntervalSince1970))"
-                guard rename(path, target) == 0 else { throw SpoolError(.io, "cannot move \(path) to \(target)") }
-                moved.append(target)
-            } else {
-                unlink(path)
-            }
+        do {
+            try SpoolFiles.writeAll(fd, buffer, path: self.segmentsPath)
+            guard fsync(fd) == 0 else { throw SpoolError(.io, "fsync of the rewritten spool segment failed") }
+        } catch {
+            close(fd)
+            unlink(temporary)
+            throw error
         }
+        var moved: [String] = []
+        let stamp = Int(Date().timeIntervalSince1970)
+        for id in damaged {
+            let path = SpoolFiles.path(segment: id, in: self.segmentsPath)
+            let target = self.quarantinePath + "/" + SpoolFiles.name(segment: id) + ".\(stamp)"
+            // A link, not a move: until the rewrite is in place, the segment must stay.
+            guard link(path, target) == 0 || errno == EEXIST else {
+                close(fd)
+                throw SpoolError(.io, "cannot copy \(path) to \(target): \(String(cString: strerror(errno)))")
+            }
+            moved.append(target)
+        }
+        let final = SpoolFiles.path(segment: fresh, in: self.segmentsPath)
+        guard rename(temporary, final) == 0 else {
+            close(fd)
+            throw SpoolError(.io, "cannot rename \(temporary) to \(final): \(String(cString: strerror(errno)))")
+        }
+        SpoolFiles.syncFolder(self.segmentsPath)
+        for id in ids { unlink(SpoolFiles.path(segment: id, in: self.segmentsPath)) }
         state.segments = [fresh: Spool.Segment(bytes: buffer.readableBytes, live: state.unacknowledged.count + state.unsealed.count)]
         state.activeID = fresh
         state.activeFD = fd
@@ -189,12 +248,20 @@ enum SpoolFiles {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw SpoolError(.io, "cannot create \(path): \(String(cString: strerror(errno)))") }
         // The new file's name must survive a crash too.
+        Self.syncFolder(folder)
+        return fd
+    }
+
+    /// The name a quarantine rewrite is written under until it is complete.
+    static let rewriteName = "rewrite.tmp"
+
+    /// fsyncs a folder, so names created or renamed in it survive a crash.
+    static func syncFolder(_ folder: String) {
         let dir = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if dir >= 0 {
             fsync(dir)
             close(dir)
         }
-        return fd
     }
 
     static func openForAppend(segment id: UInt64, in folder: String) throws -> Int32 {

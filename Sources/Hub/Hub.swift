@@ -22,17 +22,35 @@ public final class Hub: Sendable {
     public let server: HubServer
     /// The metrics registry behind `/metrics`.
     public let prometheus: PrometheusCollectorRegistry
+    /// The alert rules in force (none when the configuration names no rules file).
+    public let alertRules: AlertRules
+    /// Delivers and escalates alerts; nil when there are no rules.
+    public let alertDispatcher: AlertDispatcher?
+    private let clock: @Sendable () -> Int64
     private let httpBound = Mutex<SocketAddress?>(nil)
     private let logger: Logger
 
-    /// Opens the store and prepares the servers; nothing listens until the application runs.
-    public init(configuration: HubConfiguration, logger: Logger) throws {
+    /// Opens the store, reads the alert rules and prepares the servers; nothing listens
+    /// until the application runs.
+    ///
+    /// - Parameter clock: ms since the epoch, for alert deadlines and the alert API; tests
+    ///   inject one to make time pass.
+    /// - Throws: ``AlertRulesError`` for a bad rules file, naming the rule and field.
+    public init(
+        configuration: HubConfiguration, logger: Logger,
+        clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
+    ) throws {
         self.configuration = configuration
         self.logger = logger
-        self.store = try SQLiteStore(path: configuration.store)
+        self.clock = clock
+        self.alertRules = try configuration.alerts.map(AlertRules.load(from:)) ?? .none
+        self.store = try SQLiteStore(path: configuration.store, alerts: self.alertRules)
         self.registry = try NodeRegistry(store: self.store)
         self.prometheus = PrometheusCollectorRegistry()
         let metrics = HubMetrics(factory: PrometheusMetricsFactory(registry: self.prometheus))
+        self.alertDispatcher =
+            self.alertRules.rules.isEmpty
+            ? nil : AlertDispatcher(store: self.store, rules: self.alertRules, metrics: metrics, logger: logger, now: clock)
         self.server = try HubServer(
             configuration: configuration,
             store: self.store,
@@ -57,6 +75,7 @@ public final class Hub: Sendable {
                 body: .init(byteBuffer: ByteBuffer(string: ready ? "ready\n" : "not ready\n"))
             )
         }
+        AlertAPI(store: self.store, clock: self.clock).register(on: router)
         router.get("metrics") { _, _ -> Response in
             Response(
                 status: .ok,
@@ -67,10 +86,16 @@ public final class Hub: Sendable {
         return Application(
             router: router,
             configuration: .init(address: .hostname(http.host, port: http.port)),
-            services: [self.server],
+            services: self.services,
             onServerRunning: { channel in self.httpBound.withLock { $0 = channel.localAddress } },
             logger: self.logger
         )
+    }
+
+    private var services: [any Service] {
+        var services: [any Service] = [self.server]
+        if let dispatcher = self.alertDispatcher { services.append(dispatcher) }
+        return services
     }
 
     /// The address of the operations endpoints, once bound.

@@ -72,6 +72,8 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
     public var limits = Limits()
     /// Group commit.
     public var commit = Commit()
+    /// The alert rules file (docs/ALERTS.md); nil: no alerts.
+    public var alerts: String?
 
     /// Creates a configuration with defaults for everything but the identity and TLS files.
     public init(hubID: UUID, tls: TLS) {
@@ -80,7 +82,7 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case hubID = "hubId", listen, http, store, tls, limits, commit
+        case hubID = "hubId", listen, http, store, tls, limits, commit, alerts
     }
 
     public init(from decoder: any Decoder) throws {
@@ -92,6 +94,7 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
         self.tls = try c.decode(TLS.self, forKey: .tls)
         self.limits = try c.decodeIfPresent(Limits.self, forKey: .limits) ?? Limits()
         self.commit = try c.decodeIfPresent(Commit.self, forKey: .commit) ?? Commit()
+        self.alerts = try c.decodeIfPresent(String.self, forKey: .alerts)
     }
 
     /// The batch limits these settings give.
@@ -139,6 +142,7 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
         configuration.tls.certificate = resolve(configuration.tls.certificate)
         configuration.tls.privateKey = resolve(configuration.tls.privateKey)
         configuration.tls.clientCA = configuration.tls.clientCA.map(resolve)
+        configuration.alerts = configuration.alerts.map(resolve)
         try configuration.validate(path: path)
         return configuration
     }

@@ -10,6 +10,9 @@ public struct HubMetrics: Sendable {
     let commitBatches: Recorder
     let connections: Gauge
     let bytesReceived: Counter
+    let alertsRaised: Counter
+    let alertsEscalated: Counter
+    let alertLatency: Timer
     private let factory: any MetricsFactory
 
     /// Creates the metrics in `factory` (the hub's Prometheus registry, or a test factory).
@@ -22,6 +25,14 @@ public struct HubMetrics: Sendable {
         self.commitBatches = Recorder(label: "feedback_hub_commit_batches", factory: factory)
         self.connections = Gauge(label: "feedback_hub_connections", factory: factory)
         self.bytesReceived = Counter(label: "feedback_hub_bytes_received_total", factory: factory)
+        self.alertsRaised = Counter(label: "feedback_hub_alerts_raised_total", factory: factory)
+        self.alertsEscalated = Counter(label: "feedback_hub_alerts_escalated_total", factory: factory)
+        self.alertLatency = Timer(label: "feedback_hub_alert_latency_seconds", factory: factory)
+    }
+
+    /// Alert delivery attempts by outcome: `delivered`, `failed` (will retry), `dead` (given up).
+    func alertDeliveries(outcome: String) -> Counter {
+        Counter(label: "feedback_hub_alert_deliveries_total", dimensions: [("outcome", outcome)], factory: self.factory)
     }
 
     func rejected(_ code: RejectCode) {

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import GRDBSQLite
+import Synchronization
 import Wire
 
 /// The embedded store: one SQLite file in WAL mode with `synchronous = FULL`, so a commit
@@ -11,11 +12,17 @@ import Wire
 public final class SQLiteStore: FeedbackStore {
     /// The database file.
     public let path: String
-    private let pool: DatabasePool
+    /// The alert rules evaluated for every record stored for the first time.
+    public let alertRules: AlertRules
+    let pool: DatabasePool
+    private let alertsRaised = Mutex<(@Sendable (Int) -> Void)?>(nil)
 
     /// Opens (creating if needed) the store at `path` and brings its schema up to date.
-    public init(path: String) throws {
+    /// Records stored for the first time are checked against `alerts`; the alerts they
+    /// raise are written in the same transaction.
+    public init(path: String, alerts: AlertRules = .none) throws {
         self.path = path
+        self.alertRules = alerts
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         configuration.prepareDatabase { db in
@@ -89,16 +96,25 @@ public final class SQLiteStore: FeedbackStore {
                     """
             )
         }
+        Self.registerAlertSchema(&migrator)
         return migrator
+    }
+
+    /// Calls `handler` with the number of alerts raised after each commit that raised some.
+    public func onAlertsRaised(_ handler: @escaping @Sendable (Int) -> Void) {
+        self.alertsRaised.withLock { $0 = handler }
     }
 
     public func commit(_ batches: [IncomingBatch]) throws -> [CommitOutcome] {
         let storedAt = Int64(Date().timeIntervalSince1970 * 1000)
-        return try self.pool.writeWithoutTransaction { db in
+        let rules = self.alertRules
+        var raised = 0
+        let outcomes = try self.pool.writeWithoutTransaction { db in
             var outcomes: [CommitOutcome] = []
             outcomes.reserveCapacity(batches.count)
             try db.inTransaction(.immediate) {
                 outcomes.removeAll(keepingCapacity: true)
+                raised = 0
                 let connection = db.sqliteConnection
                 let insertBatch = try db.cachedStatement(
                     sql: "INSERT OR IGNORE INTO batches (origin, sequence, record_count, stored_records, received_at) VALUES (?, ?, ?, 0, ?)"
@@ -148,7 +164,12 @@ public final class SQLiteStore: FeedbackStore {
                         Self.bind(insertRecord, 17, record.comment)
                         Self.bind(insertRecord, 18, AttributesJSON.encode(record.attributes))
                         try Self.step(insertRecord, connection)
-                        newRecords += Int(sqlite3_changes(connection))
+                        guard sqlite3_changes(connection) == 1 else { continue }
+                        newRecords += 1
+                        // Only a record stored for the first time can alert: duplicates never do.
+                        if !rules.rules.isEmpty {
+                            raised += try self.raiseAlerts(for: record, rules: rules, db: db, now: storedAt)
+                        }
                     }
                     sqlite3_reset(countBatch)
                     sqlite3_bind_int64(countBatch, 1, Int64(newRecords))
@@ -161,6 +182,8 @@ public final class SQLiteStore: FeedbackStore {
             }
             return outcomes
         }
+        if raised > 0, let handler = self.alertsRaised.withLock({ $0 }) { handler(raised) }
+        return outcomes
     }
 
     public func committedSequence(origin: UUID) throws -> UInt64 {
@@ -280,7 +303,7 @@ public final class SQLiteStore: FeedbackStore {
     // SQLite copies bound values (SQLITE_TRANSIENT) before the call returns.
     private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
-    private static func bind(_ statement: OpaquePointer, _ index: Int32, _ uuid: UUID) {
+    static func bind(_ statement: OpaquePointer, _ index: Int32, _ uuid: UUID) {
         withUnsafeBytes(of: uuid.uuid) { _ = sqlite3_bind_blob(statement, index, $0.baseAddress, 16, Self.transient) }
     }
 
@@ -321,7 +344,8 @@ enum AttributesJSON {
         return out + "}"
     }
 
-    private static func append(_ string: String, to out: inout String) {
+    /// Appends `string` as a quoted JSON string.
+    static func append(_ string: String, to out: inout String) {
         out += "\""
         for scalar in string.unicodeScalars {
             switch scalar {

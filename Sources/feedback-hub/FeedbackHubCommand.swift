@@ -10,7 +10,7 @@ struct FeedbackHubCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "feedback-hub",
         abstract: "Receives, verifies and stores FeedbackMesh ratings.",
-        subcommands: [Init.self, Serve.self, Agents.self, Report.self, Inspect.self]
+        subcommands: [Init.self, Serve.self, Agents.self, Alerts.self, Report.self, Inspect.self]
     )
 }
 
@@ -27,6 +27,8 @@ func reporting<T>(_ body: () throws -> T) throws -> T {
     } catch let error as ConfigurationError {
         throw CLIError(error.description)
     } catch let error as StoreError {
+        throw CLIError(error.description)
+    } catch let error as AlertRulesError {
         throw CLIError(error.description)
     }
 }
@@ -119,12 +121,14 @@ struct Init: ParsableCommand {
             commit:
               maxBatches: 512
               maxRecords: 200000
+            # alerts: alerts.yaml   # alert rules, targets and routing (docs/ALERTS.md); see alerts.example.yaml
 
             """
         try write("hub.yaml", yaml, isSecret: false)
+        try write("alerts.example.yaml", AlertRules.example, isSecret: false)
         let configuration = try reporting { try HubConfiguration.load(from: configPath) }
         _ = try reporting { try SQLiteStore(path: configuration.store) }
-        print("created \(self.directory): ca.pem (give it to agents), ca-key.pem (keep offline), hub.pem, hub-key.pem, hub.yaml, feedback.sqlite")
+        print("created \(self.directory): ca.pem (give it to agents), ca-key.pem (keep offline), hub.pem, hub-key.pem, hub.yaml, alerts.example.yaml, feedback.sqlite")
         print("next: feedback-hub serve --config \(configPath)")
     }
 }

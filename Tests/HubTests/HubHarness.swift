@@ -26,7 +26,8 @@ final class HubHarness: Sendable {
     static func start(
         folder existing: URL? = nil,
         certificatesFrom other: URL? = nil,
-        adjust: (inout HubConfiguration) -> Void = { _ in }
+        adjust: (inout HubConfiguration) -> Void = { _ in },
+        clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
     ) async throws -> HubHarness {
         let manager = FileManager.default
         let folder = existing ?? manager.temporaryDirectory.appendingPathComponent("hub-\(UUID())")
@@ -58,7 +59,7 @@ final class HubHarness: Sendable {
         adjust(&configuration)
         var logger = Logger(label: "test-hub")
         logger.logLevel = .warning
-        let hub = try Hub(configuration: configuration, logger: logger)
+        let hub = try Hub(configuration: configuration, logger: logger, clock: clock)
         let group = ServiceGroup(configuration: .init(services: [try hub.application()], logger: logger))
         let task = Task { try await group.run() }
         let address = try await hub.server.listeningAddress()

@@ -1,0 +1,168 @@
+import AsyncHTTPClient
+import CoreMetrics
+import Foundation
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+
+/// Delivers the store's alert outbox: sends each pending delivery to its target, retries
+/// failures with exponential backoff up to the rules' attempt limit (then marks it dead),
+/// and escalates open alerts whose acknowledgement deadline has passed.
+///
+/// Woken at once when a commit raises alerts, and every ``tick`` for retries and
+/// escalation. Each delivery has a stable id (the `webhook-id` header), the same on every
+/// retry; it is marked delivered only after the target answered 2xx, so a hub crash
+/// between the two makes it go again with the same id (at-least-once, deduplicated by id).
+public final class AlertDispatcher: Service, Sendable {
+    /// Most deliveries in flight at once.
+    public static let maxConcurrent = 32
+
+    private let store: SQLiteStore
+    private let rules: AlertRules
+    private let metrics: HubMetrics
+    private let logger: Logger
+    private let now: @Sendable () -> Int64
+    private let tick: Duration
+    private let busy = Mutex<Set<UUID>>([])
+    private let wake: AsyncStream<Void>.Continuation
+    private let wakes: AsyncStream<Void>
+
+    /// Creates a dispatcher for `store`'s outbox.
+    ///
+    /// - Parameters:
+    ///   - now: the clock (ms since the epoch); tests inject one to make deadlines pass.
+    ///   - tick: how often retries and deadlines are checked without a wake-up.
+    public init(
+        store: SQLiteStore, rules: AlertRules, metrics: HubMetrics, logger: Logger,
+        now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) },
+        tick: Duration = .milliseconds(250)
+    ) {
+        self.store = store
+        self.rules = rules
+        self.metrics = metrics
+        self.logger = logger
+        self.now = now
+        self.tick = tick
+        (self.wakes, self.wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        store.onAlertsRaised { [wake] count in
+            metrics.alertsRaised.increment(by: Int64(count))
+            wake.yield()
+        }
+    }
+
+    /// Check the outbox now.
+    public func notify() {
+        self.wake.yield()
+    }
+
+    /// Delivers until graceful shutdown; deliveries in flight then finish (each within the
+    /// request timeout).
+    public func run() async throws {
+        await withDiscardingTaskGroup { group in
+            group.addTask { [wake, tick] in
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: tick)
+                    wake.yield()
+                }
+            }
+            for await _ in self.wakes.cancelOnGracefulShutdown() {
+                self.escalate()
+                for delivery in self.takeDue() {
+                    group.addTask {
+                        await self.deliver(delivery)
+                        self.busy.withLock { _ = $0.remove(delivery.id) }
+                        self.wake.yield()
+                    }
+                }
+            }
+            group.cancelAll()
+        }
+    }
+
+    private func escalate() {
+        do {
+            for (id, level) in try self.store.escalateOverdue(rules: self.rules, now: self.now()) {
+                self.metrics.alertsEscalated.increment()
+                self.logger.warning("alert not acknowledged in time; escalated", metadata: ["alert": "\(id)", "level": "\(level)"])
+            }
+        } catch {
+            self.logger.error("cannot escalate alerts", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func takeDue() -> [DueDelivery] {
+        let busy = self.busy.withLock { $0 }
+        let room = Self.maxConcurrent - busy.count
+        guard room > 0 else { return [] }
+        do {
+            let due = try self.store.dueDeliveries(now: self.now(), limit: room, excluding: busy)
+            self.busy.withLock { $0.formUnion(due.map(\.id)) }
+            return due
+        } catch {
+            self.logger.error("cannot read the alert outbox", metadata: ["error": "\(error)"])
+            return []
+        }
+    }
+
+    private func deliver(_ delivery: DueDelivery) async {
+        guard let target = self.rules.targets[delivery.target] else {
+            // The rules changed since the alert was raised; nothing to send it to.
+            self.record(delivery, failure: "no target is named \"\(delivery.target)\"", permanent: true)
+            return
+        }
+        let message = WebhookMessage(delivery: delivery, target: target, timestamp: self.now() / 1000)
+        var request = HTTPClientRequest(url: target.url)
+        request.method = .POST
+        for (name, value) in message.headers { request.headers.add(name: name, value: value) }
+        request.body = .bytes(ByteBuffer(string: message.body))
+        let failure: String
+        do {
+            let response = try await HTTPClient.shared.execute(
+                request, timeout: .milliseconds(self.rules.delivery.timeoutMilliseconds), logger: nil
+            )
+            // Read (and bound) the body so the connection can be reused.
+            _ = try? await response.body.collect(upTo: 64 * 1024)
+            if (200..<300).contains(response.status.code) {
+                do {
+                    let at = self.now()
+                    try self.store.deliveryDone(delivery.id, at: at)
+                    self.metrics.alertDeliveries(outcome: "delivered").increment()
+                    if delivery.level == 0 {
+                        self.metrics.alertLatency.recordNanoseconds(max(0, at - delivery.capturedAt) * 1_000_000)
+                    }
+                } catch {
+                    self.logger.error("alert delivered but not recorded; it will go again", metadata: ["error": "\(error)"])
+                }
+                return
+            }
+            failure = "HTTP \(response.status.code)"
+        } catch {
+            failure = "\(error)"
+        }
+        self.record(delivery, failure: failure, permanent: false)
+    }
+
+    private func record(_ delivery: DueDelivery, failure: String, permanent: Bool) {
+        let attempts = delivery.attempts + 1
+        let settings = self.rules.delivery
+        let dead = permanent || attempts >= settings.maxAttempts
+        // Exponential backoff with up to 20% jitter, so a recovering receiver is not stampeded.
+        let base = min(settings.firstRetryMilliseconds << min(attempts - 1, 30), settings.maxRetryMilliseconds)
+        let retryAt = dead ? nil : self.now() + base + Int64.random(in: 0...max(base / 5, 0))
+        do {
+            try self.store.deliveryFailed(delivery.id, error: failure, retryAt: retryAt)
+        } catch {
+            self.logger.error("cannot record a failed alert delivery", metadata: ["error": "\(error)"])
+        }
+        self.metrics.alertDeliveries(outcome: dead ? "dead" : "failed").increment()
+        let metadata: Logger.Metadata = [
+            "alert": "\(delivery.alertID)", "target": "\(delivery.target)", "attempt": "\(attempts)", "error": "\(failure)",
+        ]
+        if dead {
+            self.logger.error("alert delivery given up; dead-lettered", metadata: metadata)
+        } else {
+            self.logger.warning("alert delivery failed; will retry", metadata: metadata)
+        }
+    }
+}

@@ -14,6 +14,7 @@ import Yams
 /// batch: {maxRecords: 1000, maxBytes: 1048576, maxAgeMs: 100}
 /// http: {listen: "127.0.0.1:8088", corsOrigins: [], maxBodyBytes: 1048576, onePerCustomerDays: 0}   # optional
 /// drainTimeoutMs: 10000
+/// sources: [...]                  # optional: kiosk buttons, Asterisk CDR, JSON lines (docs/SOURCES.md)
 /// ```
 public struct AgentConfigurationFile: Sendable, Codable {
     /// Spool settings.
@@ -93,6 +94,8 @@ public struct AgentConfigurationFile: Sendable, Codable {
     public var http: HTTPSection?
     /// Shutdown wait for acknowledgements, ms.
     public var drainTimeoutMs: Int = 10_000
+    /// Edge sources (read from the YAML tree, not decoded).
+    public var sources: [SourceConfiguration] = []
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case identity, hubs, ca, enrollmentToken, spool, batch, http, drainTimeoutMs
@@ -132,7 +135,7 @@ public struct AgentConfigurationFile: Sendable, Codable {
             throw AgentConfigurationError(path: path, "is not valid YAML: \(error)")
         }
         guard let root = tree as? [String: Any] else { throw AgentConfigurationError(path: path, "must be a YAML mapping of settings") }
-        for (key, value) in root {
+        for (key, value) in root where key != "sources" {
             guard Self.knownKeys[""]?.contains(key) == true else {
                 throw AgentConfigurationError(path: path, "has an unknown setting \"\(key)\"")
             }
@@ -158,6 +161,7 @@ public struct AgentConfigurationFile: Sendable, Codable {
         file.identity = resolve(file.identity)
         file.ca = resolve(file.ca)
         file.spool.directory = resolve(file.spool.directory)
+        file.sources = try SourceConfiguration.parse(root["sources"], path: path, resolve: resolve)
         try file.validate(path: path)
         return file
     }
@@ -232,6 +236,7 @@ public struct AgentConfigurationFile: Sendable, Codable {
         configuration.batching.maxAge = .milliseconds(self.batch.maxAgeMs)
         configuration.enrollmentToken = self.enrollmentToken
         configuration.drainTimeout = .milliseconds(self.drainTimeoutMs)
+        configuration.sources = self.sources
         return configuration
     }
 }

@@ -38,6 +38,8 @@ public final class FeedbackAgent: Service, Sendable {
         public var returnToPrimaryAfter: Duration = .seconds(300)
         /// On shutdown, how long to wait for outstanding acknowledgements.
         public var drainTimeout: Duration = .seconds(10)
+        /// Edge sources (kiosk buttons, call logs, files) run beside `submit` and HTTP.
+        public var sources: [SourceConfiguration] = []
 
         /// Creates settings; the spool lives in `spoolDirectory`, dead letters beside it.
         public init(identity: AgentIdentity, hubs: [HubAddress], tls: NIOSSLContext, spoolDirectory: String) {
@@ -54,8 +56,10 @@ public final class FeedbackAgent: Service, Sendable {
         public var spool: Spool.Stats
         /// The uplink's counters.
         public var uplink: Uplink.Stats
-        /// Ratings taken since start.
+        /// Ratings taken since start (through ``submit(_:)-([FeedbackSubmission])`` and HTTP).
         public var submitted: Int
+        /// Counts per edge source, by name.
+        public var sources: [String: SourceStats] = [:]
     }
 
     /// The settings in force.
@@ -64,6 +68,7 @@ public final class FeedbackAgent: Service, Sendable {
     public let spool: Spool
     private let batcher: Batcher
     private let uplink: Uplink
+    private let sources: SourceRunner
     private let logger: Logger
     private let ids = Mutex(UUIDv7())
     private let accepting = Mutex(true)
@@ -89,6 +94,11 @@ public final class FeedbackAgent: Service, Sendable {
         self.batcher = Batcher(
             spool: self.spool, identity: configuration.identity, configuration: configuration.batching, logger: logger,
             onSealed: { uplink.notify() }
+        )
+        let batcher = self.batcher
+        self.sources = SourceRunner(
+            sources: configuration.sources, spool: self.spool, origin: configuration.identity.nodeID, logger: logger,
+            onCaptured: { batcher.notify() }
         )
         if self.spool.recovery != Spool.Recovery() {
             logger.warning(
@@ -120,6 +130,24 @@ public final class FeedbackAgent: Service, Sendable {
         return records
     }
 
+    /// Takes ratings read from a source up to `cursor` (see ``SourceCursor``): the records
+    /// and the cursor become durable together. Every submission must be valid.
+    ///
+    /// - Throws: like ``submit(_:)-([FeedbackSubmission])``; then nothing is kept and the
+    ///   cursor does not move.
+    @discardableResult
+    public func capture(_ submissions: [FeedbackSubmission], cursor: SourceCursor) async throws -> [FeedbackRecord] {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let origin = self.configuration.identity.nodeID
+        let records = try self.ids.withLock { ids in
+            try submissions.map { try $0.record(id: ids.next(milliseconds: now), origin: origin, capturedAt: now) }
+        }
+        try await self.spool.append(records, cursor: cursor)
+        self.submitted.add(records.count, ordering: .relaxed)
+        if !records.isEmpty { self.batcher.notify() }
+        return records
+    }
+
     /// Takes one rating; see ``submit(_:)-([FeedbackSubmission])``.
     @discardableResult
     public func submit(_ submission: FeedbackSubmission) async throws -> FeedbackRecord {
@@ -148,7 +176,10 @@ public final class FeedbackAgent: Service, Sendable {
 
     /// Counts for status pages and metrics.
     public var status: Status {
-        Status(spool: self.spool.stats, uplink: self.uplink.stats, submitted: self.submitted.load(ordering: .relaxed))
+        Status(
+            spool: self.spool.stats, uplink: self.uplink.stats, submitted: self.submitted.load(ordering: .relaxed),
+            sources: self.sources.stats
+        )
     }
 
     /// Seals and forwards until graceful shutdown; then drains (bounded) and closes the spool.
@@ -156,7 +187,11 @@ public final class FeedbackAgent: Service, Sendable {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.batcher.run() }
             group.addTask { await self.uplink.run() }
+            let sources = Task { await self.sources.run() }
             try? await gracefulShutdown()
+            // Sources stop first: what they read is in the spool with its cursor, the rest is read next time.
+            sources.cancel()
+            await sources.value
             self.accepting.withLock { $0 = false }
             // Cancelled rather than asked to stop: no drain, the spool keeps everything.
             let drained = Task.isCancelled ? false : await self.flush(timeout: self.configuration.drainTimeout)

@@ -201,7 +201,21 @@ public struct HTTPIntake: Sendable {
             ("feedback_agent_connect_failures_total", "counter", "failed connection attempts (reconnects)", Double(status.uplink.connectFailures)),
             ("feedback_agent_connected", "gauge", "1 while connected to a hub", status.uplink.connectedHub == nil ? 0 : 1),
         ]
-        return rows.map { "# HELP \($0.0) \($0.2)\n# TYPE \($0.0) \($0.1)\n\($0.0) \($0.3)\n" }.joined()
+        var text = rows.map { "# HELP \($0.0) \($0.2)\n# TYPE \($0.0) \($0.1)\n\($0.0) \($0.3)\n" }.joined()
+        if !status.sources.isEmpty {
+            text += "# HELP feedback_agent_source_lines_total lines or key events read by edge sources, by outcome\n"
+            text += "# TYPE feedback_agent_source_lines_total counter\n"
+            for (name, stats) in status.sources.sorted(by: { $0.key < $1.key }) {
+                for (outcome, value) in [("rating", stats.ratings), ("skipped", stats.skipped), ("bad", stats.badLines)] {
+                    text += "feedback_agent_source_lines_total{source=\"\(name)\",outcome=\"\(outcome)\"} \(value)\n"
+                }
+            }
+            text += "# HELP feedback_agent_source_opens_total times a kiosk device was (re)opened\n# TYPE feedback_agent_source_opens_total counter\n"
+            for (name, stats) in status.sources.sorted(by: { $0.key < $1.key }) {
+                text += "feedback_agent_source_opens_total{source=\"\(name)\"} \(stats.opens)\n"
+            }
+        }
+        return text
     }
 }
 

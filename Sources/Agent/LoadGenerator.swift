@@ -33,6 +33,8 @@ public struct LoadGenerator: Sendable {
         public var maxDuration: Duration = .seconds(120)
         /// Seal every batch before the clock starts.
         public var presealed = true
+        /// Records per second across all connections, paced evenly; nil: as fast as the hub takes them.
+        public var recordsPerSecond: Int?
 
         /// Creates a configuration.
         public init(host: String, port: Int, tls: NIOSSLContext, nodes: [(identity: AgentIdentity, token: String)], records: Int) {
@@ -130,8 +132,12 @@ public struct LoadGenerator: Sendable {
         let started = ContinuousClock.now
         let deadline = started + configuration.maxDuration
         let tallies = await withTaskGroup(of: Worker.Tally.self) { group in
+            // Each connection sends its share of the rate: one batch every `interval`.
+            let interval = configuration.recordsPerSecond.map { rate in
+                Duration.seconds(Double(configuration.batchRecords * workers.count) / Double(max(rate, 1)))
+            }
             for worker in workers {
-                group.addTask { await worker.run(until: deadline) }
+                group.addTask { await worker.run(until: deadline, pacedBy: interval, from: started) }
             }
             var all: [Worker.Tally] = []
             for await tally in group { all.append(tally) }
@@ -210,7 +216,7 @@ public struct LoadGenerator: Sendable {
             )
         }
 
-        func run(until deadline: ContinuousClock.Instant) async -> Tally {
+        func run(until deadline: ContinuousClock.Instant, pacedBy interval: Duration?, from start: ContinuousClock.Instant) async -> Tally {
             let window = max(Int(self.connection.welcome.initialCredit), 1)
             let sealer = BatchSealer(origin: self.identity.nodeID, signingKey: self.identity.signingKey)
             var ratings = SyntheticRatings(origin: self.identity.nodeID)
@@ -241,6 +247,11 @@ public struct LoadGenerator: Sendable {
             }
 
             for index in 0..<self.batches {
+                if let interval {
+                    let due = start + interval * index
+                    if due >= deadline { break }
+                    if due > ContinuousClock.now { try? await Task.sleep(until: due, clock: .continuous) }
+                }
                 if ContinuousClock.now >= deadline || !self.connection.isActive { break }
                 let batch: SealedBatch
                 if index < self.presealed.count {

@@ -34,6 +34,9 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Stop after this many seconds even if not every record was sent.")
     var maxSeconds = 120
 
+    @Option(help: "Records per second across all connections (0: as fast as the hub takes them).")
+    var rate = 0
+
     @Flag(help: "Seal batches while sending (steady load with bounded memory) instead of sealing all of them first.")
     var live = false
 
@@ -74,8 +77,11 @@ struct Bench: AsyncParsableCommand {
         configuration.batchRecords = self.batchRecords
         configuration.maxDuration = .seconds(self.maxSeconds)
         configuration.presealed = !self.live
+        guard self.rate >= 0 else { throw CLIError("--rate must be 0 (unpaced) or a positive number of records per second") }
+        configuration.recordsPerSecond = self.rate > 0 ? self.rate : nil
         print("bench: \(self.connections) connections to \(self.hub), \(self.records) records in batches of \(self.batchRecords)"
-            + (self.live ? ", sealed while sending" : ", sealed before the clock starts"))
+            + (self.live ? ", sealed while sending" : ", sealed before the clock starts")
+            + (self.rate > 0 ? ", paced at \(self.rate) records/s" : ""))
         let report: LoadGenerator.Report
         do {
             report = try await LoadGenerator(configuration).run()

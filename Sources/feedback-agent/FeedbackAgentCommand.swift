@@ -9,7 +9,7 @@ struct FeedbackAgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "feedback-agent",
         abstract: "Captures customer ratings and forwards them, sealed, to a FeedbackMesh hub.",
-        subcommands: [Keygen.self, Enroll.self, Run.self, Status.self, Seal.self, Bench.self, SpoolBench.self]
+        subcommands: [Keygen.self, Enroll.self, Run.self, Status.self, Import.self, Seal.self, Bench.self, SpoolBench.self]
     )
 }
 

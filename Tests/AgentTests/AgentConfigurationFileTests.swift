@@ -32,6 +32,14 @@ import Testing
         ("identity: a\nhubs: [\"h:1\"]\nca: c\nbatch: {maxRecords: 0}\n", "batch.maxRecords must be positive"),
         ("identity: a\nhubs: [\"h:1\"]\nca: c\nhttp: {listen: nowhere}\n", "http.listen"),
         ("identity: a\nhubs: [\"h:1\"]\nca: c\nspool: {quota: 5}\n", "unknown setting \"spool.quota\""),
+        ("identity: a\nhubs: [\"h:1\"]\nca: c\nsources: [{name: k, kind: fax}]\n", "source \"k\": kind \"fax\" is not one of kiosk, asterisk, jsonl"),
+        ("identity: a\nhubs: [\"h:1\"]\nca: c\nsources: [{name: k, kind: kiosk, device: d, site: s, kiosk: e, keys: {KEY_NOPE: 1}}]\n", "source \"k\": keys \"KEY_NOPE\""),
+        ("identity: a\nhubs: [\"h:1\"]\nca: c\nsources: [{name: k, kind: kiosk, device: d, site: s, kiosk: e, keys: {KEY_1: 9}}]\n", "score for KEY_1 must be on the smiley scale"),
+        ("identity: a\nhubs: [\"h:1\"]\nca: c\nsources: [{name: c, kind: asterisk, path: p, site: s, score: {column: userfeld}}]\n", "source \"c\": score.column \"userfeld\""),
+        ("identity: a\nhubs: [\"h:1\"]\nca: c\nsources: [{name: c, kind: asterisk, path: p, site: s, timeZone: Mars/Olympus}]\n", "timeZone \"Mars/Olympus\""),
+        ("identity: a\nhubs: [\"h:1\"]\nca: c\nsources: [{name: c, kind: asterisk, path: p, site: s, score: {column: userfield, pattern: '(('}}]\n", "score.pattern is not a valid regular expression"),
+        ("identity: a\nhubs: [\"h:1\"]\nca: c\nsources: [{name: f, kind: jsonl, path: p, colour: red}]\n", "source \"f\": colour is not a setting of a jsonl source"),
+        ("identity: a\nhubs: [\"h:1\"]\nca: c\nsources: [{name: f, kind: jsonl, path: p}, {name: f, kind: jsonl, path: q}]\n", "name is used by an earlier source"),
     ])
     func mistakesAreNamed(text: String, expected: String) throws {
         let path = try self.write(text)
@@ -42,5 +50,29 @@ import Testing
             #expect(error.description.contains(expected), "\(error.description)")
             #expect(error.description.contains(path))
         }
+    }
+
+    @Test func sourcesAreReadWithTheirSettings() throws {
+        let path = try self.write(
+            """
+            identity: a
+            hubs: ["h:1"]
+            ca: c
+            sources:
+              - {name: cdr, kind: asterisk, path: cdr/Master.csv, site: cc-leeds, newColumns: true, timeZone: Europe/London}
+              - {name: door, kind: kiosk, device: /dev/input/event3, site: b-1, kiosk: door, scale: nps, keys: {KEY_0: 0, KEY_A: 10, 49: 5}}
+            """
+        )
+        let file = try AgentConfigurationFile.load(from: path)
+        #expect(file.sources.map(\.name) == ["cdr", "door"])
+        guard case .asterisk(let cdrPath, let parser) = file.sources[0].kind, case .kiosk(let device, let buttons) = file.sources[1].kind else {
+            Issue.record("wrong kinds")
+            return
+        }
+        #expect(cdrPath == URL(fileURLWithPath: path).deletingLastPathComponent().path + "/cdr/Master.csv")
+        #expect(parser.columns.count == 21 && parser.columns.last == "sequence")
+        #expect(parser.score.column == "userfield")
+        #expect(device == "/dev/input/event3")
+        #expect(buttons.keys == [11: 0, 30: 10, 49: 5])
     }
 }

@@ -40,11 +40,7 @@ import Wire
     @Test func anAgentKilledWhileSendingLosesNoAcceptedRatingAndDuplicatesNone() async throws {
         #expect(FileManager.default.fileExists(atPath: Self.binary), "build first: swift build --build-tests")
         let hub = try await HubHarness.start()
-        let folder = hub.folder.appendingPathComponent("agent").path
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let identity = AgentIdentity.generate()
-        try identity.save(to: folder + "/agent.json")
-        try hub.register(identity)
+        let (folder, _) = try hub.agentFolder("agent")
         let httpPort = try CrashTests.freePort()
         let config = folder + "/agent.yaml"
         try """

@@ -93,6 +93,17 @@ final class HubHarness: Sendable {
         try? FileManager.default.removeItem(at: self.folder)
     }
 
+    /// A folder `name` inside the hub's, holding a new agent identity (`agent.json`) that
+    /// the hub knows: where an agent process's configuration and spool go.
+    func agentFolder(_ name: String) throws -> (path: String, identity: AgentIdentity) {
+        let folder = self.folder.appendingPathComponent(name).path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let identity = AgentIdentity.generate()
+        try identity.save(to: folder + "/agent.json")
+        try self.register(identity)
+        return (folder, identity)
+    }
+
     /// Registers `identity` as an agent (or relay).
     func register(_ identity: AgentIdentity, role: Hello.Role = .agent) throws {
         try self.hub.store.addNode(

@@ -101,6 +101,8 @@ public final class Spool: Sendable {
         var urgent = false
         var closed = false
         var failure: SpoolError?
+        /// Where each source has read to, as durable as the records read before it.
+        var cursors: [String: SourceCursor] = [:]
     }
 
     /// The settings in force.
@@ -108,6 +110,7 @@ public final class Spool: Sendable {
     /// What recovery did when the spool was opened.
     public let recovery: Recovery
     private let state: Mutex<State>
+    private let lock: Mutex<Int32>
     private let wakeFlusher = DispatchSemaphore(value: 0)
     private let flusherDone = DispatchSemaphore(value: 0)
     private let logger: Logger
@@ -119,7 +122,24 @@ public final class Spool: Sendable {
     public init(configuration: Configuration, logger: Logger = Logger(label: "feedback-agent.spool")) throws {
         self.configuration = configuration
         self.logger = logger
-        let (state, recovery) = try SpoolRecovery(configuration: configuration, logger: logger).run()
+        // One process per spool: a second agent (or an import while the agent runs) would
+        // interleave writes. The lock goes with the process, so a crash never leaves it held.
+        try? FileManager.default.createDirectory(atPath: configuration.directory, withIntermediateDirectories: true)
+        let lockPath = configuration.directory + "/lock"
+        let lock = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard lock >= 0 else { throw SpoolError(.io, "cannot open \(lockPath): \(String(cString: strerror(errno)))") }
+        guard flock(lock, LOCK_EX | LOCK_NB) == 0 else {
+            Foundation.close(lock)
+            throw SpoolError(.locked, "the spool \(configuration.directory) is in use by another process (a running agent?)")
+        }
+        self.lock = Mutex(lock)
+        let (state, recovery): (State, Recovery)
+        do {
+            (state, recovery) = try SpoolRecovery(configuration: configuration, logger: logger).run()
+        } catch {
+            Foundation.close(lock)
+            throw error
+        }
         self.state = Mutex(state)
         self.recovery = recovery
         if configuration.fsync != .never {
@@ -133,6 +153,14 @@ public final class Spool: Sendable {
         self.state.withLock { state in
             if state.activeFD >= 0 { Foundation.close(state.activeFD) }
         }
+        self.releaseLock()
+    }
+
+    private func releaseLock() {
+        self.lock.withLock { fd in
+            if fd >= 0 { Foundation.close(fd) }
+            fd = -1
+        }
     }
 
     // MARK: Capture
@@ -143,7 +171,16 @@ public final class Spool: Sendable {
     ///   written), `invalidRecord` for a record that fails validation (nothing is written),
     ///   `io` when the disk refuses the write.
     public func append(_ records: [FeedbackRecord]) async throws {
-        guard !records.isEmpty else { return }
+        try await self.append(records, cursor: nil)
+    }
+
+    /// Appends `records` read by a source, and the source's new `cursor`, in one entry:
+    /// after a crash either both are there or neither is. `records` may be empty (lines
+    /// that held no rating still move the cursor). Returns once durable.
+    ///
+    /// - Throws: like ``append(_:)-([FeedbackRecord])``.
+    public func append(_ records: [FeedbackRecord], cursor: SourceCursor?) async throws {
+        guard !records.isEmpty || cursor != nil else { return }
         for record in records {
             do {
                 try record.validate()
@@ -154,10 +191,14 @@ public final class Spool: Sendable {
         let position = try self.state.withLock { state -> UInt64 in
             try self.checkOpen(state)
             var buffer = ByteBuffer()
-            var number = state.nextRecordNumber
-            for record in records {
-                SpoolEntry.record(number: number, record).write(into: &buffer)
-                number += 1
+            let first = state.nextRecordNumber
+            if let cursor {
+                let numbered = records.enumerated().map { (number: first + UInt64($0.offset), record: $0.element) }
+                SpoolEntry.captured(cursor, numbered).write(into: &buffer)
+            } else {
+                for (index, record) in records.enumerated() {
+                    SpoolEntry.record(number: first + UInt64(index), record).write(into: &buffer)
+                }
             }
             guard self.totalBytes(state) + buffer.readableBytes <= self.configuration.quotaBytes else {
                 throw SpoolError(.full, "the spool holds \(self.totalBytes(state)) bytes of its \(self.configuration.quotaBytes)-byte quota")
@@ -168,6 +209,7 @@ public final class Spool: Sendable {
                 state.segments[state.activeID, default: Segment(bytes: 0)].live += 1
                 state.nextRecordNumber += 1
             }
+            if let cursor { state.cursors[cursor.source] = cursor }
             return state.written
         }
         try await self.waitDurable(position, urgent: false)
@@ -185,6 +227,11 @@ public final class Spool: Sendable {
         self.state.withLock { state in
             Array(state.unsealed.prefix(limit).map(\.record))
         }
+    }
+
+    /// Where the source named `source` has read to (nil: it has not read yet).
+    public func cursor(of source: String) -> SourceCursor? {
+        self.state.withLock { $0.cursors[source] }
     }
 
     /// The sequence number the next sealed batch must carry (persisted, never reused).
@@ -314,6 +361,7 @@ public final class Spool: Sendable {
                 self.resumeWaiters(&state)
             }
         }
+        self.releaseLock()
     }
 
     // MARK: Internals
@@ -354,6 +402,10 @@ public final class Spool: Sendable {
         let fd = try SpoolFiles.create(segment: next, in: self.segmentsPath)
         var header = ByteBuffer()
         SpoolEntry.header(nextSequence: state.nextSequence, nextRecordNumber: state.nextRecordNumber).write(into: &header)
+        // Cursors go along, so deleting the segment that first held one does not lose it.
+        for name in state.cursors.keys.sorted() {
+            if let cursor = state.cursors[name] { SpoolEntry.cursor(cursor).write(into: &header) }
+        }
         do {
             try SpoolFiles.writeAll(fd, header, path: self.segmentsPath)
         } catch {

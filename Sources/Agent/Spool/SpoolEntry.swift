@@ -15,12 +15,20 @@ import Wire
 /// - `acknowledged`: `u64 sequence`: the hub committed that batch.
 /// - `base`: no body; starts a segment rewritten after quarantine, which holds everything
 ///   live, so every older segment is superseded.
+/// - `captured`: a source's cursor (`u8` name length, name, `u64` device, inode, offset,
+///   line), `u32` count, then per record `u64 recordNumber`, `16 origin`, the record's
+///   wire encoding. One entry, one checksum: the records and the position they were read
+///   up to become durable together, or not at all.
+/// - `cursor`: a source's cursor alone; repeated after each segment's header so it
+///   outlives the segment that first held it.
 enum SpoolEntry: Sendable {
     case header(nextSequence: UInt64, nextRecordNumber: UInt64)
     case record(number: UInt64, FeedbackRecord)
     case sealed(firstRecordNumber: UInt64, lastRecordNumber: UInt64, SealedBatch)
     case acknowledged(sequence: UInt64)
     case base
+    case captured(SourceCursor, [(number: UInt64, record: FeedbackRecord)])
+    case cursor(SourceCursor)
 
     /// Bytes before the body: length, checksum, type.
     static let prefixLength = 9
@@ -33,6 +41,8 @@ enum SpoolEntry: Sendable {
         case sealed = 3
         case acknowledged = 4
         case base = 5
+        case captured = 6
+        case cursor = 7
     }
 
     func write(into buffer: inout ByteBuffer) {
@@ -56,6 +66,18 @@ enum SpoolEntry: Sendable {
             buffer.writeInteger(sequence)
         case .base:
             buffer.writeInteger(Kind.base.rawValue)
+        case .captured(let cursor, let records):
+            buffer.writeInteger(Kind.captured.rawValue)
+            cursor.write(into: &buffer)
+            buffer.writeInteger(UInt32(records.count))
+            for (number, record) in records {
+                buffer.writeInteger(number)
+                _ = withUnsafeBytes(of: record.origin.uuid) { buffer.writeBytes($0) }
+                RecordCodec.encode(record, into: &buffer)
+            }
+        case .cursor(let cursor):
+            buffer.writeInteger(Kind.cursor.rawValue)
+            cursor.write(into: &buffer)
         }
         let length = buffer.writerIndex - start - 8
         let crc = buffer.withUnsafeReadableBytes { raw in
@@ -103,6 +125,20 @@ enum SpoolEntry: Sendable {
             entry = body.readInteger(as: UInt64.self).map { .acknowledged(sequence: $0) }
         case .base:
             entry = .base
+        case .captured:
+            guard let cursor = SourceCursor.read(from: &body), let count = body.readInteger(as: UInt32.self) else {
+                return .corrupt("unreadable captured entry")
+            }
+            var records: [(number: UInt64, record: FeedbackRecord)] = []
+            for _ in 0..<count {
+                guard let number = body.readInteger(as: UInt64.self), let origin = body.readBytes(length: 16),
+                    let record = try? RecordCodec.decode(from: &body, origin: Self.uuid(origin))
+                else { return .corrupt("unreadable record in a captured entry") }
+                records.append((number, record))
+            }
+            entry = .captured(cursor, records)
+        case .cursor:
+            entry = SourceCursor.read(from: &body).map { .cursor($0) }
         }
         guard let entry, body.readableBytes == 0 else { return .corrupt("malformed \(kind) entry") }
         return .entry(entry, size: 8 + length)

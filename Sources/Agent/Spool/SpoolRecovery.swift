@@ -140,6 +140,15 @@ struct SpoolRecovery {
             current.live += 1
         case .base:
             break
+        case .captured(let cursor, let records):
+            for (number, record) in records {
+                state.unsealed.append(Spool.Pending(number: number, segment: segment, record: record))
+                state.nextRecordNumber = max(state.nextRecordNumber, number + 1)
+                current.live += 1
+            }
+            state.cursors[cursor.source] = cursor
+        case .cursor(let cursor):
+            state.cursors[cursor.source] = cursor
         case .acknowledged(let sequence):
             // The batch's own entry may be gone with its segment; its number stays used.
             state.nextSequence = max(state.nextSequence, sequence + 1)
@@ -183,6 +192,9 @@ struct SpoolRecovery {
         var buffer = ByteBuffer()
         SpoolEntry.base.write(into: &buffer)
         SpoolEntry.header(nextSequence: state.nextSequence, nextRecordNumber: state.nextRecordNumber).write(into: &buffer)
+        for name in state.cursors.keys.sorted() {
+            if let cursor = state.cursors[name] { SpoolEntry.cursor(cursor).write(into: &buffer) }
+        }
         for sequence in state.unacknowledged.keys.sorted() {
             guard let entry = state.unacknowledged[sequence] else { continue }
             // Its records are already out of the queue; an empty range consumes nothing on replay.
@@ -299,6 +311,8 @@ public struct SpoolError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let outOfOrder = Code(name: "outOfOrder")
         /// The spool is closed.
         public static let closed = Code(name: "closed")
+        /// Another process has the spool open.
+        public static let locked = Code(name: "locked")
         /// The disk refused a read, write or fsync.
         public static let io = Code(name: "io")
         /// The code's name.

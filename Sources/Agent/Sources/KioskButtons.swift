@@ -1,0 +1,123 @@
+import Foundation
+
+/// One Linux input event (`struct input_event` on 64-bit Linux: `struct timeval` of two
+/// 64-bit fields, `u16 type`, `u16 code`, `s32 value`; 24 bytes, host byte order).
+public struct InputEvent: Sendable, Hashable {
+    /// Size of one event on the wire.
+    public static let size = 24
+    /// `EV_KEY`.
+    public static let keyType: UInt16 = 1
+
+    /// Seconds of the event time.
+    public var seconds: Int64
+    /// Microseconds of the event time.
+    public var microseconds: Int64
+    /// Event type (`EV_KEY` for keys).
+    public var type: UInt16
+    /// Key code (`KEY_1` is 2, …).
+    public var code: UInt16
+    /// 1 press, 0 release, 2 autorepeat.
+    public var value: Int32
+
+    /// Creates an event.
+    public init(seconds: Int64, microseconds: Int64, type: UInt16, code: UInt16, value: Int32) {
+        self.seconds = seconds
+        self.microseconds = microseconds
+        self.type = type
+        self.code = code
+        self.value = value
+    }
+
+    /// Reads an event from 24 bytes.
+    public init(bytes: UnsafeRawBufferPointer) {
+        self.seconds = bytes.loadUnaligned(fromByteOffset: 0, as: Int64.self)
+        self.microseconds = bytes.loadUnaligned(fromByteOffset: 8, as: Int64.self)
+        self.type = bytes.loadUnaligned(fromByteOffset: 16, as: UInt16.self)
+        self.code = bytes.loadUnaligned(fromByteOffset: 18, as: UInt16.self)
+        self.value = bytes.loadUnaligned(fromByteOffset: 20, as: Int32.self)
+    }
+
+    /// The 24 bytes of this event, as the kernel writes them.
+    public var bytes: [UInt8] {
+        var out = [UInt8](repeating: 0, count: Self.size)
+        out.withUnsafeMutableBytes { raw in
+            raw.storeBytes(of: self.seconds, toByteOffset: 0, as: Int64.self)
+            raw.storeBytes(of: self.microseconds, toByteOffset: 8, as: Int64.self)
+            raw.storeBytes(of: self.type, toByteOffset: 16, as: UInt16.self)
+            raw.storeBytes(of: self.code, toByteOffset: 18, as: UInt16.self)
+            raw.storeBytes(of: self.value, toByteOffset: 20, as: Int32.self)
+        }
+        return out
+    }
+
+    /// Event time in ms since the epoch.
+    public var milliseconds: Int64 { self.seconds * 1000 + self.microseconds / 1000 }
+}
+
+/// Turns key presses from a kiosk's button box into ratings: key-down only, by a key map,
+/// with debouncing and a misuse filter.
+///
+/// A press of the same key within ``debounce`` of the previous one is contact bounce and
+/// dropped. More than ``misuseLimit`` presses within ``misuseWindow`` is someone hammering
+/// the buttons: those ratings are kept but get the attribute `misuse=true`, which leaves
+/// them out of scores and alerts.
+public struct KioskButtons: Sendable {
+    /// Key code → score.
+    public var keys: [UInt16: Int]
+    /// The scale the scores are on (`smiley`, `nps`, …).
+    public var scale: String
+    /// Where the kiosk is.
+    public var site: String
+    /// Which kiosk (the rating's subject).
+    public var kiosk: String
+    /// The survey id.
+    public var survey: String
+    /// Presses of one key closer than this, ms, are one press.
+    public var debounceMilliseconds: Int64 = 30
+    /// More presses than this within ``misuseWindowMilliseconds`` are flagged.
+    public var misuseLimit = 10
+    /// The misuse window, ms.
+    public var misuseWindowMilliseconds: Int64 = 10_000
+
+    private var lastPress: [UInt16: Int64] = [:]
+    private var recent: [Int64] = []
+
+    /// Creates the mapping.
+    public init(keys: [UInt16: Int], scale: String, site: String, kiosk: String, survey: String = "kiosk") {
+        self.keys = keys
+        self.scale = scale
+        self.site = site
+        self.kiosk = kiosk
+        self.survey = survey
+    }
+
+    /// The rating this event makes, if any.
+    public mutating func rating(for event: InputEvent) -> FeedbackSubmission? {
+        guard event.type == InputEvent.keyType, event.value == 1, let score = self.keys[event.code] else { return nil }
+        let time = event.milliseconds
+        if let last = self.lastPress[event.code], time - last >= 0, time - last < self.debounceMilliseconds {
+            return nil
+        }
+        self.lastPress[event.code] = time
+        self.recent.append(time)
+        self.recent.removeAll { time - $0 >= self.misuseWindowMilliseconds }
+        var attributes = ["kiosk": self.kiosk]
+        if self.recent.count > self.misuseLimit { attributes["misuse"] = "true" }
+        return FeedbackSubmission(
+            source: "kiosk", scale: self.scale, score: score, occurredAt: time, site: self.site, channel: "kiosk",
+            subject: self.kiosk, survey: self.survey, attributes: attributes
+        )
+    }
+
+    /// Key names a configuration may use, with their Linux key codes.
+    public static let keyNames: [String: UInt16] = {
+        var names: [String: UInt16] = ["KEY_0": 11, "KEY_ENTER": 28, "KEY_SPACE": 57, "KEY_KP0": 82, "KEY_KPENTER": 96]
+        for digit in 1...9 { names["KEY_\(digit)"] = UInt16(1 + digit) }
+        for (index, letter) in ["Q", "W", "E", "R", "T", "Y", "U", "I", "O", "P"].enumerated() { names["KEY_\(letter)"] = UInt16(16 + index) }
+        for (index, letter) in ["A", "S", "D", "F", "G", "H", "J", "K", "L"].enumerated() { names["KEY_\(letter)"] = UInt16(30 + index) }
+        for (index, letter) in ["Z", "X", "C", "V", "B", "N", "M"].enumerated() { names["KEY_\(letter)"] = UInt16(44 + index) }
+        for (index, code) in [79, 80, 81, 75, 76, 77, 71, 72, 73].enumerated() { names["KEY_KP\(index + 1)"] = UInt16(code) }
+        for number in 1...12 { names["KEY_F\(number)"] = UInt16(number <= 10 ? 58 + number : 76 + number) }
+        return names
+    }()
+}

@@ -1,0 +1,130 @@
+import Foundation
+import Wire
+
+extension SourceConfiguration {
+    /// Reads the `sources:` list of `agent.yaml` (see docs/SOURCES.md); relative paths are
+    /// resolved with `resolve`.
+    ///
+    /// - Throws: ``AgentConfigurationError`` naming the source and the field.
+    static func parse(_ value: Any?, path: String, resolve: (String) -> String) throws -> [SourceConfiguration] {
+        guard let value else { return [] }
+        guard let list = value as? [Any] else { throw AgentConfigurationError(path: path, "sources must be a list") }
+        var sources: [SourceConfiguration] = []
+        for (index, item) in list.enumerated() {
+            var place = "sources[\(index + 1)]"
+            func fail(_ field: String, _ reason: String) -> AgentConfigurationError {
+                AgentConfigurationError(path: path, "\(place): \(field) \(reason)")
+            }
+            guard let fields = item as? [String: Any] else { throw fail("", "must be a mapping") }
+            func text(_ key: String, default fallback: String? = nil) throws -> String {
+                guard let raw = fields[key] else {
+                    if let fallback { return fallback }
+                    throw fail(key, "is missing")
+                }
+                guard let value = raw as? String ?? (raw as? Int).map(String.init), !value.isEmpty else {
+                    throw fail(key, "must be a non-empty text")
+                }
+                return value
+            }
+            func number(_ key: String, default fallback: Int, in range: ClosedRange<Int>) throws -> Int {
+                guard let raw = fields[key] else { return fallback }
+                guard let value = raw as? Int, range.contains(value) else {
+                    throw fail(key, "must be a whole number in \(range.lowerBound)...\(range.upperBound)")
+                }
+                return value
+            }
+            func extract(_ key: String) throws -> AsteriskCDRParser.Extract? {
+                guard let raw = fields[key] else { return nil }
+                guard let spec = raw as? [String: Any], let column = spec["column"] as? String else {
+                    throw fail(key, "must be {column: NAME, pattern: REGEX}")
+                }
+                let pattern = spec["pattern"] as? String
+                if let pattern {
+                    do {
+                        _ = try Regex(pattern)
+                    } catch {
+                        throw fail("\(key).pattern", "is not a valid regular expression: \(error)")
+                    }
+                }
+                return AsteriskCDRParser.Extract(column: column, pattern: pattern)
+            }
+            let name = try text("name")
+            place = "source \"\(name)\""
+            guard !sources.contains(where: { $0.name == name }) else { throw fail("name", "is used by an earlier source") }
+            let kind = try text("kind")
+            let allowed: Set<String>
+            var source: SourceConfiguration
+            switch kind {
+            case "kiosk":
+                allowed = ["name", "kind", "device", "site", "kiosk", "scale", "keys", "survey", "debounceMs", "misuse"]
+                let scale = try text("scale", default: "smiley")
+                guard let scaleValue = FeedbackRecord.Scale(name: scale) else { throw fail("scale", "\"\(scale)\" is not a scale") }
+                guard let map = fields["keys"] as? [AnyHashable: Any], !map.isEmpty else {
+                    throw fail("keys", "must map key names or codes to scores, e.g. {KEY_1: 1, KEY_2: 2}")
+                }
+                var keys: [UInt16: Int] = [:]
+                for (key, score) in map {
+                    let name = "\(key)"
+                    guard let code = KioskButtons.keyNames[name] ?? UInt16(name) else {
+                        throw fail("keys", "\"\(name)\" is not a key name (KEY_1, KEY_A, KEY_KP1, …) or code")
+                    }
+                    guard let score = score as? Int, let exact = UInt8(exactly: score), scaleValue.range.contains(exact) else {
+                        throw fail("keys", "score for \(name) must be on the \(scale) scale \(scaleValue.range)")
+                    }
+                    keys[code] = score
+                }
+                var buttons = KioskButtons(
+                    keys: keys, scale: scale, site: try text("site"), kiosk: try text("kiosk"), survey: try text("survey", default: "kiosk")
+                )
+                buttons.debounceMilliseconds = Int64(try number("debounceMs", default: 30, in: 0...10_000))
+                if let misuse = fields["misuse"] {
+                    guard let spec = misuse as? [String: Any], let presses = spec["presses"] as? Int, presses > 0,
+                        let seconds = spec["seconds"] as? Int, seconds > 0
+                    else { throw fail("misuse", "must be {presses: N, seconds: S} with positive numbers") }
+                    buttons.misuseLimit = presses
+                    buttons.misuseWindowMilliseconds = Int64(seconds) * 1000
+                }
+                source = SourceConfiguration(name: name, kind: .kiosk(device: resolve(try text("device")), buttons: buttons))
+            case "asterisk":
+                allowed = [
+                    "name", "kind", "path", "site", "siteColumn", "scale", "score", "subject", "columns", "userfield", "newColumns",
+                    "timeZone", "survey",
+                ]
+                var columns = AsteriskCDRParser.baseColumns
+                if let explicit = fields["columns"] {
+                    guard let list = explicit as? [String], !list.isEmpty else { throw fail("columns", "must be a list of column names") }
+                    columns = list
+                } else {
+                    if fields["userfield"] as? Bool ?? true { columns += AsteriskCDRParser.uniqueIDColumns }
+                    if fields["newColumns"] as? Bool ?? false { columns += AsteriskCDRParser.newColumns }
+                }
+                guard columns.contains("start") else { throw fail("columns", "must include start") }
+                let zoneName = try text("timeZone", default: "UTC")
+                guard let zone = TimeZone(identifier: zoneName) else { throw fail("timeZone", "\"\(zoneName)\" is not a time zone") }
+                let scale = try text("scale", default: "csat")
+                guard FeedbackRecord.Scale(name: scale) != nil else { throw fail("scale", "\"\(scale)\" is not a scale") }
+                let score = try extract("score") ?? AsteriskCDRParser.Extract(column: "userfield", pattern: #"survey=(\d+)"#)
+                for (key, extract) in [("score", score), ("subject", try extract("subject")), ("siteColumn", try extract("siteColumn"))] {
+                    if let extract, !columns.contains(extract.column) {
+                        throw fail("\(key).column", "\"\(extract.column)\" is not one of the columns \(columns.joined(separator: ","))")
+                    }
+                }
+                let parser = AsteriskCDRParser(
+                    columns: columns, score: score, scale: scale, subject: try extract("subject"), site: try text("site"),
+                    siteColumn: try extract("siteColumn"), timeZone: zone, survey: try text("survey", default: "post-call")
+                )
+                source = SourceConfiguration(name: name, kind: .asterisk(path: resolve(try text("path")), parser: parser))
+            case "jsonl":
+                allowed = ["name", "kind", "path"]
+                source = SourceConfiguration(name: name, kind: .jsonLines(path: resolve(try text("path"))))
+            default:
+                throw fail("kind", "\"\(kind)\" is not one of kiosk, asterisk, jsonl")
+            }
+            for key in fields.keys.sorted() where !allowed.contains(key) {
+                throw fail(key, "is not a setting of a \(kind) source")
+            }
+            sources.append(source)
+        }
+        return sources
+    }
+}

@@ -1,0 +1,304 @@
+import Foundation
+import Logging
+import Synchronization
+import Wire
+
+/// A configured edge source: where ratings come from besides `submit` and HTTP.
+public struct SourceConfiguration: Sendable {
+    /// The kinds of source.
+    public enum Kind: Sendable {
+        /// A USB button box presenting itself as a keyboard: Linux input events from `device`.
+        case kiosk(device: String, buttons: KioskButtons)
+        /// Asterisk's CDR CSV (`Master.csv`), tailed.
+        case asterisk(path: String, parser: AsteriskCDRParser)
+        /// A file of JSON lines, one rating each (the HTTP intake's JSON), tailed.
+        case jsonLines(path: String)
+    }
+
+    /// Unique name: metrics, logs and the cursor in the spool carry it.
+    public var name: String
+    /// What and where.
+    public var kind: Kind
+    /// How often a tailed file is checked for new lines.
+    public var pollInterval: Duration = .milliseconds(200)
+
+    /// Creates a source.
+    public init(name: String, kind: Kind) {
+        self.name = name
+        self.kind = kind
+    }
+}
+
+/// Counts of one source, for `/metrics` and `status`.
+public struct SourceStats: Sendable, Hashable {
+    /// Ratings captured.
+    public var ratings = 0
+    /// Lines or events that held no rating to record (calls without a survey, key releases).
+    public var skipped = 0
+    /// Lines refused as bad (each logged with file and line number).
+    public var badLines = 0
+    /// Times the input was (re)opened.
+    public var opens = 0
+}
+
+/// Runs the configured sources of one agent: tails files into the spool (records and
+/// cursor in one durable entry) and turns kiosk key presses into ratings.
+final class SourceRunner: Sendable {
+    private let sources: [SourceConfiguration]
+    private let spool: Spool
+    private let origin: UUID
+    private let ids: Mutex<UUIDv7>
+    private let logger: Logger
+    private let onCaptured: @Sendable () -> Void
+    private let counters = Mutex<[String: SourceStats]>([:])
+
+    init(
+        sources: [SourceConfiguration], spool: Spool, origin: UUID, logger: Logger, onCaptured: @escaping @Sendable () -> Void
+    ) {
+        self.sources = sources
+        self.spool = spool
+        self.origin = origin
+        self.ids = Mutex(UUIDv7())
+        self.logger = logger
+        self.onCaptured = onCaptured
+        self.counters.withLock { counters in
+            for source in sources { counters[source.name] = SourceStats() }
+        }
+    }
+
+    var stats: [String: SourceStats] { self.counters.withLock { $0 } }
+
+    /// Runs every source until cancelled.
+    func run() async {
+        await withDiscardingTaskGroup { group in
+            for source in self.sources {
+                group.addTask {
+                    switch source.kind {
+                    case .kiosk(let device, let buttons):
+                        await self.runKiosk(source, device: device, buttons: buttons)
+                    case .asterisk(let path, let parser):
+                        await self.runTail(source, path: path) { line in
+                            switch try parser.parse(line) {
+                            case .rating(let submission): return submission
+                            case .noRating: return nil
+                            }
+                        }
+                    case .jsonLines(let path):
+                        await self.runTail(source, path: path) { line in
+                            guard !line.allSatisfy(\.isWhitespace) else { return nil }
+                            do {
+                                return try JSONDecoder().decode(FeedbackSubmission.self, from: Data(line.utf8))
+                            } catch {
+                                throw SourceError("not a JSON rating: \(Self.describe(error))")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private func count(_ source: String, _ update: (inout SourceStats) -> Void) {
+        self.counters.withLock { update(&$0[source, default: SourceStats()]) }
+    }
+
+    private func records(_ submissions: [FeedbackSubmission], now: Int64) throws -> [FeedbackRecord] {
+        try self.ids.withLock { ids in
+            try submissions.map { try $0.record(id: ids.next(milliseconds: now), origin: self.origin, capturedAt: now) }
+        }
+    }
+
+    // MARK: Files
+
+    private func runTail(_ source: SourceConfiguration, path: String, parse: (Substring) throws -> FeedbackSubmission?) async {
+        var tailer = FileTailer(path: path, name: source.name, cursor: self.spool.cursor(of: source.name))
+        var saved = self.spool.cursor(of: source.name)
+        var waiting = false
+        while !Task.isCancelled {
+            let chunk: FileTailer.Chunk?
+            do {
+                chunk = try tailer.poll()
+            } catch {
+                self.logger.error("source cannot read its file", metadata: ["source": "\(source.name)", "error": "\(error)"])
+                try? await Task.sleep(for: .seconds(1))
+                continue
+            }
+            guard let chunk else {
+                if !waiting { self.logger.warning("source file not there yet; waiting", metadata: ["source": "\(source.name)", "file": "\(path)"]) }
+                waiting = true
+                try? await Task.sleep(for: source.pollInterval)
+                continue
+            }
+            waiting = false
+            guard !chunk.lines.isEmpty || chunk.cursor != saved else {
+                try? await Task.sleep(for: source.pollInterval)
+                continue
+            }
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            var records: [FeedbackRecord] = []
+            var skipped = 0
+            var bad = 0
+            for (text, number) in chunk.lines {
+                do {
+                    guard let submission = try parse(text) else {
+                        skipped += 1
+                        continue
+                    }
+                    records += try self.records([submission], now: now)
+                } catch {
+                    bad += 1
+                    self.logger.warning(
+                        "bad line skipped",
+                        metadata: ["source": "\(source.name)", "file": "\(chunk.path)", "line": "\(number)", "reason": "\(Self.describe(error))"]
+                    )
+                }
+            }
+            do {
+                try await self.spool.append(records, cursor: chunk.cursor)
+                saved = chunk.cursor
+                self.count(source.name) {
+                    $0.ratings += records.count
+                    $0.skipped += skipped
+                    $0.badLines += bad
+                }
+                if !records.isEmpty { self.onCaptured() }
+            } catch {
+                // Nothing of the chunk was kept: read it again from the durable cursor later.
+                self.logger.error("source cannot write to the spool; will retry", metadata: ["source": "\(source.name)", "error": "\(error)"])
+                try? await Task.sleep(for: .seconds(1))
+                saved = self.spool.cursor(of: source.name)
+                tailer = FileTailer(path: path, name: source.name, cursor: saved)
+            }
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case let error as WireError: error.detail
+        case DecodingError.keyNotFound(let key, _): "\"\(key.stringValue)\" is required"
+        case DecodingError.typeMismatch(_, let context): "\"\(context.codingPath.map(\.stringValue).joined(separator: "."))\" has the wrong type"
+        case is DecodingError: "not valid JSON"
+        default: "\(error)"
+        }
+    }
+
+    // MARK: Kiosk
+
+    private func runKiosk(_ source: SourceConfiguration, device: String, buttons: KioskButtons) async {
+        let (events, sink) = AsyncStream.makeStream(of: InputEvent.self, bufferingPolicy: .bufferingNewest(10_000))
+        let reader = InputEventReader(device: device, name: source.name, logger: self.logger, sink: sink) { [self] in
+            self.count(source.name) { $0.opens += 1 }
+        }
+        let thread = Thread { reader.run() }
+        thread.name = "feedback-agent-kiosk-\(source.name)"
+        thread.start()
+        defer { reader.stop() }
+        var buttons = buttons
+        await withTaskCancellationHandler {
+            for await event in events {
+                guard let submission = buttons.rating(for: event) else {
+                    continue
+                }
+                let now = Int64(Date().timeIntervalSince1970 * 1000)
+                do {
+                    let records = try self.records([submission], now: now)
+                    try await self.spool.append(records)
+                    self.count(source.name) { $0.ratings += 1 }
+                    self.onCaptured()
+                } catch {
+                    self.count(source.name) { $0.badLines += 1 }
+                    self.logger.error("kiosk press not kept", metadata: ["source": "\(source.name)", "error": "\(Self.describe(error))"])
+                }
+            }
+        } onCancel: {
+            reader.stop()
+        }
+    }
+}
+
+/// Reads input events from a device (or a FIFO or file in tests) on its own thread,
+/// reopening it when it goes away (an unplugged button box) and comes back.
+final class InputEventReader: Sendable {
+    private let device: String
+    private let name: String
+    private let logger: Logger
+    private let sink: AsyncStream<InputEvent>.Continuation
+    private let onOpen: @Sendable () -> Void
+    private let stopped = Atomic<Bool>(false)
+
+    init(device: String, name: String, logger: Logger, sink: AsyncStream<InputEvent>.Continuation, onOpen: @escaping @Sendable () -> Void) {
+        self.device = device
+        self.name = name
+        self.logger = logger
+        self.sink = sink
+        self.onOpen = onOpen
+    }
+
+    func stop() {
+        self.stopped.store(true, ordering: .relaxed)
+    }
+
+    func run() {
+        var missingLogged = false
+        while !self.stopped.load(ordering: .relaxed) {
+            let fd = open(self.device, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+            guard fd >= 0 else {
+                if !missingLogged {
+                    self.logger.warning("kiosk device not there; waiting for it", metadata: ["source": "\(self.name)", "device": "\(self.device)"])
+                    missingLogged = true
+                }
+                Thread.sleep(forTimeInterval: 0.2)
+                continue
+            }
+            missingLogged = false
+            self.onOpen()
+            self.logger.info("kiosk device opened", metadata: ["source": "\(self.name)", "device": "\(self.device)"])
+            self.readEvents(fd)
+            close(fd)
+        }
+        self.sink.finish()
+    }
+
+    /// Reads until the device goes away (or a FIFO's writer closes it).
+    private func readEvents(_ fd: Int32) {
+        var status = stat()
+        fstat(fd, &status)
+        let isRegularFile = (status.st_mode & S_IFMT) == S_IFREG
+        var pending: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: InputEvent.size * 64)
+        var sawWriter = false
+        while !self.stopped.load(ordering: .relaxed) {
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&poller, 1, 200)
+            if ready == 0 {
+                continue
+            }
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR || errno == EAGAIN { continue }
+                self.logger.warning(
+                    "kiosk device gone; will reopen", metadata: ["source": "\(self.name)", "error": "\(String(cString: strerror(errno)))"]
+                )
+                return
+            }
+            if count == 0 {
+                // A file: wait for more. A FIFO whose writer left, or a device that went away: reopen.
+                if isRegularFile || !sawWriter {
+                    Thread.sleep(forTimeInterval: 0.05)
+                    if !isRegularFile && (poller.revents & Int16(POLLHUP)) != 0 && !sawWriter { return }
+                    continue
+                }
+                return
+            }
+            sawWriter = true
+            pending += buffer[0..<count]
+            let whole = pending.count / InputEvent.size * InputEvent.size
+            pending.withUnsafeBytes { raw in
+                for offset in stride(from: 0, to: whole, by: InputEvent.size) {
+                    self.sink.yield(InputEvent(bytes: UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + InputEvent.size)])))
+                }
+            }
+            pending.removeFirst(whole)
+        }
+    }
+}

@@ -1,0 +1,182 @@
+import Agent
+import Foundation
+import TestSupport
+import Testing
+import Wire
+
+/// The pieces of the edge sources on real files: CSV as Asterisk writes it, the tailer
+/// through partial lines, rotation and truncation, key presses, and cursors in the spool.
+@Suite struct SourcesTests {
+    private func folder() throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("sources-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    private func texts(_ chunk: FileTailer.Chunk?) -> [String] {
+        chunk?.lines.map { String($0.text) } ?? []
+    }
+
+    // MARK: CSV and CDR
+
+    @Test func csvFieldsAreSplitAsAsteriskQuotesThem() throws {
+        #expect(try splitCSVLine(#""a","b ""quoted"" c",,"",x"#) == ["a", #"b "quoted" c"#, "", "", "x"])
+        #expect(try splitCSVLine(#""""Alice"" <1001>","with, comma""#) == [#""Alice" <1001>"#, "with, comma"])
+        #expect(throws: SourceError.self) { try splitCSVLine(#""open"#) }
+        #expect(throws: SourceError.self) { try splitCSVLine(#""closed"junk,x"#) }
+    }
+
+    static let cdrLine = #""","+441135550199","600","from-queue","""Customer"" <+441135550199>","SIP/trunk-00000012","SIP/agent417-00000013","Dial","SIP/agent417","2026-07-01 09:15:00","2026-07-01 09:15:04","2026-07-01 09:21:30","390","386","ANSWERED","DOCUMENTATION","1751361300.18","survey=2;q=billing""#
+
+    private func parser() -> AsteriskCDRParser {
+        AsteriskCDRParser(
+            columns: AsteriskCDRParser.baseColumns + AsteriskCDRParser.uniqueIDColumns,
+            score: .init(column: "userfield", pattern: #"survey=(\d+)"#), scale: "csat",
+            subject: .init(column: "dstchannel", pattern: #"SIP/([a-z0-9]+)-"#), site: "cc-leeds",
+            timeZone: TimeZone(identifier: "Europe/London")!
+        )
+    }
+
+    @Test func aCDRLineBecomesARatingWithScoreSubjectSiteAndLocalTime() throws {
+        guard case .rating(let rating) = try self.parser().parse(Substring(Self.cdrLine)) else {
+            Issue.record("no rating")
+            return
+        }
+        #expect(rating.score == 2 && rating.scale == "csat" && rating.source == "call")
+        #expect(rating.subject == "agent417")
+        #expect(rating.site == "cc-leeds")
+        #expect(rating.customer == "+441135550199")
+        #expect(rating.attributes?["uniqueid"] == "1751361300.18")
+        // 09:15 in London in July is 08:15 UTC.
+        #expect(rating.occurredAt == 1_782_893_700_000)
+    }
+
+    @Test func callsWithoutASurveyAreSkippedAndBrokenLinesSayWhy() throws {
+        let noSurvey = Self.cdrLine.replacingOccurrences(of: "survey=2;q=billing", with: "")
+        guard case .noRating = try self.parser().parse(Substring(noSurvey)) else {
+            Issue.record("a call without a survey made a rating")
+            return
+        }
+        #expect { try self.parser().parse(#""","1","2""#) } throws: { "\($0)".contains("3 fields; the configured columns are 18") }
+        let badTime = Self.cdrLine.replacingOccurrences(of: "\"2026-07-01 09:15:00\"", with: "\"yesterday\"")
+        #expect { try self.parser().parse(Substring(badTime)) } throws: { "\($0)".contains("start \"yesterday\"") }
+        let badScore = Self.cdrLine.replacingOccurrences(of: "survey=2", with: "survey=x2")
+        guard case .noRating = try self.parser().parse(Substring(badScore)) else {
+            Issue.record("a userfield the pattern does not match made a rating")
+            return
+        }
+    }
+
+    // MARK: Tailer
+
+    @Test func aPartialLastLineWaitsForItsNewline() throws {
+        let folder = try self.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/feed.log"
+        let tailer = FileTailer(path: path, name: "feed", cursor: nil)
+        #expect(try tailer.poll() == nil, "no file yet")
+        try appendText("one\ntw", to: path)
+        #expect(self.texts(try tailer.poll()) == ["one"])
+        #expect(self.texts(try tailer.poll()) == [])
+        try appendText("o\r\nthree\n", to: path)
+        let chunk = try tailer.poll()
+        #expect(self.texts(chunk) == ["two", "three"])
+        #expect(chunk?.lines.map(\.number) == [2, 3])
+        #expect(chunk?.cursor.offset == 15)
+    }
+
+    @Test func renameRotationFinishesTheOldFileThenReadsTheNewOne() throws {
+        let folder = try self.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/Master.csv"
+        try appendText("a\nb\n", to: path)
+        let tailer = FileTailer(path: path, name: "cdr", cursor: nil)
+        #expect(self.texts(try tailer.poll()) == ["a", "b"])
+        try appendText("c\nlast-without-newline", to: path)
+        #expect(rename(path, path + ".1") == 0)
+        try appendText("d\n", to: path)
+        var seen: [String] = []
+        for _ in 0..<5 { seen += self.texts(try tailer.poll()) }
+        #expect(seen == ["c", "last-without-newline", "d"])
+    }
+
+    @Test func copyTruncateStartsAgainAtTheTop() throws {
+        let folder = try self.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/feed.log"
+        try appendText("one\ntwo\n", to: path)
+        let tailer = FileTailer(path: path, name: "feed", cursor: nil)
+        #expect(self.texts(try tailer.poll()) == ["one", "two"])
+        #expect(truncate(path, 0) == 0)
+        try appendText("three\n", to: path)
+        #expect(self.texts(try tailer.poll()) == ["three"])
+    }
+
+    @Test func aNewTailerResumesAtItsCursorEvenAfterARotationWhileAway() throws {
+        let folder = try self.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/feed.log"
+        try appendText("one\ntwo\n", to: path)
+        let cursor = try #require(try FileTailer(path: path, name: "feed", cursor: nil).poll()?.cursor)
+        try appendText("three\n", to: path)
+        // Rotated while no tailer ran; then a new file.
+        #expect(rename(path, path + ".1") == 0)
+        try appendText("four\n", to: path)
+        let tailer = FileTailer(path: path, name: "feed", cursor: cursor)
+        var seen: [String] = []
+        for _ in 0..<5 { seen += self.texts(try tailer.poll()) }
+        #expect(seen == ["three", "four"], "nothing re-read, nothing skipped")
+    }
+
+    // MARK: Kiosk
+
+    @Test func keyDownsBecomeRatingsDebouncedAndHammeringIsFlagged() {
+        var buttons = KioskButtons(keys: [2: 1, 3: 2, 4: 3, 5: 4], scale: "smiley", site: "branch-042", kiosk: "entrance")
+        buttons.misuseLimit = 3
+        buttons.misuseWindowMilliseconds = 10_000
+        func press(_ code: UInt16, at ms: Int64, value: Int32 = 1) -> FeedbackSubmission? {
+            buttons.rating(for: InputEvent(seconds: ms / 1000, microseconds: ms % 1000 * 1000, type: 1, code: code, value: value))
+        }
+        let first = press(2, at: 1_000_000)
+        #expect(first?.score == 1 && first?.site == "branch-042" && first?.subject == "entrance" && first?.occurredAt == 1_000_000)
+        #expect(press(2, at: 1_000_000, value: 0) == nil, "key up")
+        #expect(press(2, at: 1_000_010) == nil, "bounce within 30 ms")
+        #expect(press(2, at: 1_000_500, value: 2) == nil, "autorepeat")
+        #expect(press(9, at: 1_000_600) == nil, "a key not in the map")
+        #expect(press(5, at: 1_001_000)?.attributes?["misuse"] == nil)
+        #expect(press(4, at: 1_002_000)?.attributes?["misuse"] == nil)
+        #expect(press(3, at: 1_003_000)?.attributes?["misuse"] == "true", "four presses in 10 s")
+        #expect(press(3, at: 1_020_000)?.attributes?["misuse"] == nil, "the window moved on")
+        let event = InputEvent(seconds: 1_700_000_000, microseconds: 250_000, type: 1, code: 30, value: 1)
+        #expect(event.bytes.withUnsafeBytes { InputEvent(bytes: $0) } == event)
+    }
+
+    // MARK: Cursor in the spool
+
+    @Test func aSourceCursorIsDurableWithItsRecordsAndOutlivesItsSegment() async throws {
+        let folder = try self.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        var configuration = Spool.Configuration(directory: folder)
+        configuration.segmentBytes = 1
+        var spool = try Spool(configuration: configuration)
+        let identity = AgentIdentity.generate()
+        var ratings = SyntheticRatings(origin: identity.nodeID)
+        let cursor = SourceCursor(source: "cdr", device: 1, inode: 2, offset: 300, line: 3)
+        try await spool.append(ratings.next(3), cursor: cursor)
+        try await spool.append([], cursor: SourceCursor(source: "feed", device: 1, inode: 9, offset: 10, line: 1))
+        spool.close()
+        spool = try Spool(configuration: configuration)
+        #expect(spool.cursor(of: "cdr") == cursor)
+        #expect(spool.stats.unsealedRecords == 3)
+        // Seal and acknowledge everything: the segments that first held the cursors go.
+        let records = spool.unsealed(limit: 10)
+        let batch = try BatchSealer(origin: identity.nodeID, signingKey: identity.signingKey).seal(records, sequence: 1)
+        try await spool.sealed(batch, recordCount: records.count)
+        try spool.acknowledged(sequence: 1)
+        spool.close()
+        spool = try Spool(configuration: configuration)
+        #expect(spool.cursor(of: "cdr") == cursor)
+        #expect(spool.cursor(of: "feed")?.offset == 10)
+        spool.close()
+    }
+}

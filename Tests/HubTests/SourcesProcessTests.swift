@@ -1,0 +1,217 @@
+import Agent
+import Foundation
+import GRDB
+import Hub
+import TestSupport
+import Testing
+import Wire
+
+/// `feedback-agent run` with edge sources, as a real process against a real hub: Asterisk
+/// CDR lines written, rotated and truncated while it runs, the agent SIGKILLed and
+/// restarted in the middle, kiosk key events through a FIFO, and a JSON-lines feed. Every
+/// rating must arrive once, with the right score, site, subject and time.
+@Suite(.serialized) struct SourcesProcessTests {
+    static let binary = CrashTests.root.appendingPathComponent(".build/debug/feedback-agent").path
+
+    /// A CDR line for call `n`: uniqueid `call-n`, agent `agentK`, survey score n % 5 + 1
+    /// (none when `survey` is false), started at 09:00 + n minutes, London time, in July.
+    static func cdr(_ n: Int, survey: Bool = true) -> String {
+        let minute = String(format: "%02d", n % 60)
+        let hour = String(format: "%02d", 9 + n / 60)
+        let userfield = survey ? "survey=\(n % 5 + 1)" : ""
+        return #""","+4411355501\#(String(format: "%02d", n % 100))","600","from-queue","""Caller \#(n)"" <100>","SIP/trunk-1","SIP/agent\#(n % 3)-0000\#(n)","Dial","SIP/agent\#(n % 3)","2026-07-01 \#(hour):\#(minute):00","2026-07-01 \#(hour):\#(minute):05","2026-07-01 \#(hour):\#(minute):50","50","45","ANSWERED","DOCUMENTATION","call-\#(n)","\#(userfield)""#
+            + "\n"
+    }
+
+    /// Rows of the hub's records from `source` (3 call, 2 kiosk, 4 api).
+    private func stored(_ hub: HubHarness, source: Int) throws -> [(score: Int, site: String, subject: String, occurredAt: Int64, attributes: String)] {
+        try hub.hub.store.read { db in
+            try Row.fetchAll(db, sql: "SELECT score, site, subject, occurred_at, attributes FROM records WHERE source = ?", arguments: [source])
+                .map { ($0[0], $0[1], $0[2], $0[3], $0[4]) }
+        }
+    }
+
+    @Test func sourcesSurviveRotationTruncationAndAKillAndDeliverEachRatingOnce() async throws {
+        #expect(FileManager.default.fileExists(atPath: Self.binary), "build first: swift build --build-tests")
+        let hub = try await HubHarness.start()
+        let (folder, _) = try hub.agentFolder("agent")
+        try FileManager.default.createDirectory(atPath: folder + "/cdr", withIntermediateDirectories: true)
+        let master = folder + "/cdr/Master.csv"
+        let fifo = folder + "/kiosk.events"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let feed = folder + "/feed.jsonl"
+        let config = folder + "/agent.yaml"
+        try """
+            identity: agent.json
+            hubs: ["127.0.0.1:\(hub.port)"]
+            ca: \(hub.caPath)
+            spool: {directory: spool, fsync: "5"}
+            batch: {maxRecords: 50, maxAgeMs: 20}
+            sources:
+              - name: cdr
+                kind: asterisk
+                path: cdr/Master.csv
+                site: cc-leeds
+                scale: csat
+                score: {column: userfield, pattern: 'survey=(\\d+)'}
+                subject: {column: dstchannel, pattern: 'SIP/([a-z0-9]+)-'}
+                timeZone: Europe/London
+              - name: entrance
+                kind: kiosk
+                device: kiosk.events
+                site: branch-042
+                kiosk: entrance-1
+                keys: {KEY_1: 1, KEY_2: 2, KEY_3: 3, KEY_4: 4}
+              - name: crm
+                kind: jsonl
+                path: feed.jsonl
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let log = folder + "/agent.log"
+        var agent = try launch(Self.binary, ["run", "--config", config, "--log-level", "info"], log: log)
+        defer { if agent.isRunning { kill(agent.processIdentifier, SIGKILL) } }
+
+        // Calls 0–29 (every fifth without a survey), one line torn in two writes, one bad line.
+        var expected: Set<Int> = []
+        for n in 0..<30 {
+            let survey = n % 5 != 4
+            if survey { expected.insert(n) }
+            let line = Self.cdr(n, survey: survey)
+            if n == 7 {
+                try appendText(String(line.prefix(40)), to: master)
+                try await Task.sleep(for: .milliseconds(300))
+                try appendText(String(line.dropFirst(40)), to: master)
+            } else {
+                try appendText(line, to: master)
+            }
+        }
+        try appendText("this is not a CDR line\n", to: master)
+        #expect(try await eventually(seconds: 20) { try self.stored(hub, source: 3).count == expected.count }, "first calls reached the hub")
+
+        // Killed for real; while it is down the log rotates (rename) and more calls come.
+        kill(agent.processIdentifier, SIGKILL)
+        agent.waitUntilExit()
+        try appendText(Self.cdr(30) + Self.cdr(31), to: master)
+        #expect(rename(master, master + ".1") == 0)
+        for n in 32..<40 { try appendText(Self.cdr(n), to: master) }
+        expected.formUnion(30..<40)
+        agent = try launch(Self.binary, ["run", "--config", config, "--log-level", "info"], log: log)
+        #expect(try await eventually(seconds: 20) { try self.stored(hub, source: 3).count == expected.count }, "calls from both files")
+
+        // Copy-truncate rotation while it runs.
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(truncate(master, 0) == 0)
+        for n in 40..<45 { try appendText(Self.cdr(n), to: master) }
+        expected.formUnion(40..<45)
+        #expect(try await eventually(seconds: 20) { try self.stored(hub, source: 3).count == expected.count }, "calls after truncation")
+
+        // Kiosk: a button box writing input events into the FIFO.
+        // Non-blocking, so a reader that never came would fail the test instead of hanging it.
+        var writer: Int32 = -1
+        _ = await eventually(seconds: 10) {
+            writer = open(fifo, O_WRONLY | O_NONBLOCK)
+            return writer >= 0
+        }
+        try #require(writer >= 0, "the agent opened the kiosk FIFO")
+        let now = Int64(Date().timeIntervalSince1970)
+        var events: [InputEvent] = []
+        for (index, code) in [UInt16(2), 5, 3, 5, 4].enumerated() {
+            let second = now + Int64(index)
+            events.append(InputEvent(seconds: second, microseconds: 0, type: 1, code: code, value: 1))
+            events.append(InputEvent(seconds: second, microseconds: 3_000, type: 1, code: code, value: 1))  // bounce
+            events.append(InputEvent(seconds: second, microseconds: 90_000, type: 1, code: code, value: 0))  // release
+        }
+        let bytes = events.flatMap(\.bytes)
+        #expect(bytes.withUnsafeBytes { write(writer, $0.baseAddress, $0.count) } == bytes.count)
+        close(writer)
+
+        // JSON lines: two good, one bad.
+        try appendText(
+            #"{"source":"api","scale":"nps","score":9,"site":"web-eu","subject":"checkout"}"# + "\n"
+                + "{not json\n"
+                + #"{"source":"api","scale":"nps","score":2,"site":"web-eu","subject":"checkout"}"# + "\n",
+            to: feed
+        )
+
+        #expect(try await eventually(seconds: 20) { try self.stored(hub, source: 2).count == 5 && self.stored(hub, source: 4).count == 2 })
+        try await Task.sleep(for: .milliseconds(500))
+
+        let calls = try self.stored(hub, source: 3)
+        let ids = calls.compactMap { row -> Int? in
+            guard let range = row.attributes.range(of: #"call-(\d+)"#, options: .regularExpression) else { return nil }
+            return Int(row.attributes[range].dropFirst(5))
+        }
+        #expect(ids.count == expected.count && Set(ids) == expected, "each surveyed call once: none lost, none twice")
+        let july1 = Int64(1_782_864_000_000)  // 2026-07-01 00:00 UTC
+        for (row, n) in zip(calls, ids) {
+            #expect(row.score == n % 5 + 1)
+            #expect(row.site == "cc-leeds")
+            #expect(row.subject == "agent\(n % 3)")
+            // 09:00 London (BST) is 08:00 UTC.
+            #expect(row.occurredAt == july1 + Int64(8 * 60 + n) * 60_000)
+        }
+        let presses = try self.stored(hub, source: 2)
+        #expect(presses.map(\.score).sorted() == [1, 2, 3, 4, 4], "one rating per key-down, bounces dropped")
+        #expect(presses.allSatisfy { $0.site == "branch-042" && $0.subject == "entrance-1" })
+        #expect(try self.stored(hub, source: 4).map(\.score).sorted() == [2, 9])
+        let text = try String(contentsOfFile: log, encoding: .utf8)
+        #expect(text.contains("bad line skipped") && text.contains("line=31"), "the bad CDR line is logged with its number")
+        #expect(text.contains("feed.jsonl") && text.contains("line=2"))
+
+        kill(agent.processIdentifier, SIGTERM)
+        agent.waitUntilExit()
+        #expect(agent.terminationStatus == 0)
+        try await hub.stopAndRemove()
+    }
+
+    @Test func importTakesACSVOnceAndRefusesASpoolInUse() async throws {
+        #expect(FileManager.default.fileExists(atPath: Self.binary), "build first: swift build --build-tests")
+        let hub = try await HubHarness.start()
+        let (folder, _) = try hub.agentFolder("importer")
+        let config = folder + "/agent.yaml"
+        try """
+            identity: agent.json
+            hubs: ["127.0.0.1:\(hub.port)"]
+            ca: \(hub.caPath)
+            spool: {directory: spool}
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let csv = folder + "/survey-export.csv"
+        try #"""
+            source,scale,score,occurredAt,site,subject,comment,attr.wave
+            import,nps,9,1764000000000,web-eu,checkout,"Great, fast",2026-q4
+            import,nps,2,1764000001000,web-eu,checkout,"Too ""slow""",2026-q4
+            import,nps,11,1764000002000,web-eu,checkout,,2026-q4
+            import,csat,5,1764000003000,cc-leeds,queue-billing,,2026-q4
+
+            """#.write(toFile: csv, atomically: true, encoding: .utf8)
+        func runImport(_ log: String) throws -> (Int32, String) {
+            let process = try launch(Self.binary, ["import", csv, "--config", config, "--wait", "20"], log: log)
+            process.waitUntilExit()
+            return (process.terminationStatus, try String(contentsOfFile: log, encoding: .utf8))
+        }
+        var (status, output) = try runImport(folder + "/import-1.log")
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("imported 3 ratings") && output.contains("1 bad lines skipped"), "\(output)")
+        #expect(output.contains("survey-export.csv:4: skipped: score 11 is outside the nps scale"), "\(output)")
+        #expect(output.contains("all acknowledged by the hub"), "\(output)")
+        let rows = try hub.hub.store.read { db in
+            try Row.fetchAll(db, sql: "SELECT score, comment, attributes FROM records ORDER BY occurred_at").map { ($0[0] as Int, $0[1] as String, $0[2] as String) }
+        }
+        #expect(rows.map(\.0) == [9, 2, 5])
+        #expect(rows.map(\.1) == ["Great, fast", #"Too "slow""#, ""])
+        #expect(rows.allSatisfy { $0.2.contains("2026-q4") })
+
+        (status, output) = try runImport(folder + "/import-2.log")
+        #expect(status == 0 && output.contains("imported 0 ratings") && output.contains("nothing new"), "\(output)")
+        #expect(try hub.recordCount == 3, "importing the same file again adds nothing")
+
+        // While the agent runs, its spool is its own.
+        let agent = try launch(Self.binary, ["run", "--config", config], log: folder + "/agent.log")
+        defer { if agent.isRunning { kill(agent.processIdentifier, SIGKILL) } }
+        #expect(await eventually(seconds: 20) { (try? String(contentsOfFile: folder + "/agent.log", encoding: .utf8))?.contains("connected to hub") == true })
+        (status, output) = try runImport(folder + "/import-3.log")
+        #expect(status != 0 && output.contains("is in use by another process"), "\(output)")
+        kill(agent.processIdentifier, SIGTERM)
+        agent.waitUntilExit()
+        try await hub.stopAndRemove()
+    }
+}

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Alert latency benchmark: from a rating submitted to an agent's HTTP intake to the
+# webhook request arriving at a local receiver, while the hub ingests background load.
+#
+#   scripts/bench-alerts.sh                          # 10,000 records/s background, 200 probes
+#   RATE=20000 PROBES=500 scripts/bench-alerts.sh
+#
+# Real processes on loopback: `feedback-hub serve` (release build, SQLite, TLS 1.3) with an
+# alert rule for the probe site; `feedback-agent run` (HTTP intake, default batching:
+# 100 ms); `feedback-agent bench --rate` for the background load; a Python webhook receiver
+# that records, per alert, arrival time minus the rating's capture time (the agent stamps
+# capturedAt when it accepts the rating; one machine, one clock).
+# Bounded: the background load stops after SECONDS_MAX; probes are PROBES × INTERVAL_MS.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+rate="${RATE:-10000}"
+probes="${PROBES:-200}"
+interval_ms="${INTERVAL_MS:-100}"
+seconds="${SECONDS_MAX:-60}"
+config="${BUILD_CONFIG:-release}"
+out="${OUT:-$(mktemp -d)}"
+mkdir -p "$out"
+
+swift build -c "$config" --product feedback-hub
+swift build -c "$config" --product feedback-agent
+bin="$(swift build -c "$config" --show-bin-path)"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port=$(free_port); http=$(free_port); intake=$(free_port); receiver=$(free_port)
+pids=()
+trap 'for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done' EXIT
+
+# The receiver: one line per webhook, "latency_ms type".
+cat > "$out/receiver.py" <<'PY'
+import json, sys, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+out = open(sys.argv[2], "a", buffering=1)
+class Hook(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        now = time.time() * 1000
+        message = json.loads(body)
+        out.write(f"{now - message['alert']['capturedAt']:.1f} {message['type']}\n")
+        self.send_response(204)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Hook).serve_forever()
+PY
+: > "$out/latencies.txt"
+python3 "$out/receiver.py" "$receiver" "$out/latencies.txt" &
+pids+=($!)
+
+rm -rf "$out/hub" "$out/agent"
+"$bin/feedback-hub" init "$out/hub" --listen "127.0.0.1:$port" --http "127.0.0.1:$http" > /dev/null
+cat > "$out/hub/alerts.yaml" <<YAML
+targets:
+  probe-manager: {url: "http://127.0.0.1:$receiver/hook", secret: "whsec_$(head -c 24 /dev/urandom | base64)"}
+routes:
+  - {site: probe-site, target: probe-manager}
+rules:
+  - {name: detractor, scale: nps, sites: [probe-site]}
+YAML
+echo "alerts: alerts.yaml" >> "$out/hub/hub.yaml"
+"$bin/feedback-hub" agents token --config "$out/hub/hub.yaml" --site bench --count 10 > "$out/tokens.txt"
+"$bin/feedback-hub" serve --config "$out/hub/hub.yaml" --log-level warning > "$out/hub.log" 2>&1 &
+hub=$!
+pids+=($hub)
+for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$http/readyz" > /dev/null 2>&1 && break; sleep 0.05; done
+
+mkdir -p "$out/agent"
+"$bin/feedback-agent" keygen --out "$out/agent/agent.json" > /dev/null
+token=$("$bin/feedback-hub" agents token --config "$out/hub/hub.yaml" --site probe-site)
+"$bin/feedback-agent" enroll --identity "$out/agent/agent.json" --hub "127.0.0.1:$port" --ca "$out/hub/ca.pem" --token "$token" > /dev/null
+cat > "$out/agent/agent.yaml" <<YAML
+identity: agent.json
+hubs: ["127.0.0.1:$port"]
+ca: $out/hub/ca.pem
+http: {listen: "127.0.0.1:$intake"}
+YAML
+"$bin/feedback-agent" run --config "$out/agent/agent.yaml" --log-level warning > "$out/agent.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$intake/healthz" > /dev/null 2>&1 && break; sleep 0.05; done
+
+echo "== background: $rate records/s for up to $seconds s"
+"$bin/feedback-agent" bench --hub "127.0.0.1:$port" --ca "$out/hub/ca.pem" --tokens "$out/tokens.txt" \
+    --connections 10 --records $((rate * seconds)) --batch-records 500 --rate "$rate" --live --max-seconds "$seconds" \
+    > "$out/bench.txt" 2>&1 &
+bench=$!
+pids+=($bench)
+sleep 3
+
+echo "== $probes detractors into the agent's intake, one every $interval_ms ms"
+python3 - "$intake" "$probes" "$interval_ms" <<'PY'
+import json, sys, time, urllib.request
+port, count, interval = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]) / 1000
+for i in range(count):
+    body = json.dumps({"source": "popup", "scale": "nps", "score": i % 7, "site": "probe-site", "channel": "app",
+                       "subject": "checkout", "comment": f"probe {i}"}).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/feedback", body, {"Content-Type": "application/json"})
+    assert urllib.request.urlopen(request).status == 202
+    time.sleep(interval)
+PY
+for _ in $(seq 1 100); do [ "$(wc -l < "$out/latencies.txt")" -ge "$probes" ] && break; sleep 0.1; done
+stored_during=$(curl -fs "http://127.0.0.1:$http/metrics" | awk '/^feedback_hub_records_stored_total/ {print $2}')
+wait $bench || true
+
+echo
+cat "$out/bench.txt" | sed -n '1,4p'
+python3 - "$out/latencies.txt" "$probes" <<'PY'
+import sys
+values = sorted(float(line.split()[0]) for line in open(sys.argv[1]) if line.strip())
+expected = int(sys.argv[2])
+def q(p):
+    return values[min(len(values) - 1, max(0, int(len(values) * p + 0.999999) - 1))]
+print(f"alerts received: {len(values)} of {expected} detractors")
+if values:
+    print(f"submit -> webhook latency ms: p50 {q(0.50):.1f}  p90 {q(0.90):.1f}  p99 {q(0.99):.1f}  max {values[-1]:.1f}")
+PY
+echo "hub records stored by the end of the probes: $stored_during"
+echo "files: $out"

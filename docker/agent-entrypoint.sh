@@ -1,0 +1,23 @@
+#!/bin/sh
+# First start: a key of its own, enrolled with the token the hub left for $AGENT_NAME in
+# the bootstrap volume. Every start: `feedback-agent run` with the HTTP intake on :8088.
+set -eu
+data=/var/lib/feedbackmesh/agent
+bootstrap=/var/lib/feedbackmesh/bootstrap
+mkdir -p "$data"
+while [ ! -f "$bootstrap/$AGENT_NAME.token" ]; do
+    echo "waiting for the hub's enrollment token $bootstrap/$AGENT_NAME.token"
+    sleep 1
+done
+if [ ! -f "$data/agent.json" ]; then
+    feedback-agent keygen --out "$data/agent.json"
+    cp "$bootstrap/ca.pem" "$data/ca.pem"
+    cat > "$data/agent.yaml" <<YAML
+identity: agent.json
+hubs: ["${HUB_ADDRESS:-hub:7443}"]
+ca: ca.pem
+enrollmentToken: "$(cat "$bootstrap/$AGENT_NAME.token")"
+http: {listen: "0.0.0.0:8088"}
+YAML
+fi
+exec feedback-agent run --config "$data/agent.yaml" --log-level "${LOG_LEVEL:-info}"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Alert latency benchmark: from a rating submitted to an agent's HTTP intake to the
-# webhook request arriving at a local receiver, while the hub ingests background load.
+# The performance report: alert latency from a rating submitted to an agent's HTTP intake
+# to the webhook request arriving at a local receiver, while the hub ingests background
+# load; with the load's records/s and bytes on the wire per record, and the hub's and the
+# agent's CPU time and peak memory.
 #
 #   scripts/bench-alerts.sh                          # 10,000 records/s background, 200 probes
 #   RATE=20000 PROBES=500 scripts/bench-alerts.sh
@@ -81,7 +83,8 @@ ca: $out/hub/ca.pem
 http: {listen: "127.0.0.1:$intake"}
 YAML
 "$bin/feedback-agent" run --config "$out/agent/agent.yaml" --log-level warning > "$out/agent.log" 2>&1 &
-pids+=($!)
+agent=$!
+pids+=($agent)
 for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$intake/healthz" > /dev/null 2>&1 && break; sleep 0.05; done
 
 echo "== background: $rate records/s for up to $seconds s"
@@ -106,6 +109,12 @@ PY
 for _ in $(seq 1 100); do [ "$(wc -l < "$out/latencies.txt")" -ge "$probes" ] && break; sleep 0.1; done
 stored_during=$(curl -fs "http://127.0.0.1:$http/metrics" | awk '/^feedback_hub_records_stored_total/ {print $2}')
 wait $bench || true
+# CPU seconds and peak resident memory of the hub and the agent over the whole run.
+usage() { # pid name
+    awk -v t="$(getconf CLK_TCK)" -v n="$2" '{printf "%-6s CPU %6.1f s", n, ($14 + $15) / t}' "/proc/$1/stat"
+    awk '/^VmHWM/ {printf "   peak RSS %4d MiB\n", $2 / 1024}' "/proc/$1/status"
+}
+resources="$(usage "$hub" hub; usage "$agent" agent)"
 
 echo
 cat "$out/bench.txt" | sed -n '1,4p'
@@ -120,4 +129,5 @@ if values:
     print(f"submit -> webhook latency ms: p50 {q(0.50):.1f}  p90 {q(0.90):.1f}  p99 {q(0.99):.1f}  max {values[-1]:.1f}")
 PY
 echo "hub records stored by the end of the probes: $stored_during"
+echo "$resources"
 echo "files: $out"

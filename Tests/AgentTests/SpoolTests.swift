@@ -315,4 +315,31 @@ import Wire
             try await spool.append(self.records(1))
         }
     }
+
+    @Test func aDamagedEntryInTheMiddleCostsOnlyThatEntry() async throws {
+        let folder = self.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        var spool = try self.open(folder)
+        let written = self.records(50)
+        for record in written { try await spool.append(record) }
+        spool.close()
+        // One segment: a header, then 50 record entries. Damage the tenth record's entry.
+        let path = try #require(try self.segmentFiles(folder).last)
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        var offset = 0
+        var starts: [Int] = []
+        while offset < bytes.count {
+            starts.append(offset)
+            offset += 8 + Int(bytes[offset..<(offset + 4)].reduce(0) { $0 << 8 | UInt32($1) })
+        }
+        #expect(starts.count == 51)
+        bytes[starts[10] + 20] ^= 0xFF
+        try bytes.write(to: URL(fileURLWithPath: path))
+
+        spool = try self.open(folder)
+        #expect(spool.recovery.quarantinedSegments.count == 1)
+        let kept = spool.unsealed(limit: 100).map(\.id)
+        #expect(kept == written.enumerated().filter { $0.offset != 9 }.map(\.element.id), "the 49 others, in order")
+        spool.close()
+    }
 }

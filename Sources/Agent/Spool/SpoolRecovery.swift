@@ -41,7 +41,9 @@ struct SpoolRecovery {
             let isNewest = index == ids.count - 1
             var offset = 0
             var segment = Spool.Segment(bytes: data.count)
+            var skippedBytes = 0
             let damage: String? = data.withUnsafeBytes { raw in
+                var damage: String?
                 while offset < raw.count {
                     switch SpoolEntry.read(from: UnsafeRawBufferPointer(rebasing: raw[offset...])) {
                     case .entry(let entry, let size):
@@ -55,17 +57,27 @@ struct SpoolRecovery {
                         Self.replay(entry, segment: id, into: &state, &segment)
                         offset += size
                     case .incomplete:
-                        return isNewest ? nil : "an entry is cut short at byte \(offset)"
+                        return isNewest && damage == nil ? nil : (damage ?? "an entry is cut short at byte \(offset)")
                     case .corrupt(let reason):
                         // The newest segment's last entry, damaged: a write the crash tore.
-                        if isNewest, Self.isLastEntry(raw, at: offset) { return nil }
-                        return "\(reason) at byte \(offset)"
+                        if isNewest, damage == nil, Self.isLastEntry(raw, at: offset) { return nil }
+                        damage = damage ?? "\(reason) at byte \(offset)"
+                        // Find the next whole entry (its checksum must match) and go on from
+                        // there: one damaged entry costs that entry, not the rest of the segment.
+                        guard let next = Self.nextEntry(raw, after: offset) else {
+                            skippedBytes += raw.count - offset
+                            return damage
+                        }
+                        skippedBytes += next - offset
+                        offset = next
                     }
                 }
-                return nil
+                return damage
             }
             if let damage {
-                self.logger.error("spool segment damaged; quarantined", metadata: ["segment": "\(path)", "reason": "\(damage)"])
+                self.logger.error(
+                    "spool segment damaged; quarantined", metadata: ["segment": "\(path)", "reason": "\(damage)", "skippedBytes": "\(skippedBytes)"]
+                )
                 damaged.append(id)
             } else if offset < data.count {
                 // Torn tail: cut it off so new entries follow the last whole one.
@@ -156,6 +168,16 @@ struct SpoolRecovery {
                 if done.segment == segment { current.live -= 1 } else { state.segments[done.segment]?.live -= 1 }
             }
         }
+    }
+
+    /// The offset of the next readable entry after a damaged one at `offset`, if any.
+    private static func nextEntry(_ raw: UnsafeRawBufferPointer, after offset: Int) -> Int? {
+        var candidate = offset + 1
+        while candidate + SpoolEntry.prefixLength <= raw.count {
+            if case .entry = SpoolEntry.read(from: UnsafeRawBufferPointer(rebasing: raw[candidate...])) { return candidate }
+            candidate += 1
+        }
+        return nil
     }
 
     /// Whether the entry at `offset` claims to reach exactly to the end, or past it.

@@ -1,0 +1,361 @@
+#!/usr/bin/env python3
+"""Fault-injection suite: real `feedback-hub` and `feedback-agent` processes on loopback,
+faults injected for real, then a check that every rating the agent acknowledged to its
+caller (HTTP 202) is in the hub's store exactly once, and every negative one raised
+exactly one alert (one webhook id at a real local receiver).
+
+Run through scripts/faults.sh, which builds first. Every scenario is bounded in time.
+"""
+import base64, collections, hashlib, hmac, http.server, json, os, random, shutil, signal, socket, sqlite3
+import subprocess, sys, tempfile, threading, time, urllib.error, urllib.request
+
+BIN = sys.argv[1]
+RATINGS = int(os.environ.get("RATINGS", "2000"))
+WORK = tempfile.mkdtemp(prefix="faults-")
+SECRET = os.urandom(24)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(condition, seconds, what):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            if condition():
+                return True
+        except Exception:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"timed out after {seconds} s waiting for {what}")
+
+
+def get(url):
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.read()
+
+
+class Receiver:
+    """Webhooks: alert record id -> set of webhook ids (a retry keeps its id)."""
+
+    def __init__(self):
+        self.alerts = collections.defaultdict(set)
+        self.bad_signatures = 0
+        receiver = self
+
+        class Hook(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                signed = f"{self.headers['webhook-id']}.{self.headers['webhook-timestamp']}.".encode() + body
+                expected = "v1," + base64.b64encode(hmac.new(SECRET, signed, hashlib.sha256).digest()).decode()
+                if not hmac.compare_digest(expected, self.headers.get("webhook-signature", "")):
+                    receiver.bad_signatures += 1
+                alert = json.loads(body)["alert"]
+                receiver.alerts[alert["recordId"]].add(self.headers["webhook-id"])
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.port = free_port()
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Hook)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+class CuttingProxy:
+    """A TCP proxy that cuts its first `cuts_left` connections after a random 5-30 KB (past
+    the TLS handshake, so mostly in the middle of a frame), then lets the network heal."""
+
+    def __init__(self, target_port):
+        self.target = target_port
+        self.cuts = 0
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.running = True
+        self.cuts_left = 8
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while self.running:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            budget = [random.randint(5_000, 30_000) if self.cuts_left > 0 else 1 << 62]
+            self.cuts_left -= 1
+            budget.append(False)  # whether this connection was cut
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self.pipe, args=(a, b, client, upstream, budget), daemon=True).start()
+
+    def pipe(self, source, sink, client, upstream, budget):
+        try:
+            while True:
+                data = source.recv(4096)
+                if not data:
+                    break
+                budget[0] -= len(data)
+                if budget[0] <= 0 and self.running:
+                    if not budget[1]:
+                        budget[1] = True
+                        self.cuts += 1
+                    sink.sendall(data[: len(data) // 2])
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        for s in (client, upstream):
+            try:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                s.close()
+            except OSError:
+                pass
+
+
+class System:
+    def __init__(self, name, receiver, quota=None):
+        self.dir = os.path.join(WORK, name)
+        os.makedirs(self.dir)
+        self.port, self.http, self.intake = free_port(), free_port(), free_port()
+        self.hub_process = None
+        self.agent_process = None
+        subprocess.run([f"{BIN}/feedback-hub", "init", f"{self.dir}/hub", "--listen", f"127.0.0.1:{self.port}",
+                        "--http", f"127.0.0.1:{self.http}"], check=True, capture_output=True)
+        secret = "whsec_" + base64.b64encode(SECRET).decode()
+        with open(f"{self.dir}/hub/alerts.yaml", "w") as f:
+            f.write(f'targets:\n  manager: {{url: "http://127.0.0.1:{receiver.port}/manager", secret: "{secret}"}}\n'
+                    "rules:\n  - {name: detractor, scale: nps, notify: [manager]}\n"
+                    "delivery: {firstRetry: 100ms, maxRetry: 1s}\n")
+        with open(f"{self.dir}/hub/hub.yaml", "a") as f:
+            f.write("alerts: alerts.yaml\n")
+        os.makedirs(f"{self.dir}/agent")
+        subprocess.run([f"{BIN}/feedback-agent", "keygen", "--out", f"{self.dir}/agent/agent.json"], check=True, capture_output=True)
+        token = subprocess.run([f"{BIN}/feedback-hub", "agents", "token", "--config", f"{self.dir}/hub/hub.yaml", "--site", "faults"],
+                               check=True, capture_output=True, text=True).stdout.strip()
+        self.token = token
+        self.hub_address = f"127.0.0.1:{self.port}"
+        self.quota = quota
+
+    def write_agent_config(self, hub_address=None):
+        spool = "spool: {directory: spool, fsync: \"5\"" + (f", quotaBytes: {self.quota}" if self.quota else "") + "}"
+        with open(f"{self.dir}/agent/agent.yaml", "w") as f:
+            f.write(f'identity: agent.json\nhubs: ["{hub_address or self.hub_address}"]\nca: {self.dir}/hub/ca.pem\n'
+                    f'enrollmentToken: "{self.token}"\n{spool}\nbatch: {{maxRecords: 100, maxAgeMs: 20}}\n'
+                    f'http: {{listen: "127.0.0.1:{self.intake}"}}\ndrainTimeoutMs: 2000\n')
+
+    def start_hub(self):
+        log = open(f"{self.dir}/hub.log", "a")
+        self.hub_process = subprocess.Popen([f"{BIN}/feedback-hub", "serve", "--config", f"{self.dir}/hub/hub.yaml",
+                                             "--log-level", "warning"], stdout=log, stderr=log)
+        wait_for(lambda: get(f"http://127.0.0.1:{self.http}/readyz"), 20, "the hub")
+
+    def start_agent(self):
+        log = open(f"{self.dir}/agent.log", "a")
+        self.agent_process = subprocess.Popen([f"{BIN}/feedback-agent", "run", "--config", f"{self.dir}/agent/agent.yaml",
+                                               "--log-level", "warning"], stdout=log, stderr=log)
+        wait_for(lambda: get(f"http://127.0.0.1:{self.intake}/healthz"), 20, "the agent")
+
+    @staticmethod
+    def kill(process, sig=signal.SIGKILL):
+        if process and process.poll() is None:
+            process.send_signal(sig)
+            process.wait(timeout=30)
+
+    def stop(self):
+        self.kill(self.agent_process, signal.SIGTERM)
+        self.kill(self.hub_process, signal.SIGTERM)
+
+    def post(self, count, accepted, refused, stop_at=None, on_progress=None):
+        """Posts `count` ratings in requests of 10 from 4 threads; records accepted ids and scores."""
+        lock = threading.Lock()
+        counter = iter(range(0, count, 10))
+
+        def worker():
+            for start in counter:
+                body = json.dumps([{"source": "api", "scale": "nps", "score": (start + i) % 11, "site": "faults",
+                                    "customer": f"c-{start + i}"} for i in range(min(10, count - start))]).encode()
+                request = urllib.request.Request(f"http://127.0.0.1:{self.intake}/v1/feedback", body,
+                                                 {"Content-Type": "application/json"})
+                try:
+                    with urllib.request.urlopen(request, timeout=10) as response:
+                        ids = json.loads(response.read())["ids"]
+                        with lock:
+                            for i, record_id in enumerate(ids):
+                                accepted[record_id.replace("-", "")] = (start + i) % 11
+                except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                    with lock:
+                        refused[0] += min(10, count - start)
+                if on_progress:
+                    on_progress(len(accepted))
+
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    def stored(self):
+        with sqlite3.connect(f"file:{self.dir}/hub/feedback.sqlite?mode=ro", uri=True, timeout=10) as db:
+            return collections.Counter(row[0] for row in db.execute("SELECT lower(hex(id)) FROM records"))
+
+
+def check(name, system, receiver, accepted, refused, seconds=60):
+    """Waits until the hub holds every accepted rating (bounded), then counts."""
+    def all_in():
+        stored = system.stored()
+        return all(stored[i] >= 1 for i in accepted) and all(
+            len(receiver.alerts.get(f"{i[:8]}-{i[8:12]}-{i[12:16]}-{i[16:20]}-{i[20:]}", ())) >= 1
+            for i, score in accepted.items() if score <= 6)
+    try:
+        wait_for(all_in, seconds, f"{name}: every accepted rating stored and alerted")
+    except RuntimeError as error:
+        print(f"  {error}", file=sys.stderr)
+    time.sleep(0.5)
+    stored = system.stored()
+    lost = sum(1 for i in accepted if stored[i] == 0)
+    duplicated = sum(1 for i in accepted if stored[i] > 1)
+    negatives = [i for i, score in accepted.items() if score <= 6]
+    alert_of = lambda i: receiver.alerts.get(f"{i[:8]}-{i[8:12]}-{i[12:16]}-{i[16:20]}-{i[20:]}", set())
+    missed = sum(1 for i in negatives if len(alert_of(i)) == 0)
+    twice = sum(1 for i in negatives if len(alert_of(i)) > 1)
+    return dict(scenario=name, sent=len(accepted) + refused[0], accepted=len(accepted), refused=refused[0],
+                stored=sum(1 for i in accepted if stored[i] > 0), lost=lost, duplicated=duplicated,
+                alerts=len(negatives) - missed, missed=missed, twice=twice)
+
+
+def scenario_hub_kill(receiver):
+    s = System("hub-kill", receiver)
+    s.write_agent_config()
+    s.start_hub(); s.start_agent()
+    accepted, refused = {}, [0]
+    killed = [False]
+
+    def progress(n):
+        if n >= RATINGS // 2 and not killed[0]:
+            killed[0] = True
+            System.kill(s.hub_process)
+            threading.Timer(1.0, s.start_hub).start()
+    s.post(RATINGS, accepted, refused, on_progress=progress)
+    result = check("SIGKILL hub during load", s, receiver, accepted, refused)
+    time.sleep(1.5)
+    s.stop()
+    return result
+
+
+def scenario_agent_kill(receiver):
+    s = System("agent-kill", receiver)
+    s.write_agent_config()
+    s.start_hub(); s.start_agent()
+    accepted, refused = {}, [0]
+    s.post(RATINGS // 2, accepted, refused)
+    System.kill(s.agent_process)
+    s.start_agent()
+    s.post(RATINGS // 2, accepted, refused)
+    result = check("SIGKILL agent while sending", s, receiver, accepted, refused)
+    s.stop()
+    return result
+
+
+def scenario_hub_down(receiver):
+    s = System("hub-down", receiver)
+    s.write_agent_config()
+    s.start_hub(); s.start_agent()
+    System.kill(s.hub_process, signal.SIGTERM)
+    accepted, refused = {}, [0]
+    s.post(RATINGS, accepted, refused)  # all while the hub is down: the agent buffers
+    time.sleep(2)
+    s.start_hub()
+    result = check("hub down while agents buffer", s, receiver, accepted, refused)
+    s.stop()
+    return result
+
+
+def scenario_cut(receiver):
+    s = System("cut", receiver)
+    s.start_hub()
+    proxy = CuttingProxy(s.port)
+    s.write_agent_config(hub_address=f"127.0.0.1:{proxy.port}")
+    s.start_agent()
+    accepted, refused = {}, [0]
+    s.post(RATINGS, accepted, refused)
+    result = check(f"connections cut mid-frame", s, receiver, accepted, refused, seconds=90)
+    result["scenario"] += f" ({proxy.cuts} cuts)"
+    proxy.running = False
+    s.stop()
+    return result
+
+
+def scenario_full(receiver):
+    s = System("spool-full", receiver, quota=max(16 * 1024, RATINGS * 137 // 3))  # room for about a third
+    s.write_agent_config()
+    s.start_hub(); s.start_agent()
+    System.kill(s.hub_process, signal.SIGTERM)  # nothing drains: the spool fills up
+    accepted, refused = {}, [0]
+    s.post(RATINGS, accepted, refused)
+    s.start_hub()
+    result = check("spool full (quota): 503, then drains", s, receiver, accepted, refused)
+    s.stop()
+    return result
+
+
+def scenario_corrupt(receiver):
+    s = System("corrupt", receiver)
+    s.write_agent_config()
+    s.start_hub(); s.start_agent()
+    System.kill(s.hub_process, signal.SIGTERM)
+    accepted, refused = {}, [0]
+    s.post(RATINGS // 2, accepted, refused)
+    wait_for(lambda: json.loads(get(f"http://127.0.0.1:{s.intake}/status"))["unsealedRecords"] == 0, 10, "everything sealed")
+    System.kill(s.agent_process, signal.SIGTERM)
+    segments = sorted(os.listdir(f"{s.dir}/agent/spool/segments"))
+    path = f"{s.dir}/agent/spool/segments/{segments[-1]}"
+    with open(path, "r+b") as f:  # damage a record entry near the start (its ratings were sealed later)
+        f.seek(120)
+        byte = f.read(1)
+        f.seek(120)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    s.start_hub(); s.start_agent()
+    result = check("corrupted spool segment", s, receiver, accepted, refused)
+    quarantined = os.listdir(f"{s.dir}/agent/spool/quarantine") if os.path.isdir(f"{s.dir}/agent/spool/quarantine") else []
+    result["scenario"] += f" ({len(quarantined)} quarantined)"
+    s.stop()
+    return result
+
+
+def main():
+    receiver = Receiver()
+    scenarios = [scenario_hub_kill, scenario_agent_kill, scenario_hub_down, scenario_cut, scenario_full, scenario_corrupt]
+    results = []
+    started = time.time()
+    for scenario in scenarios:
+        print(f"== {scenario.__name__[9:].replace('_', ' ')}", flush=True)
+        try:
+            results.append(scenario(receiver))
+        except Exception as error:
+            results.append(dict(scenario=f"{scenario.__name__}: ERROR {error}", sent=0, accepted=0, refused=0, stored=0,
+                                lost=-1, duplicated=-1, alerts=0, missed=-1, twice=-1))
+    print()
+    header = f"{'scenario':<44} {'sent':>6} {'accepted':>8} {'stored':>7} {'lost':>5} {'dup':>4} {'alerts':>6} {'missed':>6} {'twice':>5}"
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        print(f"{r['scenario']:<44} {r['sent']:>6} {r['accepted']:>8} {r['stored']:>7} {r['lost']:>5} {r['duplicated']:>4} "
+              f"{r['alerts']:>6} {r['missed']:>6} {r['twice']:>5}")
+    print(f"\n{len(results)} scenarios in {time.time() - started:.0f} s; {receiver.bad_signatures} webhooks with a bad signature")
+    failed = [r for r in results if r["lost"] != 0 or r["duplicated"] != 0 or r["missed"] != 0 or r["twice"] != 0 or r["accepted"] == 0]
+    shutil.rmtree(WORK, ignore_errors=True)
+    if failed or receiver.bad_signatures:
+        print("faults: FAILED: " + ", ".join(r["scenario"] for r in failed), file=sys.stderr)
+        sys.exit(1)
+    print("faults: OK: zero lost, zero duplicated, every negative alerted exactly once")
+
+
+if __name__ == "__main__":
+    main()

@@ -117,7 +117,7 @@ usage() { # pid name
 resources="$(usage "$hub" hub; usage "$agent" agent)"
 
 echo
-cat "$out/bench.txt" | sed -n '1,4p'
+cat "$out/bench.txt"
 python3 - "$out/latencies.txt" "$probes" <<'PY'
 import sys
 values = sorted(float(line.split()[0]) for line in open(sys.argv[1]) if line.strip())

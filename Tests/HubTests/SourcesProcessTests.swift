@@ -214,4 +214,78 @@ import Wire
         agent.waitUntilExit()
         try await hub.stopAndRemove()
     }
+
+    /// A CDR line with the newer columns: linkedid `L-n`, agent `agentK`, no userfield score.
+    static func cdrWithLinkedID(_ n: Int) -> String {
+        #""","+44113555010\#(n)","600","from-queue","""Caller"" <100>","SIP/trunk-1","SIP/agent\#(n % 3)-000\#(n)","Dial","SIP/agent\#(n % 3)","2026-07-01 10:0\#(n):00","2026-07-01 10:0\#(n):05","2026-07-01 10:0\#(n):50","50","45","ANSWERED","DOCUMENTATION","u-\#(n)","","","L-\#(n)","\#(n)""#
+            + "\n"
+    }
+
+    @Test func surveysFromASeparateLogAreJoinedWithTheirCallsOnLinkedID() async throws {
+        #expect(FileManager.default.fileExists(atPath: Self.binary), "build first: swift build --build-tests")
+        let hub = try await HubHarness.start()
+        let (folder, _) = try hub.agentFolder("join")
+        try FileManager.default.createDirectory(atPath: folder + "/cdr", withIntermediateDirectories: true)
+        let master = folder + "/cdr/Master.csv"
+        let surveys = folder + "/surveys.jsonl"
+        let config = folder + "/agent.yaml"
+        try """
+            identity: agent.json
+            hubs: ["127.0.0.1:\(hub.port)"]
+            ca: \(hub.caPath)
+            spool: {directory: spool, fsync: "5"}
+            batch: {maxRecords: 50, maxAgeMs: 20}
+            sources:
+              - name: calls
+                kind: asterisk
+                path: cdr/Master.csv
+                newColumns: true
+                site: cc-leeds
+                scale: csat
+                subject: {column: dstchannel, pattern: 'SIP/([a-z0-9]+)-'}
+                timeZone: Europe/London
+                surveyLog: {path: surveys.jsonl, wait: 2s}
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let log = folder + "/agent.log"
+        var agent = try launch(Self.binary, ["run", "--config", config, "--log-level", "info"], log: log)
+        defer { if agent.isRunning { kill(agent.processIdentifier, SIGKILL) } }
+        func survey(_ n: Int, _ score: Int) -> String { #"{"linkedid":"L-\#(n)","score":\#(score)}"# + "\n" }
+
+        // Call 1's survey arrives before its CDR line (the CDR is written at hang-up).
+        try appendText(survey(1, 2), to: surveys)
+        try await Task.sleep(for: .milliseconds(500))
+        try appendText(Self.cdrWithLinkedID(1) + Self.cdrWithLinkedID(2), to: master)
+        try appendText(survey(2, 5) + "{\"score\": 3}\n" + survey(3, 1), to: surveys)  // a bad line; call 3 never gets a CDR
+        #expect(try await eventually(seconds: 20) { try self.stored(hub, source: 3).count == 3 })
+
+        // Killed; meanwhile the CDR log rotates and calls 4 and 5 happen.
+        kill(agent.processIdentifier, SIGKILL)
+        agent.waitUntilExit()
+        try appendText(Self.cdrWithLinkedID(4), to: master)
+        #expect(rename(master, master + ".1") == 0)
+        try appendText(Self.cdrWithLinkedID(5), to: master)
+        try appendText(survey(4, 4) + survey(5, 1), to: surveys)
+        agent = try launch(Self.binary, ["run", "--config", config, "--log-level", "info"], log: log)
+        #expect(try await eventually(seconds: 20) { try self.stored(hub, source: 3).count == 5 })
+        try await Task.sleep(for: .milliseconds(500))
+
+        var byCall: [String: (score: Int, subject: String, occurredAt: Int64)] = [:]
+        for row in try self.stored(hub, source: 3) {
+            guard let range = row.attributes.range(of: #"L-\d"#, options: .regularExpression) else { continue }
+            #expect(byCall[String(row.attributes[range])] == nil, "each survey once")
+            byCall[String(row.attributes[range])] = (row.score, row.subject, row.occurredAt)
+        }
+        #expect(byCall.keys.sorted() == ["L-1", "L-2", "L-3", "L-4", "L-5"])
+        #expect(byCall["L-1"]?.score == 2 && byCall["L-1"]?.subject == "agent1", "waited for its CDR line")
+        #expect(byCall["L-2"]?.score == 5 && byCall["L-2"]?.subject == "agent2")
+        #expect(byCall["L-3"]?.score == 1 && byCall["L-3"]?.subject == "", "no CDR within the wait: kept without the call")
+        #expect(byCall["L-4"]?.subject == "agent1", "its CDR is in the rotated file")
+        #expect(byCall["L-5"]?.subject == "agent2" && byCall["L-5"]?.score == 1)
+        // 10:01 London (BST) on 1 July is 09:01 UTC.
+        #expect(byCall["L-1"]?.occurredAt == 1_782_864_000_000 + Int64(9 * 60 + 1) * 60_000)
+        #expect(try String(contentsOfFile: log, encoding: .utf8).contains("line=3"), "the bad survey line is logged")
+        kill(agent.processIdentifier, SIGTERM)
+        agent.waitUntilExit()
+        try await hub.stopAndRemove()
+    }
 }

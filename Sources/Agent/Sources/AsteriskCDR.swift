@@ -111,26 +111,57 @@ public struct AsteriskCDRParser: Sendable {
         case noRating
     }
 
-    /// Parses one line.
+    /// Parses one line; the score comes from ``score``.
     ///
     /// - Throws: ``SourceError`` saying what is wrong with the line.
     public func parse(_ line: Substring) throws -> Outcome {
+        let fields = try self.fields(line)
+        guard let text = try self.value(self.score, in: fields) else { return .noRating }
+        guard let score = Int(text) else { throw SourceError("score \"\(text)\" in \(self.score.column) is not a whole number") }
+        return .rating(try self.rating(score: score, fields: fields))
+    }
+
+    /// A CDR line kept for joining with a survey log: its `linkedid` and fields.
+    struct Call: Sendable {
+        var linkedID: String?
+        var fields: [String]
+    }
+
+    /// What a CDR line says about its call, for joining scores from a separate survey log.
+    ///
+    /// - Throws: ``SourceError`` saying what is wrong with the line.
+    func call(_ line: Substring) throws -> Call {
+        let fields = try self.fields(line)
+        _ = try self.rating(score: 0, fields: fields)  // a bad time is reported now, not at the join
+        let linkedID = self.columns.firstIndex(of: "linkedid").map { fields[$0] }.flatMap { $0.isEmpty ? nil : $0 }
+        return Call(linkedID: linkedID, fields: fields)
+    }
+
+    /// The rating for `call` with a score from elsewhere.
+    func rating(score: Int, of call: Call) throws -> FeedbackSubmission {
+        try self.rating(score: score, fields: call.fields)
+    }
+
+    private func fields(_ line: Substring) throws -> [String] {
         let fields = try splitCSVLine(line)
         guard fields.count == self.columns.count else {
             throw SourceError("\(fields.count) fields; the configured columns are \(self.columns.count)")
         }
-        func value(_ extract: Extract) throws -> String? {
-            guard let index = self.columns.firstIndex(of: extract.column) else { return nil }
-            let field = fields[index]
-            guard let pattern = extract.pattern else { return field.isEmpty ? nil : field }
-            let regex = try Regex(pattern)
-            guard let match = try regex.firstMatch(in: field), match.output.count > 1, let captured = match.output[1].substring else {
-                return nil
-            }
-            return String(captured)
+        return fields
+    }
+
+    private func value(_ extract: Extract, in fields: [String]) throws -> String? {
+        guard let index = self.columns.firstIndex(of: extract.column) else { return nil }
+        let field = fields[index]
+        guard let pattern = extract.pattern else { return field.isEmpty ? nil : field }
+        let regex = try Regex(pattern)
+        guard let match = try regex.firstMatch(in: field), match.output.count > 1, let captured = match.output[1].substring else {
+            return nil
         }
-        guard let text = try value(self.score) else { return .noRating }
-        guard let score = Int(text) else { throw SourceError("score \"\(text)\" in \(self.score.column) is not a whole number") }
+        return String(captured)
+    }
+
+    private func rating(score: Int, fields: [String]) throws -> FeedbackSubmission {
         guard let startIndex = self.columns.firstIndex(of: "start") else { throw SourceError("no start column is configured") }
         guard let occurredAt = Self.time(fields[startIndex], in: self.timeZone) else {
             throw SourceError("start \"\(fields[startIndex])\" is not a time like 2024-12-01 10:15:00")
@@ -139,13 +170,11 @@ public struct AsteriskCDRParser: Sendable {
         for key in ["uniqueid", "linkedid"] {
             if let index = self.columns.firstIndex(of: key), !fields[index].isEmpty { attributes[key] = String(fields[index].prefix(255)) }
         }
-        return .rating(
-            FeedbackSubmission(
-                source: "call", scale: self.scale, score: score, occurredAt: occurredAt,
-                site: try self.siteColumn.flatMap(value) ?? self.site, channel: "phone",
-                subject: try self.subject.flatMap(value), survey: self.survey,
-                customer: self.columns.firstIndex(of: "src").map { fields[$0] }, attributes: attributes
-            )
+        return FeedbackSubmission(
+            source: "call", scale: self.scale, score: score, occurredAt: occurredAt,
+            site: try self.siteColumn.flatMap { try self.value($0, in: fields) } ?? self.site, channel: "phone",
+            subject: try self.subject.flatMap { try self.value($0, in: fields) }, survey: self.survey,
+            customer: self.columns.firstIndex(of: "src").map { fields[$0] }, attributes: attributes
         )
     }
 

@@ -23,6 +23,20 @@ public final class FileTailer {
         public var cursor: SourceCursor
         /// The file the lines came from (its path when opened).
         public var path: String
+        /// The byte offset after each line (its newline included).
+        public var ends: [UInt64] = []
+        /// The cursor before the first of these lines.
+        public var start: SourceCursor? = nil
+
+        /// The cursor after line `index` of ``lines``: where to resume when only the lines
+        /// up to it were taken.
+        public func cursor(through index: Int) -> SourceCursor {
+            if index < 0, let start = self.start { return start }
+            var cursor = self.cursor
+            cursor.offset = self.ends[index]
+            cursor.line = self.lines[index].number
+            return cursor
+        }
     }
 
     /// The followed path.
@@ -63,6 +77,9 @@ public final class FileTailer {
             self.pending = []
         }
         var lines: [(text: Substring, number: UInt64)] = []
+        var ends: [UInt64] = []
+        let base = cursor.offset
+        let before = cursor
         let data = try self.read(from: cursor.offset + UInt64(self.pending.count))
         self.pending += data
         var start = 0
@@ -72,6 +89,7 @@ public final class FileTailer {
             var end = index
             if end > start, self.pending[end - 1] == UInt8(ascii: "\r") { end -= 1 }
             lines.append((Substring(decoding: self.pending[start..<end], as: UTF8.self), cursor.line))
+            ends.append(base + UInt64(index + 1))
             start = index + 1
             taken = start
         }
@@ -79,6 +97,7 @@ public final class FileTailer {
             // A "line" this long is not one: hand it over (it will be refused as bad) rather than grow.
             cursor.line += 1
             lines.append((Substring(decoding: self.pending, as: UTF8.self), cursor.line))
+            ends.append(base + UInt64(self.pending.count))
             taken = self.pending.count
         }
         var rotated = false
@@ -89,6 +108,7 @@ public final class FileTailer {
                 if taken < self.pending.count {
                     cursor.line += 1
                     lines.append((Substring(decoding: self.pending[taken...], as: UTF8.self), cursor.line))
+                    ends.append(base + UInt64(self.pending.count))
                     taken = self.pending.count
                 }
                 rotated = true
@@ -99,7 +119,7 @@ public final class FileTailer {
         cursor.offset += UInt64(taken)
         self.pending.removeFirst(taken)
         self.cursor = cursor
-        let chunk = Chunk(lines: lines, cursor: cursor, path: self.openPath)
+        let chunk = Chunk(lines: lines, cursor: cursor, path: self.openPath, ends: ends, start: before)
         if rotated {
             close(self.fd)
             self.fd = -1

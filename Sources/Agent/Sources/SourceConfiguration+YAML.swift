@@ -88,7 +88,7 @@ extension SourceConfiguration {
             case "asterisk":
                 allowed = [
                     "name", "kind", "path", "site", "siteColumn", "scale", "score", "subject", "columns", "userfield", "newColumns",
-                    "timeZone", "survey",
+                    "timeZone", "survey", "surveyLog",
                 ]
                 var columns = AsteriskCDRParser.baseColumns
                 if let explicit = fields["columns"] {
@@ -113,7 +113,29 @@ extension SourceConfiguration {
                     columns: columns, score: score, scale: scale, subject: try extract("subject"), site: try text("site"),
                     siteColumn: try extract("siteColumn"), timeZone: zone, survey: try text("survey", default: "post-call")
                 )
-                source = SourceConfiguration(name: name, kind: .asterisk(path: resolve(try text("path")), parser: parser))
+                if let log = fields["surveyLog"] {
+                    guard let spec = log as? [String: Any], let logPath = spec["path"] as? String, !logPath.isEmpty,
+                        Set(spec.keys).isSubset(of: ["path", "wait"])
+                    else { throw fail("surveyLog", "must be {path: FILE, wait: 300s}") }
+                    guard columns.contains("linkedid") else {
+                        throw fail("surveyLog", "joins on linkedid: set newColumns: true (or list linkedid in columns)")
+                    }
+                    var wait: Int64 = 300_000
+                    if let value = spec["wait"] {
+                        let text = "\(value)"
+                        let factor: Int64 = text.hasSuffix("m") ? 60_000 : 1_000
+                        guard let number = Int64(text.hasSuffix("m") || text.hasSuffix("s") ? String(text.dropLast()) : text),
+                            (0...86_400).contains(number * factor / 1_000)
+                        else { throw fail("surveyLog.wait", "must be seconds or minutes such as 300s or 5m, got \"\(text)\"") }
+                        wait = number * factor
+                    }
+                    source = SourceConfiguration(
+                        name: name,
+                        kind: .asteriskSurveys(cdrPath: resolve(try text("path")), surveyPath: resolve(logPath), parser: parser, waitMilliseconds: wait)
+                    )
+                } else {
+                    source = SourceConfiguration(name: name, kind: .asterisk(path: resolve(try text("path")), parser: parser))
+                }
             case "jsonl":
                 allowed = ["name", "kind", "path"]
                 source = SourceConfiguration(name: name, kind: .jsonLines(path: resolve(try text("path"))))

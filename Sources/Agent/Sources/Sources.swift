@@ -9,8 +9,12 @@ public struct SourceConfiguration: Sendable {
     public enum Kind: Sendable {
         /// A USB button box presenting itself as a keyboard: Linux input events from `device`.
         case kiosk(device: String, buttons: KioskButtons)
-        /// Asterisk's CDR CSV (`Master.csv`), tailed.
+        /// Asterisk's CDR CSV (`Master.csv`), tailed; the score in a CDR column.
         case asterisk(path: String, parser: AsteriskCDRParser)
+        /// A survey log of JSON lines (`{"linkedid": …, "score": …}`), tailed, each joined on
+        /// `linkedid` with its call in Asterisk's CDR CSV; a survey waits up to `waitMilliseconds`
+        /// for its call's CDR line, then is kept without it.
+        case asteriskSurveys(cdrPath: String, surveyPath: String, parser: AsteriskCDRParser, waitMilliseconds: Int64)
         /// A file of JSON lines, one rating each (the HTTP intake's JSON), tailed.
         case jsonLines(path: String)
     }
@@ -83,6 +87,8 @@ final class SourceRunner: Sendable {
                             case .noRating: return nil
                             }
                         }
+                    case .asteriskSurveys(let cdrPath, let surveyPath, let parser, let wait):
+                        await self.runSurveyJoin(source, cdrPath: cdrPath, surveyPath: surveyPath, parser: parser, wait: wait)
                     case .jsonLines(let path):
                         await self.runTail(source, path: path) { line in
                             guard !line.allSatisfy(\.isWhitespace) else { return nil }
@@ -168,6 +174,112 @@ final class SourceRunner: Sendable {
                 try? await Task.sleep(for: .seconds(1))
                 saved = self.spool.cursor(of: source.name)
                 tailer = FileTailer(path: path, name: source.name, cursor: saved)
+            }
+        }
+    }
+
+    // MARK: Survey log joined with the CDR
+
+    /// The survey log is the tailed source (its cursor is in the spool); the CDR files are
+    /// an index rebuilt from disk at every start (Master.csv and its rotated siblings), so
+    /// the join needs no state of its own. A survey whose call is not in the index yet stops
+    /// the reading there (the cursor stays before it) until the call appears or `wait` passes.
+    private func runSurveyJoin(_ source: SourceConfiguration, cdrPath: String, surveyPath: String, parser: AsteriskCDRParser, wait: Int64) async {
+        var calls: [String: AsteriskCDRParser.Call] = [:]
+        var order: [String] = []
+        func index(_ text: Substring) {
+            guard let call = try? parser.call(text), let linkedID = call.linkedID else { return }
+            if calls.updateValue(call, forKey: linkedID) == nil { order.append(linkedID) }
+            if order.count > 200_000 {
+                for old in order.prefix(50_000) { calls[old] = nil }
+                order.removeFirst(50_000)
+            }
+        }
+        // Rotated CDR files first, oldest name last (Master.csv.2 before Master.csv.1).
+        let folder = URL(fileURLWithPath: cdrPath).deletingLastPathComponent().path
+        let base = URL(fileURLWithPath: cdrPath).lastPathComponent
+        let rotated = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [])
+            .filter { $0.hasPrefix(base + ".") && !$0.hasSuffix(".gz") }.sorted().reversed()
+        for name in rotated {
+            if let text = try? String(contentsOfFile: folder + "/" + name, encoding: .utf8) {
+                for line in text.split(separator: "\n") { index(line) }
+            }
+        }
+        let cdr = FileTailer(path: cdrPath, name: source.name + ":cdr", cursor: nil)
+        var surveys = FileTailer(path: surveyPath, name: source.name, cursor: self.spool.cursor(of: source.name))
+        var saved = self.spool.cursor(of: source.name)
+        var firstSeen: [String: Int64] = [:]
+        while !Task.isCancelled {
+            while let chunk = try? cdr.poll(), !chunk.lines.isEmpty {
+                for (text, _) in chunk.lines { index(text) }
+            }
+            guard let chunk = try? surveys.poll(), !chunk.lines.isEmpty || chunk.cursor != saved else {
+                try? await Task.sleep(for: source.pollInterval)
+                continue
+            }
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            var records: [FeedbackRecord] = []
+            var bad = 0
+            var cursor = chunk.cursor
+            var waiting = false
+            for (position, (text, number)) in chunk.lines.enumerated() {
+                if text.allSatisfy(\.isWhitespace) { continue }
+                do {
+                    guard let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
+                        let linkedID = object["linkedid"] as? String ?? (object["linkedid"] as? Int).map(String.init),
+                        let score = object["score"] as? Int
+                    else { throw SourceError("a survey line needs \"linkedid\" and a whole-number \"score\"") }
+                    var submission: FeedbackSubmission
+                    if let call = calls[linkedID] {
+                        submission = try parser.rating(score: score, of: call)
+                    } else {
+                        let key = "\(chunk.cursor.inode):\(number)"
+                        let seen = firstSeen[key] ?? now
+                        firstSeen[key] = seen
+                        if now - seen < wait {
+                            // Its call's CDR line is not written yet: stop here, read it again later.
+                            cursor = chunk.cursor(through: position - 1)
+                            waiting = true
+                            break
+                        }
+                        self.logger.warning(
+                            "survey without a CDR line; kept without its call's details",
+                            metadata: ["source": "\(source.name)", "linkedid": "\(linkedID)", "file": "\(chunk.path)", "line": "\(number)"]
+                        )
+                        submission = FeedbackSubmission(
+                            source: "call", scale: parser.scale, score: score, site: parser.site, channel: "phone",
+                            survey: parser.survey, attributes: ["linkedid": String(linkedID.prefix(255))]
+                        )
+                    }
+                    if let survey = object["survey"] as? String { submission.survey = survey }
+                    records += try self.records([submission], now: now)
+                    firstSeen["\(chunk.cursor.inode):\(number)"] = nil
+                } catch {
+                    bad += 1
+                    self.logger.warning(
+                        "bad line skipped",
+                        metadata: ["source": "\(source.name)", "file": "\(chunk.path)", "line": "\(number)", "reason": "\(Self.describe(error))"]
+                    )
+                }
+            }
+            do {
+                if !records.isEmpty || cursor != saved { try await self.spool.append(records, cursor: cursor) }
+                saved = cursor
+                self.count(source.name) {
+                    $0.ratings += records.count
+                    $0.badLines += bad
+                }
+                if !records.isEmpty { self.onCaptured() }
+            } catch {
+                self.logger.error("source cannot write to the spool; will retry", metadata: ["source": "\(source.name)", "error": "\(error)"])
+                try? await Task.sleep(for: .seconds(1))
+                saved = self.spool.cursor(of: source.name)
+                waiting = true
+                cursor = saved ?? cursor
+            }
+            if waiting {
+                surveys = FileTailer(path: surveyPath, name: source.name, cursor: saved)
+                try? await Task.sleep(for: source.pollInterval)
             }
         }
     }

@@ -153,24 +153,13 @@ final class SourceRunner: Sendable {
                     records += try self.records([submission], now: now)
                 } catch {
                     bad += 1
-                    self.logger.warning(
-                        "bad line skipped",
-                        metadata: ["source": "\(source.name)", "file": "\(chunk.path)", "line": "\(number)", "reason": "\(Self.describe(error))"]
-                    )
+                    self.badLine(source, chunk, number, error)
                 }
             }
-            do {
-                try await self.spool.append(records, cursor: chunk.cursor)
+            if await self.keep(records, through: chunk.cursor, source, skipped: skipped, bad: bad) {
                 saved = chunk.cursor
-                self.count(source.name) {
-                    $0.ratings += records.count
-                    $0.skipped += skipped
-                    $0.badLines += bad
-                }
-                if !records.isEmpty { self.onCaptured() }
-            } catch {
+            } else {
                 // Nothing of the chunk was kept: read it again from the durable cursor later.
-                self.logger.error("source cannot write to the spool; will retry", metadata: ["source": "\(source.name)", "error": "\(error)"])
                 try? await Task.sleep(for: .seconds(1))
                 saved = self.spool.cursor(of: source.name)
                 tailer = FileTailer(path: path, name: source.name, cursor: saved)
@@ -256,22 +245,13 @@ final class SourceRunner: Sendable {
                     firstSeen["\(chunk.cursor.inode):\(number)"] = nil
                 } catch {
                     bad += 1
-                    self.logger.warning(
-                        "bad line skipped",
-                        metadata: ["source": "\(source.name)", "file": "\(chunk.path)", "line": "\(number)", "reason": "\(Self.describe(error))"]
-                    )
+                    self.badLine(source, chunk, number, error)
                 }
             }
-            do {
-                if !records.isEmpty || cursor != saved { try await self.spool.append(records, cursor: cursor) }
+            let kept = cursor == saved ? true : await self.keep(records, through: cursor, source, skipped: 0, bad: bad)
+            if kept {
                 saved = cursor
-                self.count(source.name) {
-                    $0.ratings += records.count
-                    $0.badLines += bad
-                }
-                if !records.isEmpty { self.onCaptured() }
-            } catch {
-                self.logger.error("source cannot write to the spool; will retry", metadata: ["source": "\(source.name)", "error": "\(error)"])
+            } else {
                 try? await Task.sleep(for: .seconds(1))
                 saved = self.spool.cursor(of: source.name)
                 waiting = true
@@ -282,6 +262,33 @@ final class SourceRunner: Sendable {
                 try? await Task.sleep(for: source.pollInterval)
             }
         }
+    }
+
+    private func badLine(_ source: SourceConfiguration, _ chunk: FileTailer.Chunk, _ number: UInt64, _ error: any Error) {
+        self.logger.warning(
+            "bad line skipped",
+            metadata: ["source": "\(source.name)", "file": "\(chunk.path)", "line": "\(number)", "reason": "\(Self.describe(error))"]
+        )
+    }
+
+    /// Appends a chunk's records with the cursor after them, in one spool entry, and counts
+    /// them. Returns false when the spool refused (nothing of the chunk was kept).
+    private func keep(
+        _ records: [FeedbackRecord], through cursor: SourceCursor, _ source: SourceConfiguration, skipped: Int, bad: Int
+    ) async -> Bool {
+        do {
+            try await self.spool.append(records, cursor: cursor)
+        } catch {
+            self.logger.error("source cannot write to the spool; will retry", metadata: ["source": "\(source.name)", "error": "\(error)"])
+            return false
+        }
+        self.count(source.name) {
+            $0.ratings += records.count
+            $0.skipped += skipped
+            $0.badLines += bad
+        }
+        if !records.isEmpty { self.onCaptured() }
+        return true
     }
 
     static func describe(_ error: any Error) -> String {

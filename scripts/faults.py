@@ -67,7 +67,7 @@ class Receiver:
 
 
 class CuttingProxy:
-    """A TCP proxy that cuts its first `cuts_left` connections after a random 5-30 KB (past
+    """A TCP proxy that cuts its first `cuts_left` connections after a random 3-15 KB (past
     the TLS handshake, so mostly in the middle of a frame), then lets the network heal."""
 
     def __init__(self, target_port):
@@ -89,7 +89,7 @@ class CuttingProxy:
             except OSError:
                 return
             upstream = socket.create_connection(("127.0.0.1", self.target))
-            budget = [random.randint(5_000, 30_000) if self.cuts_left > 0 else 1 << 62]
+            budget = [random.randint(3_000, 15_000) if self.cuts_left > 0 else 1 << 62]
             self.cuts_left -= 1
             budget.append(False)  # whether this connection was cut
             for a, b in ((client, upstream), (upstream, client)):
@@ -120,7 +120,7 @@ class CuttingProxy:
 
 
 class System:
-    def __init__(self, name, receiver, quota=None):
+    def __init__(self, name, receiver, quota=None, segment_bytes=None):
         self.dir = os.path.join(WORK, name)
         os.makedirs(self.dir)
         self.port, self.http, self.intake = free_port(), free_port(), free_port()
@@ -142,9 +142,11 @@ class System:
         self.token = token
         self.hub_address = f"127.0.0.1:{self.port}"
         self.quota = quota
+        self.segment_bytes = segment_bytes
 
     def write_agent_config(self, hub_address=None):
-        spool = "spool: {directory: spool, fsync: \"5\"" + (f", quotaBytes: {self.quota}" if self.quota else "") + "}"
+        spool = "spool: {directory: spool, fsync: \"5\"" + (f", quotaBytes: {self.quota}" if self.quota else "") \
+            + (f", segmentBytes: {self.segment_bytes}" if self.segment_bytes else "") + "}"
         with open(f"{self.dir}/agent/agent.yaml", "w") as f:
             f.write(f'identity: agent.json\nhubs: ["{hub_address or self.hub_address}"]\nca: {self.dir}/hub/ca.pem\n'
                     f'enrollmentToken: "{self.token}"\n{spool}\nbatch: {{maxRecords: 100, maxAgeMs: 20}}\n'
@@ -305,6 +307,37 @@ def scenario_full(receiver):
     return result
 
 
+def scenario_disk_full(receiver):
+    """The spool's own file system fills up (a small tmpfs; needs root to mount it)."""
+    # Space comes back a segment at a time, so segments are small next to the disk.
+    s = System("disk-full", receiver, segment_bytes=8 * 1024)
+    s.write_agent_config()
+    spool = f"{s.dir}/agent/spool"
+    os.makedirs(spool)
+    size = max(24 * 1024, RATINGS * 30)  # about a third of what the ratings take on disk
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", spool],
+                                           capture_output=True).returncode != 0:
+        return None
+    try:
+        s.start_hub(); s.start_agent()
+        System.kill(s.hub_process, signal.SIGTERM)  # nothing drains: the disk fills up
+        accepted, refused = {}, [0]
+        s.post(RATINGS, accepted, refused)
+        s.start_hub()
+        result = check(f"spool disk full (tmpfs {size // 1024} KiB): 503, drains", s, receiver, accepted, refused)
+        # Space comes back as batches are acknowledged: the agent takes ratings again.
+        more, _ = {}, [0]
+        s.post(50, more, [0])
+        result["accepted_after"] = len(more)
+        if len(more) == 0:
+            result["lost"] = max(result["lost"], 1)
+            result["scenario"] += " (NOT accepting again)"
+        s.stop()
+        return result
+    finally:
+        subprocess.run(["umount", "-l", spool], capture_output=True)
+
+
 def scenario_corrupt(receiver):
     s = System("corrupt", receiver)
     s.write_agent_config()
@@ -331,13 +364,18 @@ def scenario_corrupt(receiver):
 
 def main():
     receiver = Receiver()
-    scenarios = [scenario_hub_kill, scenario_agent_kill, scenario_hub_down, scenario_cut, scenario_full, scenario_corrupt]
+    scenarios = [scenario_hub_kill, scenario_agent_kill, scenario_hub_down, scenario_cut, scenario_full, scenario_disk_full,
+                 scenario_corrupt]
     results = []
     started = time.time()
     for scenario in scenarios:
         print(f"== {scenario.__name__[9:].replace('_', ' ')}", flush=True)
         try:
-            results.append(scenario(receiver))
+            result = scenario(receiver)
+            if result is None:
+                print("   skipped: mounting a small tmpfs needs root", flush=True)
+            else:
+                results.append(result)
         except Exception as error:
             results.append(dict(scenario=f"{scenario.__name__}: ERROR {error}", sent=0, accepted=0, refused=0, stored=0,
                                 lost=-1, duplicated=-1, alerts=0, missed=-1, twice=-1))

@@ -117,6 +117,9 @@ public struct HTTPIntake: Sendable {
             return Self.error(.badRequest, "invalidRecord", error.detail, field: error.field)
         case let error as SpoolError where error.code == .full || error.code == .closed:
             return Self.error(.serviceUnavailable, error.code == .full ? "spoolFull" : "stopping", error.message)
+        case let error as SpoolError where error.code == .io:
+            // A full or failing disk: nothing of the request was kept; the caller may retry.
+            return Self.error(.serviceUnavailable, "spoolUnavailable", error.message)
         default:
             return Self.error(.internalServerError, "storeFailed", "the rating could not be stored: \(error)")
         }

@@ -304,14 +304,23 @@ public final class Spool: Sendable {
 
     /// The hub committed batch `sequence` (stored or duplicate): it leaves the spool. An
     /// acknowledgement lost in a crash only makes the batch go again, answered duplicate,
-    /// so this does not wait for fsync.
+    /// so this does not wait for fsync — and a full disk does not stop it: if the entry
+    /// cannot be written the batch still leaves, and its segment can be deleted, which is
+    /// how a full disk gets space back.
     public func acknowledged(sequence: UInt64) throws {
         try self.state.withLock { state in
             try self.checkOpen(state)
             guard let done = state.unacknowledged.removeValue(forKey: sequence) else { return }
             var buffer = ByteBuffer()
             SpoolEntry.acknowledged(sequence: sequence).write(into: &buffer)
-            try self.write(buffer, &state)
+            do {
+                try self.write(buffer, &state)
+            } catch {
+                self.logger.warning(
+                    "acknowledgement not recorded on disk; after a crash the batch would go again (answered duplicate)",
+                    metadata: ["batch": "\(sequence)", "error": "\(error)"]
+                )
+            }
             state.segments[done.segment]?.live -= 1
             self.deleteFinishedSegments(&state)
         }

@@ -67,7 +67,7 @@ class Receiver:
 
 
 class CuttingProxy:
-    """A TCP proxy that cuts its first `cuts_left` connections after a random 3-15 KB (past
+    """A TCP proxy that cuts its first `cuts_left` connections after a random 2-8 KB (past
     the TLS handshake, so mostly in the middle of a frame), then lets the network heal."""
 
     def __init__(self, target_port):
@@ -79,7 +79,7 @@ class CuttingProxy:
         self.listener.listen(64)
         self.port = self.listener.getsockname()[1]
         self.running = True
-        self.cuts_left = 8
+        self.cuts_left = 6
         threading.Thread(target=self.accept, daemon=True).start()
 
     def accept(self):
@@ -89,7 +89,7 @@ class CuttingProxy:
             except OSError:
                 return
             upstream = socket.create_connection(("127.0.0.1", self.target))
-            budget = [random.randint(3_000, 15_000) if self.cuts_left > 0 else 1 << 62]
+            budget = [random.randint(2_000, 8_000) if self.cuts_left > 0 else 1 << 62]
             self.cuts_left -= 1
             budget.append(False)  # whether this connection was cut
             for a, b in ((client, upstream), (upstream, client)):
@@ -146,7 +146,7 @@ class System:
 
     def write_agent_config(self, hub_address=None):
         spool = "spool: {directory: spool, fsync: \"5\"" + (f", quotaBytes: {self.quota}" if self.quota else "") \
-            + (f", segmentBytes: {self.segment_bytes}" if self.segment_bytes else "") + "}"
+            + (f", segmentBytes: {self.segment_bytes}, reserveBytes: 4096" if self.segment_bytes else "") + "}"
         with open(f"{self.dir}/agent/agent.yaml", "w") as f:
             f.write(f'identity: agent.json\nhubs: ["{hub_address or self.hub_address}"]\nca: {self.dir}/hub/ca.pem\n'
                     f'enrollmentToken: "{self.token}"\n{spool}\nbatch: {{maxRecords: 100, maxAgeMs: 20}}\n'
@@ -310,11 +310,11 @@ def scenario_full(receiver):
 def scenario_disk_full(receiver):
     """The spool's own file system fills up (a small tmpfs; needs root to mount it)."""
     # Space comes back a segment at a time, so segments are small next to the disk.
-    s = System("disk-full", receiver, segment_bytes=8 * 1024)
+    s = System("disk-full", receiver, segment_bytes=4 * 1024)
     s.write_agent_config()
     spool = f"{s.dir}/agent/spool"
     os.makedirs(spool)
-    size = max(24 * 1024, RATINGS * 30)  # about a third of what the ratings take on disk
+    size = max(12 * 1024, RATINGS * 30)  # about a third of what the ratings take on disk
     if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", spool],
                                            capture_output=True).returncode != 0:
         return None

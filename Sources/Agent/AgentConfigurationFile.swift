@@ -10,7 +10,7 @@ import Yams
 /// hubs: ["hub.example.net:7443"]  # in order of preference
 /// ca: ca.pem                      # the hub's CA certificate
 /// enrollmentToken: ""             # optional, until the hub knows this agent
-/// spool: {directory: spool, fsync: "10", segmentBytes: 8388608, quotaBytes: 1073741824}
+/// spool: {directory: spool, fsync: "10", segmentBytes: 8388608, quotaBytes: 1073741824, reserveBytes: 262144}
 /// batch: {maxRecords: 1000, maxBytes: 1048576, maxAgeMs: 100}
 /// http: {listen: "127.0.0.1:8088", corsOrigins: [], maxBodyBytes: 1048576, onePerCustomerDays: 0}   # optional
 /// drainTimeoutMs: 10000
@@ -27,6 +27,8 @@ public struct AgentConfigurationFile: Sendable, Codable {
         public var segmentBytes: Int = 8 << 20
         /// Quota.
         public var quotaBytes: Int = 1 << 30
+        /// Disk space kept aside for sealing and acknowledging on a full disk.
+        public var reserveBytes: Int = 256 << 10
 
         init() {}
 
@@ -36,6 +38,7 @@ public struct AgentConfigurationFile: Sendable, Codable {
             self.fsync = try c.decodeIfPresent(String.self, forKey: .fsync) ?? self.fsync
             self.segmentBytes = try c.decodeIfPresent(Int.self, forKey: .segmentBytes) ?? self.segmentBytes
             self.quotaBytes = try c.decodeIfPresent(Int.self, forKey: .quotaBytes) ?? self.quotaBytes
+            self.reserveBytes = try c.decodeIfPresent(Int.self, forKey: .reserveBytes) ?? self.reserveBytes
         }
     }
 
@@ -115,7 +118,7 @@ public struct AgentConfigurationFile: Sendable, Codable {
 
     private static let knownKeys: [String: Set<String>] = [
         "": Set(CodingKeys.allCases.map(\.rawValue)),
-        "spool": ["directory", "fsync", "segmentBytes", "quotaBytes"],
+        "spool": ["directory", "fsync", "segmentBytes", "quotaBytes", "reserveBytes"],
         "batch": ["maxRecords", "maxBytes", "maxAgeMs"],
         "http": ["listen", "corsOrigins", "maxBodyBytes", "onePerCustomerDays"],
     ]
@@ -179,6 +182,9 @@ public struct AgentConfigurationFile: Sendable, Codable {
         _ = try self.fsyncPolicy(path: path)
         try positive(self.spool.segmentBytes, "spool.segmentBytes")
         try positive(self.spool.quotaBytes, "spool.quotaBytes")
+        guard (0...(1 << 30)).contains(self.spool.reserveBytes) else {
+            throw AgentConfigurationError(path: path, "spool.reserveBytes must be 0 (off) to 1 GiB, got \(self.spool.reserveBytes)")
+        }
         try positive(self.batch.maxRecords, "batch.maxRecords")
         try positive(self.batch.maxBytes, "batch.maxBytes")
         try positive(self.batch.maxAgeMs, "batch.maxAgeMs")
@@ -231,6 +237,7 @@ public struct AgentConfigurationFile: Sendable, Codable {
         configuration.spool.fsync = try self.fsyncPolicy(path: path)
         configuration.spool.segmentBytes = self.spool.segmentBytes
         configuration.spool.quotaBytes = self.spool.quotaBytes
+        configuration.spool.reserveBytes = self.spool.reserveBytes
         configuration.batching.maxRecords = self.batch.maxRecords
         configuration.batching.maxBytes = self.batch.maxBytes
         configuration.batching.maxAge = .milliseconds(self.batch.maxAgeMs)

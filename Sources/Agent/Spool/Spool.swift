@@ -36,6 +36,11 @@ public final class Spool: Sendable {
         public var segmentBytes = 8 << 20
         /// Appends are refused with ``SpoolError/Code/full`` once the segments hold this much.
         public var quotaBytes = 1 << 30
+        /// Disk space kept aside (`reserve`, a file of zeros) for a full disk: when a seal or
+        /// an acknowledgement cannot be written, the reserve is given up so batches can still
+        /// be sealed and sent — their acknowledgements free segments, which is how space
+        /// comes back. Taken again once a segment is deleted. 0 turns it off.
+        public var reserveBytes = 256 << 10
 
         /// Creates settings for the spool in `directory`.
         public init(directory: String) {
@@ -142,6 +147,7 @@ public final class Spool: Sendable {
         }
         self.state = Mutex(state)
         self.recovery = recovery
+        self.restoreReserve()
         if configuration.fsync != .never {
             let thread = Thread { [self] in self.flushLoop() }
             thread.name = "feedback-agent-spool-fsync"
@@ -255,7 +261,7 @@ public final class Spool: Sendable {
             let last = state.unsealed[state.unsealed.index(state.unsealed.startIndex, offsetBy: recordCount - 1)]
             var buffer = ByteBuffer()
             SpoolEntry.sealed(firstRecordNumber: first.number, lastRecordNumber: last.number, batch).write(into: &buffer)
-            try self.write(buffer, &state)
+            try self.write(buffer, &state, useReserve: true)
             var oldest = Int64.max
             for _ in 0..<recordCount {
                 let pending = state.unsealed.removeFirst()
@@ -283,7 +289,7 @@ public final class Spool: Sendable {
             state.nextSequence = sequence + 1
             var buffer = ByteBuffer()
             SpoolEntry.header(nextSequence: state.nextSequence, nextRecordNumber: state.nextRecordNumber).write(into: &buffer)
-            try self.write(buffer, &state)
+            try self.write(buffer, &state, useReserve: true)
             return true
         }
     }
@@ -314,7 +320,7 @@ public final class Spool: Sendable {
             var buffer = ByteBuffer()
             SpoolEntry.acknowledged(sequence: sequence).write(into: &buffer)
             do {
-                try self.write(buffer, &state)
+                try self.write(buffer, &state, useReserve: true)
             } catch {
                 self.logger.warning(
                     "acknowledgement not recorded on disk; after a crash the batch would go again (answered duplicate)",
@@ -385,7 +391,38 @@ public final class Spool: Sendable {
     }
 
     /// Writes `buffer` at the end of the active segment, rolling to a new one when full.
-    private func write(_ buffer: ByteBuffer, _ state: inout State) throws {
+    /// Writes `buffer`; with `useReserve`, a write the full disk refuses is tried once more
+    /// after giving up the reserve.
+    private func write(_ buffer: ByteBuffer, _ state: inout State, useReserve: Bool = false) throws {
+        do {
+            try self.writeOnce(buffer, &state)
+        } catch let error as SpoolError where useReserve && state.failure == nil && self.releaseReserve() {
+            self.logger.warning("disk full: the spool's reserve was given up to seal and acknowledge", metadata: ["error": "\(error)"])
+            try self.writeOnce(buffer, &state)
+        }
+    }
+
+    private var reservePath: String { self.configuration.directory + "/reserve" }
+
+    /// Deletes the reserve file; false when there was none.
+    private func releaseReserve() -> Bool {
+        unlink(self.reservePath) == 0
+    }
+
+    /// Creates the reserve file if it is missing and space allows (best effort).
+    private func restoreReserve() {
+        let size = self.configuration.reserveBytes
+        guard size > 0, access(self.reservePath, F_OK) != 0 else { return }
+        let fd = open(self.reservePath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return }
+        var buffer = ByteBuffer()
+        buffer.writeRepeatingByte(0, count: size)
+        let written = (try? SpoolFiles.writeAll(fd, buffer, path: self.configuration.directory)) != nil && fsync(fd) == 0
+        Foundation.close(fd)
+        if !written { unlink(self.reservePath) }
+    }
+
+    private func writeOnce(_ buffer: ByteBuffer, _ state: inout State) throws {
         if let size = state.segments[state.activeID]?.bytes, size > 0, size + buffer.readableBytes > self.configuration.segmentBytes {
             try self.roll(&state)
         }
@@ -450,10 +487,13 @@ public final class Spool: Sendable {
     /// Deletes the oldest segments while nothing in them is live. Oldest first only, so an
     /// acknowledgement or a seal never outlives the entry it refers to.
     private func deleteFinishedSegments(_ state: inout State) {
+        var deleted = false
+        defer { if deleted { self.restoreReserve() } }
         for id in state.segments.keys.sorted() {
             guard id != state.activeID, let segment = state.segments[id], segment.live <= 0 else { return }
             unlink(SpoolFiles.path(segment: id, in: self.segmentsPath))
             state.segments[id] = nil
+            deleted = true
         }
     }
 

@@ -28,7 +28,7 @@ mkdir -p "$out/agent"
 "$bin/feedback-agent" keygen --out "$out/agent/agent.json" > "$out/agent/keygen.txt"
 "$bin/feedback-hub" agents add --config "$out/hub/hub.yaml" \
     --node-id "$(sed -n 's/^node id: *//p' "$out/agent/keygen.txt")" \
-    --public-key "$(sed -n 's/^public key: *//p' "$out/agent/keygen.txt")" > /dev/null
+    --public-key "$(sed -n 's/^public key: *//p' "$out/agent/keygen.txt")" --site web-eu > /dev/null
 cat > "$out/agent/agent.yaml" <<YAML
 identity: agent.json
 hubs: ["127.0.0.1:$port"]

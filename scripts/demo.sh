@@ -105,7 +105,7 @@ echo
 echo "== a branch agent: its own key, enrolled with a one-time token"
 mkdir -p "$work/branch"
 "$bin/feedback-agent" keygen --out "$work/branch/agent.json" | tee "$work/branch/keygen.txt"
-token=$("$bin/feedback-hub" agents token --config "$work/hub/hub.yaml" --site branch-042)
+token=$("$bin/feedback-hub" agents token --config "$work/hub/hub.yaml" --site branch-042 --site cc-leeds --site web-eu)
 "$bin/feedback-agent" enroll --identity "$work/branch/agent.json" --hub "127.0.0.1:$port" --ca "$work/hub/ca.pem" --token "$token"
 mkdir -p "$work/branch/cdr"
 mkfifo "$work/branch/buttons.events"
@@ -114,6 +114,7 @@ identity: agent.json
 hubs: ["127.0.0.1:$port"]
 ca: $work/hub/ca.pem
 http: {listen: "127.0.0.1:$intake"}
+sites: [branch-042, cc-leeds, web-eu]   # what its enrollment token allows; others are refused at capture
 sources:
   - {name: entrance, kind: kiosk, device: buttons.events, site: branch-042, kiosk: entrance-1,
      keys: {KEY_1: 1, KEY_2: 2, KEY_3: 3, KEY_4: 4}, survey: smiley-exit}
@@ -157,6 +158,8 @@ echo "== a product popup rating over the branch agent's HTTP intake (answered on
 echo "popup NPS 3 with a comment (web-eu):   HTTP $(post '{"source":"popup","scale":"nps","score":3,"site":"web-eu","channel":"app","subject":"checkout","topic":"refund","survey":"nps-q4","customer":"cust-10022","comment":"Refund still missing after two weeks."}')"
 echo -n "a bad one (NPS 11) is refused:        HTTP "
 curl -s -w " %{http_code}\n" -H 'Content-Type: application/json' -d '{"source":"popup","scale":"nps","score":11}' "http://127.0.0.1:$intake/v1/feedback"
+echo -n "one for a site it is not enrolled for:  HTTP "
+curl -s -w " %{http_code}\n" -H 'Content-Type: application/json' -d '{"source":"popup","scale":"nps","score":2,"site":"branch-777"}' "http://127.0.0.1:$intake/v1/feedback"
 
 echo
 echo "== a product backend embedding the agent (Examples/EmbeddedAgent)"

@@ -1,5 +1,7 @@
 import Foundation
+import ListenerLimits
 import NIOSSL
+import Wire
 import Yams
 
 /// The agent's configuration file (`agent.yaml`), as `feedback-agent run --config` reads it.
@@ -12,8 +14,11 @@ import Yams
 /// enrollmentToken: ""             # optional, until the hub knows this agent
 /// spool: {directory: spool, fsync: "10", segmentBytes: 8388608, quotaBytes: 1073741824, reserveBytes: 262144}
 /// batch: {maxRecords: 1000, maxBytes: 1048576, maxAgeMs: 100}
-/// http: {listen: "127.0.0.1:8088", corsOrigins: [], maxBodyBytes: 1048576, onePerCustomerDays: 0}   # optional
+/// http: {listen: "127.0.0.1:8088", corsOrigins: [], maxBodyBytes: 1048576, onePerCustomerDays: 0,
+///        maxConnections: 256, maxConnectionsPerAddress: 32, headerTimeoutMs: 10000,
+///        bodyTimeoutMs: 30000, idleTimeoutMs: 60000}   # optional
 /// drainTimeoutMs: 10000
+/// sites: ["branch-042"]           # optional: the sites this agent is enrolled for (`*` wildcards)
 /// sources: [...]                  # optional: kiosk buttons, Asterisk CDR, JSON lines (docs/SOURCES.md)
 /// ```
 public struct AgentConfigurationFile: Sendable, Codable {
@@ -71,6 +76,9 @@ public struct AgentConfigurationFile: Sendable, Codable {
         public var maxBodyBytes: Int = 1 << 20
         /// One response per customer per survey within this many days; 0 turns it off.
         public var onePerCustomerDays: Int = 0
+        /// Connection cap and timeouts (`maxConnections`, `maxConnectionsPerAddress`,
+        /// `headerTimeoutMs`, `bodyTimeoutMs`, `idleTimeoutMs`, in this same section).
+        public var limits = HTTPListenerLimits()
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -78,6 +86,20 @@ public struct AgentConfigurationFile: Sendable, Codable {
             self.corsOrigins = try c.decodeIfPresent([String].self, forKey: .corsOrigins) ?? []
             self.maxBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxBodyBytes) ?? self.maxBodyBytes
             self.onePerCustomerDays = try c.decodeIfPresent(Int.self, forKey: .onePerCustomerDays) ?? 0
+            self.limits = try HTTPListenerLimits(from: decoder)
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case listen, corsOrigins, maxBodyBytes, onePerCustomerDays
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(self.listen, forKey: .listen)
+            try c.encode(self.corsOrigins, forKey: .corsOrigins)
+            try c.encode(self.maxBodyBytes, forKey: .maxBodyBytes)
+            try c.encode(self.onePerCustomerDays, forKey: .onePerCustomerDays)
+            try self.limits.encode(to: encoder)
         }
     }
 
@@ -97,11 +119,13 @@ public struct AgentConfigurationFile: Sendable, Codable {
     public var http: HTTPSection?
     /// Shutdown wait for acknowledgements, ms.
     public var drainTimeoutMs: Int = 10_000
+    /// The sites the agent is enrolled for; ratings for others are refused at capture.
+    public var sites: [String]?
     /// Edge sources (read from the YAML tree, not decoded).
     public var sources: [SourceConfiguration] = []
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case identity, hubs, ca, enrollmentToken, spool, batch, http, drainTimeoutMs
+        case identity, hubs, ca, enrollmentToken, spool, batch, http, drainTimeoutMs, sites
     }
 
     public init(from decoder: any Decoder) throws {
@@ -114,13 +138,14 @@ public struct AgentConfigurationFile: Sendable, Codable {
         self.batch = try c.decodeIfPresent(BatchSection.self, forKey: .batch) ?? BatchSection()
         self.http = try c.decodeIfPresent(HTTPSection.self, forKey: .http)
         self.drainTimeoutMs = try c.decodeIfPresent(Int.self, forKey: .drainTimeoutMs) ?? 10_000
+        self.sites = try c.decodeIfPresent([String].self, forKey: .sites)
     }
 
     private static let knownKeys: [String: Set<String>] = [
         "": Set(CodingKeys.allCases.map(\.rawValue)),
         "spool": ["directory", "fsync", "segmentBytes", "quotaBytes", "reserveBytes"],
         "batch": ["maxRecords", "maxBytes", "maxAgeMs"],
-        "http": ["listen", "corsOrigins", "maxBodyBytes", "onePerCustomerDays"],
+        "http": Set(["listen", "corsOrigins", "maxBodyBytes", "onePerCustomerDays"]).union(HTTPListenerLimits.settingNames),
     ]
 
     /// Reads and checks `path`; relative paths become relative to its folder.
@@ -189,6 +214,7 @@ public struct AgentConfigurationFile: Sendable, Codable {
         try positive(self.batch.maxBytes, "batch.maxBytes")
         try positive(self.batch.maxAgeMs, "batch.maxAgeMs")
         try positive(self.drainTimeoutMs, "drainTimeoutMs")
+        _ = try self.siteScope(path: path)
         guard self.batch.maxRecords <= 10_000 else {
             throw AgentConfigurationError(path: path, "batch.maxRecords is at most 10000 (the protocol's batch limit), got \(self.batch.maxRecords)")
         }
@@ -197,6 +223,9 @@ public struct AgentConfigurationFile: Sendable, Codable {
                 throw AgentConfigurationError(path: path, "http.listen must be HOST:PORT, got \"\(http.listen)\"")
             }
             try positive(http.maxBodyBytes, "http.maxBodyBytes")
+            if let problem = http.limits.problem {
+                throw AgentConfigurationError(path: path, "http.\(problem)")
+            }
             guard (0...3_650).contains(http.onePerCustomerDays) else {
                 throw AgentConfigurationError(path: path, "http.onePerCustomerDays must be 0 (off) to 3650, got \(http.onePerCustomerDays)")
             }
@@ -244,7 +273,17 @@ public struct AgentConfigurationFile: Sendable, Codable {
         configuration.enrollmentToken = self.enrollmentToken
         configuration.drainTimeout = .milliseconds(self.drainTimeoutMs)
         configuration.sources = self.sources
+        configuration.sites = try self.siteScope(path: path)
         return configuration
+    }
+
+    private func siteScope(path: String) throws -> SiteScope {
+        guard let sites = self.sites else { return .any }
+        do {
+            return try SiteScope(sites)
+        } catch let error as WireError {
+            throw AgentConfigurationError(path: path, "sites: \(error.detail)")
+        }
     }
 }
 

@@ -40,6 +40,9 @@ public final class FeedbackAgent: Service, Sendable {
         public var drainTimeout: Duration = .seconds(10)
         /// Edge sources (kiosk buttons, call logs, files) run beside `submit` and HTTP.
         public var sources: [SourceConfiguration] = []
+        /// The sites this agent is enrolled for: a rating for another site is refused at
+        /// capture (the hub would refuse its whole batch). `.any` leaves it to the hub.
+        public var sites: SiteScope = .any
 
         /// Creates settings; the spool lives in `spoolDirectory`, dead letters beside it.
         public init(identity: AgentIdentity, hubs: [HubAddress], tls: NIOSSLContext, spoolDirectory: String) {
@@ -97,7 +100,8 @@ public final class FeedbackAgent: Service, Sendable {
         )
         let batcher = self.batcher
         self.sources = SourceRunner(
-            sources: configuration.sources, spool: self.spool, origin: configuration.identity.nodeID, logger: logger,
+            sources: configuration.sources, spool: self.spool, origin: configuration.identity.nodeID, sites: configuration.sites,
+            logger: logger,
             onCaptured: { batcher.notify() }
         )
         if self.spool.recovery != Spool.Recovery() {
@@ -121,8 +125,9 @@ public final class FeedbackAgent: Service, Sendable {
         guard self.accepting.withLock({ $0 }) else { throw SpoolError(.closed, "the agent is shutting down") }
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         let origin = self.configuration.identity.nodeID
+        let sites = self.configuration.sites
         let records = try self.ids.withLock { ids in
-            try submissions.map { try $0.record(id: ids.next(milliseconds: now), origin: origin, capturedAt: now) }
+            try submissions.map { try $0.record(id: ids.next(milliseconds: now), origin: origin, capturedAt: now, sites: sites) }
         }
         try await self.spool.append(records)
         self.submitted.add(records.count, ordering: .relaxed)
@@ -139,8 +144,9 @@ public final class FeedbackAgent: Service, Sendable {
     public func capture(_ submissions: [FeedbackSubmission], cursor: SourceCursor) async throws -> [FeedbackRecord] {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         let origin = self.configuration.identity.nodeID
+        let sites = self.configuration.sites
         let records = try self.ids.withLock { ids in
-            try submissions.map { try $0.record(id: ids.next(milliseconds: now), origin: origin, capturedAt: now) }
+            try submissions.map { try $0.record(id: ids.next(milliseconds: now), origin: origin, capturedAt: now, sites: sites) }
         }
         try await self.spool.append(records, cursor: cursor)
         self.submitted.add(records.count, ordering: .relaxed)

@@ -58,10 +58,13 @@ public struct FeedbackSubmission: Sendable, Hashable, Codable {
         self.attributes = attributes
     }
 
-    /// Makes the validated record.
+    /// Makes the validated record; its site must be inside `sites`, the sites this agent is
+    /// enrolled for, since the hub refuses a whole batch holding a record outside them.
     ///
     /// - Throws: ``WireError`` with code `invalidRecord` naming the field.
-    public func record(id: UUID, origin: UUID, capturedAt: Int64, limits: RecordLimits = .protocolMaximum) throws -> FeedbackRecord {
+    public func record(
+        id: UUID, origin: UUID, capturedAt: Int64, limits: RecordLimits = .protocolMaximum, sites: SiteScope = .any
+    ) throws -> FeedbackRecord {
         guard let source = FeedbackRecord.Source(name: self.source) else {
             throw WireError(
                 .invalidRecord,
@@ -101,6 +104,12 @@ public struct FeedbackSubmission: Sendable, Hashable, Codable {
             attributes: self.attributes ?? [:]
         )
         try record.validate(limits: limits)
+        guard sites.allows(record.site) else {
+            throw WireError(
+                .invalidRecord, field: "site",
+                "site \(String(reflecting: String(record.site.prefix(64)))) is outside this agent's sites (\(sites))"
+            )
+        }
         return record
     }
 }

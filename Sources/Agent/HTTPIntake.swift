@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import ListenerLimits
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -29,6 +30,8 @@ public struct HTTPIntake: Sendable {
         /// When set, a customer's second answer to a survey within its window is refused
         /// with 409 `alreadyAnswered`.
         public var responseLimiter: ResponseLimiter?
+        /// Connection cap and header, body and idle timeouts.
+        public var limits = HTTPListenerLimits()
 
         /// Creates settings.
         public init(listen: HubAddress) {
@@ -103,8 +106,10 @@ public struct HTTPIntake: Sendable {
                 body: .init(byteBuffer: ByteBuffer(string: Self.metricsText(agent.status)))
             )
         }
+        let slots = HTTPConnectionSlots(limits: self.configuration.limits)
         return Application(
             router: router,
+            server: .http1(configuration: .init(additionalChannelHandlers: [slots.makeGuard()])),
             configuration: .init(address: .hostname(self.configuration.listen.host, port: self.configuration.listen.port)),
             onServerRunning: { channel in onBound(channel.localAddress?.port ?? 0) },
             logger: self.logger

@@ -37,20 +37,23 @@ public struct RegisteredNode: Sendable, Hashable {
     public var keyID: KeyID
     /// Agent or relay.
     public var role: Hello.Role
-    /// The site it was enrolled for ("" when none).
-    public var site: String
+    /// The sites its enrollment allows it to report for; a batch with a record outside them
+    /// is refused (`siteNotAllowed`), whoever forwards it.
+    public var sites: SiteScope
     /// Whether the key was revoked; a revoked node is refused and nothing it sends is stored.
     public var revoked: Bool
     /// When it was registered, ms since the epoch.
     public var createdAt: Int64
 
     /// Creates a registry entry.
-    public init(nodeID: UUID, publicKey: [UInt8], keyID: KeyID, role: Hello.Role, site: String, revoked: Bool, createdAt: Int64) {
+    public init(
+        nodeID: UUID, publicKey: [UInt8], keyID: KeyID, role: Hello.Role, sites: SiteScope, revoked: Bool, createdAt: Int64
+    ) {
         self.nodeID = nodeID
         self.publicKey = publicKey
         self.keyID = keyID
         self.role = role
-        self.site = site
+        self.sites = sites
         self.revoked = revoked
         self.createdAt = createdAt
     }
@@ -87,6 +90,9 @@ public protocol FeedbackStore: Sendable {
     /// its id is skipped.
     func commit(_ batches: [IncomingBatch]) throws -> [CommitOutcome]
 
+    /// Whether the batch (origin, sequence) is committed.
+    func isCommitted(_ key: BatchKey) throws -> Bool
+
     /// The highest committed sequence of `origin`, 0 when none.
     func committedSequence(origin: UUID) throws -> UInt64
 
@@ -99,11 +105,14 @@ public protocol FeedbackStore: Sendable {
     /// Marks a node's key revoked. Returns false if the node is not registered.
     func revokeNode(_ nodeID: UUID, at time: Int64) throws -> Bool
 
+    /// Replaces the sites a node may report for. Returns false if the node is not registered.
+    func setSites(_ sites: SiteScope, of nodeID: UUID) throws -> Bool
+
     /// Stores a one-time enrollment token (its SHA-256 only).
-    func addEnrollmentToken(hash: [UInt8], site: String, role: Hello.Role, createdAt: Int64, expiresAt: Int64) throws
+    func addEnrollmentToken(hash: [UInt8], sites: SiteScope, role: Hello.Role, createdAt: Int64, expiresAt: Int64) throws
 
     /// Redeems a token for `node` in one transaction: the token must exist, be unused and
-    /// unexpired; the node is registered with the token's site and role.
+    /// unexpired; the node is registered with the token's sites and role.
     func redeemEnrollmentToken(hash: [UInt8], node: RegisteredNode, at time: Int64) throws -> Result<RegisteredNode, EnrollmentRefusal>
 
     /// Number of stored records.

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import ListenerLimits
 import Logging
 import NIOCore
 import Prometheus
@@ -51,6 +52,18 @@ public final class Hub: Sendable {
         self.alertDispatcher =
             self.alertRules.rules.isEmpty
             ? nil : AlertDispatcher(store: self.store, rules: self.alertRules, metrics: metrics, logger: logger, now: clock)
+        let limits = configuration.limits
+        let needed = limits.maxConnections + limits.maxHandshakes + configuration.httpLimits.maxConnections + Self.filesBesideConnections
+        if let available = OpenFileLimit.current, available < needed {
+            logger.warning(
+                "the open-file limit is below what the connection caps need: lower the caps or raise the limit",
+                metadata: ["limit": "\(available)", "needed": "\(needed)"]
+            )
+        }
+        let anySite = (try? self.store.nodes().filter { $0.sites.allowsAnySite && !$0.revoked }.count) ?? 0
+        if anySite > 0 {
+            logger.notice("nodes that may report for any site (narrow them with `feedback-hub agents sites`)", metadata: ["nodes": "\(anySite)"])
+        }
         self.server = try HubServer(
             configuration: configuration,
             store: self.store,
@@ -83,8 +96,10 @@ public final class Hub: Sendable {
                 body: .init(byteBuffer: ByteBuffer(bytes: prometheus.emitToBuffer()))
             )
         }
+        let httpSlots = HTTPConnectionSlots(limits: self.configuration.httpLimits)
         return Application(
             router: router,
+            server: .http1(configuration: .init(additionalChannelHandlers: [httpSlots.makeGuard()])),
             configuration: .init(address: .hostname(http.host, port: http.port)),
             services: self.services,
             onServerRunning: { channel in self.httpBound.withLock { $0 = channel.localAddress } },
@@ -97,6 +112,10 @@ public final class Hub: Sendable {
         if let dispatcher = self.alertDispatcher { services.append(dispatcher) }
         return services
     }
+
+    /// Descriptors the hub holds besides connections: the store and its WAL, logs, the
+    /// listeners, webhook connections.
+    static let filesBesideConnections = 64
 
     /// The address of the operations endpoints, once bound.
     public var httpAddress: SocketAddress? { self.httpBound.withLock { $0 } }

@@ -1,4 +1,5 @@
 import Foundation
+import ListenerLimits
 import Wire
 import Yams
 
@@ -24,8 +25,14 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
 
     /// Bounds that protect the hub from peers.
     public struct Limits: Sendable, Codable, Equatable {
-        /// Most simultaneous protocol connections; more are refused with `tooManyConnections`.
+        /// Most authenticated protocol connections; a node authenticating beyond them is
+        /// refused with `tooManyConnections` instead of WELCOME.
         public var maxConnections: Int = 1024
+        /// Most connections between accept and WELCOME (TLS and HELLO in progress); when all
+        /// are taken the oldest is closed to make room, once it has run for a second.
+        public var maxHandshakes: Int = 256
+        /// Most handshakes in progress from one source address; more are closed at once.
+        public var maxHandshakesPerAddress: Int = 32
         /// Most records per batch.
         public var maxBatchRecords: Int = 10_000
         /// Most compressed bytes per batch (also bounds the frame size).
@@ -74,6 +81,8 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
     public var commit = Commit()
     /// The alert rules file (docs/ALERTS.md); nil: no alerts.
     public var alerts: String?
+    /// Bounds of the operations HTTP listener (`http`).
+    public var httpLimits = HTTPListenerLimits()
 
     /// Creates a configuration with defaults for everything but the identity and TLS files.
     public init(hubID: UUID, tls: TLS) {
@@ -82,7 +91,7 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case hubID = "hubId", listen, http, store, tls, limits, commit, alerts
+        case hubID = "hubId", listen, http, store, tls, limits, commit, alerts, httpLimits
     }
 
     public init(from decoder: any Decoder) throws {
@@ -95,6 +104,7 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
         self.limits = try c.decodeIfPresent(Limits.self, forKey: .limits) ?? Limits()
         self.commit = try c.decodeIfPresent(Commit.self, forKey: .commit) ?? Commit()
         self.alerts = try c.decodeIfPresent(String.self, forKey: .alerts)
+        self.httpLimits = try c.decodeIfPresent(HTTPListenerLimits.self, forKey: .httpLimits) ?? HTTPListenerLimits()
     }
 
     /// The batch limits these settings give.
@@ -155,6 +165,8 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
         _ = try HostPort(self.listen, key: "listen", path: path)
         _ = try HostPort(self.http, key: "http", path: path)
         try positive(self.limits.maxConnections, "limits.maxConnections")
+        try positive(self.limits.maxHandshakes, "limits.maxHandshakes")
+        try positive(self.limits.maxHandshakesPerAddress, "limits.maxHandshakesPerAddress")
         try positive(self.limits.maxBatchRecords, "limits.maxBatchRecords")
         try positive(self.limits.maxCompressedBytes, "limits.maxCompressedBytes")
         try positive(self.limits.maxUncompressedBytes, "limits.maxUncompressedBytes")
@@ -168,16 +180,28 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
         guard self.limits.maxCompressedBytes <= 64 << 20, self.limits.maxUncompressedBytes <= 256 << 20 else {
             throw ConfigurationError(path: path, "limits.maxCompressedBytes is at most 64 MiB and maxUncompressedBytes at most 256 MiB")
         }
+        // WELCOME does not announce the ratio, so conforming agents seal up to the protocol's
+        // 200 (PROTOCOL.md §8): a lower limit would refuse good batches for good.
+        guard self.limits.maxCompressionRatio >= BatchLimits.protocolCompressionRatio else {
+            throw ConfigurationError(
+                path: path,
+                "limits.maxCompressionRatio must be at least \(BatchLimits.protocolCompressionRatio), the protocol's ratio that agents seal to, got \(self.limits.maxCompressionRatio)"
+            )
+        }
         guard self.limits.credit <= 1024 else {
             throw ConfigurationError(path: path, "limits.credit is at most 1024, got \(self.limits.credit)")
+        }
+        if let problem = self.httpLimits.problem {
+            throw ConfigurationError(path: path, "httpLimits.\(problem)")
         }
     }
 
     private static let knownKeys: [String: Set<String>] = [
         "": Set(CodingKeys.allCases.map(\.rawValue)),
         "tls": ["certificate", "privateKey", "clientCA"],
+        "httpLimits": HTTPListenerLimits.settingNames,
         "limits": [
-            "maxConnections", "maxBatchRecords", "maxCompressedBytes", "maxUncompressedBytes", "maxCompressionRatio",
+            "maxConnections", "maxHandshakes", "maxHandshakesPerAddress", "maxBatchRecords", "maxCompressedBytes", "maxUncompressedBytes", "maxCompressionRatio",
             "credit", "handshakeTimeoutMs", "idleTimeoutMs", "drainTimeoutMs",
         ],
         "commit": ["maxBatches", "maxRecords"],

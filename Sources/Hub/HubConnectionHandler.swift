@@ -3,6 +3,8 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
+import NIOTLS
 import Wire
 
 /// Asks a connection to finish: GOAWAY, drain in-flight batches, close.
@@ -19,7 +21,17 @@ final class HubConnectionHandler: ChannelInboundHandler {
         var welcome: Welcome
         var batchLimits: BatchLimits
         var handshakeTimeout: TimeAmount
+        var idleTimeout: TimeAmount
         var goAway: GoAway
+        /// How long a connection being closed may take to flush its last frame (a REJECT)
+        /// before it is closed anyway: a peer that does not read cannot hold it open.
+        var closeGrace: TimeAmount = .seconds(2)
+    }
+
+    /// What the handler needs from its listener: taking a connection slot once the node is
+    /// authenticated (false: no slot, refuse with `tooManyConnections`).
+    struct Admission: Sendable {
+        var authenticated: @Sendable () -> Bool
     }
 
     private var machine: ServerStateMachine
@@ -29,9 +41,13 @@ final class HubConnectionHandler: ChannelInboundHandler {
     private let committer: GroupCommitter
     private let blockingPool: NIOThreadPool
     private let metrics: HubMetrics
+    private let admission: Admission
+    private let frameGuard: HandshakeFrameGuard
+    private let activity: ByteCounter
     private var logger: Logger
     private let decompressor = ZstdDecompressor()
     private var handshakeTimer: Scheduled<Void>?
+    private var tlsEstablished = false
     private var context: ChannelHandlerContext?
 
     init(
@@ -42,6 +58,9 @@ final class HubConnectionHandler: ChannelInboundHandler {
         committer: GroupCommitter,
         blockingPool: NIOThreadPool,
         metrics: HubMetrics,
+        admission: Admission,
+        frameGuard: HandshakeFrameGuard,
+        activity: ByteCounter,
         logger: Logger
     ) {
         self.machine = ServerStateMachine(challenge: .random(hubID: hubID))
@@ -51,6 +70,9 @@ final class HubConnectionHandler: ChannelInboundHandler {
         self.committer = committer
         self.blockingPool = blockingPool
         self.metrics = metrics
+        self.admission = admission
+        self.frameGuard = frameGuard
+        self.activity = activity
         self.logger = logger
     }
 
@@ -65,6 +87,8 @@ final class HubConnectionHandler: ChannelInboundHandler {
         context.fireChannelActive()
     }
 
+    /// Arms the handshake deadline from the moment the connection is accepted: TLS, HELLO
+    /// and verification must all fit in it, or the connection is closed whatever its state.
     private func start(_ context: ChannelHandlerContext) {
         guard self.handshakeTimer == nil else { return }
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -72,7 +96,6 @@ final class HubConnectionHandler: ChannelInboundHandler {
             let handler = loopBound.value
             handler.perform(handler.machine.handshakeTimedOut())
         }
-        self.perform(self.machine.start())
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -91,6 +114,12 @@ final class HubConnectionHandler: ChannelInboundHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
+        case let tls as TLSUserEvent:
+            if case .handshakeCompleted = tls, !self.tlsEstablished {
+                // CHALLENGE is the first frame, sent as soon as TLS is up (PROTOCOL.md §4.4).
+                self.tlsEstablished = true
+                self.perform(self.machine.start())
+            }
         case is IdleStateHandler.IdleStateEvent:
             self.perform(self.machine.idleTimedOut())
         case is ShutdownRequested:
@@ -116,7 +145,7 @@ final class HubConnectionHandler: ChannelInboundHandler {
         case .none:
             break
         case .write(let frames, let close):
-            for (index, frame) in frames.enumerated() {
+            for frame in frames {
                 if case .reject(let reject) = frame {
                     self.metrics.rejected(reject.code)
                     self.logger.info(
@@ -125,19 +154,33 @@ final class HubConnectionHandler: ChannelInboundHandler {
                                    "reason": "\(reject.message)"]
                     )
                 }
-                if close, index == frames.count - 1 {
-                    // Close only once the last frame (usually the REJECT) is on the wire.
-                    let channel = context.channel
-                    context.writeAndFlush(Self.wrapOutboundOut(frame)).whenComplete { _ in channel.close(promise: nil) }
-                } else {
-                    context.write(Self.wrapOutboundOut(frame), promise: nil)
-                }
             }
-            if !close { context.flush() }
+            guard close else {
+                for frame in frames { context.write(Self.wrapOutboundOut(frame), promise: nil) }
+                context.flush()
+                return
+            }
+            self.close(context, after: frames)
         case .verifyHello(let hello):
             self.verify(hello, context)
         case .ingest(let batch, _):
             self.ingest(batch, context)
+        }
+    }
+
+    /// Closes the connection once `frames` are on the wire, or at once when they cannot be
+    /// written (no TLS yet), or after the close grace when the peer does not read them.
+    private func close(_ context: ChannelHandlerContext, after frames: [Frame]) {
+        let channel = context.channel
+        guard self.tlsEstablished, !frames.isEmpty else {
+            channel.close(promise: nil)
+            return
+        }
+        let deadline = context.eventLoop.scheduleTask(in: self.settings.closeGrace) { channel.close(promise: nil) }
+        for frame in frames.dropLast() { context.write(Self.wrapOutboundOut(frame), promise: nil) }
+        context.writeAndFlush(Self.wrapOutboundOut(frames[frames.count - 1])).whenComplete { _ in
+            deadline.cancel()
+            channel.close(promise: nil)
         }
     }
 
@@ -164,11 +207,18 @@ final class HubConnectionHandler: ChannelInboundHandler {
             }
         }.whenComplete { result in
             let handler = loopBound.value
-            handler.handshakeTimer?.cancel()
             switch result {
             case .success(.success(let welcome)):
+                guard handler.admission.authenticated() else {
+                    handler.perform(handler.machine.helloRefused(
+                        .connection(.tooManyConnections, .retryable, "the hub has its maximum of connections")
+                    ))
+                    return
+                }
+                handler.handshakeTimer?.cancel()
                 handler.logger[metadataKey: "node"] = "\(hello.nodeID)"
                 handler.logger.info("node connected", metadata: ["role": "\(hello.role)"])
+                handler.openConversation()
                 handler.perform(handler.machine.helloVerified(welcome))
             case .success(.failure(let reject)):
                 handler.perform(handler.machine.helloRefused(reject))
@@ -178,26 +228,51 @@ final class HubConnectionHandler: ChannelInboundHandler {
         }
     }
 
+    /// After WELCOME every frame type may come, and the idle timeout the WELCOME announced
+    /// starts; it counts any bytes received, so a large BATCH arriving slowly keeps the
+    /// connection alive.
+    private func openConversation() {
+        guard let context = self.context else { return }
+        self.frameGuard.open()
+        guard self.settings.idleTimeout.nanoseconds > 0 else { return }
+        try? context.pipeline.syncOperations.addHandler(
+            IdleStateHandler(readTimeout: self.settings.idleTimeout),
+            position: .after(self.activity)
+        )
+    }
+
     private func ingest(_ batch: SealedBatch, _ context: ChannelHandlerContext) {
         let header = batch.header
-        @Sendable func refuse(_ code: RejectCode, _ disposition: Reject.Disposition, _ message: String) -> Frame {
-            .reject(Reject(origin: header.origin, sequence: header.sequence, code: code, disposition: disposition, message: message))
-        }
         let records: [FeedbackRecord]
-        switch self.registry.signingKey(for: batch) {
+        switch self.registry.rights(for: batch) {
         case .failure(let reject):
             self.perform(self.machine.batchCompleted(.reject(reject)))
             return
-        case .success(let key):
+        case .success(let rights):
+            let verified: VerifiedBatch
             do {
                 // Limits and signature first; only a verified batch is decompressed.
-                let verified = try batch.verified(by: key, limits: self.settings.batchLimits)
-                records = try verified.records(limits: self.settings.batchLimits, decompressor: self.decompressor)
+                verified = try batch.verified(by: rights.key, limits: self.settings.batchLimits)
             } catch let error as WireError {
-                self.perform(self.machine.batchCompleted(refuse(error.rejectCode, .permanent, error.detail)))
+                self.perform(self.machine.batchCompleted(.reject(self.refusal(of: batch, error.rejectCode, error.detail))))
                 return
             } catch {
-                self.perform(self.machine.batchCompleted(refuse(.malformedFrame, .permanent, "\(error)")))
+                self.perform(self.machine.batchCompleted(.reject(self.refusal(of: batch, .malformedFrame, "\(error)"))))
+                return
+            }
+            do {
+                records = try verified.records(limits: self.settings.batchLimits, decompressor: self.decompressor)
+                if let index = records.firstIndex(where: { !rights.sites.allows($0.site) }) {
+                    let site = String(reflecting: String(records[index].site.prefix(64)))
+                    self.refuseUnlessCommitted(batch, .siteNotAllowed,
+                        "record \(index + 1) of \(records.count) names site \(site), outside the origin's sites (\(rights.sites))", context)
+                    return
+                }
+            } catch let error as WireError {
+                self.refuseUnlessCommitted(batch, error.rejectCode, error.detail, context)
+                return
+            } catch {
+                self.refuseUnlessCommitted(batch, .invalidRecord, "\(error)", context)
                 return
             }
         }
@@ -207,20 +282,48 @@ final class HubConnectionHandler: ChannelInboundHandler {
             let handler = loopBound.value
             switch result {
             case .success(.stored(let newRecords)):
-                handler.perform(
-                    handler.machine.batchCompleted(
-                        .ack(Ack(origin: header.origin, sequence: header.sequence, status: .stored, storedRecords: UInt32(newRecords)))
-                    )
-                )
+                handler.perform(handler.machine.batchCompleted(
+                    .ack(Ack(origin: header.origin, sequence: header.sequence, status: .stored, storedRecords: UInt32(newRecords)))
+                ))
             case .success(.duplicate):
-                handler.perform(
-                    handler.machine.batchCompleted(
-                        .ack(Ack(origin: header.origin, sequence: header.sequence, status: .duplicate, storedRecords: 0))
-                    )
-                )
+                handler.perform(handler.machine.batchCompleted(
+                    .ack(Ack(origin: header.origin, sequence: header.sequence, status: .duplicate, storedRecords: 0))
+                ))
             case .failure:
-                handler.perform(handler.machine.batchCompleted(refuse(.storeUnavailable, .retryable, "the batch could not be committed")))
+                handler.perform(handler.machine.batchCompleted(
+                    .reject(handler.refusal(of: batch, .storeUnavailable, "the batch could not be committed", .retryable))
+                ))
             }
         }
+    }
+
+    /// A verified batch whose payload fails is answered `duplicate` when it is already
+    /// committed, whatever the payload holds (PROTOCOL.md §7.2); only a new batch is refused.
+    /// The store is asked on this failure path only, so good batches cost no extra read.
+    private func refuseUnlessCommitted(_ batch: SealedBatch, _ code: RejectCode, _ message: String, _ context: ChannelHandlerContext) {
+        let store = self.store
+        let key = batch.key
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        self.blockingPool.runIfActive(eventLoop: context.eventLoop) { try store.isCommitted(key) }.whenComplete { result in
+            let handler = loopBound.value
+            switch result {
+            case .success(true):
+                handler.perform(handler.machine.batchCompleted(
+                    .ack(Ack(origin: key.origin, sequence: key.sequence, status: .duplicate, storedRecords: 0))
+                ))
+            case .success(false):
+                handler.perform(handler.machine.batchCompleted(.reject(handler.refusal(of: batch, code, message))))
+            case .failure:
+                handler.perform(handler.machine.batchCompleted(
+                    .reject(handler.refusal(of: batch, .storeUnavailable, "the store cannot be read", .retryable))
+                ))
+            }
+        }
+    }
+
+    private func refusal(
+        of batch: SealedBatch, _ code: RejectCode, _ message: String, _ disposition: Reject.Disposition = .permanent
+    ) -> Reject {
+        Reject(origin: batch.header.origin, sequence: batch.header.sequence, code: code, disposition: disposition, message: message)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import ListenerLimits
 import Logging
 import NIOCore
 import NIOPosix
@@ -9,6 +10,13 @@ import Wire
 
 /// The protocol listener: TLS 1.3 (optionally mutual), frame codec, one
 /// ``HubConnectionHandler`` per connection, the group committer behind them.
+///
+/// Connections hold one of two kinds of slot. From accept until WELCOME a connection holds a
+/// handshake slot (`limits.maxHandshakes`, at most `limits.maxHandshakesPerAddress` per source
+/// address; when they are full the oldest handshake is evicted once it has run for a second),
+/// so a flood of connections that never finish TLS cannot lock agents out. An authenticated
+/// node moves to a connection slot (`limits.maxConnections`); with none free it is refused with
+/// `tooManyConnections` instead of WELCOME. Every handshake ends at `handshakeTimeoutMs`.
 ///
 /// As a `Service`, it runs until graceful shutdown; then it stops accepting, sends GOAWAY
 /// to every node, lets in-flight batches commit (up to the drain timeout), and returns with
@@ -23,12 +31,30 @@ public final class HubServer: Service, Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let blockingPool: NIOThreadPool
     private let committer: GroupCommitter
-    private let connections = Mutex<[ObjectIdentifier: any Channel]>([:])
+    private let slots: Mutex<Slots>
     private let state = Mutex<Lifecycle>(.idle)
     private let bound = Mutex<Result<SocketAddress, StoreError>?>(nil)
 
     enum Lifecycle: Sendable {
         case idle, running, draining, stopped
+    }
+
+    /// Every open connection and the slot it holds.
+    struct Slots: Sendable {
+        enum Held: Sendable {
+            case handshake(ConnectionSlots<any Channel>.Ticket)
+            case connection(ConnectionSlots<Void>.Ticket)
+            case none
+        }
+
+        struct Tracked: Sendable {
+            var channel: any Channel
+            var held: Held
+        }
+
+        var handshakes: ConnectionSlots<any Channel>
+        var connections: ConnectionSlots<Void>
+        var open: [ObjectIdentifier: Tracked] = [:]
     }
 
     /// Creates the server; nothing listens until ``run()``.
@@ -52,6 +78,18 @@ public final class HubServer: Service, Sendable {
         limits.maxBatches = configuration.commit.maxBatches
         limits.maxRecords = configuration.commit.maxRecords
         self.committer = GroupCommitter(store: store, limits: limits, metrics: metrics, logger: logger)
+        self.slots = Mutex(
+            Slots(
+                handshakes: ConnectionSlots(
+                    limits: .init(
+                        capacity: configuration.limits.maxHandshakes,
+                        perAddress: configuration.limits.maxHandshakesPerAddress,
+                        evictAfter: .seconds(1)
+                    )
+                ),
+                connections: ConnectionSlots(limits: .init(capacity: configuration.limits.maxConnections))
+            )
+        )
     }
 
     /// The address the listener is bound to: waits (up to 30 s) until ``run()`` has bound it.
@@ -94,16 +132,16 @@ public final class HubServer: Service, Sendable {
 
     private func drain(_ serverChannel: any Channel) async {
         self.state.withLock { $0 = .draining }
-        self.logger.info("hub draining", metadata: ["connections": "\(self.connections.withLock { $0.count })"])
+        self.logger.info("hub draining", metadata: ["connections": "\(self.slots.withLock { $0.open.count })"])
         try? await serverChannel.close()
-        for channel in self.connections.withLock({ Array($0.values) }) {
+        for channel in self.openChannels {
             channel.pipeline.fireUserInboundEventTriggered(ShutdownRequested())
         }
         let deadline = ContinuousClock.now + .milliseconds(self.configuration.limits.drainTimeoutMs)
-        while ContinuousClock.now < deadline, self.connections.withLock({ !$0.isEmpty }) {
+        while ContinuousClock.now < deadline, self.slots.withLock({ !$0.open.isEmpty }) {
             try? await Task.sleep(for: .milliseconds(20))
         }
-        for channel in self.connections.withLock({ Array($0.values) }) {
+        for channel in self.openChannels {
             try? await channel.close()
         }
         // Whatever was already handed to the committer is committed before we return.
@@ -112,6 +150,10 @@ public final class HubServer: Service, Sendable {
         try? await self.blockingPool.shutdownGracefully()
         try? await self.group.shutdownGracefully()
         self.logger.info("hub stopped")
+    }
+
+    private var openChannels: [any Channel] {
+        self.slots.withLock { $0.open.values.map(\.channel) }
     }
 
     private func refreshRegistryUntilCancelled() async {
@@ -137,6 +179,7 @@ public final class HubServer: Service, Sendable {
             ),
             batchLimits: self.configuration.batchLimits,
             handshakeTimeout: .milliseconds(Int64(self.configuration.limits.handshakeTimeoutMs)),
+            idleTimeout: .milliseconds(Int64(self.configuration.limits.idleTimeoutMs)),
             goAway: GoAway(code: .shuttingDown, reconnectAfterMilliseconds: 1_000, message: "hub shutting down")
         )
         return ServerBootstrap(group: self.group)
@@ -152,38 +195,49 @@ public final class HubServer: Service, Sendable {
 
     private func setUp(_ channel: any Channel, _ settings: HubConnectionHandler.Settings) throws {
         let id = ObjectIdentifier(channel)
-        let admitted = self.connections.withLock { connections -> Bool in
-            guard connections.count < self.configuration.limits.maxConnections else { return false }
-            connections[id] = channel
-            return true
+        let draining = self.state.withLock { if case .draining = $0 { true } else { false } }
+        let admission = self.slots.withLock { slots -> ConnectionSlots<any Channel>.Admission in
+            if draining { return .refused(.full(capacity: 0)) }
+            let admission = slots.handshakes.admit(channel, from: channel.remoteAddress?.slotKey ?? "", at: .now)
+            switch admission {
+            case .admitted(let ticket), .admittedEvicting(let ticket, _):
+                slots.open[id] = .init(channel: channel, held: .handshake(ticket))
+            case .refused:
+                break
+            }
+            return admission
+        }
+        switch admission {
+        case .refused(let refusal):
+            // No TLS, no frame: refusing must cost less than the flood that causes it.
+            self.metrics.connectionRefused(refusal)
+            channel.close(promise: nil)
+            return
+        case .admittedEvicting(_, let evicted):
+            self.metrics.handshakesEvicted.increment()
+            evicted.close(promise: nil)
+        case .admitted:
+            break
+        }
+        self.recordSlotMetrics()
+        channel.closeFuture.whenComplete { _ in
+            self.slots.withLock { slots in
+                switch slots.open.removeValue(forKey: id)?.held {
+                case .handshake(let ticket)?: slots.handshakes.release(ticket)
+                case .connection(let ticket)?: slots.connections.release(ticket)
+                case .none?, nil: break
+                }
+            }
+            self.recordSlotMetrics()
         }
         let sync = channel.pipeline.syncOperations
+        let activity = ByteCounter(counter: self.metrics)
+        let frameGuard = HandshakeFrameGuard()
         try sync.addHandler(NIOSSLServerHandler(context: self.sslContext))
-        guard admitted else {
-            self.metrics.rejected(.tooManyConnections)
-            try sync.addHandler(MessageToByteHandler(FrameEncoder()))
-            try sync.addHandler(RefuseConnectionHandler(
-                reject: .connection(.tooManyConnections, .retryable, "the hub has its maximum of \(self.configuration.limits.maxConnections) connections")
-            ))
-            return
-        }
-        self.metrics.connections.record(self.connections.withLock { $0.count })
-        channel.closeFuture.whenComplete { _ in
-            let count = self.connections.withLock { connections in
-                connections[id] = nil
-                return connections.count
-            }
-            self.metrics.connections.record(count)
-        }
-        if case .draining = self.state.withLock({ $0 }) {
-            try sync.addHandler(MessageToByteHandler(FrameEncoder()))
-            try sync.addHandler(RefuseConnectionHandler(reject: .connection(.shuttingDown, .retryable, "the hub is shutting down")))
-            return
-        }
-        try sync.addHandler(ByteCounter(counter: self.metrics))
+        try sync.addHandler(activity)
+        try sync.addHandler(frameGuard)
         try sync.addHandler(ByteToMessageHandler(FrameDecoder(limits: FrameLimits(batch: self.configuration.batchLimits))))
         try sync.addHandler(MessageToByteHandler(FrameEncoder()))
-        try sync.addHandler(IdleStateHandler(readTimeout: .milliseconds(Int64(self.configuration.limits.idleTimeoutMs))))
         try sync.addHandler(
             HubConnectionHandler(
                 hubID: self.configuration.hubID,
@@ -193,32 +247,43 @@ public final class HubServer: Service, Sendable {
                 committer: self.committer,
                 blockingPool: self.blockingPool,
                 metrics: self.metrics,
+                admission: .init(authenticated: { self.promote(id) }),
+                frameGuard: frameGuard,
+                activity: activity,
                 logger: self.logger
             )
         )
     }
-}
 
-/// Answers a connection the hub cannot take with one REJECT, then closes it.
-final class RefuseConnectionHandler: ChannelInboundHandler {
-    typealias InboundIn = Any
-    typealias OutboundOut = Frame
-    private let reject: Reject
-
-    init(reject: Reject) {
-        self.reject = reject
+    /// Moves an authenticated connection from its handshake slot to a connection slot;
+    /// false when none is free (or its handshake slot was taken from it meanwhile).
+    private func promote(_ id: ObjectIdentifier) -> Bool {
+        let promoted = self.slots.withLock { slots -> Bool in
+            guard var tracked = slots.open[id], case .handshake(let ticket) = tracked.held, slots.handshakes.holds(ticket) else {
+                return false
+            }
+            slots.handshakes.release(ticket)
+            if case .admitted(let slot) = slots.connections.admit((), from: "", at: .now) {
+                tracked.held = .connection(slot)
+            } else {
+                tracked.held = .none
+            }
+            slots.open[id] = tracked
+            if case .connection = tracked.held { return true }
+            return false
+        }
+        if !promoted {
+            self.metrics.connectionRefused(ConnectionSlots<Void>.Refusal.full(capacity: self.configuration.limits.maxConnections), afterAuthentication: true)
+        }
+        self.recordSlotMetrics()
+        return promoted
     }
 
-    func channelActive(context: ChannelHandlerContext) {
-        let channel = context.channel
-        context.writeAndFlush(Self.wrapOutboundOut(.reject(self.reject))).whenComplete { _ in channel.close(promise: nil) }
+    private func recordSlotMetrics() {
+        let (handshakes, connections) = self.slots.withLock { ($0.handshakes.count, $0.connections.count) }
+        self.metrics.handshakes.record(handshakes)
+        self.metrics.connections.record(connections)
     }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { self.channelActive(context: context) }
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
 }
 
 /// Counts bytes received, before TLS-decrypted bytes are decoded into frames.

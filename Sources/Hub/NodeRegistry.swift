@@ -72,7 +72,7 @@ public final class NodeRegistry: Sendable {
             publicKey: hello.publicKey,
             keyID: hello.keyID,
             role: hello.role,
-            site: "",
+            sites: .any,
             revoked: false,
             createdAt: now
         )
@@ -92,8 +92,17 @@ public final class NodeRegistry: Sendable {
         }
     }
 
-    /// The key that must have signed `batch`, or the batch-level REJECT to send.
-    public func signingKey(for batch: SealedBatch) -> Result<Curve25519.Signing.PublicKey, Reject> {
+    /// What a batch's origin is allowed: the key that must have signed the batch, and the
+    /// sites its records may name.
+    public struct OriginRights: Sendable {
+        /// The origin's registered signing key.
+        public var key: Curve25519.Signing.PublicKey
+        /// The sites the origin may report for.
+        public var sites: SiteScope
+    }
+
+    /// The rights of `batch`'s origin, or the batch-level REJECT to send.
+    public func rights(for batch: SealedBatch) -> Result<OriginRights, Reject> {
         let header = batch.header
         let entry = self.entries.withLock { $0[header.origin] }
         guard let entry else {
@@ -108,7 +117,7 @@ public final class NodeRegistry: Sendable {
             return .failure(Reject(origin: header.origin, sequence: header.sequence, code: .unknownKey, disposition: .permanent,
                                    message: "key \(header.keyID) is not the registered key of origin \(header.origin)"))
         }
-        return .success(entry.key)
+        return .success(OriginRights(key: entry.key, sites: entry.node.sites))
     }
 
     /// The stored form of an enrollment token: its SHA-256.

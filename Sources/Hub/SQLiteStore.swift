@@ -97,6 +97,22 @@ public final class SQLiteStore: FeedbackStore {
             )
         }
         Self.registerAlertSchema(&migrator)
+        migrator.registerMigration("v3-site-scopes") { db in
+            // Before scopes a node's site was informational; "" meant none. A node or token
+            // with a site is bound to it; one without keeps reporting for any site, so an
+            // upgrade refuses none of its ratings (the hub logs how many such nodes there are;
+            // `feedback-hub agents sites` narrows them).
+            try db.execute(
+                sql: """
+                    ALTER TABLE nodes ADD COLUMN sites TEXT NOT NULL DEFAULT '*';
+                    UPDATE nodes SET sites = site WHERE site <> '';
+                    ALTER TABLE nodes DROP COLUMN site;
+                    ALTER TABLE enrollment_tokens ADD COLUMN sites TEXT NOT NULL DEFAULT '*';
+                    UPDATE enrollment_tokens SET sites = site WHERE site <> '';
+                    ALTER TABLE enrollment_tokens DROP COLUMN site;
+                    """
+            )
+        }
         return migrator
     }
 
@@ -186,6 +202,15 @@ public final class SQLiteStore: FeedbackStore {
         return outcomes
     }
 
+    public func isCommitted(_ key: BatchKey) throws -> Bool {
+        try self.pool.read { db in
+            try Bool.fetchOne(
+                db, sql: "SELECT EXISTS (SELECT 1 FROM batches WHERE origin = ? AND sequence = ?)",
+                arguments: [key.origin, Int64(bitPattern: key.sequence)]
+            ) ?? false
+        }
+    }
+
     public func committedSequence(origin: UUID) throws -> UInt64 {
         try self.pool.read { db in
             let value = try Int64.fetchOne(db, sql: "SELECT MAX(sequence) FROM batches WHERE origin = ?", arguments: [origin])
@@ -217,11 +242,18 @@ public final class SQLiteStore: FeedbackStore {
         }
     }
 
-    public func addEnrollmentToken(hash: [UInt8], site: String, role: Hello.Role, createdAt: Int64, expiresAt: Int64) throws {
+    public func setSites(_ sites: SiteScope, of nodeID: UUID) throws -> Bool {
+        try self.pool.write { db in
+            try db.execute(sql: "UPDATE nodes SET sites = ? WHERE node_id = ?", arguments: [sites.storedForm, nodeID])
+            return db.changesCount == 1
+        }
+    }
+
+    public func addEnrollmentToken(hash: [UInt8], sites: SiteScope, role: Hello.Role, createdAt: Int64, expiresAt: Int64) throws {
         try self.pool.write { db in
             try db.execute(
-                sql: "INSERT INTO enrollment_tokens (token_hash, site, role, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-                arguments: [Data(hash), site, Int(role.rawValue), createdAt, expiresAt]
+                sql: "INSERT INTO enrollment_tokens (token_hash, sites, role, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+                arguments: [Data(hash), sites.storedForm, Int(role.rawValue), createdAt, expiresAt]
             )
         }
     }
@@ -235,7 +267,7 @@ public final class SQLiteStore: FeedbackStore {
             guard
                 let token = try Row.fetchOne(
                     db,
-                    sql: "SELECT site, role, expires_at, used_at FROM enrollment_tokens WHERE token_hash = ?",
+                    sql: "SELECT sites, role, expires_at, used_at FROM enrollment_tokens WHERE token_hash = ?",
                     arguments: [Data(hash)]
                 )
             else {
@@ -247,7 +279,8 @@ public final class SQLiteStore: FeedbackStore {
                 return .failure(.nodeTaken)
             }
             var enrolled = node
-            enrolled.site = token["site"]
+            guard let sites = try? SiteScope(storedForm: token["sites"]) else { return .failure(.unknownToken) }
+            enrolled.sites = sites
             enrolled.role = Hello.Role(rawValue: UInt8(token["role"] as Int)) ?? .agent
             enrolled.createdAt = time
             try Self.insert(enrolled, db)
@@ -275,26 +308,27 @@ public final class SQLiteStore: FeedbackStore {
     private static func insert(_ node: RegisteredNode, _ db: Database) throws {
         try db.execute(
             sql: """
-                INSERT INTO nodes (node_id, public_key, key_id, role, site, created_at, revoked_at)
+                INSERT INTO nodes (node_id, public_key, key_id, role, sites, created_at, revoked_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [
                 node.nodeID, Data(node.publicKey), Int64(bitPattern: node.keyID.rawValue), Int(node.role.rawValue),
-                node.site, node.createdAt, node.revoked ? node.createdAt : nil,
+                node.sites.storedForm, node.createdAt, node.revoked ? node.createdAt : nil,
             ]
         )
     }
 
     private static func node(_ row: Row) -> RegisteredNode? {
         guard let nodeID = row["node_id"] as UUID?, let key = row["public_key"] as Data?,
-            let role = Hello.Role(rawValue: UInt8(clamping: row["role"] as Int))
+            let role = Hello.Role(rawValue: UInt8(clamping: row["role"] as Int)),
+            let sites = try? SiteScope(storedForm: row["sites"])
         else { return nil }
         return RegisteredNode(
             nodeID: nodeID,
             publicKey: [UInt8](key),
             keyID: KeyID(rawValue: UInt64(bitPattern: row["key_id"] as Int64)),
             role: role,
-            site: row["site"],
+            sites: sites,
             revoked: (row["revoked_at"] as Int64?) != nil,
             createdAt: row["created_at"]
         )

@@ -12,7 +12,10 @@ public struct BatchLimits: Sendable, Hashable {
     public var maxUncompressedBytes: Int = 8 << 20
     /// Most the payload may expand by: `uncompressed <= compressed * maxCompressionRatio`.
     /// Real batches reach about 10 (every record has 10 random id bytes); a zstd bomb reaches thousands.
-    public var maxCompressionRatio: Int = 200
+    public var maxCompressionRatio: Int = BatchLimits.protocolCompressionRatio
+    /// The compression ratio every receiver accepts (PROTOCOL.md §8): senders seal to it, and
+    /// since WELCOME does not announce a ratio, a receiver may raise its limit but not lower it.
+    public static let protocolCompressionRatio = 200
     /// Bounds on each record's fields.
     public var record = RecordLimits.protocolMaximum
 

@@ -50,13 +50,15 @@ public struct RejectCode: RawRepresentable, Sendable, Hashable, CustomStringConv
     public static let tooManyConnections = RejectCode(rawValue: 20)
     /// The hub is shutting down.
     public static let shuttingDown = RejectCode(rawValue: 21)
+    /// A record names a site the origin's enrollment does not allow it to report for.
+    public static let siteNotAllowed = RejectCode(rawValue: 22)
 
     private static let names: [UInt16: String] = [
         1: "malformedFrame", 2: "unsupportedVersion", 3: "unknownKey", 4: "revokedKey", 5: "badProof",
         6: "badSignature", 7: "frameTooLarge", 8: "batchTooLarge", 9: "decompressionFailed",
         10: "invalidRecord", 11: "creditExceeded", 12: "handshakeTimeout", 13: "idleTimeout",
         14: "unexpectedFrame", 15: "storeUnavailable", 16: "overloaded", 17: "enrollmentRefused",
-        18: "originNotAllowed", 20: "tooManyConnections", 21: "shuttingDown",
+        18: "originNotAllowed", 20: "tooManyConnections", 21: "shuttingDown", 22: "siteNotAllowed",
     ]
 
     /// The code's name, or `code(N)` for a code this version does not know.

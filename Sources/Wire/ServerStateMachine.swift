@@ -1,8 +1,11 @@
+import Foundation
+
 /// The hub side of one connection, as a pure state machine: events in, actions out.
 ///
 /// States: awaiting HELLO → verifying (the handler checks the registry and the proof) →
 /// ready → (after ``shutdown(_:)``) draining → closed. Credit is enforced here: a BATCH
-/// without credit closes the connection. Verifying keys, ingesting batches and timers are
+/// without credit closes the connection, and so does a BATCH whose (origin, sequence) is
+/// already in flight on the connection. Verifying keys, ingesting batches and timers are
 /// the handler's work; their outcomes come back as events.
 public struct ServerStateMachine: Sendable {
     /// What the handler must do after an event.
@@ -21,8 +24,8 @@ public struct ServerStateMachine: Sendable {
     enum State: Sendable, Hashable {
         case awaitingHello
         case verifying(Hello)
-        case ready(node: Hello, credit: UInt32, inFlight: Int)
-        case draining(node: Hello, inFlight: Int)
+        case ready(node: Hello, credit: UInt32, inFlight: Set<BatchKey>)
+        case draining(node: Hello, inFlight: Set<BatchKey>)
         case closed
     }
 
@@ -39,7 +42,7 @@ public struct ServerStateMachine: Sendable {
     /// Batches being ingested and not yet answered.
     public var inFlightCount: Int {
         switch self.state {
-        case .ready(_, _, let inFlight), .draining(_, let inFlight): inFlight
+        case .ready(_, _, let inFlight), .draining(_, let inFlight): inFlight.count
         case .awaitingHello, .verifying, .closed: 0
         }
     }
@@ -56,6 +59,9 @@ public struct ServerStateMachine: Sendable {
             guard case .hello(let hello) = frame else { return self.refuse(.unexpectedFrame, "expected HELLO, got \(frame.type)") }
             guard self.challenge.versions.contains(hello.version) else {
                 return self.refuse(.unsupportedVersion, "version \(hello.version) is outside \(self.challenge.versions)")
+            }
+            guard hello.nodeID != Self.nilNodeID else {
+                return self.refuse(.malformedFrame, "the nil UUID is reserved and cannot be a node id")
             }
             self.state = .verifying(hello)
             return .verifyHello(hello)
@@ -78,7 +84,10 @@ public struct ServerStateMachine: Sendable {
                     )
                     return .write([.reject(reject), .credit(1)], close: false)
                 }
-                self.state = .ready(node: node, credit: credit - 1, inFlight: inFlight + 1)
+                guard !inFlight.contains(batch.key) else {
+                    return self.refuse(.unexpectedFrame, "batch \(batch.key) is already in flight on this connection")
+                }
+                self.state = .ready(node: node, credit: credit - 1, inFlight: inFlight.union([batch.key]))
                 return .ingest(batch, node: node)
             case .ping(let value):
                 return .write([.pong(value)], close: false)
@@ -115,7 +124,7 @@ public struct ServerStateMachine: Sendable {
     /// The registry accepted the HELLO and the proof verified.
     public mutating func helloVerified(_ welcome: Welcome) -> Action {
         guard case .verifying(let hello) = self.state else { return .none }
-        self.state = .ready(node: hello, credit: welcome.initialCredit, inFlight: 0)
+        self.state = .ready(node: hello, credit: welcome.initialCredit, inFlight: [])
         return .write([.welcome(welcome)], close: false)
     }
 
@@ -126,17 +135,40 @@ public struct ServerStateMachine: Sendable {
         return .write([.reject(reject)], close: true)
     }
 
-    /// A batch handed out by `.ingest` is finished: `outcome` is its ACK or batch REJECT.
-    /// Each finished batch returns one credit unless the connection is draining.
-    public mutating func batchCompleted(_ outcome: Frame) -> Action {
+    /// What ingesting one batch came to.
+    public enum Outcome: Sendable, Hashable {
+        /// Committed: answer with this ACK.
+        case ack(Ack)
+        /// Refused: answer with this batch-level REJECT.
+        case reject(Reject)
+
+        var key: BatchKey {
+            switch self {
+            case .ack(let ack): ack.key
+            case .reject(let reject): reject.key
+            }
+        }
+
+        var frame: Frame {
+            switch self {
+            case .ack(let ack): .ack(ack)
+            case .reject(let reject): .reject(reject)
+            }
+        }
+    }
+
+    /// A batch handed out by `.ingest` is finished. Each finished batch returns one credit
+    /// unless the connection is draining. An outcome for a batch not in flight is dropped.
+    public mutating func batchCompleted(_ outcome: Outcome) -> Action {
         switch self.state {
-        case .ready(let node, let credit, let inFlight):
-            self.state = .ready(node: node, credit: credit == .max ? .max : credit + 1, inFlight: max(inFlight - 1, 0))
-            return .write([outcome, .credit(1)], close: false)
-        case .draining(let node, let inFlight):
-            let remaining = max(inFlight - 1, 0)
-            self.state = remaining == 0 ? .closed : .draining(node: node, inFlight: remaining)
-            return .write([outcome], close: remaining == 0)
+        case .ready(let node, let credit, var inFlight):
+            guard inFlight.remove(outcome.key) != nil else { return .none }
+            self.state = .ready(node: node, credit: credit == .max ? .max : credit + 1, inFlight: inFlight)
+            return .write([outcome.frame, .credit(1)], close: false)
+        case .draining(let node, var inFlight):
+            guard inFlight.remove(outcome.key) != nil else { return .none }
+            self.state = inFlight.isEmpty ? .closed : .draining(node: node, inFlight: inFlight)
+            return .write([outcome.frame], close: inFlight.isEmpty)
         case .awaitingHello, .verifying, .closed:
             return .none
         }
@@ -145,7 +177,7 @@ public struct ServerStateMachine: Sendable {
     /// The hub is stopping or shedding load: send GOAWAY, finish what is in flight, close.
     public mutating func shutdown(_ goAway: GoAway) -> Action {
         switch self.state {
-        case .ready(let node, _, let inFlight) where inFlight > 0:
+        case .ready(let node, _, let inFlight) where !inFlight.isEmpty:
             self.state = .draining(node: node, inFlight: inFlight)
             return .write([.goAway(goAway)], close: false)
         case .ready, .awaitingHello, .verifying:
@@ -186,6 +218,8 @@ public struct ServerStateMachine: Sendable {
     public mutating func closed() {
         self.state = .closed
     }
+
+    static let nilNodeID = UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
 
     private mutating func refuse(
         _ code: RejectCode,

@@ -48,6 +48,7 @@ struct Run: AsyncParsableCommand {
             var intake = HTTPIntake.Configuration(listen: try HubAddress(parsing: http.listen))
             intake.corsOrigins = Set(http.corsOrigins)
             intake.maxBodyBytes = http.maxBodyBytes
+            intake.limits = http.limits
             if http.onePerCustomerDays > 0 {
                 do {
                     intake.responseLimiter = try ResponseLimiter(

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Hub
+import ListenerLimits
 import Logging
 import ServiceLifecycle
 import Wire
@@ -45,6 +46,28 @@ struct ConfigOption: ParsableArguments {
     func openStore() throws -> SQLiteStore {
         let configuration = try self.load()
         return try reporting { try SQLiteStore(path: configuration.store) }
+    }
+}
+
+/// The sites an enrollment allows, from `--site` (repeatable) or `--any-site`.
+struct SiteOptions: ParsableArguments {
+    @Option(
+        name: .customLong("site"),
+        help: "A site the node may report for (repeatable); `*` matches any run of characters, as in `branch-*`."
+    )
+    var sites: [String] = []
+
+    @Flag(help: "Let the node report for any site (a product backend serving every site).")
+    var anySite = false
+
+    func scope() throws -> SiteScope {
+        switch (self.sites.isEmpty, self.anySite) {
+        case (true, false): throw CLIError("say which sites the node may report for: --site NAME (repeatable, `*` as a wildcard) or --any-site")
+        case (false, true): throw CLIError("--any-site and --site exclude each other")
+        case (true, true): return .any
+        case (false, false):
+            do { return try SiteScope(self.sites) } catch let error as WireError { throw CLIError("--site: \(error.detail)") }
+        }
     }
 }
 
@@ -110,6 +133,8 @@ struct Init: ParsableCommand {
               # clientCA: clients-ca.pem   # set to require client certificates (mutual TLS)
             limits:
               maxConnections: 1024
+              maxHandshakes: 256
+              maxHandshakesPerAddress: 32
               maxBatchRecords: 10000
               maxCompressedBytes: 4194304
               maxUncompressedBytes: 8388608
@@ -121,6 +146,12 @@ struct Init: ParsableCommand {
             commit:
               maxBatches: 512
               maxRecords: 200000
+            httpLimits:
+              maxConnections: 256
+              maxConnectionsPerAddress: 32
+              headerTimeoutMs: 10000
+              bodyTimeoutMs: 30000
+              idleTimeoutMs: 60000
             # alerts: alerts.yaml   # alert rules, targets and routing (docs/ALERTS.md); see alerts.example.yaml
 
             """
@@ -161,6 +192,8 @@ struct Serve: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "feedback-hub")
+        // Connections on every listener count against it; the hub warns if its caps exceed it.
+        OpenFileLimit.raiseToHardLimit()
         let hub = try reporting { try Hub(configuration: configuration, logger: logger) }
         let group = ServiceGroup(
             configuration: .init(
@@ -176,7 +209,7 @@ struct Serve: AsyncParsableCommand {
 struct Agents: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Manages the registry of agent and relay keys.",
-        subcommands: [Add.self, List.self, Revoke.self, Token.self]
+        subcommands: [Add.self, List.self, Revoke.self, Token.self, Sites.self]
     )
 
     struct Add: ParsableCommand {
@@ -184,7 +217,7 @@ struct Agents: ParsableCommand {
         @OptionGroup var config: ConfigOption
         @Option(help: "The node id (from `feedback-agent keygen`).") var nodeId: String
         @Option(help: "The node's public key, base64 of 32 bytes.") var publicKey: String
-        @Option(help: "The site the node serves.") var site: String = ""
+        @OptionGroup var sites: SiteOptions
         @Flag(help: "Register a relay, which may forward other agents' batches.") var relay = false
 
         func run() throws {
@@ -199,7 +232,7 @@ struct Agents: ParsableCommand {
                 try store.addNode(
                     RegisteredNode(
                         nodeID: nodeID, publicKey: [UInt8](raw), keyID: key, role: self.relay ? .relay : .agent,
-                        site: self.site, revoked: false, createdAt: Int64(Date().timeIntervalSince1970 * 1000)
+                        sites: try self.sites.scope(), revoked: false, createdAt: Int64(Date().timeIntervalSince1970 * 1000)
                     )
                 )
             }
@@ -214,10 +247,10 @@ struct Agents: ParsableCommand {
         func run() throws {
             let store = try self.config.openStore()
             let nodes = try store.nodes()
-            print("node id                               key id            role   status   site")
+            print("node id                               key id            role   status   sites")
             for node in nodes {
                 let status = node.revoked ? "revoked" : "active"
-                print("\(node.nodeID)  \(node.keyID)  \(node.role == .relay ? "relay" : "agent")  \(status.padding(toLength: 7, withPad: " ", startingAt: 0))  \(node.site)")
+                print("\(node.nodeID)  \(node.keyID)  \(node.role == .relay ? "relay" : "agent")  \(status.padding(toLength: 7, withPad: " ", startingAt: 0))  \(node.sites)")
             }
             print("\(nodes.count) node(s)")
         }
@@ -240,12 +273,29 @@ struct Agents: ParsableCommand {
         }
     }
 
+    struct Sites: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Replaces the sites a node may report for; a running hub applies it within a second."
+        )
+        @OptionGroup var config: ConfigOption
+        @Argument(help: "The node id.") var nodeId: String
+        @OptionGroup var sites: SiteOptions
+
+        func run() throws {
+            guard let nodeID = UUID(uuidString: self.nodeId) else { throw CLIError("\(self.nodeId) is not a UUID") }
+            let scope = try self.sites.scope()
+            let store = try self.config.openStore()
+            guard try store.setSites(scope, of: nodeID) else { throw CLIError("node \(nodeID) is not registered") }
+            print("node \(nodeID) may report for: \(scope)")
+        }
+    }
+
     struct Token: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Creates one-time enrollment tokens; an agent redeems one with `feedback-agent enroll`."
         )
         @OptionGroup var config: ConfigOption
-        @Option(help: "The site the enrolled agent serves.") var site: String
+        @OptionGroup var sites: SiteOptions
         @Option(help: "How many tokens to make.") var count = 1
         @Option(help: "Hours until the tokens expire.") var ttlHours = 72
         @Flag(help: "The token enrolls a relay.") var relay = false
@@ -256,12 +306,13 @@ struct Agents: ParsableCommand {
         }
 
         func run() throws {
+            let sites = try self.sites.scope()
             let store = try self.config.openStore()
             let now = Int64(Date().timeIntervalSince1970 * 1000)
             for _ in 0..<self.count {
                 let token = EnrollmentToken.generate()
                 try store.addEnrollmentToken(
-                    hash: NodeRegistry.tokenHash(token), site: self.site, role: self.relay ? .relay : .agent,
+                    hash: NodeRegistry.tokenHash(token), sites: sites, role: self.relay ? .relay : .agent,
                     createdAt: now, expiresAt: now + Int64(self.ttlHours) * 3_600_000
                 )
                 print(token)

@@ -24,17 +24,19 @@ import Wire
         return nil
     }
 
-    @Test func oversizedFramesUnknownTypesAndOutOfTurnFramesCloseWithTheirCode() async throws {
+    @Test func beforeWelcomeOnlyAHelloIsReadAndFramesOutOfTurnCloseWithTheirCode() async throws {
         let hub = try await HubHarness.start()
-        // A BATCH header declaring 1 GiB: refused from the 5-byte header, nothing buffered.
+        // A BATCH header declaring 1 GiB before HELLO: refused from the 5-byte header as out
+        // of turn; an unauthenticated peer cannot make the hub buffer a batch.
         var frames = try await self.exchange(hub, [0x04, 0x40, 0x00, 0x00, 0x00])
-        guard case .challenge? = frames.first else { Issue.record("no CHALLENGE first"); return }
-        #expect(self.connectionReject(frames)?.code == .frameTooLarge)
+        #expect(frames.first.map { if case .challenge = $0 { true } else { false } } == true, "CHALLENGE comes first")
+        #expect(self.connectionReject(frames)?.code == .unexpectedFrame)
 
+        // An undefined frame type is malformed, whatever the state.
         frames = try await self.exchange(hub, [0x7E, 0, 0, 0, 0])
         #expect(self.connectionReject(frames)?.code == .malformedFrame)
 
-        // A BATCH before the handshake.
+        // A whole BATCH before the handshake.
         let identity = AgentIdentity.generate()
         var factory = RecordFactory(origin: identity.nodeID)
         let batch = try BatchSealer(origin: identity.nodeID, signingKey: identity.signingKey).seal(factory.records(1), sequence: 1)
@@ -45,32 +47,79 @@ import Wire
         let hello = try Hello(answering: Samples.challenge, version: 1, nodeID: identity.nodeID, role: .agent, signingKey: identity.signingKey)
         frames = try await self.exchange(hub, Array(Samples.bytes(of: .hello(hello)).readableBytesView))
         #expect(self.connectionReject(frames)?.code == .badProof)
+
+        // After WELCOME the frame limits of the WELCOME apply: 1 GiB is too large.
+        try hub.register(identity)
+        let (session, collector) = try await hub.authenticatedRawConnection(identity)
+        try await session.writeAndFlush(ByteBuffer(bytes: [0x04, 0x40, 0x00, 0x00, 0x00]))
+        #expect(await eventually { !session.isActive })
+        #expect(self.connectionReject(collector.frames.withLockedValue { $0 })?.code == .frameTooLarge)
         #expect(try hub.recordCount == 0)
         try await hub.stopAndRemove()
     }
 
-    @Test func silentPeersAreDroppedAndConnectionsAreCapped() async throws {
-        let hub = try await HubHarness.start { $0.limits.handshakeTimeoutMs = 300 }
+    @Test func framesBetweenHelloAndWelcomeAreOutOfTurn() async throws {
+        let hub = try await HubHarness.start()
+        let identity = AgentIdentity.generate()
+        try hub.register(identity)
+        let (channel, collector) = try await hub.rawConnection()
+        let hello = try Hello(answering: try await hub.challenge(on: collector), version: 1, nodeID: identity.nodeID, role: .agent, signingKey: identity.signingKey)
+        var bytes = Samples.bytes(of: .hello(hello))
+        var ping = Samples.bytes(of: .ping(7))
+        bytes.writeBuffer(&ping)
+        try await channel.writeAndFlush(bytes)
+        #expect(await eventually { !channel.isActive })
+        let received = collector.frames.withLockedValue { $0 }
+        #expect(self.connectionReject(received)?.code == .unexpectedFrame)
+        #expect(!received.contains { if case .welcome = $0 { true } else { false } })
+        try await hub.stopAndRemove()
+    }
+
+    @Test func handshakesEndAtTheirDeadlineWithOrWithoutTLS() async throws {
+        let hub = try await HubHarness.start { $0.limits.handshakeTimeoutMs = 500 }
         let (silent, collector) = try await hub.rawConnection()
         #expect(await eventually(seconds: 5) { !silent.isActive })
         #expect(self.connectionReject(collector.frames.withLockedValue { $0 })?.code == .handshakeTimeout)
 
+        // Connections that never start TLS cannot be sent a REJECT: they are closed anyway.
+        let plain = RawSockets()
+        plain.open(20, from: ["127.0.0.1"], to: hub.port)
+        #expect(plain.descriptors.count == 20)
+        #expect(await eventually(seconds: 5) { plain.closedByPeer() == 20 })
         try await hub.stopAndRemove()
-
-        // The cap, on a hub whose handshake timeout cannot drop the first two before the
-        // third arrives (TLS handshakes on a loaded machine take longer than 300 ms).
-        let capped = try await HubHarness.start { $0.limits.maxConnections = 2 }
-        let first = try await capped.rawConnection()
-        let second = try await capped.rawConnection()
-        let (third, thirdFrames) = try await capped.rawConnection()
-        #expect(await eventually(seconds: 5) { !third.isActive })
-        #expect(self.connectionReject(thirdFrames.frames.withLockedValue { $0 })?.code == .tooManyConnections)
-        try? await first.0.close()
-        try? await second.0.close()
-        try await capped.stopAndRemove()
     }
 
-    @Test func anIdleConnectionIsClosedButKeepaliveHoldsIt() async throws {
+    @Test func theConnectionCapCountsAuthenticatedNodesAndAnswersBeforeWelcome() async throws {
+        let hub = try await HubHarness.start { $0.limits.maxConnections = 2 }
+        let nodes = (0..<3).map { _ in AgentIdentity.generate() }
+        for node in nodes { try hub.register(node) }
+        // Handshakes in progress do not take connection slots.
+        let (pending, _) = try await hub.rawConnection()
+        let first = try await hub.connect(nodes[0])
+        let second = try await hub.connect(nodes[1])
+        let (third, frames) = try await hub.rawConnection()
+        // CHALLENGE is the first frame even at the cap.
+        let hello = try Hello(answering: try await hub.challenge(on: frames), version: 1, nodeID: nodes[2].nodeID, role: .agent, signingKey: nodes[2].signingKey)
+        try await third.writeAndFlush(Samples.bytes(of: .hello(hello)))
+        #expect(await eventually(seconds: 5) { !third.isActive })
+        let reject = self.connectionReject(frames.frames.withLockedValue { $0 })
+        #expect(reject?.code == .tooManyConnections)
+        #expect(reject?.disposition == .retryable)
+        // A slot freed is a slot taken.
+        await first.close()
+        var late: HubConnection?
+        for _ in 0..<50 where late == nil {
+            late = try? await hub.connect(nodes[2])
+            if late == nil { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(late != nil)
+        await late?.close()
+        await second.close()
+        try? await pending.close()
+        try await hub.stopAndRemove()
+    }
+
+    @Test func theIdleTimeoutStartsAtWelcomeAndCountsBytesNotFrames() async throws {
         let hub = try await HubHarness.start { $0.limits.idleTimeoutMs = 400 }
         let identity = AgentIdentity.generate()
         try hub.register(identity)
@@ -80,9 +129,31 @@ import Wire
         #expect(connection.isActive)
         await connection.close()
 
-        let (raw, collector) = try await hub.rawConnection()
-        #expect(await eventually(seconds: 5) { !raw.isActive })
-        #expect(self.connectionReject(collector.frames.withLockedValue { $0 }) != nil)
+        // Before WELCOME the node was never told the idle timeout: only the handshake
+        // timeout (10 s here) applies.
+        let (waiting, _) = try await hub.rawConnection()
+        try await Task.sleep(for: .milliseconds(1_200))
+        #expect(waiting.isActive)
+        try? await waiting.close()
+
+        // A BATCH trickling in slower than the idle timeout per frame, faster per byte, is
+        // received and acknowledged.
+        let (session, collector) = try await hub.authenticatedRawConnection(identity)
+        var factory = RecordFactory(origin: identity.nodeID)
+        let batch = try BatchSealer(origin: identity.nodeID, signingKey: identity.signingKey).seal(factory.records(50), sequence: 1)
+        let bytes = Array(Samples.bytes(of: .batch(batch)).readableBytesView)
+        let pieces = stride(from: 0, to: bytes.count, by: max(1, bytes.count / 6)).map { Array(bytes[$0..<min($0 + max(1, bytes.count / 6), bytes.count)]) }
+        for piece in pieces {
+            try await session.writeAndFlush(ByteBuffer(bytes: piece))
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        #expect(await eventually {
+            collector.frames.withLockedValue { frames in frames.contains { if case .ack(let ack) = $0 { ack.sequence == 1 } else { false } } }
+        }, "sent over \(pieces.count * 250) ms against an idle timeout of 400 ms")
+
+        // Silence after WELCOME ends with idleTimeout.
+        #expect(await eventually(seconds: 5) { !session.isActive })
+        #expect(self.connectionReject(collector.frames.withLockedValue { $0 })?.code == .idleTimeout)
         try await hub.stopAndRemove()
     }
 }

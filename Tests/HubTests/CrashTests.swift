@@ -14,7 +14,8 @@ struct CrashTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let binary = root.appendingPathComponent(".build/debug/feedback-hub").path
 
-    private func run(_ arguments: [String]) throws -> String {
+    /// Runs a `feedback-hub` command to its end; throws with its output if it fails.
+    static func runHub(_ arguments: [String]) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = arguments
@@ -29,6 +30,10 @@ struct CrashTests {
             throw StoreError("feedback-hub \(arguments.joined(separator: " ")) failed: \(text)")
         }
         return text
+    }
+
+    private func run(_ arguments: [String]) throws -> String {
+        try Self.runHub(arguments)
     }
 
     private func serve(_ config: String) throws -> Process {
@@ -75,6 +80,7 @@ struct CrashTests {
         let identity = AgentIdentity.generate()
         _ = try self.run([
             "agents", "add", "--config", config, "--node-id", identity.nodeID.uuidString, "--public-key", identity.publicKeyBase64,
+            "--any-site",
         ])
 
         // 400 batches of 200 records, sealed up front as an agent's spool would hold them.

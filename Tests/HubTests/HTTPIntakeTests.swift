@@ -20,10 +20,11 @@ import Wire
         let folder: String
 
         static func start(
-            hub: HubHarness, quotaBytes: Int = 1 << 30, maxBodyBytes: Int = 4_096, onePerCustomerDays: Int = 0
+            hub: HubHarness, quotaBytes: Int = 1 << 30, maxBodyBytes: Int = 4_096, onePerCustomerDays: Int = 0,
+            sites: SiteScope = .any
         ) async throws -> Intake {
             let identity = AgentIdentity.generate()
-            try hub.register(identity)
+            try hub.register(identity, sites: sites)
             let folder = FileManager.default.temporaryDirectory.appendingPathComponent("intake-\(UUID())").path
             var configuration = FeedbackAgent.Configuration(
                 identity: identity, hubs: [HubAddress(host: "127.0.0.1", port: hub.port)],
@@ -32,6 +33,7 @@ import Wire
             configuration.spool.quotaBytes = quotaBytes
             configuration.drainTimeout = .milliseconds(500)
             configuration.batching.maxAge = .milliseconds(20)
+            configuration.sites = sites
             var logger = Logger(label: "test-intake")
             logger.logLevel = .critical
             let agent = try FeedbackAgent(configuration: configuration, logger: logger)
@@ -180,11 +182,31 @@ import Wire
         try await intake.stop()
         try await hub.stopAndRemove()
     }
+
+    @Test func aRatingForASiteOutsideTheAgentsEnrollmentIsRefusedAtCapture() async throws {
+        let hub = try await HubHarness.start()
+        let intake = try await Intake.start(hub: hub, sites: try SiteScope(["branch-042"]))
+        let inside = try await intake.request("POST", "/v1/feedback", body: #"{"source":"kiosk","scale":"smiley","score":1,"site":"branch-042"}"#)
+        #expect(inside.status == 202)
+        // Refused here, with the field named, rather than spoiling a batch the hub would refuse whole.
+        let outside = try await intake.request(
+            "POST", "/v1/feedback",
+            body: #"[{"source":"kiosk","scale":"smiley","score":4,"site":"branch-042"},{"source":"popup","scale":"nps","score":2,"site":"web-eu"}]"#
+        )
+        #expect(outside.status == 400)
+        #expect(self.errorCode(outside.json) == "invalidRecord")
+        #expect(self.errorField(outside.json) == "site")
+        #expect(await intake.agent.flush())
+        #expect(try hub.recordCount == 1)
+        try await intake.stop()
+        try await hub.stopAndRemove()
+    }
+
 }
 
 /// The bound port, set from the server's callback.
 final class PortBox: Sendable {
     private let value = NIOLockedValueBox(0)
     func set(_ port: Int) { self.value.withLockedValue { $0 = port } }
-    func get() -> Int { self.value.withLockedValue { $0 } }
-}
+    func get() -> Int { self.value.withLockedValue { $0 } }}
+

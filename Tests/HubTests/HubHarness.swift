@@ -104,15 +104,15 @@ final class HubHarness: Sendable {
         return (folder, identity)
     }
 
-    /// Registers `identity` as an agent (or relay).
-    func register(_ identity: AgentIdentity, role: Hello.Role = .agent) throws {
+    /// Registers `identity` as an agent (or relay) that may report for `sites`.
+    func register(_ identity: AgentIdentity, role: Hello.Role = .agent, sites: SiteScope = .any) throws {
         try self.hub.store.addNode(
             RegisteredNode(
                 nodeID: identity.nodeID,
                 publicKey: [UInt8](identity.signingKey.publicKey.rawRepresentation),
                 keyID: identity.keyID,
                 role: role,
-                site: "test",
+                sites: sites,
                 revoked: false,
                 createdAt: 0
             )
@@ -194,6 +194,34 @@ extension HubHarness {
                 }
             }
             .connect(host: "127.0.0.1", port: self.port).get()
+        return (channel, collector)
+    }
+}
+
+extension HubHarness {
+    /// The CHALLENGE a raw connection received first, waiting for it up to 10 s.
+    func challenge(on collector: FrameCollector) async throws -> Challenge {
+        _ = await eventually { !collector.frames.withLockedValue { $0 }.isEmpty }
+        guard case .challenge(let challenge)? = collector.frames.withLockedValue({ $0.first }) else {
+            throw StoreError("the hub sent no CHALLENGE first")
+        }
+        return challenge
+    }
+
+    /// A raw TLS connection that answered the CHALLENGE as `identity` and got WELCOME.
+    func authenticatedRawConnection(_ identity: AgentIdentity) async throws -> (any Channel, FrameCollector) {
+        let (channel, collector) = try await self.rawConnection()
+        let hello = try Hello(
+            answering: try await self.challenge(on: collector), version: 1, nodeID: identity.nodeID, role: .agent,
+            signingKey: identity.signingKey
+        )
+        var bytes = ByteBuffer()
+        Frame.hello(hello).write(into: &bytes)
+        try await channel.writeAndFlush(bytes)
+        let welcomed = await eventually {
+            collector.frames.withLockedValue { frames in frames.contains { if case .welcome = $0 { true } else { false } } }
+        }
+        guard welcomed else { throw StoreError("no WELCOME") }
         return (channel, collector)
     }
 }

@@ -177,12 +177,12 @@ import Wire
         let hub = try await HubHarness.start()
         let token = EnrollmentToken.generate()
         try hub.hub.store.addEnrollmentToken(
-            hash: NodeRegistry.tokenHash(token), site: "branch-9", role: .agent, createdAt: 0, expiresAt: .max
+            hash: NodeRegistry.tokenHash(token), sites: try SiteScope(["branch-9"]), role: .agent, createdAt: 0, expiresAt: .max
         )
         let identity = AgentIdentity.generate()
         let connection = try await hub.connect(identity, token: token)
         await connection.close()
-        #expect(hub.hub.registry.node(identity.nodeID)?.site == "branch-9")
+        #expect(hub.hub.registry.node(identity.nodeID)?.sites == (try SiteScope(["branch-9"])))
         // Known now: it connects without the token.
         await (try await hub.connect(identity)).close()
         await #expect {

@@ -14,7 +14,7 @@ import Wire
         for _ in 0..<4 {
             let token = EnrollmentToken.generate()
             try hub.hub.store.addEnrollmentToken(
-                hash: NodeRegistry.tokenHash(token), site: "bench", role: .agent, createdAt: 0, expiresAt: .max
+                hash: NodeRegistry.tokenHash(token), sites: .any, role: .agent, createdAt: 0, expiresAt: .max
             )
             nodes.append((AgentIdentity.generate(), token))
         }

@@ -15,8 +15,16 @@ private let welcome = Welcome(
 
 private func key(_ sequence: UInt64) -> BatchKey { BatchKey(origin: Samples.agentID, sequence: sequence) }
 
+private func storedAck(_ sequence: UInt64) -> Ack {
+    Ack(origin: Samples.agentID, sequence: sequence, status: .stored, storedRecords: 1)
+}
+
 private func ack(_ sequence: UInt64) -> Frame {
-    .ack(Ack(origin: Samples.agentID, sequence: sequence, status: .stored, storedRecords: 1))
+    .ack(storedAck(sequence))
+}
+
+private func acked(_ sequence: UInt64) -> ServerStateMachine.Outcome {
+    .ack(storedAck(sequence))
 }
 
 private func batch(_ sequence: UInt64, origin: UUID = Samples.agentID) throws -> SealedBatch {
@@ -45,8 +53,7 @@ private func hello(role: Hello.Role = .agent, version: UInt16 = 1) throws -> Hel
         #expect(machine.sendBatch(key(2)) == .send)
         #expect(machine.sendBatch(key(3)) == .noCredit)
         #expect(machine.inFlightCount == 2)
-        guard case .ack(let first) = ack(1) else { return }
-        #expect(machine.frameReceived(ack(1)) == .acknowledged(first))
+        #expect(machine.frameReceived(ack(1)) == .acknowledged(storedAck(1)))
         #expect(machine.sendBatch(key(3)) == .noCredit)
         #expect(machine.frameReceived(.credit(1)) == .creditGranted)
         #expect(machine.sendBatch(key(3)) == .send)
@@ -109,8 +116,7 @@ private func hello(role: Hello.Role = .agent, version: UInt16 = 1) throws -> Hel
         let goAway = GoAway(code: .shuttingDown, reconnectAfterMilliseconds: 100, message: "bye")
         #expect(machine.frameReceived(.goAway(goAway)) == .goAway(goAway, closeNow: false))
         #expect(machine.sendBatch(key(3)) == .notReady)
-        guard case .ack(let first) = ack(1) else { return }
-        #expect(machine.frameReceived(ack(1)) == .acknowledged(first))
+        #expect(machine.frameReceived(ack(1)) == .acknowledged(storedAck(1)))
         #expect(machine.frameReceived(ack(2)) == .closeAfterDrain(ack(2)))
 
         var idle = self.established()
@@ -170,9 +176,31 @@ private func hello(role: Hello.Role = .agent, version: UInt16 = 1) throws -> Hel
         #expect(machine.frameReceived(.batch(one)) == .ingest(one, node: try hello()))
         #expect(machine.frameReceived(.batch(two)) == .ingest(two, node: try hello()))
         #expect(machine.inFlightCount == 2)
-        #expect(machine.batchCompleted(ack(1)) == .write([ack(1), .credit(1)], close: false))
-        #expect(machine.frameReceived(.batch(try batch(3))) != .none)
+        #expect(machine.batchCompleted(acked(1)) == .write([ack(1), .credit(1)], close: false))
+        // An answer for a batch that is not in flight (answered already) is dropped.
+        #expect(machine.batchCompleted(acked(1)) == .none)
+        #expect(machine.frameReceived(.batch(try batch(3))) == .ingest(try batch(3), node: try hello()))
         #expect(self.isConnectionReject(machine.frameReceived(.batch(try batch(4))), .creditExceeded))
+    }
+
+    @Test func theSameBatchTwiceInFlightEndsTheConnection() throws {
+        var machine = try self.ready()
+        let one = try batch(1)
+        #expect(machine.frameReceived(.batch(one)) == .ingest(one, node: try hello()))
+        #expect(self.isConnectionReject(machine.frameReceived(.batch(one)), .unexpectedFrame))
+
+        // Once answered, the same batch may come again (and is answered `duplicate` by the hub).
+        var again = try self.ready()
+        _ = again.frameReceived(.batch(one))
+        _ = again.batchCompleted(acked(1))
+        #expect(again.frameReceived(.batch(one)) == .ingest(one, node: try hello()))
+    }
+
+    @Test func theNilUUIDIsNotANodeID() throws {
+        var machine = ServerStateMachine(challenge: Samples.challenge)
+        let nilID = UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+        let hello = try Hello(answering: Samples.challenge, version: 1, nodeID: nilID, role: .agent, signingKey: Samples.agentKey)
+        #expect(self.isConnectionReject(machine.frameReceived(.hello(hello)), .malformedFrame))
     }
 
     @Test func agentsSendOnlyTheirOwnBatchesRelaysForwardAny() throws {
@@ -204,8 +232,8 @@ private func hello(role: Hello.Role = .agent, version: UInt16 = 1) throws -> Hel
             return
         }
         #expect(reject.code == .shuttingDown && reject.disposition == .retryable)
-        #expect(machine.batchCompleted(ack(1)) == .write([ack(1)], close: false))
-        #expect(machine.batchCompleted(ack(2)) == .write([ack(2)], close: true))
+        #expect(machine.batchCompleted(acked(1)) == .write([ack(1)], close: false))
+        #expect(machine.batchCompleted(acked(2)) == .write([ack(2)], close: true))
 
         var idle = try self.ready()
         #expect(idle.shutdown(goAway) == .write([.goAway(goAway)], close: true))

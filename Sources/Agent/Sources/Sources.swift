@@ -54,12 +54,15 @@ final class SourceRunner: Sendable {
     private let ids: Mutex<UUIDv7>
     private let logger: Logger
     private let onCaptured: @Sendable () -> Void
+    private let sites: SiteScope
     private let counters = Mutex<[String: SourceStats]>([:])
 
     init(
-        sources: [SourceConfiguration], spool: Spool, origin: UUID, logger: Logger, onCaptured: @escaping @Sendable () -> Void
+        sources: [SourceConfiguration], spool: Spool, origin: UUID, sites: SiteScope, logger: Logger,
+        onCaptured: @escaping @Sendable () -> Void
     ) {
         self.sources = sources
+        self.sites = sites
         self.spool = spool
         self.origin = origin
         self.ids = Mutex(UUIDv7())
@@ -110,7 +113,7 @@ final class SourceRunner: Sendable {
 
     private func records(_ submissions: [FeedbackSubmission], now: Int64) throws -> [FeedbackRecord] {
         try self.ids.withLock { ids in
-            try submissions.map { try $0.record(id: ids.next(milliseconds: now), origin: self.origin, capturedAt: now) }
+            try submissions.map { try $0.record(id: ids.next(milliseconds: now), origin: self.origin, capturedAt: now, sites: self.sites) }
         }
     }
 

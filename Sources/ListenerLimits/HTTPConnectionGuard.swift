@@ -1,0 +1,158 @@
+import NIOCore
+import NIOHTTPTypes
+import Synchronization
+
+/// The connection slots of one HTTP listener, shared by its connections' guards.
+///
+/// When every slot is taken, a new connection evicts the one that has waited longest for a
+/// request head (a slow or idle client), once it has waited half a second; a connection with
+/// a request in progress is never evicted.
+public final class HTTPConnectionSlots: Sendable {
+    /// The limits in force.
+    public let limits: HTTPListenerLimits
+    private let slots: Mutex<ConnectionSlots<any Channel>>
+
+    /// Creates the slots for one listener.
+    public init(limits: HTTPListenerLimits) {
+        self.limits = limits
+        self.slots = Mutex(
+            ConnectionSlots(
+                limits: .init(capacity: limits.maxConnections, perAddress: limits.maxConnectionsPerAddress, evictAfter: .milliseconds(500))
+            )
+        )
+    }
+
+    /// Connections holding a slot.
+    public var count: Int { self.slots.withLock { $0.count } }
+
+    func admit(_ channel: any Channel) -> ConnectionSlots<any Channel>.Admission {
+        self.slots.withLock { $0.admit(channel, from: channel.remoteAddress?.slotKey ?? "", at: .now) }
+    }
+
+    func busy(_ ticket: ConnectionSlots<any Channel>.Ticket) {
+        self.slots.withLock { $0.markBusy(ticket) }
+    }
+
+    func idle(_ ticket: ConnectionSlots<any Channel>.Ticket) {
+        self.slots.withLock { $0.markIdle(ticket, at: .now) }
+    }
+
+    func release(_ ticket: ConnectionSlots<any Channel>.Ticket) {
+        self.slots.withLock { $0.release(ticket) }
+    }
+
+    /// A new guard for one connection: add it to the HTTP pipeline after request decoding.
+    public func makeGuard() -> HTTPConnectionGuard {
+        HTTPConnectionGuard(slots: self)
+    }
+}
+
+/// Holds one HTTP connection to its listener's limits: a slot (connections over the total or
+/// per-address cap are closed at once), and deadlines a slow client cannot stretch by
+/// trickling bytes: the request head within `headerTimeoutMs` of the connection (or within
+/// `idleTimeoutMs` of the previous response), the body within `bodyTimeoutMs` of the head.
+/// While the server works on a request there is no deadline.
+public final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
+    public typealias InboundIn = HTTPRequestPart
+    public typealias InboundOut = HTTPRequestPart
+    public typealias OutboundIn = HTTPResponsePart
+    public typealias OutboundOut = HTTPResponsePart
+
+    enum Phase {
+        case awaitingHead
+        case receivingBody
+        case responding
+    }
+
+    private let slots: HTTPConnectionSlots
+    private var ticket: ConnectionSlots<any Channel>.Ticket?
+    private var phase = Phase.awaitingHead
+    private var deadline: Scheduled<Void>?
+    private var started = false
+
+    init(slots: HTTPConnectionSlots) {
+        self.slots = slots
+    }
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { self.start(context) }
+    }
+
+    public func channelActive(context: ChannelHandlerContext) {
+        self.start(context)
+        context.fireChannelActive()
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        self.finish()
+        context.fireChannelInactive()
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        self.finish()
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch Self.unwrapInboundIn(data) {
+        case .head:
+            self.phase = .receivingBody
+            if let ticket = self.ticket { self.slots.busy(ticket) }
+            self.arm(context, milliseconds: self.slots.limits.bodyTimeoutMs)
+        case .body:
+            break
+        case .end:
+            self.phase = .responding
+            self.deadline?.cancel()
+            self.deadline = nil
+        }
+        context.fireChannelRead(data)
+    }
+
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = Self.unwrapOutboundIn(data), case .responding = self.phase {
+            self.phase = .awaitingHead
+            if let ticket = self.ticket { self.slots.idle(ticket) }
+            self.arm(context, milliseconds: self.slots.limits.idleTimeoutMs)
+        }
+        context.write(data, promise: promise)
+    }
+
+    private func start(_ context: ChannelHandlerContext) {
+        guard !self.started else { return }
+        self.started = true
+        switch self.slots.admit(context.channel) {
+        case .admitted(let ticket):
+            self.ticket = ticket
+            self.arm(context, milliseconds: self.slots.limits.headerTimeoutMs)
+        case .admittedEvicting(let ticket, let evicted):
+            evicted.close(promise: nil)
+            self.ticket = ticket
+            self.arm(context, milliseconds: self.slots.limits.headerTimeoutMs)
+        case .refused:
+            context.close(promise: nil)
+        }
+    }
+
+    private func arm(_ context: ChannelHandlerContext, milliseconds: Int) {
+        self.deadline?.cancel()
+        let channel = context.channel
+        self.deadline = context.eventLoop.scheduleTask(in: .milliseconds(Int64(milliseconds))) {
+            channel.close(promise: nil)
+        }
+    }
+
+    private func finish() {
+        self.deadline?.cancel()
+        self.deadline = nil
+        if let ticket = self.ticket {
+            self.slots.release(ticket)
+            self.ticket = nil
+        }
+    }
+}
+
+extension SocketAddress {
+    /// What per-address connection caps count by: the IP address (for IPv6, the whole
+    /// address); "" for addresses without one.
+    public var slotKey: String { self.ipAddress ?? "" }
+}

@@ -81,8 +81,9 @@ import Wire
 
         try await running.agent.submit(self.submissions(100))
         #expect(await running.agent.flush(timeout: .seconds(20)))
+        // The first hub being down, they went to the second. (Which hub the agent is connected
+        // to right now is not asserted: it may already be retrying the first.)
         #expect(try second.recordCount == 100)
-        #expect(running.agent.status.uplink.connectedHub?.port == second.port)
 
         // The first hub comes up (same CA): the agent goes back to it by itself.
         let first = try await HubHarness.start(certificatesFrom: second.folder) { $0.listen = "127.0.0.1:\(firstPort)" }

@@ -48,16 +48,32 @@ import FoundationNetworking
         let connection = try await hub.connect(identity)
         let sealer = BatchSealer(origin: identity.nodeID, signingKey: identity.signingKey)
         let futures = try (1...40).map { connection.send(try sealer.seal(factory.records(500), sequence: UInt64($0))) }
-        try await Task.sleep(for: .milliseconds(30))
+        // Shut down once the hub has committed some, with more queued behind the credit.
+        #expect(await eventually(seconds: 20) { (try? hub.recordCount) ?? 0 > 0 })
         let store = hub.hub.store
         try await hub.stop()
+        #expect(connection.reconnectAfter == .seconds(1), "the node got GOAWAY with the hub's reconnect delay")
+
         var acknowledged = 0
+        var refusedForShutdown = 0
+        var unanswered = 0
         for future in futures {
-            if case .acknowledged(let ack)? = try? await future.get() {
-                acknowledged += Int(ack.storedRecords)
+            do {
+                switch try await future.get() {
+                case .acknowledged(let ack):
+                    acknowledged += Int(ack.storedRecords)
+                case .rejected(let reject) where reject.code == .shuttingDown && reject.disposition == .retryable:
+                    refusedForShutdown += 1
+                case .rejected(let reject):
+                    Issue.record("a batch was refused with \(reject.code), \(reject.disposition) during a graceful shutdown")
+                }
+            } catch is ConnectionError {
+                // Not answered before the connection closed: the node keeps it and sends it again.
+                unanswered += 1
             }
         }
         #expect(acknowledged > 0)
+        #expect(acknowledged / 500 + refusedForShutdown + unanswered == 40)
         // Every acknowledged record is in the store; nothing unacknowledged was half-written.
         #expect(try store.recordCount() >= acknowledged)
         #expect(try store.recordCount() % 500 == 0)

@@ -12,7 +12,10 @@ import Wire
 @Suite(.serialized)
 struct CrashTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let binary = root.appendingPathComponent(".build/debug/feedback-hub").path
+    /// `.build/debug/feedback-hub`, or the binary FEEDBACKMESH_HUB_BINARY names (to run the
+    /// process tests against another build, such as an earlier release).
+    static let binary =
+        ProcessInfo.processInfo.environment["FEEDBACKMESH_HUB_BINARY"] ?? root.appendingPathComponent(".build/debug/feedback-hub").path
 
     /// Runs a `feedback-hub` command to its end; throws with its output if it fails.
     static func runHub(_ arguments: [String]) throws -> String {

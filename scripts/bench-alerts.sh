@@ -66,7 +66,7 @@ rules:
   - {name: detractor, scale: nps, sites: [probe-site]}
 YAML
 echo "alerts: alerts.yaml" >> "$out/hub/hub.yaml"
-"$bin/feedback-hub" agents token --config "$out/hub/hub.yaml" --site 'branch-*' --count 10 > "$out/tokens.txt"
+"$bin/feedback-hub" agents token --config "$out/hub/hub.yaml" --any-site --count 10 > "$out/tokens.txt"
 "$bin/feedback-hub" serve --config "$out/hub/hub.yaml" --log-level warning > "$out/hub.log" 2>&1 &
 hub=$!
 pids+=($hub)

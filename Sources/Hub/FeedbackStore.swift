@@ -69,6 +69,8 @@ public enum EnrollmentRefusal: Error, Sendable, Hashable, CustomStringConvertibl
     case expired
     /// The node id is already registered with another key.
     case nodeTaken
+    /// The node asks to be a relay and the token enrolls an agent.
+    case relayNotAllowed
 
     /// A sentence for the REJECT message.
     public var description: String {
@@ -77,6 +79,7 @@ public enum EnrollmentRefusal: Error, Sendable, Hashable, CustomStringConvertibl
         case .alreadyUsed: "enrollment token was already used"
         case .expired: "enrollment token has expired"
         case .nodeTaken: "node id is already registered with another key"
+        case .relayNotAllowed: "the token enrolls an agent, not a relay"
         }
     }
 }
@@ -112,7 +115,8 @@ public protocol FeedbackStore: Sendable {
     func addEnrollmentToken(hash: [UInt8], sites: SiteScope, role: Hello.Role, createdAt: Int64, expiresAt: Int64) throws
 
     /// Redeems a token for `node` in one transaction: the token must exist, be unused and
-    /// unexpired; the node is registered with the token's sites and role.
+    /// unexpired, and enroll a relay if `node.role` is relay; the node is registered with the
+    /// token's sites and role. A refused redemption leaves the token unused.
     func redeemEnrollmentToken(hash: [UInt8], node: RegisteredNode, at time: Int64) throws -> Result<RegisteredNode, EnrollmentRefusal>
 
     /// Number of stored records.

@@ -27,6 +27,7 @@ public final class Hub: Sendable {
     public let alertRules: AlertRules
     /// Delivers and escalates alerts; nil when there are no rules.
     public let alertDispatcher: AlertDispatcher?
+    private let metrics: HubMetrics
     private let clock: @Sendable () -> Int64
     private let httpBound = Mutex<SocketAddress?>(nil)
     private let logger: Logger
@@ -49,6 +50,7 @@ public final class Hub: Sendable {
         self.registry = try NodeRegistry(store: self.store)
         self.prometheus = PrometheusCollectorRegistry()
         let metrics = HubMetrics(factory: PrometheusMetricsFactory(registry: self.prometheus))
+        self.metrics = metrics
         self.alertDispatcher =
             self.alertRules.rules.isEmpty
             ? nil : AlertDispatcher(store: self.store, rules: self.alertRules, metrics: metrics, logger: logger, now: clock)
@@ -96,7 +98,8 @@ public final class Hub: Sendable {
                 body: .init(byteBuffer: ByteBuffer(bytes: prometheus.emitToBuffer()))
             )
         }
-        let httpSlots = HTTPConnectionSlots(limits: self.configuration.httpLimits)
+        let metrics = self.metrics
+        let httpSlots = HTTPConnectionSlots(limits: self.configuration.httpLimits) { metrics.httpConnectionClosed($0) }
         return Application(
             router: router,
             server: .http1(configuration: .init(additionalChannelHandlers: [httpSlots.makeGuard()])),

@@ -209,6 +209,8 @@ final class HubConnectionHandler: ChannelInboundHandler {
             let handler = loopBound.value
             switch result {
             case .success(.success(let welcome)):
+                // The connection may have failed or timed out while the HELLO was verified.
+                guard handler.machine.isVerifying, handler.context?.channel.isActive == true else { return }
                 guard handler.admission.authenticated() else {
                     handler.perform(handler.machine.helloRefused(
                         .connection(.tooManyConnections, .retryable, "the hub has its maximum of connections")

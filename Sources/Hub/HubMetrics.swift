@@ -40,15 +40,27 @@ public struct HubMetrics: Sendable {
         Counter(label: "feedback_hub_alert_deliveries_total", dimensions: [("outcome", outcome)], factory: self.factory)
     }
 
-    /// A protocol connection closed without a slot: `handshakes_full`, `address_full` (its
-    /// source holds its maximum of handshakes) or `connections_full` (after authentication).
-    func connectionRefused<Occupant>(_ refusal: ConnectionSlots<Occupant>.Refusal, afterAuthentication: Bool = false) {
-        let reason =
-            switch refusal {
-            case .addressFull: "address_full"
-            case .full: afterAuthentication ? "connections_full" : "handshakes_full"
-            }
-        Counter(label: "feedback_hub_connections_refused_total", dimensions: [("reason", reason)], factory: self.factory).increment()
+    /// Why a protocol connection was closed without a slot.
+    enum Refusal: String {
+        /// Every handshake slot is taken by handshakes younger than a second.
+        case handshakesFull = "handshakes_full"
+        /// The source address holds its maximum of handshakes.
+        case addressFull = "address_full"
+        /// Authenticated, but every connection slot is taken (`tooManyConnections`).
+        case connectionsFull = "connections_full"
+        /// The hub is draining.
+        case shuttingDown = "shutting_down"
+    }
+
+    func connectionRefused(_ reason: Refusal) {
+        Counter(label: "feedback_hub_connections_refused_total", dimensions: [("reason", reason.rawValue)], factory: self.factory)
+            .increment()
+    }
+
+    /// An operations-port connection closed by its listener's limits.
+    func httpConnectionClosed(_ reason: HTTPConnectionSlots.Closure) {
+        Counter(label: "feedback_hub_http_connections_closed_total", dimensions: [("reason", reason.rawValue)], factory: self.factory)
+            .increment()
     }
 
     func rejected(_ code: RejectCode) {

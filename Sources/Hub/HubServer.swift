@@ -195,9 +195,12 @@ public final class HubServer: Service, Sendable {
 
     private func setUp(_ channel: any Channel, _ settings: HubConnectionHandler.Settings) throws {
         let id = ObjectIdentifier(channel)
-        let draining = self.state.withLock { if case .draining = $0 { true } else { false } }
+        if case .draining = self.state.withLock({ $0 }) {
+            self.metrics.connectionRefused(.shuttingDown)
+            channel.close(promise: nil)
+            return
+        }
         let admission = self.slots.withLock { slots -> ConnectionSlots<any Channel>.Admission in
-            if draining { return .refused(.full(capacity: 0)) }
             let admission = slots.handshakes.admit(channel, from: channel.remoteAddress?.slotKey ?? "", at: .now)
             switch admission {
             case .admitted(let ticket), .admittedEvicting(let ticket, _):
@@ -210,7 +213,10 @@ public final class HubServer: Service, Sendable {
         switch admission {
         case .refused(let refusal):
             // No TLS, no frame: refusing must cost less than the flood that causes it.
-            self.metrics.connectionRefused(refusal)
+            switch refusal {
+            case .addressFull: self.metrics.connectionRefused(.addressFull)
+            case .full: self.metrics.connectionRefused(.handshakesFull)
+            }
             channel.close(promise: nil)
             return
         case .admittedEvicting(_, let evicted):
@@ -272,9 +278,7 @@ public final class HubServer: Service, Sendable {
             if case .connection = tracked.held { return true }
             return false
         }
-        if !promoted {
-            self.metrics.connectionRefused(ConnectionSlots<Void>.Refusal.full(capacity: self.configuration.limits.maxConnections), afterAuthentication: true)
-        }
+        if !promoted { self.metrics.connectionRefused(.connectionsFull) }
         self.recordSlotMetrics()
         return promoted
     }

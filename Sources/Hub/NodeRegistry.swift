@@ -84,6 +84,8 @@ public final class NodeRegistry: Sendable {
                 }
                 try self.refresh()
                 return .success(node)
+            case .failure(.relayNotAllowed):
+                return .failure(.connection(.originNotAllowed, .permanent, EnrollmentRefusal.relayNotAllowed.description))
             case .failure(let refusal):
                 return .failure(.connection(.enrollmentRefused, .permanent, refusal.description))
             }

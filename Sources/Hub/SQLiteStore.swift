@@ -275,13 +275,14 @@ public final class SQLiteStore: FeedbackStore {
             }
             if (token["used_at"] as Int64?) != nil { return .failure(.alreadyUsed) }
             if (token["expires_at"] as Int64) < time { return .failure(.expired) }
+            let role = Hello.Role(rawValue: UInt8(token["role"] as Int)) ?? .agent
+            if node.role == .relay, role != .relay { return .failure(.relayNotAllowed) }
             if try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM nodes WHERE node_id = ?", arguments: [node.nodeID]) != 0 {
                 return .failure(.nodeTaken)
             }
             var enrolled = node
-            guard let sites = try? SiteScope(storedForm: token["sites"]) else { return .failure(.unknownToken) }
-            enrolled.sites = sites
-            enrolled.role = Hello.Role(rawValue: UInt8(token["role"] as Int)) ?? .agent
+            enrolled.sites = SiteScope(storedFormOrNone: token["sites"])
+            enrolled.role = role
             enrolled.createdAt = time
             try Self.insert(enrolled, db)
             try db.execute(
@@ -320,15 +321,14 @@ public final class SQLiteStore: FeedbackStore {
 
     private static func node(_ row: Row) -> RegisteredNode? {
         guard let nodeID = row["node_id"] as UUID?, let key = row["public_key"] as Data?,
-            let role = Hello.Role(rawValue: UInt8(clamping: row["role"] as Int)),
-            let sites = try? SiteScope(storedForm: row["sites"])
+            let role = Hello.Role(rawValue: UInt8(clamping: row["role"] as Int))
         else { return nil }
         return RegisteredNode(
             nodeID: nodeID,
             publicKey: [UInt8](key),
             keyID: KeyID(rawValue: UInt64(bitPattern: row["key_id"] as Int64)),
             role: role,
-            sites: sites,
+            sites: SiteScope(storedFormOrNone: row["sites"]),
             revoked: (row["revoked_at"] as Int64?) != nil,
             createdAt: row["created_at"]
         )

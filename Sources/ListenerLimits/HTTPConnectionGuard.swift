@@ -8,13 +8,29 @@ import Synchronization
 /// request head (a slow or idle client), once it has waited half a second; a connection with
 /// a request in progress is never evicted.
 public final class HTTPConnectionSlots: Sendable {
+    /// Why the listener closed a connection, for metrics.
+    public enum Closure: String, Sendable {
+        /// No slot: every one is taken by a connection that cannot be evicted yet.
+        case full
+        /// No slot: the source address holds its maximum.
+        case addressFull = "address_full"
+        /// Evicted to make room for a new connection.
+        case evicted
+        /// The request head did not arrive in time (first request, or after a response).
+        case headerTimeout = "header_timeout"
+        /// The request body did not arrive in time.
+        case bodyTimeout = "body_timeout"
+    }
+
     /// The limits in force.
     public let limits: HTTPListenerLimits
     private let slots: Mutex<ConnectionSlots<any Channel>>
+    let closed: @Sendable (Closure) -> Void
 
-    /// Creates the slots for one listener.
-    public init(limits: HTTPListenerLimits) {
+    /// Creates the slots for one listener; `closed` hears of every connection the limits close.
+    public init(limits: HTTPListenerLimits, closed: @escaping @Sendable (Closure) -> Void = { _ in }) {
         self.limits = limits
+        self.closed = closed
         self.slots = Mutex(
             ConnectionSlots(
                 limits: .init(capacity: limits.maxConnections, perAddress: limits.maxConnectionsPerAddress, evictAfter: .milliseconds(500))
@@ -97,7 +113,7 @@ public final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHa
         case .head:
             self.phase = .receivingBody
             if let ticket = self.ticket { self.slots.busy(ticket) }
-            self.arm(context, milliseconds: self.slots.limits.bodyTimeoutMs)
+            self.arm(context, milliseconds: self.slots.limits.bodyTimeoutMs, .bodyTimeout)
         case .body:
             break
         case .end:
@@ -112,7 +128,7 @@ public final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHa
         if case .end = Self.unwrapOutboundIn(data), case .responding = self.phase {
             self.phase = .awaitingHead
             if let ticket = self.ticket { self.slots.idle(ticket) }
-            self.arm(context, milliseconds: self.slots.limits.idleTimeoutMs)
+            self.arm(context, milliseconds: self.slots.limits.idleTimeoutMs, .headerTimeout)
         }
         context.write(data, promise: promise)
     }
@@ -123,20 +139,27 @@ public final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHa
         switch self.slots.admit(context.channel) {
         case .admitted(let ticket):
             self.ticket = ticket
-            self.arm(context, milliseconds: self.slots.limits.headerTimeoutMs)
+            self.arm(context, milliseconds: self.slots.limits.headerTimeoutMs, .headerTimeout)
         case .admittedEvicting(let ticket, let evicted):
+            self.slots.closed(.evicted)
             evicted.close(promise: nil)
             self.ticket = ticket
-            self.arm(context, milliseconds: self.slots.limits.headerTimeoutMs)
-        case .refused:
+            self.arm(context, milliseconds: self.slots.limits.headerTimeoutMs, .headerTimeout)
+        case .refused(let refusal):
+            switch refusal {
+            case .full: self.slots.closed(.full)
+            case .addressFull: self.slots.closed(.addressFull)
+            }
             context.close(promise: nil)
         }
     }
 
-    private func arm(_ context: ChannelHandlerContext, milliseconds: Int) {
+    private func arm(_ context: ChannelHandlerContext, milliseconds: Int, _ reason: HTTPConnectionSlots.Closure) {
         self.deadline?.cancel()
         let channel = context.channel
+        let closed = self.slots.closed
         self.deadline = context.eventLoop.scheduleTask(in: .milliseconds(Int64(milliseconds))) {
+            closed(reason)
             channel.close(promise: nil)
         }
     }

@@ -39,6 +39,13 @@ public struct ServerStateMachine: Sendable {
         self.challenge = challenge
     }
 
+    /// Whether the HELLO is being verified: a verification that completes in any other
+    /// state (the connection failed or timed out meanwhile) is moot.
+    public var isVerifying: Bool {
+        if case .verifying = self.state { return true }
+        return false
+    }
+
     /// Batches being ingested and not yet answered.
     public var inFlightCount: Int {
         switch self.state {
@@ -97,9 +104,12 @@ public struct ServerStateMachine: Sendable {
                 return self.refuse(.unexpectedFrame, "\(frame.type) is not sent by nodes after the handshake")
             }
 
-        case .draining:
+        case .draining(_, let inFlight):
             switch frame {
             case .batch(let batch):
+                guard !inFlight.contains(batch.key) else {
+                    return self.refuse(.unexpectedFrame, "batch \(batch.key) is already in flight on this connection")
+                }
                 let reject = Reject(
                     origin: batch.header.origin,
                     sequence: batch.header.sequence,

@@ -13,6 +13,11 @@ public struct SiteScope: Sendable, Hashable, CustomStringConvertible {
     /// Every site.
     public static let any = SiteScope(checked: ["*"])
 
+    /// No site at all: what a stored scope that is no longer valid reads as (a site kept by
+    /// an earlier release that no record can name), so the node stays listed but reports
+    /// nothing. Its stored form is empty.
+    public static let none = SiteScope(checked: [])
+
     /// A scope of `patterns`.
     ///
     /// - Throws: ``WireError`` (`invalidRecord`, field `sites`) for no pattern, more than
@@ -50,8 +55,8 @@ public struct SiteScope: Sendable, Hashable, CustomStringConvertible {
     /// Whether the scope allows every site.
     public var allowsAnySite: Bool { self.patterns.contains("*") }
 
-    /// The patterns, comma-separated.
-    public var description: String { self.patterns.joined(separator: ", ") }
+    /// The patterns, comma-separated; `(none)` for ``none``.
+    public var description: String { self.patterns.isEmpty ? "(none)" : self.patterns.joined(separator: ", ") }
 
     /// The patterns one per line, as stores keep them (patterns hold no control characters).
     public var storedForm: String { self.patterns.joined(separator: "\n") }
@@ -59,6 +64,11 @@ public struct SiteScope: Sendable, Hashable, CustomStringConvertible {
     /// Reads the stored form.
     public init(storedForm: String) throws {
         try self.init(storedForm.split(separator: "\n", omittingEmptySubsequences: false).map(String.init))
+    }
+
+    /// Reads the stored form; a form that is not a valid scope is ``none``.
+    public init(storedFormOrNone storedForm: String) {
+        self = (try? SiteScope(storedForm: storedForm)) ?? .none
     }
 
     /// `*`-only glob matching over UTF-8 bytes, linear in practice: on a mismatch it resumes

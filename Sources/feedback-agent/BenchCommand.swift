@@ -8,7 +8,7 @@ struct Bench: AsyncParsableCommand {
         abstract: "Load-tests a hub: many concurrent signed TLS connections, figures at the end.",
         discussion: """
             Each connection is a fresh node enrolled with one token from --tokens (make them with
-            `feedback-hub agents token --site 'branch-*' --count N`). Records are synthetic kiosk and
+            `feedback-hub agents token --any-site --count N`). Records are synthetic kiosk and
             popup ratings. The run stops when --records are acknowledged or after --max-seconds.
             """
     )

@@ -203,6 +203,10 @@ import Wire
         let allClosed = await eventually(seconds: 10) { slow.closedByPeer() == slow.descriptors.count }
         #expect(allClosed, "\(slow.closedByPeer()) of \(slow.descriptors.count) slow HTTP clients closed by the hub")
         #expect(try self.readiness(hub) == 200)
+        let metrics = try await self.metrics(hub)
+        for reason in ["address_full", "header_timeout"] {
+            #expect(metrics.contains(#"feedback_hub_http_connections_closed_total{reason="\#(reason)"}"#), "\(reason)")
+        }
         await connection.close()
     }
 

@@ -106,6 +106,10 @@ import Wire
         await #expect {
             _ = try await hub.connect(impostor, token: token)
         } throws: { ($0 as? ConnectionError)?.reject?.code == .unknownKey }
+        // Nor does a node that asks to relay with a token that enrolls an agent use it up.
+        await #expect {
+            _ = try await hub.connect(AgentIdentity.generate(), role: .relay, token: token)
+        } throws: { ($0 as? ConnectionError)?.reject?.code == .originNotAllowed }
         let newcomer = try await hub.connect(AgentIdentity.generate(), token: token)
         await newcomer.close()
         try await hub.stopAndRemove()

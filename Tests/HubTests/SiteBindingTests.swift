@@ -89,12 +89,15 @@ import Wire
         let path = folder.appendingPathComponent("feedback.sqlite").path
         let named = UUID()
         let unnamed = UUID()
+        let garbled = UUID()
         do {
             // The store as the previous release left it: nodes and tokens with one `site`.
             let queue = try DatabaseQueue(path: path)
             try SQLiteStore.migrator.migrate(queue, upTo: "v2-alerts")
             try queue.write { db in
-                for (node, site) in [(named, "branch-042"), (unnamed, "")] {
+                // An old free-text site no record can name (over the 64-byte limit) stays listed
+                // and reports for nothing rather than vanishing from the registry.
+                for (node, site) in [(named, "branch-042"), (unnamed, ""), (garbled, String(repeating: "x", count: 80))] {
                     try db.execute(
                         sql: "INSERT INTO nodes (node_id, public_key, key_id, role, site, created_at) VALUES (?, ?, 1, 1, ?, 0)",
                         arguments: [node, Data(repeating: 7, count: 32), site]
@@ -110,6 +113,8 @@ import Wire
         let nodes = Dictionary(uniqueKeysWithValues: try store.nodes().map { ($0.nodeID, $0.sites) })
         #expect(nodes[named] == (try SiteScope(["branch-042"])))
         #expect(nodes[unnamed] == .any)
+        #expect(nodes[garbled] == SiteScope.none)
+        #expect(nodes[garbled]?.allows(String(repeating: "x", count: 80)) == false)
         let tokenSites = try store.read { db in try String.fetchOne(db, sql: "SELECT sites FROM enrollment_tokens") }
         #expect(tokenSites == "web-eu")
     }

@@ -232,6 +232,9 @@ private func hello(role: Hello.Role = .agent, version: UInt16 = 1) throws -> Hel
             return
         }
         #expect(reject.code == .shuttingDown && reject.disposition == .retryable)
+        // A batch still in flight sent again while draining is a violation, as before GOAWAY.
+        var repeating = machine
+        #expect(self.isConnectionReject(repeating.frameReceived(.batch(try batch(1))), .unexpectedFrame))
         #expect(machine.batchCompleted(acked(1)) == .write([ack(1)], close: false))
         #expect(machine.batchCompleted(acked(2)) == .write([ack(2)], close: true))
 

@@ -19,7 +19,7 @@ public final class Uplink: Sendable {
     public struct Configuration: Sendable {
         /// Hubs or relays in order of preference.
         public var hubs: [HubAddress]
-        /// Client TLS context (trusting the hubs' CA).
+        /// Client TLS context (trusting the hubs' CA; with the client certificate for mutual TLS).
         public var tls: NIOSSLContext
         /// The agent's identity.
         public var identity: AgentIdentity

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Wire
 
 /// Asks a connection to finish: GOAWAY, drain in-flight batches, close.
@@ -142,6 +143,13 @@ final class HubConnectionHandler: ChannelInboundHandler {
     }
 
     private func verify(_ hello: Hello, _ context: ChannelHandlerContext) {
+        // Before the registry: a refused certificate must not redeem a token.
+        let certificate = try? context.pipeline.syncOperations.nioSSL_peerCertificate()
+        if let refusal = HubTLS.clientCertificateRefusal(certificate, nodeID: hello.nodeID) {
+            self.handshakeTimer?.cancel()
+            self.perform(self.machine.helloRefused(refusal))
+            return
+        }
         let registry = self.registry
         let store = self.store
         let challenge = self.machine.challenge

@@ -21,6 +21,8 @@ public struct ConnectionError: Error, Sendable, CustomStringConvertible {
     public var reject: Reject?
     /// What happened, in words.
     public var reason: String
+    /// The certificate check that refused the TLS handshake, when one did.
+    public var tls: TLSFailure? = nil
 
     /// "REASON" (and the reject code, if any).
     public var description: String {
@@ -144,13 +146,14 @@ public final class HubConnection: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverHostname))
+                    let diagnostics = TLSDiagnostics(host: host, nodeID: identity.nodeID, context: tls)
+                    try sync.addHandler(diagnostics.clientHandler(context: tls, serverHostname: serverHostname))
                     try sync.addHandler(ByteToMessageHandler(FrameDecoder()))
                     try sync.addHandler(MessageToByteHandler(FrameEncoder()))
                     try sync.addHandler(
                         UplinkHandler(
                             identity: identity, role: role, enrollmentToken: enrollmentToken, established: established,
-                            handshakeTimeout: handshakeTimeout, goAwayDelay: goAwayDelay
+                            handshakeTimeout: handshakeTimeout, goAwayDelay: goAwayDelay, diagnostics: diagnostics
                         )
                     )
                 }
@@ -231,11 +234,13 @@ final class UplinkHandler: ChannelInboundHandler {
     private var handshakeDeadline: Scheduled<Void>?
     private var lastRead = NIODeadline.now()
     private let goAwayDelay: ReconnectDelay
+    private let diagnostics: TLSDiagnostics
 
     init(
         identity: AgentIdentity, role: Hello.Role, enrollmentToken: String, established: EventLoopPromise<Welcome>,
-        handshakeTimeout: TimeAmount, goAwayDelay: ReconnectDelay
+        handshakeTimeout: TimeAmount, goAwayDelay: ReconnectDelay, diagnostics: TLSDiagnostics
     ) {
+        self.diagnostics = diagnostics
         self.identity = identity
         self.role = role
         self.enrollmentToken = enrollmentToken
@@ -351,6 +356,10 @@ final class UplinkHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let failure = self.diagnostics.failure(for: error) {
+            self.end(ConnectionError(reason: failure.description, tls: failure), context)
+            return
+        }
         self.end(ConnectionError(reason: "connection failed: \(error)"), context)
     }
 

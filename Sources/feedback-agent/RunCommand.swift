@@ -165,6 +165,9 @@ struct Status: AsyncParsableCommand {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         let oldest = (object["oldestPendingCapturedAt"] as? Int64).map { "\(Double(now - $0) / 1000) s ago" } ?? "none"
         print("connected hub:        \(object["connectedHub"] as? String ?? "none")")
+        if let error = object["lastConnectionError"] as? String {
+            print("last connect error:   \(error)")
+        }
         print("unsealed records:     \(object["unsealedRecords"] ?? 0)")
         print("unacknowledged:       \(object["unacknowledgedRecords"] ?? 0) records in \(object["unacknowledgedBatches"] ?? 0) batches")
         print("oldest pending:       \(oldest)")

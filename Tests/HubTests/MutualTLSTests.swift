@@ -91,6 +91,11 @@ import Wire
         let mode = try FileManager.default.attributesOfItem(atPath: key)[.posixPermissions] as? Int
         #expect(mode == 0o600)
 
+        // A key that is not the certificate's is named before anything connects.
+        let mismatched = try await self.enroll(hub, identity: folder + "/agent.json", token: token, certificate: (certificate, foreignFiles.1))
+        #expect(mismatched.status != 0)
+        #expect(mismatched.output.contains(foreignFiles.1) && mismatched.output.contains("is not the key of"), "\(mismatched.output)")
+
         let enrolled = try await self.enroll(hub, identity: folder + "/agent.json", token: token, certificate: (certificate, key))
         #expect(enrolled.status == 0, "\(enrolled.output)")
         #expect(try self.isRegistered(hub, identity.nodeID))

@@ -11,6 +11,8 @@ import Yams
 /// identity: agent.json            # made by `feedback-agent keygen`
 /// hubs: ["hub.example.net:7443"]  # in order of preference
 /// ca: ca.pem                      # the hub's CA certificate
+/// clientCertificate: node.pem     # optional, both or neither: for hubs that require mutual TLS
+/// clientKey: node-key.pem         #   (`feedback-hub certs client`)
 /// enrollmentToken: ""             # optional, until the hub knows this agent
 /// spool: {directory: spool, fsync: "10", segmentBytes: 8388608, quotaBytes: 1073741824, reserveBytes: 262144}
 /// batch: {maxRecords: 1000, maxBytes: 1048576, maxAgeMs: 100}
@@ -109,6 +111,10 @@ public struct AgentConfigurationFile: Sendable, Codable {
     public var hubs: [String]
     /// CA file.
     public var ca: String
+    /// Client certificate file, for hubs that require mutual TLS (with ``clientKey``).
+    public var clientCertificate: String?
+    /// The client certificate's private key file.
+    public var clientKey: String?
     /// Optional enrollment token.
     public var enrollmentToken: String = ""
     /// Spool.
@@ -125,7 +131,7 @@ public struct AgentConfigurationFile: Sendable, Codable {
     public var sources: [SourceConfiguration] = []
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case identity, hubs, ca, enrollmentToken, spool, batch, http, drainTimeoutMs, sites
+        case identity, hubs, ca, clientCertificate, clientKey, enrollmentToken, spool, batch, http, drainTimeoutMs, sites
     }
 
     public init(from decoder: any Decoder) throws {
@@ -133,6 +139,8 @@ public struct AgentConfigurationFile: Sendable, Codable {
         self.identity = try c.decode(String.self, forKey: .identity)
         self.hubs = try c.decode([String].self, forKey: .hubs)
         self.ca = try c.decode(String.self, forKey: .ca)
+        self.clientCertificate = try c.decodeIfPresent(String.self, forKey: .clientCertificate)
+        self.clientKey = try c.decodeIfPresent(String.self, forKey: .clientKey)
         self.enrollmentToken = try c.decodeIfPresent(String.self, forKey: .enrollmentToken) ?? ""
         self.spool = try c.decodeIfPresent(SpoolSection.self, forKey: .spool) ?? SpoolSection()
         self.batch = try c.decodeIfPresent(BatchSection.self, forKey: .batch) ?? BatchSection()
@@ -188,6 +196,8 @@ public struct AgentConfigurationFile: Sendable, Codable {
         func resolve(_ file: String) -> String { file.hasPrefix("/") ? file : folder.appendingPathComponent(file).path }
         file.identity = resolve(file.identity)
         file.ca = resolve(file.ca)
+        file.clientCertificate = file.clientCertificate.map(resolve)
+        file.clientKey = file.clientKey.map(resolve)
         file.spool.directory = resolve(file.spool.directory)
         file.sources = try SourceConfiguration.parse(root["sources"], path: path, resolve: resolve)
         try file.validate(path: path)
@@ -203,6 +213,9 @@ public struct AgentConfigurationFile: Sendable, Codable {
             do { _ = try HubAddress(parsing: hub) } catch let error as HubAddressError {
                 throw AgentConfigurationError(path: path, "hubs: \(error.description)")
             }
+        }
+        guard (self.clientCertificate == nil) == (self.clientKey == nil) else {
+            throw AgentConfigurationError(path: path, "clientCertificate and clientKey go together: set both or neither")
         }
         _ = try self.fsyncPolicy(path: path)
         try positive(self.spool.segmentBytes, "spool.segmentBytes")
@@ -232,6 +245,12 @@ public struct AgentConfigurationFile: Sendable, Codable {
         }
     }
 
+    /// ``clientCertificate`` and ``clientKey``, when set.
+    public var clientCertificateFiles: HubConnection.ClientCertificate? {
+        guard let certificate = self.clientCertificate, let key = self.clientKey else { return nil }
+        return HubConnection.ClientCertificate(certificate: certificate, privateKey: key)
+    }
+
     func fsyncPolicy(path: String) throws -> Spool.FsyncPolicy {
         switch self.spool.fsync {
         case "always": return .always
@@ -244,9 +263,10 @@ public struct AgentConfigurationFile: Sendable, Codable {
         }
     }
 
-    /// The agent settings this file describes: loads the identity and the CA.
+    /// The agent settings this file describes: loads the identity, the CA and the client
+    /// certificate.
     ///
-    /// - Throws: ``AgentConfigurationError`` when the identity or CA cannot be used.
+    /// - Throws: ``AgentConfigurationError`` when the identity or a TLS file cannot be used.
     public func agentConfiguration(path: String) throws -> FeedbackAgent.Configuration {
         let identity: AgentIdentity
         do {
@@ -256,9 +276,9 @@ public struct AgentConfigurationFile: Sendable, Codable {
         }
         let tls: NIOSSLContext
         do {
-            tls = try HubConnection.tlsContext(trusting: self.ca)
-        } catch {
-            throw AgentConfigurationError(path: path, "ca: cannot load \(self.ca) as a PEM certificate: \(error)")
+            tls = try HubConnection.tlsContext(trusting: self.ca, clientCertificate: self.clientCertificateFiles)
+        } catch let error as TLSFileError {
+            throw AgentConfigurationError(path: path, "names a TLS file that cannot be used: \(error.description)")
         }
         var configuration = FeedbackAgent.Configuration(
             identity: identity, hubs: try self.hubs.map { try HubAddress(parsing: $0) }, tls: tls, spoolDirectory: self.spool.directory

@@ -24,7 +24,9 @@ public final class FeedbackAgent: Service, Sendable {
         public var identity: AgentIdentity
         /// Hubs or relays, in order of preference.
         public var hubs: [HubAddress]
-        /// Client TLS context trusting the hubs' CA (see ``HubConnection/tlsContext(trusting:)``).
+        /// Client TLS context trusting the hubs' CA and, for hubs that require mutual TLS,
+        /// presenting this node's client certificate (see
+        /// ``HubConnection/tlsContext(trusting:clientCertificate:)``).
         public var tls: NIOSSLContext
         /// The spool folder and its fsync policy and quota.
         public var spool: Spool.Configuration

@@ -188,6 +188,7 @@ public struct HTTPIntake: Sendable {
             "connectFailures": status.uplink.connectFailures,
         ]
         if let hub = status.uplink.connectedHub { object["connectedHub"] = hub.description }
+        if let error = status.uplink.lastConnectionError { object["lastConnectionError"] = error }
         if let oldest = status.spool.oldestPendingCapturedAt { object["oldestPendingCapturedAt"] = oldest }
         return object
     }

@@ -21,12 +21,30 @@ public struct ConnectionError: Error, Sendable, CustomStringConvertible {
     public var reject: Reject?
     /// What happened, in words.
     public var reason: String
+    /// The certificate check that refused the TLS handshake, when one did.
+    public var tls: TLSFailure? = nil
 
     /// "REASON" (and the reject code, if any).
     public var description: String {
         if let reject { return "\(self.reason) (\(reject.code), \(reject.disposition))" }
         return self.reason
     }
+}
+
+/// A TLS file (CA, client certificate or key) that cannot be used.
+public struct TLSFileError: Error, Sendable, CustomStringConvertible {
+    /// The file.
+    public var path: String
+    /// What is wrong.
+    public var reason: String
+
+    init(path: String, _ reason: String) {
+        self.path = path
+        self.reason = reason
+    }
+
+    /// "PATH REASON".
+    public var description: String { "\(self.path) \(self.reason)" }
 }
 
 /// One TLS connection from a node to a hub: handshake, credit-limited pipelining of sealed
@@ -47,12 +65,57 @@ public final class HubConnection: Sendable {
     /// How long the hub asked the node to wait before reconnecting, once it sent GOAWAY.
     public var reconnectAfter: Duration? { self.goAwayDelay.value.withLock { $0 } }
 
-    /// A TLS 1.3 client context trusting the CA in `caFile` (PEM).
-    public static func tlsContext(trusting caFile: String) throws -> NIOSSLContext {
+    /// The certificate a node presents to hubs that require mutual TLS, and its key (PEM
+    /// files, as `feedback-hub certs client` writes them).
+    public struct ClientCertificate: Sendable, Hashable {
+        /// The certificate, issued for this node by the hub's client CA.
+        public var certificate: String
+        /// Its private key.
+        public var privateKey: String
+
+        /// Names the two files.
+        public init(certificate: String, privateKey: String) {
+            self.certificate = certificate
+            self.privateKey = privateKey
+        }
+    }
+
+    /// A TLS 1.3 client context trusting the CA in `caFile` (PEM) and, for hubs that require
+    /// mutual TLS, presenting `clientCertificate`.
+    ///
+    /// - Throws: ``TLSFileError`` naming the file that cannot be used.
+    public static func tlsContext(trusting caFile: String, clientCertificate: ClientCertificate? = nil) throws -> NIOSSLContext {
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.minimumTLSVersion = .tlsv13
-        configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caFile))
-        return try NIOSSLContext(configuration: configuration)
+        do {
+            configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caFile))
+        } catch {
+            throw TLSFileError(path: caFile, "cannot be loaded as the hubs' CA certificate (PEM): \(error)")
+        }
+        if let clientCertificate {
+            do {
+                configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(clientCertificate.certificate).map { .certificate($0) }
+            } catch {
+                throw TLSFileError(path: clientCertificate.certificate, "cannot be loaded as a client certificate (PEM): \(error)")
+            }
+            guard !configuration.certificateChain.isEmpty else {
+                throw TLSFileError(path: clientCertificate.certificate, "holds no certificate")
+            }
+            do {
+                configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: clientCertificate.privateKey, format: .pem))
+            } catch {
+                throw TLSFileError(path: clientCertificate.privateKey, "cannot be loaded as a private key (PEM): \(error)")
+            }
+        }
+        do {
+            return try NIOSSLContext(configuration: configuration)
+        } catch {
+            // The CA and both files loaded: what is left to refuse is a key of another certificate.
+            throw TLSFileError(
+                path: clientCertificate?.privateKey ?? caFile,
+                clientCertificate.map { "is not the key of the client certificate \($0.certificate): \(error)" } ?? "cannot be used: \(error)"
+            )
+        }
     }
 
     /// Connects, completes the handshake and returns once the hub has sent WELCOME.
@@ -83,13 +146,14 @@ public final class HubConnection: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverHostname))
+                    let diagnostics = TLSDiagnostics(host: host, nodeID: identity.nodeID, context: tls)
+                    try sync.addHandler(diagnostics.clientHandler(context: tls, serverHostname: serverHostname))
                     try sync.addHandler(ByteToMessageHandler(FrameDecoder()))
                     try sync.addHandler(MessageToByteHandler(FrameEncoder()))
                     try sync.addHandler(
                         UplinkHandler(
                             identity: identity, role: role, enrollmentToken: enrollmentToken, established: established,
-                            handshakeTimeout: handshakeTimeout, goAwayDelay: goAwayDelay
+                            handshakeTimeout: handshakeTimeout, goAwayDelay: goAwayDelay, diagnostics: diagnostics
                         )
                     )
                 }
@@ -170,11 +234,13 @@ final class UplinkHandler: ChannelInboundHandler {
     private var handshakeDeadline: Scheduled<Void>?
     private var lastRead = NIODeadline.now()
     private let goAwayDelay: ReconnectDelay
+    private let diagnostics: TLSDiagnostics
 
     init(
         identity: AgentIdentity, role: Hello.Role, enrollmentToken: String, established: EventLoopPromise<Welcome>,
-        handshakeTimeout: TimeAmount, goAwayDelay: ReconnectDelay
+        handshakeTimeout: TimeAmount, goAwayDelay: ReconnectDelay, diagnostics: TLSDiagnostics
     ) {
+        self.diagnostics = diagnostics
         self.identity = identity
         self.role = role
         self.enrollmentToken = enrollmentToken
@@ -290,6 +356,10 @@ final class UplinkHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let failure = self.diagnostics.failure(for: error) {
+            self.end(ConnectionError(reason: failure.description, tls: failure), context)
+            return
+        }
         self.end(ConnectionError(reason: "connection failed: \(error)"), context)
     }
 

@@ -19,7 +19,7 @@ public final class Uplink: Sendable {
     public struct Configuration: Sendable {
         /// Hubs or relays in order of preference.
         public var hubs: [HubAddress]
-        /// Client TLS context (trusting the hubs' CA).
+        /// Client TLS context (trusting the hubs' CA; with the client certificate for mutual TLS).
         public var tls: NIOSSLContext
         /// The agent's identity.
         public var identity: AgentIdentity
@@ -59,6 +59,9 @@ public final class Uplink: Sendable {
         public var batchesDeadLettered = 0
         /// Retryable REJECTs received.
         public var batchesRetried = 0
+        /// Why the last connection attempt failed (for a TLS refusal: which check and what
+        /// to do); nil once a connection succeeds.
+        public var lastConnectionError: String?
     }
 
     enum Event: Sendable {
@@ -109,7 +112,10 @@ public final class Uplink: Sendable {
                     enrollmentToken: self.configuration.enrollmentToken
                 )
             } catch {
-                self.counters.withLock { $0.connectFailures += 1 }
+                self.counters.withLock {
+                    $0.connectFailures += 1
+                    $0.lastConnectionError = "\(hub): \(error)"
+                }
                 self.logger.warning("cannot reach hub", metadata: ["hub": "\(hub)", "error": "\(error)"])
                 index = (index + 1) % self.configuration.hubs.count
                 if index == 0 { try? await Task.sleep(for: backoff.next()) }
@@ -129,6 +135,7 @@ public final class Uplink: Sendable {
             self.counters.withLock {
                 $0.connectedHub = hub
                 $0.connections += 1
+                $0.lastConnectionError = nil
             }
             self.logger.info("connected to hub", metadata: ["hub": "\(hub)"])
             let returnAt = index > 0 ? ContinuousClock.now + self.configuration.returnToPrimaryAfter : nil

@@ -73,6 +73,7 @@ public final class Hub: Sendable {
             metrics: metrics,
             logger: logger
         )
+        HubTLS.reportExpiry(of: configuration.tls, metrics: metrics, logger: logger)
     }
 
     /// The operations HTTP application, with the protocol server as one of its services.

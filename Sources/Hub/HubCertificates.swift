@@ -40,38 +40,14 @@ public enum HubCertificates {
             },
             issuerPrivateKey: .init(caKey)
         )
-        let serverKey = P256.Signing.PrivateKey()
-        let names: [GeneralName] = hostnames.map { name in
-            if let bytes = Self.ipAddressBytes(name) {
-                return .ipAddress(ASN1OctetString(contentBytes: ArraySlice(bytes)))
-            }
-            return .dnsName(name)
-        }
-        let server = try Certificate(
-            version: .v3,
-            serialNumber: Certificate.SerialNumber(),
-            publicKey: .init(serverKey.publicKey),
-            notValidBefore: now.addingTimeInterval(-300),
-            notValidAfter: now.addingTimeInterval(2 * 365 * 86_400),
-            issuer: caName,
-            subject: try DistinguishedName {
-                OrganizationName("FeedbackMesh")
-                CommonName(hostnames.first ?? "feedback-hub")
-            },
-            signatureAlgorithm: .ecdsaWithSHA256,
-            extensions: try Certificate.Extensions {
-                Critical(BasicConstraints.notCertificateAuthority)
-                Critical(KeyUsage(digitalSignature: true))
-                try ExtendedKeyUsage([.serverAuth])
-                SubjectAlternativeNames(names)
-            },
-            issuerPrivateKey: .init(caKey)
+        let server = try CertificateAuthority(certificate: ca, privateKey: .init(caKey)).issue(
+            .server(hostnames: hostnames), notValidBefore: now.addingTimeInterval(-300), notValidAfter: now.addingTimeInterval(2 * 365 * 86_400)
         )
         return Files(
             caCertificate: try ca.serializeAsPEM().pemString,
             caPrivateKey: caKey.pemRepresentation,
-            serverCertificate: try server.serializeAsPEM().pemString,
-            serverPrivateKey: serverKey.pemRepresentation
+            serverCertificate: server.certificate,
+            serverPrivateKey: server.privateKey
         )
     }
 

@@ -185,6 +185,13 @@ final class HubConnectionHandler: ChannelInboundHandler {
     }
 
     private func verify(_ hello: Hello, _ context: ChannelHandlerContext) {
+        // Before the registry: a refused certificate must not redeem a token.
+        let certificate = try? context.pipeline.syncOperations.nioSSL_peerCertificate()
+        if let refusal = HubTLS.clientCertificateRefusal(certificate, nodeID: hello.nodeID) {
+            self.handshakeTimer?.cancel()
+            self.perform(self.machine.helloRefused(refusal))
+            return
+        }
         let registry = self.registry
         let store = self.store
         let challenge = self.machine.challenge

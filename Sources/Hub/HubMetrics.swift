@@ -16,6 +16,8 @@ public struct HubMetrics: Sendable {
     let alertsRaised: Counter
     let alertsEscalated: Counter
     let alertLatency: Timer
+    /// When the server certificate expires, Unix seconds: alert on it well before.
+    let tlsCertificateExpiry: Gauge
     private let factory: any MetricsFactory
 
     /// Creates the metrics in `factory` (the hub's Prometheus registry, or a test factory).
@@ -33,6 +35,7 @@ public struct HubMetrics: Sendable {
         self.alertsRaised = Counter(label: "feedback_hub_alerts_raised_total", factory: factory)
         self.alertsEscalated = Counter(label: "feedback_hub_alerts_escalated_total", factory: factory)
         self.alertLatency = Timer(label: "feedback_hub_alert_latency_seconds", factory: factory)
+        self.tlsCertificateExpiry = Gauge(label: "feedback_hub_tls_certificate_expiry_timestamp_seconds", factory: factory)
     }
 
     /// Alert delivery attempts by outcome: `delivered`, `failed` (will retry), `dead` (given up).

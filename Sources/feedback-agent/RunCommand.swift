@@ -93,7 +93,19 @@ struct Enroll: AsyncParsableCommand {
     @Option(help: "The one-time enrollment token.")
     var token: String
 
+    @Option(help: "The client certificate (PEM) for a hub that requires mutual TLS (`feedback-hub certs client`).")
+    var clientCertificate: String?
+
+    @Option(help: "The client certificate's private key (PEM).")
+    var clientKey: String?
+
     func run() async throws {
+        let clientCertificate: HubConnection.ClientCertificate?
+        switch (self.clientCertificate, self.clientKey) {
+        case (nil, nil): clientCertificate = nil
+        case (let certificate?, let key?): clientCertificate = HubConnection.ClientCertificate(certificate: certificate, privateKey: key)
+        case (nil, _?), (_?, nil): throw CLIError("--client-certificate and --client-key go together: give both or neither")
+        }
         let address: HubAddress
         let identity: AgentIdentity
         do {
@@ -106,10 +118,13 @@ struct Enroll: AsyncParsableCommand {
         }
         do {
             let connection = try await HubConnection.connect(
-                host: address.host, port: address.port, tls: try HubConnection.tlsContext(trusting: self.ca), identity: identity,
+                host: address.host, port: address.port,
+                tls: try HubConnection.tlsContext(trusting: self.ca, clientCertificate: clientCertificate), identity: identity,
                 enrollmentToken: self.token
             )
             await connection.close()
+        } catch let error as TLSFileError {
+            throw CLIError(error.description)
         } catch let error as ConnectionError {
             throw CLIError("enrollment failed: \(error.description)")
         }
@@ -151,6 +166,9 @@ struct Status: AsyncParsableCommand {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         let oldest = (object["oldestPendingCapturedAt"] as? Int64).map { "\(Double(now - $0) / 1000) s ago" } ?? "none"
         print("connected hub:        \(object["connectedHub"] as? String ?? "none")")
+        if let error = object["lastConnectionError"] as? String {
+            print("last connect error:   \(error)")
+        }
         print("unsealed records:     \(object["unsealedRecords"] ?? 0)")
         print("unacknowledged:       \(object["unacknowledgedRecords"] ?? 0) records in \(object["unacknowledgedBatches"] ?? 0) batches")
         print("oldest pending:       \(oldest)")

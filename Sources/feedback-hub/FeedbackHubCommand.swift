@@ -11,7 +11,7 @@ struct FeedbackHubCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "feedback-hub",
         abstract: "Receives, verifies and stores FeedbackMesh ratings.",
-        subcommands: [Init.self, Serve.self, Agents.self, Alerts.self, Report.self, Inspect.self]
+        subcommands: [Init.self, Serve.self, Agents.self, Certs.self, Alerts.self, Report.self, Inspect.self]
     )
 }
 
@@ -31,6 +31,16 @@ func reporting<T>(_ body: () throws -> T) throws -> T {
         throw CLIError(error.description)
     } catch let error as AlertRulesError {
         throw CLIError(error.description)
+    }
+}
+
+/// Writes `text` to `path`, replacing what is there; secrets get mode 0600.
+func writeFile(_ path: String, _ text: String, isSecret: Bool) throws {
+    let manager = FileManager.default
+    let attributes: [FileAttributeKey: Any] = [.posixPermissions: isSecret ? 0o600 : 0o644]
+    try? manager.removeItem(atPath: path)
+    guard manager.createFile(atPath: path, contents: Data(text.utf8), attributes: attributes) else {
+        throw CLIError("cannot write \(path)")
     }
 }
 
@@ -110,12 +120,7 @@ struct Init: ParsableCommand {
         }
         let files = try HubCertificates.make(hostnames: self.hostnames)
         func write(_ name: String, _ text: String, isSecret: Bool) throws {
-            let path = folder.appendingPathComponent(name).path
-            let attributes: [FileAttributeKey: Any] = [.posixPermissions: isSecret ? 0o600 : 0o644]
-            try? manager.removeItem(atPath: path)
-            guard manager.createFile(atPath: path, contents: Data(text.utf8), attributes: attributes) else {
-                throw CLIError("cannot write \(path)")
-            }
+            try writeFile(folder.appendingPathComponent(name).path, text, isSecret: isSecret)
         }
         try write("ca.pem", files.caCertificate, isSecret: false)
         try write("ca-key.pem", files.caPrivateKey, isSecret: true)
@@ -130,7 +135,7 @@ struct Init: ParsableCommand {
             tls:
               certificate: hub.pem
               privateKey: hub-key.pem
-              # clientCA: clients-ca.pem   # set to require client certificates (mutual TLS)
+              # clientCA: ca.pem   # set to require client certificates (mutual TLS): feedback-hub certs client
             limits:
               maxConnections: 1024
               maxHandshakes: 256

@@ -23,8 +23,16 @@ import Testing
         #expect(file.http == nil)
     }
 
+    @Test func clientCertificateFilesAreBesideTheFile() throws {
+        let path = try self.write("identity: a\nhubs: [\"h:1\"]\nca: c\nclientCertificate: node.pem\nclientKey: /keys/node-key.pem\n")
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        let files = try #require(try AgentConfigurationFile.load(from: path).clientCertificateFiles)
+        #expect(files == HubConnection.ClientCertificate(certificate: folder + "/node.pem", privateKey: "/keys/node-key.pem"))
+    }
+
     @Test(arguments: [
         ("identity: a\nhubs: [\"h:1\"]\nca: c\ncolour: red\n", "unknown setting \"colour\""),
+        ("identity: a\nhubs: [\"h:1\"]\nca: c\nclientCertificate: node.pem\n", "clientCertificate and clientKey go together"),
         ("identity: a\nhubs: [\"h:1\"]\nca: c\nspool: {fsync: sometimes}\n", "spool.fsync"),
         ("identity: a\nhubs: [\"h\"]\nca: c\n", "is not a hub address"),
         ("identity: a\nhubs: []\nca: c\n", "at least one"),

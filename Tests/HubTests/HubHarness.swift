@@ -41,6 +41,7 @@ final class HubHarness: Sendable {
         } else if !manager.fileExists(atPath: caPath) {
             let files = try HubCertificates.make(hostnames: ["localhost", "127.0.0.1"])
             try files.caCertificate.write(toFile: caPath, atomically: true, encoding: .utf8)
+            try files.caPrivateKey.write(to: folder.appendingPathComponent("ca-key.pem"), atomically: true, encoding: .utf8)
             try files.serverCertificate.write(to: folder.appendingPathComponent("hub.pem"), atomically: true, encoding: .utf8)
             try files.serverPrivateKey.write(to: folder.appendingPathComponent("hub-key.pem"), atomically: true, encoding: .utf8)
         }
@@ -242,6 +243,25 @@ final class NIOLockedValueBoxSet: Sendable {
     func insert(_ value: UInt64) { self.box.withLockedValue { _ = $0.insert(value) } }
     var count: Int { self.box.withLockedValue { $0.count } }
     var values: Set<UInt64> { self.box.withLockedValue { $0 } }
+}
+
+/// Runs `binary` to its end (off the concurrency pool: it waits for the process) and
+/// returns its exit status and everything it printed.
+func runToEnd(_ binary: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: binary)
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    return await withCheckedContinuation { continuation in
+        DispatchQueue.global().async {
+            let output = pipe.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            continuation.resume(returning: (process.terminationStatus, String(decoding: output, as: UTF8.self)))
+        }
+    }
 }
 
 /// Starts `binary` as a real process, its output appended to `log`.

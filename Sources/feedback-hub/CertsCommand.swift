@@ -1,0 +1,123 @@
+import ArgumentParser
+import Foundation
+import Hub
+
+struct Certs: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Issues certificates from the hub's CA.",
+        subcommands: [Client.self]
+    )
+
+    struct Client: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Issues client certificates for nodes, for a hub that requires mutual TLS (tls.clientCA).",
+            discussion: """
+                For each node id, writes OUT/<node id>.pem (the certificate; it names the node as \
+                urn:uuid:<node id>) and OUT/<node id>-key.pem (its private key, mode 0600). Give both \
+                to the node (agent.yaml clientCertificate and clientKey; enroll --client-certificate \
+                and --client-key). The hub refuses a node whose certificate names another node.
+                """
+        )
+
+        @Option(help: "A node id from `feedback-agent keygen` (repeatable).")
+        var nodeId: [String] = []
+
+        @Option(help: "A file of node ids, one per line (blank lines and lines starting with # are skipped).")
+        var nodeIds: String?
+
+        @Option(help: "The CA certificate the hub's tls.clientCA names.")
+        var caCertificate = "hub/ca.pem"
+
+        @Option(help: "The CA's private key (kept offline).")
+        var caKey = "hub/ca-key.pem"
+
+        @Option(help: "Days the certificates are valid, 1–3650; not beyond the CA's own expiry.")
+        var days = 730
+
+        @Option(name: .shortAndLong, help: "The folder to write the certificates and keys to (created if missing).")
+        var out: String
+
+        @Flag(help: "Replace certificates and keys that already exist in the folder.")
+        var force = false
+
+        /// At most this many nodes per run, and node-id files at most 1 MiB.
+        static let maxNodes = 10_000
+
+        func run() throws {
+            guard (1...3_650).contains(self.days) else { throw CLIError("--days must be 1–3650, got \(self.days)") }
+            let nodes = try self.nodeIDs()
+            let authority: CertificateAuthority
+            do {
+                authority = try CertificateAuthority.load(certificate: self.caCertificate, privateKey: self.caKey)
+            } catch let error as CertificateAuthorityError {
+                throw CLIError(error.description)
+            }
+            let now = Date()
+            guard authority.notValidAfter > now else {
+                throw CLIError("the CA certificate \(self.caCertificate) expired on \(authority.notValidAfter.formatted(.iso8601)): make a new CA first")
+            }
+            let notValidAfter = now.addingTimeInterval(Double(self.days) * 86_400)
+            guard notValidAfter <= authority.notValidAfter else {
+                let left = Int(authority.notValidAfter.timeIntervalSince(now) / 86_400)
+                throw CLIError(
+                    "--days \(self.days) would outlive the CA \(self.caCertificate), valid until \(authority.notValidAfter.formatted(.iso8601)); at most \(max(left, 0)) days"
+                )
+            }
+            let manager = FileManager.default
+            do {
+                try manager.createDirectory(atPath: self.out, withIntermediateDirectories: true)
+            } catch {
+                throw CLIError("cannot create \(self.out): \(error.localizedDescription)")
+            }
+            let folder = URL(fileURLWithPath: self.out)
+            let files = nodes.map { node in
+                (node, folder.appendingPathComponent("\(node).pem").path, folder.appendingPathComponent("\(node)-key.pem").path)
+            }
+            // Checked for every node before anything is written: a run either issues all or none.
+            if !self.force, let existing = files.flatMap({ [$0.1, $0.2] }).first(where: manager.fileExists(atPath:)) {
+                throw CLIError("\(existing) already exists; use --force to replace it")
+            }
+            for (node, certificatePath, keyPath) in files {
+                let issued: CertificateAuthority.Issued
+                do {
+                    issued = try authority.issue(
+                        .client(nodeID: node), notValidBefore: now.addingTimeInterval(-300), notValidAfter: notValidAfter
+                    )
+                } catch let error as CertificateAuthorityError {
+                    throw CLIError(error.description)
+                }
+                // SecretFile: switch this key write to the shared SecretFile helper (0600 from the first open) when it is merged.
+                try writeFile(keyPath, issued.privateKey, isSecret: true)
+                try writeFile(certificatePath, issued.certificate, isSecret: false)
+                print("\(node): \(certificatePath), \(keyPath)")
+            }
+            print("issued \(nodes.count) client certificate(s), valid until \(notValidAfter.formatted(.iso8601))")
+        }
+
+        private func nodeIDs() throws -> [UUID] {
+            var texts = self.nodeId.map { ($0, "--node-id") }
+            if let path = self.nodeIds {
+                guard let handle = FileHandle(forReadingAtPath: path) else { throw CLIError("--node-ids \(path) cannot be read") }
+                defer { try? handle.close() }
+                let data = (try? handle.read(upToCount: (1 << 20) + 1)) ?? Data()
+                guard data.count <= 1 << 20 else { throw CLIError("--node-ids \(path) is larger than 1 MiB") }
+                for (index, line) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                    let text = line.trimmingCharacters(in: .whitespaces)
+                    if text.isEmpty || text.hasPrefix("#") { continue }
+                    texts.append((text, "\(path) line \(index + 1)"))
+                }
+            }
+            var seen = Set<UUID>()
+            var nodes: [UUID] = []
+            for (text, origin) in texts {
+                guard let node = UUID(uuidString: text), node != UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)) else {
+                    throw CLIError("\(origin): \"\(text.prefix(64))\" is not a node id (a UUID from `feedback-agent keygen`)")
+                }
+                if seen.insert(node).inserted { nodes.append(node) }
+            }
+            guard !nodes.isEmpty else { throw CLIError("name the nodes with --node-id or --node-ids") }
+            guard nodes.count <= Self.maxNodes else { throw CLIError("at most \(Self.maxNodes) nodes per run, got \(nodes.count)") }
+            return nodes
+        }
+    }
+}

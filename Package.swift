@@ -42,9 +42,16 @@ let package = Package(
             ]
         ),
         .target(
+            name: "Support",
+            dependencies: [
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .target(
             name: "Agent",
             dependencies: [
                 "Wire",
+                "Support",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -59,6 +66,7 @@ let package = Package(
             name: "Hub",
             dependencies: [
                 "Wire",
+                "Support",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -80,6 +88,7 @@ let package = Package(
             name: "feedback-agent",
             dependencies: [
                 "Agent",
+                "Support",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -91,6 +100,7 @@ let package = Package(
             name: "feedback-hub",
             dependencies: [
                 "Hub",
+                "Support",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -126,6 +136,10 @@ let package = Package(
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ],
             exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "SupportTests",
+            dependencies: ["Support"]
         ),
         .testTarget(
             name: "AgentTests",

@@ -2,6 +2,7 @@ import Agent
 import ArgumentParser
 import Foundation
 import NIOCore
+import Support
 import Wire
 
 @main
@@ -65,7 +66,7 @@ struct Seal: ParsableCommand {
     @Option(help: "zstd level, 1–19.")
     var level: Int32 = 3
 
-    @Option(name: .shortAndLong, help: "Where to write the BATCH frame.")
+    @Option(name: .shortAndLong, help: "Where to write the BATCH frame (mode 0600: it holds customer data).")
     var out: String
 
     func validate() throws {
@@ -118,8 +119,11 @@ struct Seal: ParsableCommand {
         }
         var frame = ByteBuffer()
         Frame.batch(batch).write(into: &frame)
-        guard FileManager.default.createFile(atPath: self.out, contents: Data(frame.readableBytesView)) else {
-            throw CLIError("cannot write \(self.out)")
+        do {
+            // A batch holds customer ids and comments.
+            try SecretFile.write(frame.readableBytesView, to: self.out, replacing: true)
+        } catch {
+            throw CLIError("cannot write \(error)")
         }
         let header = batch.header
         print(

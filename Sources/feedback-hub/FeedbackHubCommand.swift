@@ -3,6 +3,7 @@ import Foundation
 import Hub
 import Logging
 import ServiceLifecycle
+import Support
 import Wire
 
 @main
@@ -81,16 +82,24 @@ struct Init: ParsableCommand {
             throw CLIError("\(configPath) already exists; use --force to replace the configuration and certificates")
         }
         do {
-            try manager.createDirectory(at: folder, withIntermediateDirectories: true)
+            // A folder init makes holds the CA key and the store: owner-only.
+            try SecretFile.createDirectory(folder.path)
         } catch {
-            throw CLIError("cannot create \(self.directory): \(error.localizedDescription)")
+            throw CLIError("cannot create \(self.directory): \(error.reason)")
         }
         let files = try HubCertificates.make(hostnames: self.hostnames)
         func write(_ name: String, _ text: String, isSecret: Bool) throws {
             let path = folder.appendingPathComponent(name).path
-            let attributes: [FileAttributeKey: Any] = [.posixPermissions: isSecret ? 0o600 : 0o644]
+            if isSecret {
+                do {
+                    try SecretFile.write(Data(text.utf8), to: path, replacing: true)
+                } catch {
+                    throw CLIError("cannot write \(error)")
+                }
+                return
+            }
             try? manager.removeItem(atPath: path)
-            guard manager.createFile(atPath: path, contents: Data(text.utf8), attributes: attributes) else {
+            guard manager.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o644]) else {
                 throw CLIError("cannot write \(path)")
             }
         }

@@ -59,7 +59,6 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "Yams", package: "Yams"),
             ]
         ),
         .target(
@@ -80,7 +79,6 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
-                .product(name: "Yams", package: "Yams"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
@@ -139,7 +137,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SupportTests",
-            dependencies: ["Support"]
+            dependencies: ["Support", "TestSupport"]
         ),
         .testTarget(
             name: "AgentTests",

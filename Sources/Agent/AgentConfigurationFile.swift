@@ -1,6 +1,6 @@
 import Foundation
 import NIOSSL
-import Yams
+import Support
 
 /// The agent's configuration file (`agent.yaml`), as `feedback-agent run --config` reads it.
 /// Relative paths are relative to the file. Unknown settings are errors.
@@ -116,55 +116,34 @@ public struct AgentConfigurationFile: Sendable, Codable {
         self.drainTimeoutMs = try c.decodeIfPresent(Int.self, forKey: .drainTimeoutMs) ?? 10_000
     }
 
-    private static let knownKeys: [String: Set<String>] = [
-        "": Set(CodingKeys.allCases.map(\.rawValue)),
-        "spool": ["directory", "fsync", "segmentBytes", "quotaBytes", "reserveBytes"],
-        "batch": ["maxRecords", "maxBytes", "maxAgeMs"],
-        "http": ["listen", "corsOrigins", "maxBodyBytes", "onePerCustomerDays"],
-    ]
+    /// The settings agent.yaml may hold; anything else is refused.
+    static let schema = ConfigSchema.settings([
+        "identity": .value, "hubs": .value, "ca": .value, "enrollmentToken": .value, "drainTimeoutMs": .value,
+        "spool": .keys("directory", "fsync", "segmentBytes", "quotaBytes", "reserveBytes"),
+        "batch": .keys("maxRecords", "maxBytes", "maxAgeMs"),
+        "http": .keys("listen", "corsOrigins", "maxBodyBytes", "onePerCustomerDays"),
+        "sources": SourceConfiguration.schema,
+    ])
 
     /// Reads and checks `path`; relative paths become relative to its folder.
     ///
     /// - Throws: ``AgentConfigurationError`` naming the file and the setting.
     public static func load(from path: String) throws -> AgentConfigurationFile {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw AgentConfigurationError(path: path, "cannot be read")
-        }
-        let text = String(decoding: data, as: UTF8.self)
-        let tree: Any?
-        do {
-            tree = try Yams.load(yaml: text)
-        } catch {
-            throw AgentConfigurationError(path: path, "is not valid YAML: \(error)")
-        }
-        guard let root = tree as? [String: Any] else { throw AgentConfigurationError(path: path, "must be a YAML mapping of settings") }
-        for (key, value) in root where key != "sources" {
-            guard Self.knownKeys[""]?.contains(key) == true else {
-                throw AgentConfigurationError(path: path, "has an unknown setting \"\(key)\"")
-            }
-            if let allowed = Self.knownKeys[key] {
-                guard let section = value as? [String: Any] else { throw AgentConfigurationError(path: path, "\(key) must be a mapping") }
-                for inner in section.keys where !allowed.contains(inner) {
-                    throw AgentConfigurationError(path: path, "has an unknown setting \"\(key).\(inner)\"")
-                }
-            }
-        }
+        let document: ConfigDocument
         var file: AgentConfigurationFile
         do {
-            file = try YAMLDecoder().decode(AgentConfigurationFile.self, from: text)
-        } catch let DecodingError.keyNotFound(key, context) {
-            throw AgentConfigurationError(path: path, "misses \((context.codingPath + [key]).map(\.stringValue).joined(separator: "."))")
-        } catch let DecodingError.typeMismatch(_, context) {
-            throw AgentConfigurationError(path: path, "has the wrong type at \(context.codingPath.map(\.stringValue).joined(separator: "."))")
-        } catch {
-            throw AgentConfigurationError(path: path, "cannot be read as an agent configuration: \(error)")
+            document = try ConfigDocument.read(path)
+            try document.check(Self.schema)
+            file = try document.decode(AgentConfigurationFile.self)
+        } catch let error as ConfigFileError {
+            throw AgentConfigurationError(path: path, error.located)
         }
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
         func resolve(_ file: String) -> String { file.hasPrefix("/") ? file : folder.appendingPathComponent(file).path }
         file.identity = resolve(file.identity)
         file.ca = resolve(file.ca)
         file.spool.directory = resolve(file.spool.directory)
-        file.sources = try SourceConfiguration.parse(root["sources"], path: path, resolve: resolve)
+        file.sources = try SourceConfiguration.parse((document.tree as? [String: Any])?["sources"], path: path, resolve: resolve)
         try file.validate(path: path)
         return file
     }
@@ -194,7 +173,7 @@ public struct AgentConfigurationFile: Sendable, Codable {
         }
         if let http = self.http {
             do { _ = try HubAddress(parsing: http.listen) } catch {
-                throw AgentConfigurationError(path: path, "http.listen must be HOST:PORT, got \"\(http.listen)\"")
+                throw AgentConfigurationError(path: path, "http.listen must be HOST:PORT, got \(TerminalText.excerpt(http.listen))")
             }
             try positive(http.maxBodyBytes, "http.maxBodyBytes")
             guard (0...3_650).contains(http.onePerCustomerDays) else {
@@ -209,7 +188,7 @@ public struct AgentConfigurationFile: Sendable, Codable {
         case "never": return .never
         default:
             guard let ms = Int(self.spool.fsync), (1...10_000).contains(ms) else {
-                throw AgentConfigurationError(path: path, "spool.fsync must be always, never or 1–10000 (ms), got \"\(self.spool.fsync)\"")
+                throw AgentConfigurationError(path: path, "spool.fsync must be always, never or 1–10000 (ms), got \(TerminalText.excerpt(self.spool.fsync))")
             }
             return .interval(.milliseconds(ms))
         }

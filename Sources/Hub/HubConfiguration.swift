@@ -1,6 +1,6 @@
 import Foundation
+import Support
 import Wire
-import Yams
 
 /// Everything `feedback-hub serve` needs, read from a YAML file (see docs/OPERATIONS.md).
 /// Relative paths are resolved against the file's folder. Unknown keys are errors.
@@ -111,28 +111,13 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
     ///
     /// - Throws: ``ConfigurationError`` naming the file and the key that is wrong.
     public static func load(from path: String) throws -> HubConfiguration {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ConfigurationError(path: path, "cannot be read")
-        }
-        let text = String(decoding: data, as: UTF8.self)
-        let tree: Any?
-        do {
-            tree = try Yams.load(yaml: text)
-        } catch {
-            throw ConfigurationError(path: path, "is not valid YAML: \(error)")
-        }
-        try Self.checkKeys(tree, path: path)
         var configuration: HubConfiguration
         do {
-            configuration = try YAMLDecoder().decode(HubConfiguration.self, from: text)
-        } catch let DecodingError.keyNotFound(key, context) {
-            throw ConfigurationError(path: path, "misses \((context.codingPath + [key]).map(\.stringValue).joined(separator: "."))")
-        } catch let DecodingError.typeMismatch(_, context) {
-            throw ConfigurationError(path: path, "has the wrong type at \(context.codingPath.map(\.stringValue).joined(separator: "."))")
-        } catch let DecodingError.dataCorrupted(context) {
-            throw ConfigurationError(path: path, "has an invalid value at \(context.codingPath.map(\.stringValue).joined(separator: "."))")
-        } catch {
-            throw ConfigurationError(path: path, "cannot be read as a hub configuration: \(error)")
+            let document = try ConfigDocument.read(path)
+            try document.check(Self.schema)
+            configuration = try document.decode(HubConfiguration.self)
+        } catch let error as ConfigFileError {
+            throw ConfigurationError(path: path, error.located)
         }
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
         func resolve(_ file: String) -> String {
@@ -173,34 +158,16 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
         }
     }
 
-    private static let knownKeys: [String: Set<String>] = [
-        "": Set(CodingKeys.allCases.map(\.rawValue)),
-        "tls": ["certificate", "privateKey", "clientCA"],
-        "limits": [
+    /// The settings hub.yaml may hold; anything else is refused.
+    static let schema = ConfigSchema.settings([
+        "hubId": .value, "listen": .value, "http": .value, "store": .value, "alerts": .value,
+        "tls": .keys("certificate", "privateKey", "clientCA"),
+        "limits": .keys(
             "maxConnections", "maxBatchRecords", "maxCompressedBytes", "maxUncompressedBytes", "maxCompressionRatio",
-            "credit", "handshakeTimeoutMs", "idleTimeoutMs", "drainTimeoutMs",
-        ],
-        "commit": ["maxBatches", "maxRecords"],
-    ]
-
-    private static func checkKeys(_ tree: Any?, path: String) throws {
-        guard let root = tree as? [String: Any] else {
-            throw ConfigurationError(path: path, "must be a YAML mapping of settings")
-        }
-        for (key, value) in root {
-            guard Self.knownKeys[""]?.contains(key) == true else {
-                throw ConfigurationError(path: path, "has an unknown setting \"\(key)\"")
-            }
-            if let allowed = Self.knownKeys[key] {
-                guard let section = value as? [String: Any] else {
-                    throw ConfigurationError(path: path, "\(key) must be a mapping")
-                }
-                for inner in section.keys where !allowed.contains(inner) {
-                    throw ConfigurationError(path: path, "has an unknown setting \"\(key).\(inner)\"")
-                }
-            }
-        }
-    }
+            "credit", "handshakeTimeoutMs", "idleTimeoutMs", "drainTimeoutMs"
+        ),
+        "commit": .keys("maxBatches", "maxRecords"),
+    ])
 }
 
 /// A configuration problem, naming the file and the setting.
@@ -230,12 +197,12 @@ public struct HostPort: Sendable, Hashable, CustomStringConvertible {
     /// Parses `HOST:PORT` (`[::1]:7443` for IPv6).
     public init(_ text: String, key: String, path: String = "flags") throws {
         guard let colon = text.lastIndex(of: ":") else {
-            throw ConfigurationError(path: path, "\(key) must be HOST:PORT, got \"\(text)\"")
+            throw ConfigurationError(path: path, "\(key) must be HOST:PORT, got \(TerminalText.excerpt(text))")
         }
         var host = String(text[..<colon])
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         guard !host.isEmpty, let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
-            throw ConfigurationError(path: path, "\(key) must be HOST:PORT with a port 0–65535, got \"\(text)\"")
+            throw ConfigurationError(path: path, "\(key) must be HOST:PORT with a port 0–65535, got \(TerminalText.excerpt(text))")
         }
         self.host = host
         self.port = port

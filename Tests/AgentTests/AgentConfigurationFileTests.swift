@@ -34,11 +34,11 @@ import Testing
         ("identity: a\nhubs: [\"h:1\"]\nca: c\nspool: {quota: 5}\n", "unknown setting \"spool.quota\""),
         ("identity: a\nhubs: [\"h:1\"]\nca: c\nsources: [{name: k, kind: fax}]\n", "source \"k\": kind \"fax\" is not one of kiosk, asterisk, jsonl"),
         ("identity: a\nhubs: [\"h:1\"]\nca: c\nsources: [{name: k, kind: kiosk, device: d, site: s, kiosk: e, keys: {KEY_NOPE: 1}}]\n", "source \"k\": keys \"KEY_NOPE\""),
-        ("identity: a\nhubs: [\"h:1\"]\nca: c\nsources: [{name: k, kind: kiosk, device: d, site: s, kiosk: e, keys: {KEY_1: 9}}]\n", "score for KEY_1 must be on the smiley scale"),
+        ("identity: a\nhubs: [\"h:1\"]\nca: c\nsources: [{name: k, kind: kiosk, device: d, site: s, kiosk: e, keys: {KEY_1: 9}}]\n", "score for \"KEY_1\" must be on the smiley scale"),
         ("identity: a\nhubs: [\"h:1\"]\nca: c\nsources: [{name: c, kind: asterisk, path: p, site: s, score: {column: userfeld}}]\n", "source \"c\": score.column \"userfeld\""),
         ("identity: a\nhubs: [\"h:1\"]\nca: c\nsources: [{name: c, kind: asterisk, path: p, site: s, timeZone: Mars/Olympus}]\n", "timeZone \"Mars/Olympus\""),
         ("identity: a\nhubs: [\"h:1\"]\nca: c\nsources: [{name: c, kind: asterisk, path: p, site: s, score: {column: userfield, pattern: '(('}}]\n", "score.pattern is not a valid regular expression"),
-        ("identity: a\nhubs: [\"h:1\"]\nca: c\nsources: [{name: f, kind: jsonl, path: p, colour: red}]\n", "source \"f\": colour is not a setting of a jsonl source"),
+        ("identity: a\nhubs: [\"h:1\"]\nca: c\nsources: [{name: f, kind: jsonl, path: p, colour: red}]\n", "unknown setting \"sources[1].colour\"; known there: kind, name, path (line 4)"),
         ("identity: a\nhubs: [\"h:1\"]\nca: c\nsources: [{name: f, kind: jsonl, path: p}, {name: f, kind: jsonl, path: q}]\n", "name is used by an earlier source"),
     ])
     func mistakesAreNamed(text: String, expected: String) throws {

@@ -1,7 +1,30 @@
 import Foundation
+import Support
 import Wire
 
 extension SourceConfiguration {
+    /// The settings each kind of source may hold, for agent.yaml's shared unknown-key check.
+    static let schema = ConfigSchema.list(
+        .variant(
+            key: "kind",
+            [
+                "kiosk": [
+                    "name": .value, "kind": .value, "device": .value, "site": .value, "kiosk": .value, "scale": .value,
+                    "keys": .value, "survey": .value, "debounceMs": .value, "misuse": .keys("presses", "seconds"),
+                ],
+                "asterisk": [
+                    "name": .value, "kind": .value, "path": .value, "site": .value, "siteColumn": Self.extractSchema,
+                    "scale": .value, "score": Self.extractSchema, "subject": Self.extractSchema, "columns": .value,
+                    "userfield": .value, "newColumns": .value, "timeZone": .value, "survey": .value,
+                    "surveyLog": .keys("path", "wait"),
+                ],
+                "jsonl": ["name": .value, "kind": .value, "path": .value],
+            ]
+        )
+    )
+
+    private static let extractSchema = ConfigSchema.keys("column", "pattern")
+
     /// Reads the `sources:` list of `agent.yaml` (see docs/SOURCES.md); relative paths are
     /// resolved with `resolve`.
     ///
@@ -43,22 +66,21 @@ extension SourceConfiguration {
                     do {
                         _ = try Regex(pattern)
                     } catch {
-                        throw fail("\(key).pattern", "is not a valid regular expression: \(error)")
+                        // The compiler's message quotes the whole pattern.
+                        throw fail("\(key).pattern", "is not a valid regular expression: \(TerminalText.excerpt(pattern))")
                     }
                 }
                 return AsteriskCDRParser.Extract(column: column, pattern: pattern)
             }
             let name = try text("name")
-            place = "source \"\(name)\""
+            place = "source \(TerminalText.excerpt(name))"
             guard !sources.contains(where: { $0.name == name }) else { throw fail("name", "is used by an earlier source") }
             let kind = try text("kind")
-            let allowed: Set<String>
             var source: SourceConfiguration
             switch kind {
             case "kiosk":
-                allowed = ["name", "kind", "device", "site", "kiosk", "scale", "keys", "survey", "debounceMs", "misuse"]
                 let scale = try text("scale", default: "smiley")
-                guard let scaleValue = FeedbackRecord.Scale(name: scale) else { throw fail("scale", "\"\(scale)\" is not a scale") }
+                guard let scaleValue = FeedbackRecord.Scale(name: scale) else { throw fail("scale", "\(TerminalText.excerpt(scale)) is not a scale") }
                 guard let map = fields["keys"] as? [AnyHashable: Any], !map.isEmpty else {
                     throw fail("keys", "must map key names or codes to scores, e.g. {KEY_1: 1, KEY_2: 2}")
                 }
@@ -66,10 +88,10 @@ extension SourceConfiguration {
                 for (key, score) in map {
                     let name = "\(key)"
                     guard let code = KioskButtons.keyNames[name] ?? UInt16(name) else {
-                        throw fail("keys", "\"\(name)\" is not a key name (KEY_1, KEY_A, KEY_KP1, …) or code")
+                        throw fail("keys", "\(TerminalText.excerpt(name)) is not a key name (KEY_1, KEY_A, KEY_KP1, …) or code")
                     }
                     guard let score = score as? Int, let exact = UInt8(exactly: score), scaleValue.range.contains(exact) else {
-                        throw fail("keys", "score for \(name) must be on the \(scale) scale \(scaleValue.range)")
+                        throw fail("keys", "score for \(TerminalText.excerpt(name)) must be on the \(scale) scale \(scaleValue.range)")
                     }
                     keys[code] = score
                 }
@@ -86,10 +108,6 @@ extension SourceConfiguration {
                 }
                 source = SourceConfiguration(name: name, kind: .kiosk(device: resolve(try text("device")), buttons: buttons))
             case "asterisk":
-                allowed = [
-                    "name", "kind", "path", "site", "siteColumn", "scale", "score", "subject", "columns", "userfield", "newColumns",
-                    "timeZone", "survey", "surveyLog",
-                ]
                 var columns = AsteriskCDRParser.baseColumns
                 if let explicit = fields["columns"] {
                     guard let list = explicit as? [String], !list.isEmpty else { throw fail("columns", "must be a list of column names") }
@@ -100,13 +118,13 @@ extension SourceConfiguration {
                 }
                 guard columns.contains("start") else { throw fail("columns", "must include start") }
                 let zoneName = try text("timeZone", default: "UTC")
-                guard let zone = TimeZone(identifier: zoneName) else { throw fail("timeZone", "\"\(zoneName)\" is not a time zone") }
+                guard let zone = TimeZone(identifier: zoneName) else { throw fail("timeZone", "\(TerminalText.excerpt(zoneName)) is not a time zone") }
                 let scale = try text("scale", default: "csat")
-                guard FeedbackRecord.Scale(name: scale) != nil else { throw fail("scale", "\"\(scale)\" is not a scale") }
+                guard FeedbackRecord.Scale(name: scale) != nil else { throw fail("scale", "\(TerminalText.excerpt(scale)) is not a scale") }
                 let score = try extract("score") ?? AsteriskCDRParser.Extract(column: "userfield", pattern: #"survey=(\d+)"#)
                 for (key, extract) in [("score", score), ("subject", try extract("subject")), ("siteColumn", try extract("siteColumn"))] {
                     if let extract, !columns.contains(extract.column) {
-                        throw fail("\(key).column", "\"\(extract.column)\" is not one of the columns \(columns.joined(separator: ","))")
+                        throw fail("\(key).column", "\(TerminalText.excerpt(extract.column)) is not one of the columns \(TerminalText.excerpt(columns.joined(separator: ","), limit: 200))")
                     }
                 }
                 let parser = AsteriskCDRParser(
@@ -114,8 +132,7 @@ extension SourceConfiguration {
                     siteColumn: try extract("siteColumn"), timeZone: zone, survey: try text("survey", default: "post-call")
                 )
                 if let log = fields["surveyLog"] {
-                    guard let spec = log as? [String: Any], let logPath = spec["path"] as? String, !logPath.isEmpty,
-                        Set(spec.keys).isSubset(of: ["path", "wait"])
+                    guard let spec = log as? [String: Any], let logPath = spec["path"] as? String, !logPath.isEmpty
                     else { throw fail("surveyLog", "must be {path: FILE, wait: 300s}") }
                     guard columns.contains("linkedid") else {
                         throw fail("surveyLog", "joins on linkedid: set newColumns: true (or list linkedid in columns)")
@@ -126,7 +143,7 @@ extension SourceConfiguration {
                         let factor: Int64 = text.hasSuffix("m") ? 60_000 : 1_000
                         guard let number = Int64(text.hasSuffix("m") || text.hasSuffix("s") ? String(text.dropLast()) : text),
                             (0...86_400).contains(number * factor / 1_000)
-                        else { throw fail("surveyLog.wait", "must be seconds or minutes such as 300s or 5m, got \"\(text)\"") }
+                        else { throw fail("surveyLog.wait", "must be seconds or minutes such as 300s or 5m, got \(TerminalText.excerpt(text))") }
                         wait = number * factor
                     }
                     source = SourceConfiguration(
@@ -137,13 +154,9 @@ extension SourceConfiguration {
                     source = SourceConfiguration(name: name, kind: .asterisk(path: resolve(try text("path")), parser: parser))
                 }
             case "jsonl":
-                allowed = ["name", "kind", "path"]
                 source = SourceConfiguration(name: name, kind: .jsonLines(path: resolve(try text("path"))))
             default:
-                throw fail("kind", "\"\(kind)\" is not one of kiosk, asterisk, jsonl")
-            }
-            for key in fields.keys.sorted() where !allowed.contains(key) {
-                throw fail(key, "is not a setting of a \(kind) source")
+                throw fail("kind", "\(TerminalText.excerpt(kind)) is not one of kiosk, asterisk, jsonl")
             }
             sources.append(source)
         }

@@ -149,9 +149,6 @@ public struct AgentConfigurationFile: Sendable, Codable {
     }
 
     func validate(path: String) throws {
-        func positive(_ value: Int, _ key: String) throws {
-            guard value > 0 else { throw AgentConfigurationError(path: path, "\(key) must be positive, got \(value)") }
-        }
         guard !self.hubs.isEmpty else { throw AgentConfigurationError(path: path, "hubs must list at least one HOST:PORT") }
         for hub in self.hubs {
             do { _ = try HubAddress(parsing: hub) } catch let error as HubAddressError {
@@ -159,25 +156,26 @@ public struct AgentConfigurationFile: Sendable, Codable {
             }
         }
         _ = try self.fsyncPolicy(path: path)
-        try positive(self.spool.segmentBytes, "spool.segmentBytes")
-        try positive(self.spool.quotaBytes, "spool.quotaBytes")
-        guard (0...(1 << 30)).contains(self.spool.reserveBytes) else {
-            throw AgentConfigurationError(path: path, "spool.reserveBytes must be 0 (off) to 1 GiB, got \(self.spool.reserveBytes)")
-        }
-        try positive(self.batch.maxRecords, "batch.maxRecords")
-        try positive(self.batch.maxBytes, "batch.maxBytes")
-        try positive(self.batch.maxAgeMs, "batch.maxAgeMs")
-        try positive(self.drainTimeoutMs, "drainTimeoutMs")
-        guard self.batch.maxRecords <= 10_000 else {
-            throw AgentConfigurationError(path: path, "batch.maxRecords is at most 10000 (the protocol's batch limit), got \(self.batch.maxRecords)")
+        // The ranges docs/AGENT.md lists.
+        do {
+            try RangeError.check(self.spool.segmentBytes, 4_096...(1 << 30), "spool.segmentBytes")
+            try RangeError.check(self.spool.quotaBytes, 4_096...(1 << 50), "spool.quotaBytes")
+            try RangeError.check(self.spool.reserveBytes, 0...(1 << 30), "spool.reserveBytes")
+            // 10,000 records and 8 MiB are the protocol's batch limits.
+            try RangeError.check(self.batch.maxRecords, 1...10_000, "batch.maxRecords")
+            try RangeError.check(self.batch.maxBytes, 1_024...(8 << 20), "batch.maxBytes")
+            try RangeError.check(self.batch.maxAgeMs, 1...3_600_000, "batch.maxAgeMs")
+            try RangeError.check(self.drainTimeoutMs, 1...600_000, "drainTimeoutMs")
+            if let http = self.http {
+                try RangeError.check(http.maxBodyBytes, 1_024...(64 << 20), "http.maxBodyBytes")
+                try RangeError.check(http.onePerCustomerDays, 0...3_650, "http.onePerCustomerDays")
+            }
+        } catch {
+            throw AgentConfigurationError(path: path, error.description)
         }
         if let http = self.http {
             do { _ = try HubAddress(parsing: http.listen) } catch {
                 throw AgentConfigurationError(path: path, "http.listen must be HOST:PORT, got \(TerminalText.excerpt(http.listen))")
-            }
-            try positive(http.maxBodyBytes, "http.maxBodyBytes")
-            guard (0...3_650).contains(http.onePerCustomerDays) else {
-                throw AgentConfigurationError(path: path, "http.onePerCustomerDays must be 0 (off) to 3650, got \(http.onePerCustomerDays)")
             }
         }
     }

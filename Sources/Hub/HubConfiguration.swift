@@ -45,6 +45,21 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
 
         /// The defaults.
         public init() {}
+
+        /// Settings left out keep their defaults.
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            func value(_ key: CodingKeys, _ fallback: Int) throws -> Int { try c.decodeIfPresent(Int.self, forKey: key) ?? fallback }
+            self.maxConnections = try value(.maxConnections, self.maxConnections)
+            self.maxBatchRecords = try value(.maxBatchRecords, self.maxBatchRecords)
+            self.maxCompressedBytes = try value(.maxCompressedBytes, self.maxCompressedBytes)
+            self.maxUncompressedBytes = try value(.maxUncompressedBytes, self.maxUncompressedBytes)
+            self.maxCompressionRatio = try value(.maxCompressionRatio, self.maxCompressionRatio)
+            self.credit = try value(.credit, self.credit)
+            self.handshakeTimeoutMs = try value(.handshakeTimeoutMs, self.handshakeTimeoutMs)
+            self.idleTimeoutMs = try value(.idleTimeoutMs, self.idleTimeoutMs)
+            self.drainTimeoutMs = try value(.drainTimeoutMs, self.drainTimeoutMs)
+        }
     }
 
     /// Group commit bounds.
@@ -56,6 +71,13 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
 
         /// The defaults.
         public init() {}
+
+        /// Settings left out keep their defaults.
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.maxBatches = try c.decodeIfPresent(Int.self, forKey: .maxBatches) ?? self.maxBatches
+            self.maxRecords = try c.decodeIfPresent(Int.self, forKey: .maxRecords) ?? self.maxRecords
+        }
     }
 
     /// This hub's node id, sent in every CHALLENGE.
@@ -134,27 +156,23 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
 
     /// Checks values that decode but make no sense.
     public func validate(path: String = "configuration") throws {
-        func positive(_ value: Int, _ key: String) throws {
-            guard value > 0 else { throw ConfigurationError(path: path, "\(key) must be positive, got \(value)") }
-        }
         _ = try HostPort(self.listen, key: "listen", path: path)
         _ = try HostPort(self.http, key: "http", path: path)
-        try positive(self.limits.maxConnections, "limits.maxConnections")
-        try positive(self.limits.maxBatchRecords, "limits.maxBatchRecords")
-        try positive(self.limits.maxCompressedBytes, "limits.maxCompressedBytes")
-        try positive(self.limits.maxUncompressedBytes, "limits.maxUncompressedBytes")
-        try positive(self.limits.maxCompressionRatio, "limits.maxCompressionRatio")
-        try positive(self.limits.credit, "limits.credit")
-        try positive(self.limits.handshakeTimeoutMs, "limits.handshakeTimeoutMs")
-        try positive(self.limits.idleTimeoutMs, "limits.idleTimeoutMs")
-        try positive(self.limits.drainTimeoutMs, "limits.drainTimeoutMs")
-        try positive(self.commit.maxBatches, "commit.maxBatches")
-        try positive(self.commit.maxRecords, "commit.maxRecords")
-        guard self.limits.maxCompressedBytes <= 64 << 20, self.limits.maxUncompressedBytes <= 256 << 20 else {
-            throw ConfigurationError(path: path, "limits.maxCompressedBytes is at most 64 MiB and maxUncompressedBytes at most 256 MiB")
-        }
-        guard self.limits.credit <= 1024 else {
-            throw ConfigurationError(path: path, "limits.credit is at most 1024, got \(self.limits.credit)")
+        // The ranges docs/OPERATIONS.md lists.
+        do {
+            try RangeError.check(self.limits.maxConnections, 1...65_536, "limits.maxConnections")
+            try RangeError.check(self.limits.maxBatchRecords, 1...10_000, "limits.maxBatchRecords")
+            try RangeError.check(self.limits.maxCompressedBytes, 1024...(64 << 20), "limits.maxCompressedBytes")
+            try RangeError.check(self.limits.maxUncompressedBytes, 1024...(256 << 20), "limits.maxUncompressedBytes")
+            try RangeError.check(self.limits.maxCompressionRatio, 1...1_000, "limits.maxCompressionRatio")
+            try RangeError.check(self.limits.credit, 1...1_024, "limits.credit")
+            try RangeError.check(self.limits.handshakeTimeoutMs, 100...600_000, "limits.handshakeTimeoutMs")
+            try RangeError.check(self.limits.idleTimeoutMs, 100...3_600_000, "limits.idleTimeoutMs")
+            try RangeError.check(self.limits.drainTimeoutMs, 1...600_000, "limits.drainTimeoutMs")
+            try RangeError.check(self.commit.maxBatches, 1...100_000, "commit.maxBatches")
+            try RangeError.check(self.commit.maxRecords, 1...10_000_000, "commit.maxRecords")
+        } catch {
+            throw ConfigurationError(path: path, error.description)
         }
     }
 

@@ -60,7 +60,7 @@ struct Seal: ParsableCommand {
     @Option(help: "JSON-lines file of submissions; - reads standard input.")
     var records: String
 
-    @Option(help: "The batch sequence number (from 1, never reused by one agent).")
+    @Option(help: "The batch sequence number, from 1 (never reused by one agent).")
     var sequence: UInt64
 
     @Option(help: "zstd level, 1–19.")
@@ -70,8 +70,8 @@ struct Seal: ParsableCommand {
     var out: String
 
     func validate() throws {
-        guard self.sequence >= 1 else { throw ValidationError("--sequence starts at 1") }
-        guard (1...19).contains(self.level) else { throw ValidationError("--level must be 1–19, got \(self.level)") }
+        try RangeError.check(self.sequence, 1...UInt64.max, "--sequence")
+        try RangeError.check(self.level, 1...19, "--level")
     }
 
     func run() throws {

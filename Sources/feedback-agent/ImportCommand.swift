@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import ServiceLifecycle
+import Support
 import Wire
 
 struct Import: AsyncParsableCommand {
@@ -28,8 +29,12 @@ struct Import: AsyncParsableCommand {
     @Option(help: "csv or jsonl; by default from the file name (.csv is CSV, anything else JSON lines).")
     var format: String?
 
-    @Option(help: "Seconds to wait for the hub to acknowledge what was imported; 0 leaves it in the spool.")
+    @Option(help: "Seconds to wait for the hub to acknowledge what was imported, 0–86400; 0 leaves it in the spool.")
     var wait = 60
+
+    func validate() throws {
+        try RangeError.check(self.wait, 0...86_400, "--wait")
+    }
 
     func run() async throws {
         let path = URL(fileURLWithPath: self.file).standardizedFileURL.path

@@ -255,13 +255,13 @@ struct Agents: ParsableCommand {
         )
         @OptionGroup var config: ConfigOption
         @Option(help: "The site the enrolled agent serves.") var site: String
-        @Option(help: "How many tokens to make.") var count = 1
-        @Option(help: "Hours until the tokens expire.") var ttlHours = 72
+        @Option(help: "How many tokens to make, 1–10000.") var count = 1
+        @Option(help: "Hours until the tokens expire, 1–8760 (a year).") var ttlHours = 72
         @Flag(help: "The token enrolls a relay.") var relay = false
 
         func validate() throws {
-            guard (1...10_000).contains(self.count) else { throw ValidationError("--count must be 1–10000") }
-            guard self.ttlHours > 0 else { throw ValidationError("--ttl-hours must be positive") }
+            try RangeError.check(self.count, 1...10_000, "--count")
+            try RangeError.check(self.ttlHours, 1...8_760, "--ttl-hours")
         }
 
         func run() throws {

@@ -29,7 +29,7 @@ import Testing
         ("identity: a\nhubs: [\"h\"]\nca: c\n", "is not a hub address"),
         ("identity: a\nhubs: []\nca: c\n", "at least one"),
         ("hubs: [\"h:1\"]\nca: c\n", "misses identity"),
-        ("identity: a\nhubs: [\"h:1\"]\nca: c\nbatch: {maxRecords: 0}\n", "batch.maxRecords must be positive"),
+        ("identity: a\nhubs: [\"h:1\"]\nca: c\nbatch: {maxRecords: 0}\n", "batch.maxRecords must be 1–10000, got 0"),
         ("identity: a\nhubs: [\"h:1\"]\nca: c\nhttp: {listen: nowhere}\n", "http.listen"),
         ("identity: a\nhubs: [\"h:1\"]\nca: c\nspool: {quota: 5}\n", "unknown setting \"spool.quota\""),
         ("identity: a\nhubs: [\"h:1\"]\nca: c\nsources: [{name: k, kind: fax}]\n", "source \"k\": kind \"fax\" is not one of kiosk, asterisk, jsonl"),

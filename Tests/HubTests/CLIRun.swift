@@ -6,6 +6,8 @@ struct CLIRun {
     var status: Int32
     var output: String
     var timedOut: Bool
+    /// Whether it ended by a signal (a crash, or the kill after the timeout).
+    var signalled: Bool
     /// Wall time until it exited or was killed.
     var seconds: Double
 
@@ -52,6 +54,7 @@ struct CLIRun {
         let output = String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self)
         return CLIRun(
             status: process.terminationStatus, output: output, timedOut: timedOut,
+            signalled: process.terminationReason == .uncaughtSignal,
             seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         )
     }

@@ -49,10 +49,18 @@ extension SourceConfiguration {
                 }
                 return value
             }
-            func number(_ key: String, default fallback: Int, in range: ClosedRange<Int>) throws -> Int {
-                guard let raw = fields[key] else { return fallback }
-                guard let value = raw as? Int, range.contains(value) else {
-                    throw fail(key, "must be a whole number in \(range.lowerBound)...\(range.upperBound)")
+            /// `key`, or `section.key` inside a mapping.
+            func number(_ key: String, in range: ClosedRange<Int>, inside section: String? = nil) throws -> Int? {
+                let values = section.map { fields[$0] as? [String: Any] ?? [:] } ?? fields
+                let name = section.map { "\($0).\(key)" } ?? key
+                guard let raw = values[key] else { return nil }
+                guard let value = raw as? Int else {
+                    throw fail(name, "must be a whole number from \(range.lowerBound) to \(range.upperBound), got \(TerminalText.excerpt("\(raw)"))")
+                }
+                do {
+                    try RangeError.check(value, range, name)
+                } catch {
+                    throw AgentConfigurationError(path: path, "\(place): \(error)")
                 }
                 return value
             }
@@ -98,11 +106,11 @@ extension SourceConfiguration {
                 var buttons = KioskButtons(
                     keys: keys, scale: scale, site: try text("site"), kiosk: try text("kiosk"), survey: try text("survey", default: "kiosk")
                 )
-                buttons.debounceMilliseconds = Int64(try number("debounceMs", default: 30, in: 0...10_000))
+                buttons.debounceMilliseconds = Int64(try number("debounceMs", in: 0...10_000) ?? 30)
                 if let misuse = fields["misuse"] {
-                    guard let spec = misuse as? [String: Any], let presses = spec["presses"] as? Int, presses > 0,
-                        let seconds = spec["seconds"] as? Int, seconds > 0
-                    else { throw fail("misuse", "must be {presses: N, seconds: S} with positive numbers") }
+                    guard misuse is [String: Any], let presses = try number("presses", in: 1...10_000, inside: "misuse"),
+                        let seconds = try number("seconds", in: 1...86_400, inside: "misuse")
+                    else { throw fail("misuse", "must be {presses: N, seconds: S}") }
                     buttons.misuseLimit = presses
                     buttons.misuseWindowMilliseconds = Int64(seconds) * 1000
                 }
@@ -141,9 +149,12 @@ extension SourceConfiguration {
                     if let value = spec["wait"] {
                         let text = "\(value)"
                         let factor: Int64 = text.hasSuffix("m") ? 60_000 : 1_000
+                        // Compared before multiplying, so no number can overflow.
                         guard let number = Int64(text.hasSuffix("m") || text.hasSuffix("s") ? String(text.dropLast()) : text),
-                            (0...86_400).contains(number * factor / 1_000)
-                        else { throw fail("surveyLog.wait", "must be seconds or minutes such as 300s or 5m, got \(TerminalText.excerpt(text))") }
+                            (0...86_400_000 / factor).contains(number)
+                        else {
+                            throw fail("surveyLog.wait", "must be seconds or minutes from 0s to 86400s (1440m), such as 300s or 5m, got \(TerminalText.excerpt(text))")
+                        }
                         wait = number * factor
                     }
                     source = SourceConfiguration(

@@ -301,7 +301,7 @@ public struct AlertRules: Sendable {
             }
             var deadline: Int64?
             if let value = fields["acknowledgeWithin"] {
-                deadline = try inner.duration(value, field: "acknowledgeWithin")
+                deadline = try inner.duration(value, field: "acknowledgeWithin", from: "1s", to: "30d")
             }
             if !escalate.isEmpty, deadline == nil {
                 throw inner.error("acknowledgeWithin", "is required when the rule escalates")
@@ -319,9 +319,11 @@ public struct AlertRules: Sendable {
             let inner = TreeReader(path: path, place: "delivery")
             let fields = try inner.mapping(value, field: nil)
             if let value = fields["maxAttempts"] { delivery.maxAttempts = try inner.integer(value, field: "maxAttempts", in: 1...1_000) }
-            if let value = fields["firstRetry"] { delivery.firstRetryMilliseconds = try inner.duration(value, field: "firstRetry") }
-            if let value = fields["maxRetry"] { delivery.maxRetryMilliseconds = try inner.duration(value, field: "maxRetry") }
-            if let value = fields["timeout"] { delivery.timeoutMilliseconds = try inner.duration(value, field: "timeout") }
+            if let value = fields["firstRetry"] {
+                delivery.firstRetryMilliseconds = try inner.duration(value, field: "firstRetry", from: "10ms", to: "1h")
+            }
+            if let value = fields["maxRetry"] { delivery.maxRetryMilliseconds = try inner.duration(value, field: "maxRetry", from: "10ms", to: "1d") }
+            if let value = fields["timeout"] { delivery.timeoutMilliseconds = try inner.duration(value, field: "timeout", from: "100ms", to: "10m") }
         }
         return AlertRules(targets: targets, routes: routes, rules: rules, delivery: delivery)
     }
@@ -390,22 +392,40 @@ private struct TreeReader {
 
     func integer(_ value: Any?, field: String, in range: ClosedRange<Int>) throws -> Int {
         guard let value else { throw self.error(field, "is missing") }
-        guard let number = value as? Int, range.contains(number) else {
-            throw self.error(field, "must be a whole number in \(range.lowerBound)...\(range.upperBound), got \(TerminalText.excerpt("\(value)"))")
+        guard let number = value as? Int else {
+            throw self.error(field, "must be a whole number from \(range.lowerBound) to \(range.upperBound), got \(TerminalText.excerpt("\(value)"))")
+        }
+        do {
+            try RangeError.check(number, range, field)
+        } catch {
+            throw self.error(field, "must be \(error.allowed), got \(error.value)")
         }
         return number
     }
 
-    /// `90s`, `15m`, `2h`, `1d` or `250ms`.
-    func duration(_ value: Any, field: String) throws -> Int64 {
+    /// `90s`, `15m`, `2h`, `1d` or `250ms`, from `low` to `high` (both written the same way).
+    func duration(_ value: Any, field: String, from low: String, to high: String) throws -> Int64 {
         let text = "\(value)"
+        guard let (number, unit) = Self.parse(text) else {
+            throw self.error(field, "must be a duration such as 90s, 15m or 2h, got \(TerminalText.excerpt(text))")
+        }
+        // Compared before multiplying, so no number can overflow.
+        guard let (lowNumber, lowUnit) = Self.parse(low), let (highNumber, highUnit) = Self.parse(high),
+            number <= highNumber * highUnit / unit, (lowNumber * lowUnit...highNumber * highUnit).contains(number * unit)
+        else {
+            throw self.error(field, "must be a duration from \(low) to \(high), got \(TerminalText.excerpt(text))")
+        }
+        return number * unit
+    }
+
+    /// `90s` → (90, 1000): the number and the milliseconds of its unit; nil unless a whole
+    /// number with one of ms, s, m, h, d.
+    private static func parse(_ text: String) -> (number: Int64, unit: Int64)? {
         let units: [(String, Int64)] = [("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
         for (suffix, factor) in units where text.hasSuffix(suffix) {
-            if let number = Int64(text.dropLast(suffix.count)), number > 0, number <= 366 * 86_400_000 / factor {
-                return number * factor
-            }
+            if let number = Int64(text.dropLast(suffix.count)), number >= 0 { return (number, factor) }
         }
-        throw self.error(field, "must be a duration such as 90s, 15m or 2h, got \(TerminalText.excerpt(text))")
+        return nil
     }
 
     /// `0-6`, `1..2` or a single score, inside the scale's range.

@@ -89,8 +89,39 @@ struct Enroll: AsyncParsableCommand {
     @Option(help: "The hub's CA certificate (PEM).")
     var ca: String
 
-    @Option(help: "The one-time enrollment token.")
-    var token: String
+    @Option(help: "A file holding the one-time enrollment token (`feedback-hub agents token > FILE`); - reads it from standard input.")
+    var tokenFile: String?
+
+    @Option(help: "The one-time enrollment token. Every user of the machine sees it in ps: prefer --token-file.")
+    var token: String?
+
+    func validate() throws {
+        switch (self.tokenFile, self.token) {
+        case (nil, nil): throw CLIError("give the one-time token with --token-file FILE (or - for standard input)")
+        case (_?, _?): throw CLIError("give the token with --token-file or --token, not both")
+        default: break
+        }
+    }
+
+    /// The token from --token or the file; a token is one short line.
+    private func enrollmentToken() throws -> String {
+        if let token = self.token { return token }
+        let path = self.tokenFile ?? "-"
+        let name = path == "-" ? "- (standard input)" : path
+        let handle = path == "-" ? FileHandle.standardInput : FileHandle(forReadingAtPath: path)
+        guard let handle else { throw CLIError("cannot read the token file \(path): \(String(cString: strerror(errno)))") }
+        let data: Data
+        do {
+            data = try handle.read(upToCount: 4_097) ?? Data()
+        } catch {
+            throw CLIError("cannot read the token file \(name): \(error.localizedDescription)")
+        }
+        guard data.count <= 4_096 else { throw CLIError("the token file \(name) is larger than 4 KiB; it should hold one token") }
+        let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !token.isEmpty else { throw CLIError("the token file \(name) holds no token") }
+        guard !token.contains(where: \.isWhitespace) else { throw CLIError("the token file \(name) should hold one token on one line") }
+        return token
+    }
 
     func run() async throws {
         let address: HubAddress
@@ -103,10 +134,11 @@ struct Enroll: AsyncParsableCommand {
         } catch let error as AgentIdentityError {
             throw CLIError(error.description)
         }
+        let token = try self.enrollmentToken()
         do {
             let connection = try await HubConnection.connect(
                 host: address.host, port: address.port, tls: try HubConnection.tlsContext(trusting: self.ca), identity: identity,
-                enrollmentToken: self.token
+                enrollmentToken: token
             )
             await connection.close()
         } catch let error as ConnectionError {

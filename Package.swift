@@ -44,6 +44,7 @@ let package = Package(
         .target(
             name: "Support",
             dependencies: [
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ]
         ),

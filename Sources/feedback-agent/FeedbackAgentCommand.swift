@@ -14,10 +14,11 @@ struct FeedbackAgentCommand: AsyncParsableCommand {
     )
 }
 
-/// A refusal the CLI reports as one line and a non-zero exit.
+/// A refusal the CLI reports as one line and a non-zero exit; control characters from
+/// stored or peer-supplied text in it are shown escaped.
 struct CLIError: Error, CustomStringConvertible {
     var description: String
-    init(_ description: String) { self.description = description }
+    init(_ description: String) { self.description = TerminalText.escape(description) }
 }
 
 struct Keygen: ParsableCommand {

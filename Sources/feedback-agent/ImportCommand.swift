@@ -52,8 +52,8 @@ struct Import: AsyncParsableCommand {
             throw CLIError(error.description)
         }
         configuration.sources = []
-        var logger = Logger(label: "feedback-agent")
-        logger.logLevel = .warning
+        LoggingSystem.bootstrap { TerminalSafeLogHandler.standardError(label: $0, level: .warning) }
+        let logger = Logger(label: "feedback-agent")
         let agent: FeedbackAgent
         do {
             agent = try FeedbackAgent(configuration: configuration, logger: logger)
@@ -87,7 +87,8 @@ struct Import: AsyncParsableCommand {
                 } catch {
                     bad += 1
                     progress.clear()
-                    FileHandle.standardError.write(Data("\(path):\(number): skipped: \(Self.describe(error))\n".utf8))
+                    // The reason quotes the file's text: shown escaped.
+                    FileHandle.standardError.write(Data(TerminalText.escape("\(path):\(number): skipped: \(Self.describe(error))").utf8 + [0x0A]))
                 }
             }
             do {

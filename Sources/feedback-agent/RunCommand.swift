@@ -6,6 +6,7 @@ import FoundationNetworking
 #endif
 import Logging
 import ServiceLifecycle
+import Support
 import Wire
 
 struct Run: AsyncParsableCommand {
@@ -31,11 +32,7 @@ struct Run: AsyncParsableCommand {
         } catch let error as AgentConfigurationError {
             throw CLIError(error.description)
         }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        LoggingSystem.bootstrap { TerminalSafeLogHandler.standardError(label: $0, level: level) }
         let logger = Logger(label: "feedback-agent")
         let agent: FeedbackAgent
         do {
@@ -181,7 +178,8 @@ struct Status: AsyncParsableCommand {
         }
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         let oldest = (object["oldestPendingCapturedAt"] as? Int64).map { "\(Double(now - $0) / 1000) s ago" } ?? "none"
-        print("connected hub:        \(object["connectedHub"] as? String ?? "none")")
+        // The answer comes over the network: its text is shown escaped.
+        print("connected hub:        \(TerminalText.escape(object["connectedHub"] as? String ?? "none"))")
         print("unsealed records:     \(object["unsealedRecords"] ?? 0)")
         print("unacknowledged:       \(object["unacknowledgedRecords"] ?? 0) records in \(object["unacknowledgedBatches"] ?? 0) batches")
         print("oldest pending:       \(oldest)")

@@ -57,7 +57,8 @@ struct Alerts: ParsableCommand {
             if alerts.isEmpty { print("no alerts") }
             for alert in alerts {
                 let age = (now - alert.createdAt) / 60_000
-                print("\(alert.id.uuidString.lowercased())  \(alert.status.rawValue)  level \(alert.level)  \(age) min ago  \(alert.summary)")
+                // The summary quotes the rating's comment: stored text, shown escaped.
+                print("\(alert.id.uuidString.lowercased())  \(alert.status.rawValue)  level \(alert.level)  \(age) min ago  \(TerminalText.escape(alert.summary))")
             }
         }
     }

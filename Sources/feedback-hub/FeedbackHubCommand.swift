@@ -15,10 +15,11 @@ struct FeedbackHubCommand: AsyncParsableCommand {
     )
 }
 
-/// A refusal the CLI reports as one line and a non-zero exit.
+/// A refusal the CLI reports as one line and a non-zero exit; control characters from
+/// stored or peer-supplied text in it are shown escaped.
 struct CLIError: Error, CustomStringConvertible {
     var description: String
-    init(_ description: String) { self.description = description }
+    init(_ description: String) { self.description = TerminalText.escape(description) }
 }
 
 /// Runs `body`, turning the library's errors into one-line CLI errors.
@@ -164,11 +165,7 @@ struct Serve: AsyncParsableCommand {
         guard let level = Logger.Level(rawValue: self.logLevel) else {
             throw CLIError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        LoggingSystem.bootstrap { TerminalSafeLogHandler.standardError(label: $0, level: level) }
         let logger = Logger(label: "feedback-hub")
         let hub = try reporting { try Hub(configuration: configuration, logger: logger) }
         let group = ServiceGroup(
@@ -226,7 +223,7 @@ struct Agents: ParsableCommand {
             print("node id                               key id            role   status   site")
             for node in nodes {
                 let status = node.revoked ? "revoked" : "active"
-                print("\(node.nodeID)  \(node.keyID)  \(node.role == .relay ? "relay" : "agent")  \(status.padding(toLength: 7, withPad: " ", startingAt: 0))  \(node.site)")
+                print("\(node.nodeID)  \(node.keyID)  \(node.role == .relay ? "relay" : "agent")  \(status.padding(toLength: 7, withPad: " ", startingAt: 0))  \(TerminalText.escape(node.site))")
             }
             print("\(nodes.count) node(s)")
         }
@@ -293,12 +290,13 @@ struct Report: ParsableCommand {
         let total = sites.reduce(0) { $0 + $1.responses }
         print("\(total) ratings stored from \(batches) batches")
         guard !sites.isEmpty else { return }
-        let width = max(4, sites.map(\.site.count).max() ?? 4)
+        // Sites are stored text: shown escaped, and measured as shown.
+        let names = sites.map { $0.site.isEmpty ? "(none)" : TerminalText.escape($0.site) }
+        let width = max(4, names.map(\.count).max() ?? 4)
         func pad(_ text: String, _ count: Int) -> String { text + String(repeating: " ", count: max(0, count - text.count)) }
         print("\(pad("site", width))  ratings  negative  NPS")
-        for site in sites {
+        for (site, name) in zip(sites, names) {
             let nps = site.nps.map { String(format: "%+.0f (%d answers)", $0, site.npsResponses) } ?? "-"
-            let name = site.site.isEmpty ? "(none)" : site.site
             print("\(pad(name, width))  \(pad(String(site.responses), 7))  \(pad(String(site.negatives), 8))  \(nps)")
         }
     }

@@ -2,6 +2,8 @@
 # First start: a key of its own, enrolled with the token the hub left for $AGENT_NAME in
 # the bootstrap volume. Every start: `feedback-agent run` with the HTTP intake on :8088.
 set -eu
+# agent.yaml holds the enrollment token: owner-only.
+umask 077
 data=/var/lib/feedbackmesh/agent
 bootstrap=/var/lib/feedbackmesh/bootstrap
 mkdir -p "$data"

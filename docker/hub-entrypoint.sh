@@ -4,6 +4,8 @@
 # agent named in $AGENTS, written to the shared bootstrap volume with the CA certificate.
 # Every start: `feedback-hub serve`.
 set -eu
+# Keys, the store and the agents' tokens are for this user only (every service runs as uid 10001).
+umask 077
 data=/var/lib/feedbackmesh/hub
 bootstrap=/var/lib/feedbackmesh/bootstrap
 if [ ! -f "$data/hub.yaml" ]; then

@@ -74,8 +74,8 @@ for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$http/readyz" > /dev/null 2
 
 mkdir -p "$out/agent"
 "$bin/feedback-agent" keygen --out "$out/agent/agent.json" > /dev/null
-token=$("$bin/feedback-hub" agents token --config "$out/hub/hub.yaml" --site probe-site)
-"$bin/feedback-agent" enroll --identity "$out/agent/agent.json" --hub "127.0.0.1:$port" --ca "$out/hub/ca.pem" --token "$token" > /dev/null
+"$bin/feedback-hub" agents token --config "$out/hub/hub.yaml" --site probe-site |
+    "$bin/feedback-agent" enroll --identity "$out/agent/agent.json" --hub "127.0.0.1:$port" --ca "$out/hub/ca.pem" --token-file - > /dev/null
 cat > "$out/agent/agent.yaml" <<YAML
 identity: agent.json
 hubs: ["127.0.0.1:$port"]

@@ -105,8 +105,9 @@ echo
 echo "== a branch agent: its own key, enrolled with a one-time token"
 mkdir -p "$work/branch"
 "$bin/feedback-agent" keygen --out "$work/branch/agent.json" | tee "$work/branch/keygen.txt"
-token=$("$bin/feedback-hub" agents token --config "$work/hub/hub.yaml" --site branch-042 --site cc-leeds --site web-eu)
-"$bin/feedback-agent" enroll --identity "$work/branch/agent.json" --hub "127.0.0.1:$port" --ca "$work/hub/ca.pem" --token "$token"
+# The token goes through a pipe, never on a command line where `ps` would show it.
+"$bin/feedback-hub" agents token --config "$work/hub/hub.yaml" --site branch-042 --site cc-leeds --site web-eu |
+    "$bin/feedback-agent" enroll --identity "$work/branch/agent.json" --hub "127.0.0.1:$port" --ca "$work/hub/ca.pem" --token-file -
 mkdir -p "$work/branch/cdr"
 mkfifo "$work/branch/buttons.events"
 cat > "$work/branch/agent.yaml" <<YAML
@@ -165,8 +166,8 @@ echo
 echo "== a product backend embedding the agent (Examples/EmbeddedAgent)"
 mkdir -p "$work/backend"
 "$bin/feedback-agent" keygen --out "$work/backend/agent.json" > /dev/null
-"$bin/feedback-agent" enroll --identity "$work/backend/agent.json" --hub "127.0.0.1:$port" --ca "$work/hub/ca.pem" \
-    --token "$("$bin/feedback-hub" agents token --config "$work/hub/hub.yaml" --site web-eu)"
+"$bin/feedback-hub" agents token --config "$work/hub/hub.yaml" --site web-eu |
+    "$bin/feedback-agent" enroll --identity "$work/backend/agent.json" --hub "127.0.0.1:$port" --ca "$work/hub/ca.pem" --token-file -
 "$bin/embedded-agent-example" --identity "$work/backend/agent.json" --hub "127.0.0.1:$port" \
     --ca "$work/hub/ca.pem" --spool "$work/backend/spool" --ratings 20
 

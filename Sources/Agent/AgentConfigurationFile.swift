@@ -1,8 +1,8 @@
 import Foundation
 import ListenerLimits
 import NIOSSL
+import Support
 import Wire
-import Yams
 
 /// The agent's configuration file (`agent.yaml`), as `feedback-agent run --config` reads it.
 /// Relative paths are relative to the file. Unknown settings are errors.
@@ -149,48 +149,30 @@ public struct AgentConfigurationFile: Sendable, Codable {
         self.sites = try c.decodeIfPresent([String].self, forKey: .sites)
     }
 
-    private static let knownKeys: [String: Set<String>] = [
-        "": Set(CodingKeys.allCases.map(\.rawValue)),
-        "spool": ["directory", "fsync", "segmentBytes", "quotaBytes", "reserveBytes"],
-        "batch": ["maxRecords", "maxBytes", "maxAgeMs"],
-        "http": Set(["listen", "corsOrigins", "maxBodyBytes", "onePerCustomerDays"]).union(HTTPListenerLimits.settingNames),
-    ]
+    /// The settings agent.yaml may hold; anything else is refused.
+    static let schema = ConfigSchema.settings([
+        "identity": .value, "hubs": .value, "ca": .value, "clientCertificate": .value, "clientKey": .value,
+        "enrollmentToken": .value, "drainTimeoutMs": .value, "sites": .value,
+        "spool": .keys("directory", "fsync", "segmentBytes", "quotaBytes", "reserveBytes"),
+        "batch": .keys("maxRecords", "maxBytes", "maxAgeMs"),
+        "http": .settings(
+            Dictionary(uniqueKeysWithValues: (["listen", "corsOrigins", "maxBodyBytes", "onePerCustomerDays"] + HTTPListenerLimits.settingNames.sorted()).map { ($0, ConfigSchema.value) })
+        ),
+        "sources": SourceConfiguration.schema,
+    ])
 
     /// Reads and checks `path`; relative paths become relative to its folder.
     ///
     /// - Throws: ``AgentConfigurationError`` naming the file and the setting.
     public static func load(from path: String) throws -> AgentConfigurationFile {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw AgentConfigurationError(path: path, "cannot be read")
-        }
-        let text = String(decoding: data, as: UTF8.self)
-        let tree: Any?
-        do {
-            tree = try Yams.load(yaml: text)
-        } catch {
-            throw AgentConfigurationError(path: path, "is not valid YAML: \(error)")
-        }
-        guard let root = tree as? [String: Any] else { throw AgentConfigurationError(path: path, "must be a YAML mapping of settings") }
-        for (key, value) in root where key != "sources" {
-            guard Self.knownKeys[""]?.contains(key) == true else {
-                throw AgentConfigurationError(path: path, "has an unknown setting \"\(key)\"")
-            }
-            if let allowed = Self.knownKeys[key] {
-                guard let section = value as? [String: Any] else { throw AgentConfigurationError(path: path, "\(key) must be a mapping") }
-                for inner in section.keys where !allowed.contains(inner) {
-                    throw AgentConfigurationError(path: path, "has an unknown setting \"\(key).\(inner)\"")
-                }
-            }
-        }
+        let document: ConfigDocument
         var file: AgentConfigurationFile
         do {
-            file = try YAMLDecoder().decode(AgentConfigurationFile.self, from: text)
-        } catch let DecodingError.keyNotFound(key, context) {
-            throw AgentConfigurationError(path: path, "misses \((context.codingPath + [key]).map(\.stringValue).joined(separator: "."))")
-        } catch let DecodingError.typeMismatch(_, context) {
-            throw AgentConfigurationError(path: path, "has the wrong type at \(context.codingPath.map(\.stringValue).joined(separator: "."))")
-        } catch {
-            throw AgentConfigurationError(path: path, "cannot be read as an agent configuration: \(error)")
+            document = try ConfigDocument.read(path)
+            try document.check(Self.schema)
+            file = try document.decode(AgentConfigurationFile.self)
+        } catch let error as ConfigFileError {
+            throw AgentConfigurationError(path: path, error.located)
         }
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
         func resolve(_ file: String) -> String { file.hasPrefix("/") ? file : folder.appendingPathComponent(file).path }
@@ -199,15 +181,12 @@ public struct AgentConfigurationFile: Sendable, Codable {
         file.clientCertificate = file.clientCertificate.map(resolve)
         file.clientKey = file.clientKey.map(resolve)
         file.spool.directory = resolve(file.spool.directory)
-        file.sources = try SourceConfiguration.parse(root["sources"], path: path, resolve: resolve)
+        file.sources = try SourceConfiguration.parse((document.tree as? [String: Any])?["sources"], path: path, resolve: resolve)
         try file.validate(path: path)
         return file
     }
 
     func validate(path: String) throws {
-        func positive(_ value: Int, _ key: String) throws {
-            guard value > 0 else { throw AgentConfigurationError(path: path, "\(key) must be positive, got \(value)") }
-        }
         guard !self.hubs.isEmpty else { throw AgentConfigurationError(path: path, "hubs must list at least one HOST:PORT") }
         for hub in self.hubs {
             do { _ = try HubAddress(parsing: hub) } catch let error as HubAddressError {
@@ -218,29 +197,30 @@ public struct AgentConfigurationFile: Sendable, Codable {
             throw AgentConfigurationError(path: path, "clientCertificate and clientKey go together: set both or neither")
         }
         _ = try self.fsyncPolicy(path: path)
-        try positive(self.spool.segmentBytes, "spool.segmentBytes")
-        try positive(self.spool.quotaBytes, "spool.quotaBytes")
-        guard (0...(1 << 30)).contains(self.spool.reserveBytes) else {
-            throw AgentConfigurationError(path: path, "spool.reserveBytes must be 0 (off) to 1 GiB, got \(self.spool.reserveBytes)")
+        // The ranges docs/AGENT.md lists.
+        do {
+            try RangeError.check(self.spool.segmentBytes, 4_096...(1 << 30), "spool.segmentBytes")
+            try RangeError.check(self.spool.quotaBytes, 4_096...(1 << 50), "spool.quotaBytes")
+            try RangeError.check(self.spool.reserveBytes, 0...(1 << 30), "spool.reserveBytes")
+            // 10,000 records and 8 MiB are the protocol's batch limits.
+            try RangeError.check(self.batch.maxRecords, 1...10_000, "batch.maxRecords")
+            try RangeError.check(self.batch.maxBytes, 1_024...(8 << 20), "batch.maxBytes")
+            try RangeError.check(self.batch.maxAgeMs, 1...3_600_000, "batch.maxAgeMs")
+            try RangeError.check(self.drainTimeoutMs, 1...600_000, "drainTimeoutMs")
+            if let http = self.http {
+                try RangeError.check(http.maxBodyBytes, 1_024...(64 << 20), "http.maxBodyBytes")
+                try RangeError.check(http.onePerCustomerDays, 0...3_650, "http.onePerCustomerDays")
+            }
+        } catch {
+            throw AgentConfigurationError(path: path, error.description)
         }
-        try positive(self.batch.maxRecords, "batch.maxRecords")
-        try positive(self.batch.maxBytes, "batch.maxBytes")
-        try positive(self.batch.maxAgeMs, "batch.maxAgeMs")
-        try positive(self.drainTimeoutMs, "drainTimeoutMs")
         _ = try self.siteScope(path: path)
-        guard self.batch.maxRecords <= 10_000 else {
-            throw AgentConfigurationError(path: path, "batch.maxRecords is at most 10000 (the protocol's batch limit), got \(self.batch.maxRecords)")
+        if let problem = self.http?.limits.problem {
+            throw AgentConfigurationError(path: path, "http.\(problem)")
         }
         if let http = self.http {
             do { _ = try HubAddress(parsing: http.listen) } catch {
-                throw AgentConfigurationError(path: path, "http.listen must be HOST:PORT, got \"\(http.listen)\"")
-            }
-            try positive(http.maxBodyBytes, "http.maxBodyBytes")
-            if let problem = http.limits.problem {
-                throw AgentConfigurationError(path: path, "http.\(problem)")
-            }
-            guard (0...3_650).contains(http.onePerCustomerDays) else {
-                throw AgentConfigurationError(path: path, "http.onePerCustomerDays must be 0 (off) to 3650, got \(http.onePerCustomerDays)")
+                throw AgentConfigurationError(path: path, "http.listen must be HOST:PORT, got \(TerminalText.excerpt(http.listen))")
             }
         }
     }
@@ -257,7 +237,7 @@ public struct AgentConfigurationFile: Sendable, Codable {
         case "never": return .never
         default:
             guard let ms = Int(self.spool.fsync), (1...10_000).contains(ms) else {
-                throw AgentConfigurationError(path: path, "spool.fsync must be always, never or 1–10000 (ms), got \"\(self.spool.fsync)\"")
+                throw AgentConfigurationError(path: path, "spool.fsync must be always, never or 1–10000 (ms), got \(TerminalText.excerpt(self.spool.fsync))")
             }
             return .interval(.milliseconds(ms))
         }

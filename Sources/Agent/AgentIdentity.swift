@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Support
 import Wire
 
 /// Who an agent is: its node id (the origin of every record it captures) and its Ed25519
@@ -56,26 +57,19 @@ public struct AgentIdentity: Sendable {
         return AgentIdentity(nodeID: file.nodeId, signingKey: key)
     }
 
-    /// Writes the identity to `path` with mode 0600, refusing to replace an existing file
-    /// unless `overwrite` is set.
+    /// Writes the identity to `path`, owner-only (0600) from its first open, refusing to
+    /// replace an existing file unless `overwrite` is set.
     public func save(to path: String, overwrite: Bool = false) throws {
-        let manager = FileManager.default
-        if manager.fileExists(atPath: path), !overwrite {
-            throw AgentIdentityError(path: path, reason: "already exists; refusing to replace an agent's key (use --force)")
-        }
         let file = File(nodeId: self.nodeID, privateKey: self.signingKey.rawRepresentation.base64EncodedString())
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let data = try encoder.encode(file)
-        let temporary = path + ".tmp"
-        guard manager.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600]) else {
-            throw AgentIdentityError(path: path, reason: "cannot be written")
-        }
         do {
-            if manager.fileExists(atPath: path) { try manager.removeItem(atPath: path) }
-            try manager.moveItem(atPath: temporary, toPath: path)
+            try SecretFile.write(data, to: path, replacing: overwrite)
+        } catch where error.code == .exists {
+            throw AgentIdentityError(path: path, reason: "already exists; refusing to replace an agent's key (use --force)")
         } catch {
-            throw AgentIdentityError(path: path, reason: "cannot be written (\(error.localizedDescription))")
+            throw AgentIdentityError(path: path, reason: "cannot be written (\(error.reason))")
         }
     }
 }

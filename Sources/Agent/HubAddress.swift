@@ -1,3 +1,5 @@
+import Support
+
 /// Where a hub or relay listens: `HOST:PORT`, or `[IPv6]:PORT`.
 public struct HubAddress: Sendable, Hashable, CustomStringConvertible {
     /// Name or address.
@@ -41,5 +43,5 @@ public struct HubAddressError: Error, Sendable, Hashable, CustomStringConvertibl
         self.text = text
     }
     /// One line for the user.
-    public var description: String { "'\(self.text)' is not a hub address; expected HOST:PORT with a port from 1 to 65535" }
+    public var description: String { "\(TerminalText.excerpt(self.text)) is not a hub address; expected HOST:PORT with a port from 1 to 65535" }
 }

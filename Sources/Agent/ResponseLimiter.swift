@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Support
 import Synchronization
 
 /// One response per customer per survey within a window: the HTTP intake's optional
@@ -34,12 +35,12 @@ public final class ResponseLimiter: Sendable {
             }
         }
         let text = seen.map { "\($0.key) \($0.value)\n" }.joined()
-        let temporary = path + ".tmp"
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8)), rename(temporary, path) == 0,
-            let handle = FileHandle(forWritingAtPath: path)
-        else {
-            throw SpoolError(.io, "cannot write \(path)")
+        do {
+            try SecretFile.write(Data(text.utf8), to: path, replacing: true)
+        } catch {
+            throw SpoolError(.io, "cannot write \(error)")
         }
+        guard let handle = FileHandle(forWritingAtPath: path) else { throw SpoolError(.io, "cannot write \(path)") }
         handle.seekToEndOfFile()
         self.seen = Mutex(seen)
         self.file = Mutex(handle)

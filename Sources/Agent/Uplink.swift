@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOSSL
+import Support
 import Synchronization
 import Wire
 
@@ -247,9 +248,11 @@ public final class Uplink: Sendable {
         let folder = self.configuration.deadLetterDirectory
         let reason = "code: \(reject.code)\nmessage: \(reject.message)\nrecords: \(batch.header.recordCount)\nat: \(Date())\n"
         do {
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            try Data(batch.bytes.readableBytesView).write(to: URL(fileURLWithPath: folder + "/" + name + ".batch"), options: .atomic)
-            try Data(reason.utf8).write(to: URL(fileURLWithPath: folder + "/" + name + ".reason"), options: .atomic)
+            // Dead letters hold customer data: owner-only files in an owner-only folder.
+            try SecretFile.createDirectory(folder)
+            try SecretFile.restrict(folder)
+            try SecretFile.write(batch.bytes.readableBytesView, to: folder + "/" + name + ".batch", replacing: true)
+            try SecretFile.write(Data(reason.utf8), to: folder + "/" + name + ".reason", replacing: true)
             try self.spool.acknowledged(sequence: batch.header.sequence)
             self.counters.withLock { $0.batchesDeadLettered += 1 }
             self.logger.error(

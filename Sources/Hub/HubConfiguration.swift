@@ -1,7 +1,7 @@
 import Foundation
 import ListenerLimits
+import Support
 import Wire
-import Yams
 
 /// Everything `feedback-hub serve` needs, read from a YAML file (see docs/OPERATIONS.md).
 /// Relative paths are resolved against the file's folder. Unknown keys are errors.
@@ -52,6 +52,21 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
 
         /// The defaults.
         public init() {}
+
+        /// Settings left out keep their defaults.
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            func value(_ key: CodingKeys, _ fallback: Int) throws -> Int { try c.decodeIfPresent(Int.self, forKey: key) ?? fallback }
+            self.maxConnections = try value(.maxConnections, self.maxConnections)
+            self.maxBatchRecords = try value(.maxBatchRecords, self.maxBatchRecords)
+            self.maxCompressedBytes = try value(.maxCompressedBytes, self.maxCompressedBytes)
+            self.maxUncompressedBytes = try value(.maxUncompressedBytes, self.maxUncompressedBytes)
+            self.maxCompressionRatio = try value(.maxCompressionRatio, self.maxCompressionRatio)
+            self.credit = try value(.credit, self.credit)
+            self.handshakeTimeoutMs = try value(.handshakeTimeoutMs, self.handshakeTimeoutMs)
+            self.idleTimeoutMs = try value(.idleTimeoutMs, self.idleTimeoutMs)
+            self.drainTimeoutMs = try value(.drainTimeoutMs, self.drainTimeoutMs)
+        }
     }
 
     /// Group commit bounds.
@@ -63,6 +78,13 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
 
         /// The defaults.
         public init() {}
+
+        /// Settings left out keep their defaults.
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.maxBatches = try c.decodeIfPresent(Int.self, forKey: .maxBatches) ?? self.maxBatches
+            self.maxRecords = try c.decodeIfPresent(Int.self, forKey: .maxRecords) ?? self.maxRecords
+        }
     }
 
     /// This hub's node id, sent in every CHALLENGE.
@@ -121,28 +143,13 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
     ///
     /// - Throws: ``ConfigurationError`` naming the file and the key that is wrong.
     public static func load(from path: String) throws -> HubConfiguration {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ConfigurationError(path: path, "cannot be read")
-        }
-        let text = String(decoding: data, as: UTF8.self)
-        let tree: Any?
-        do {
-            tree = try Yams.load(yaml: text)
-        } catch {
-            throw ConfigurationError(path: path, "is not valid YAML: \(error)")
-        }
-        try Self.checkKeys(tree, path: path)
         var configuration: HubConfiguration
         do {
-            configuration = try YAMLDecoder().decode(HubConfiguration.self, from: text)
-        } catch let DecodingError.keyNotFound(key, context) {
-            throw ConfigurationError(path: path, "misses \((context.codingPath + [key]).map(\.stringValue).joined(separator: "."))")
-        } catch let DecodingError.typeMismatch(_, context) {
-            throw ConfigurationError(path: path, "has the wrong type at \(context.codingPath.map(\.stringValue).joined(separator: "."))")
-        } catch let DecodingError.dataCorrupted(context) {
-            throw ConfigurationError(path: path, "has an invalid value at \(context.codingPath.map(\.stringValue).joined(separator: "."))")
-        } catch {
-            throw ConfigurationError(path: path, "cannot be read as a hub configuration: \(error)")
+            let document = try ConfigDocument.read(path)
+            try document.check(Self.schema)
+            configuration = try document.decode(HubConfiguration.self)
+        } catch let error as ConfigFileError {
+            throw ConfigurationError(path: path, error.located)
         }
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
         func resolve(_ file: String) -> String {
@@ -159,72 +166,44 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
 
     /// Checks values that decode but make no sense.
     public func validate(path: String = "configuration") throws {
-        func positive(_ value: Int, _ key: String) throws {
-            guard value > 0 else { throw ConfigurationError(path: path, "\(key) must be positive, got \(value)") }
-        }
         _ = try HostPort(self.listen, key: "listen", path: path)
         _ = try HostPort(self.http, key: "http", path: path)
-        try positive(self.limits.maxConnections, "limits.maxConnections")
-        try positive(self.limits.maxHandshakes, "limits.maxHandshakes")
-        try positive(self.limits.maxHandshakesPerAddress, "limits.maxHandshakesPerAddress")
-        try positive(self.limits.maxBatchRecords, "limits.maxBatchRecords")
-        try positive(self.limits.maxCompressedBytes, "limits.maxCompressedBytes")
-        try positive(self.limits.maxUncompressedBytes, "limits.maxUncompressedBytes")
-        try positive(self.limits.maxCompressionRatio, "limits.maxCompressionRatio")
-        try positive(self.limits.credit, "limits.credit")
-        try positive(self.limits.handshakeTimeoutMs, "limits.handshakeTimeoutMs")
-        try positive(self.limits.idleTimeoutMs, "limits.idleTimeoutMs")
-        try positive(self.limits.drainTimeoutMs, "limits.drainTimeoutMs")
-        try positive(self.commit.maxBatches, "commit.maxBatches")
-        try positive(self.commit.maxRecords, "commit.maxRecords")
-        guard self.limits.maxCompressedBytes <= 64 << 20, self.limits.maxUncompressedBytes <= 256 << 20 else {
-            throw ConfigurationError(path: path, "limits.maxCompressedBytes is at most 64 MiB and maxUncompressedBytes at most 256 MiB")
-        }
-        // WELCOME does not announce the ratio, so conforming agents seal up to the protocol's
-        // 200 (PROTOCOL.md §8): a lower limit would refuse good batches for good.
-        guard self.limits.maxCompressionRatio >= BatchLimits.protocolCompressionRatio else {
-            throw ConfigurationError(
-                path: path,
-                "limits.maxCompressionRatio must be at least \(BatchLimits.protocolCompressionRatio), the protocol's ratio that agents seal to, got \(self.limits.maxCompressionRatio)"
-            )
-        }
-        guard self.limits.credit <= 1024 else {
-            throw ConfigurationError(path: path, "limits.credit is at most 1024, got \(self.limits.credit)")
+        // The ranges docs/OPERATIONS.md lists.
+        do {
+            try RangeError.check(self.limits.maxConnections, 1...65_536, "limits.maxConnections")
+            try RangeError.check(self.limits.maxHandshakes, 1...65_536, "limits.maxHandshakes")
+            try RangeError.check(self.limits.maxHandshakesPerAddress, 1...65_536, "limits.maxHandshakesPerAddress")
+            try RangeError.check(self.limits.maxBatchRecords, 1...10_000, "limits.maxBatchRecords")
+            try RangeError.check(self.limits.maxCompressedBytes, 1024...(64 << 20), "limits.maxCompressedBytes")
+            try RangeError.check(self.limits.maxUncompressedBytes, 1024...(256 << 20), "limits.maxUncompressedBytes")
+            // WELCOME does not announce the ratio, so conforming agents seal up to the protocol's
+            // 200 (PROTOCOL.md §8): a lower limit would refuse good batches for good.
+            try RangeError.check(self.limits.maxCompressionRatio, BatchLimits.protocolCompressionRatio...1_000, "limits.maxCompressionRatio")
+            try RangeError.check(self.limits.credit, 1...1_024, "limits.credit")
+            try RangeError.check(self.limits.handshakeTimeoutMs, 100...600_000, "limits.handshakeTimeoutMs")
+            try RangeError.check(self.limits.idleTimeoutMs, 100...3_600_000, "limits.idleTimeoutMs")
+            try RangeError.check(self.limits.drainTimeoutMs, 1...600_000, "limits.drainTimeoutMs")
+            try RangeError.check(self.commit.maxBatches, 1...100_000, "commit.maxBatches")
+            try RangeError.check(self.commit.maxRecords, 1...10_000_000, "commit.maxRecords")
+        } catch {
+            throw ConfigurationError(path: path, error.description)
         }
         if let problem = self.httpLimits.problem {
             throw ConfigurationError(path: path, "httpLimits.\(problem)")
         }
     }
 
-    private static let knownKeys: [String: Set<String>] = [
-        "": Set(CodingKeys.allCases.map(\.rawValue)),
-        "tls": ["certificate", "privateKey", "clientCA"],
-        "httpLimits": HTTPListenerLimits.settingNames,
-        "limits": [
+    /// The settings hub.yaml may hold; anything else is refused.
+    static let schema = ConfigSchema.settings([
+        "hubId": .value, "listen": .value, "http": .value, "store": .value, "alerts": .value,
+        "httpLimits": .settings(Dictionary(uniqueKeysWithValues: HTTPListenerLimits.settingNames.map { ($0, ConfigSchema.value) })),
+        "tls": .keys("certificate", "privateKey", "clientCA"),
+        "limits": .keys(
             "maxConnections", "maxHandshakes", "maxHandshakesPerAddress", "maxBatchRecords", "maxCompressedBytes", "maxUncompressedBytes", "maxCompressionRatio",
-            "credit", "handshakeTimeoutMs", "idleTimeoutMs", "drainTimeoutMs",
-        ],
-        "commit": ["maxBatches", "maxRecords"],
-    ]
-
-    private static func checkKeys(_ tree: Any?, path: String) throws {
-        guard let root = tree as? [String: Any] else {
-            throw ConfigurationError(path: path, "must be a YAML mapping of settings")
-        }
-        for (key, value) in root {
-            guard Self.knownKeys[""]?.contains(key) == true else {
-                throw ConfigurationError(path: path, "has an unknown setting \"\(key)\"")
-            }
-            if let allowed = Self.knownKeys[key] {
-                guard let section = value as? [String: Any] else {
-                    throw ConfigurationError(path: path, "\(key) must be a mapping")
-                }
-                for inner in section.keys where !allowed.contains(inner) {
-                    throw ConfigurationError(path: path, "has an unknown setting \"\(key).\(inner)\"")
-                }
-            }
-        }
-    }
+            "credit", "handshakeTimeoutMs", "idleTimeoutMs", "drainTimeoutMs"
+        ),
+        "commit": .keys("maxBatches", "maxRecords"),
+    ])
 }
 
 /// A configuration problem, naming the file and the setting.
@@ -254,12 +233,12 @@ public struct HostPort: Sendable, Hashable, CustomStringConvertible {
     /// Parses `HOST:PORT` (`[::1]:7443` for IPv6).
     public init(_ text: String, key: String, path: String = "flags") throws {
         guard let colon = text.lastIndex(of: ":") else {
-            throw ConfigurationError(path: path, "\(key) must be HOST:PORT, got \"\(text)\"")
+            throw ConfigurationError(path: path, "\(key) must be HOST:PORT, got \(TerminalText.excerpt(text))")
         }
         var host = String(text[..<colon])
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         guard !host.isEmpty, let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
-            throw ConfigurationError(path: path, "\(key) must be HOST:PORT with a port 0–65535, got \"\(text)\"")
+            throw ConfigurationError(path: path, "\(key) must be HOST:PORT with a port 0–65535, got \(TerminalText.excerpt(text))")
         }
         self.host = host
         self.port = port

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import GRDBSQLite
+import Support
 import Synchronization
 import Wire
 
@@ -30,11 +31,30 @@ public final class SQLiteStore: FeedbackStore {
             // power loss, not just a crash of the hub process.
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
+        try Self.makeOwnerOnly(path)
         do {
             self.pool = try DatabasePool(path: path, configuration: configuration)
             try Self.migrator.migrate(self.pool)
         } catch {
             throw StoreError("cannot open the store at \(path): \(error)")
+        }
+    }
+
+    /// The store holds customer ids and comments. A new file is created 0600 before SQLite
+    /// opens it, so its -wal and -shm (which SQLite creates with the main file's mode) are
+    /// 0600 too; an existing store readable by others is restricted to its owner.
+    private static func makeOwnerOnly(_ path: String) throws {
+        do {
+            try SecretFile.write([], to: path, replacing: false)
+        } catch where error.code == .exists {
+            // An existing store: restricted below.
+        } catch {
+            throw StoreError("cannot create the store at \(path): \(error)")
+        }
+        do {
+            for suffix in ["", "-wal", "-shm"] { try SecretFile.restrict(path + suffix) }
+        } catch {
+            throw StoreError("cannot make the store owner-only: \(error)")
         }
     }
 

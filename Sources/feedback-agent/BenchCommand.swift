@@ -1,6 +1,7 @@
 import Agent
 import ArgumentParser
 import Foundation
+import Support
 import Wire
 
 struct Bench: AsyncParsableCommand {
@@ -22,29 +23,31 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "File of enrollment tokens, one per line; one connection per token.")
     var tokens: String
 
-    @Option(help: "Concurrent connections (at most the number of tokens).")
+    @Option(help: "Concurrent connections, 1–10000 (at most the number of tokens).")
     var connections = 50
 
-    @Option(help: "Records to send in all.")
+    @Option(help: "Records to send in all, 1–100000000.")
     var records = 2_000_000
 
-    @Option(help: "Records per batch.")
+    @Option(help: "Records per batch, 1–10000.")
     var batchRecords = 1_000
 
-    @Option(help: "Stop after this many seconds even if not every record was sent.")
+    @Option(help: "Stop after this many seconds (1–86400) even if not every record was sent.")
     var maxSeconds = 120
 
-    @Option(help: "Records per second across all connections (0: as fast as the hub takes them).")
+    @Option(help: "Records per second across all connections, 0–10000000 (0: as fast as the hub takes them).")
     var rate = 0
 
     @Flag(help: "Seal batches while sending (steady load with bounded memory) instead of sealing all of them first.")
     var live = false
 
     func validate() throws {
-        guard (1...10_000).contains(self.connections) else { throw ValidationError("--connections must be 1–10000") }
-        guard self.records > 0 else { throw ValidationError("--records must be positive") }
-        guard (1...10_000).contains(self.batchRecords) else { throw ValidationError("--batch-records must be 1–10000") }
-        guard (1...86_400).contains(self.maxSeconds) else { throw ValidationError("--max-seconds must be 1–86400") }
+        try RangeError.check(self.connections, 1...10_000, "--connections")
+        // Batches are sealed before the clock starts: the record count bounds memory.
+        try RangeError.check(self.records, 1...100_000_000, "--records")
+        try RangeError.check(self.batchRecords, 1...10_000, "--batch-records")
+        try RangeError.check(self.maxSeconds, 1...86_400, "--max-seconds")
+        try RangeError.check(self.rate, 0...10_000_000, "--rate")
         _ = try self.hubAddress()
     }
 
@@ -77,7 +80,6 @@ struct Bench: AsyncParsableCommand {
         configuration.batchRecords = self.batchRecords
         configuration.maxDuration = .seconds(self.maxSeconds)
         configuration.presealed = !self.live
-        guard self.rate >= 0 else { throw CLIError("--rate must be 0 (unpaced) or a positive number of records per second") }
         configuration.recordsPerSecond = self.rate > 0 ? self.rate : nil
         print("bench: \(self.connections) connections to \(self.hub), \(self.records) records in batches of \(self.batchRecords)"
             + (self.live ? ", sealed while sending" : ", sealed before the clock starts")

@@ -2,6 +2,7 @@ import Agent
 import ArgumentParser
 import Foundation
 import NIOCore
+import Support
 import Wire
 
 @main
@@ -13,10 +14,11 @@ struct FeedbackAgentCommand: AsyncParsableCommand {
     )
 }
 
-/// A refusal the CLI reports as one line and a non-zero exit.
+/// A refusal the CLI reports as one line and a non-zero exit; control characters from
+/// stored or peer-supplied text in it are shown escaped.
 struct CLIError: Error, CustomStringConvertible {
     var description: String
-    init(_ description: String) { self.description = description }
+    init(_ description: String) { self.description = TerminalText.escape(description) }
 }
 
 struct Keygen: ParsableCommand {
@@ -59,18 +61,18 @@ struct Seal: ParsableCommand {
     @Option(help: "JSON-lines file of submissions; - reads standard input.")
     var records: String
 
-    @Option(help: "The batch sequence number (from 1, never reused by one agent).")
+    @Option(help: "The batch sequence number, from 1 (never reused by one agent).")
     var sequence: UInt64
 
     @Option(help: "zstd level, 1–19.")
     var level: Int32 = 3
 
-    @Option(name: .shortAndLong, help: "Where to write the BATCH frame.")
+    @Option(name: .shortAndLong, help: "Where to write the BATCH frame (mode 0600: it holds customer data).")
     var out: String
 
     func validate() throws {
-        guard self.sequence >= 1 else { throw ValidationError("--sequence starts at 1") }
-        guard (1...19).contains(self.level) else { throw ValidationError("--level must be 1–19, got \(self.level)") }
+        try RangeError.check(self.sequence, 1...UInt64.max, "--sequence")
+        try RangeError.check(self.level, 1...19, "--level")
     }
 
     func run() throws {
@@ -118,8 +120,11 @@ struct Seal: ParsableCommand {
         }
         var frame = ByteBuffer()
         Frame.batch(batch).write(into: &frame)
-        guard FileManager.default.createFile(atPath: self.out, contents: Data(frame.readableBytesView)) else {
-            throw CLIError("cannot write \(self.out)")
+        do {
+            // A batch holds customer ids and comments.
+            try SecretFile.write(frame.readableBytesView, to: self.out, replacing: true)
+        } catch {
+            throw CLIError("cannot write \(error)")
         }
         let header = batch.header
         print(

@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import ServiceLifecycle
+import Support
 import Wire
 
 struct Import: AsyncParsableCommand {
@@ -28,8 +29,12 @@ struct Import: AsyncParsableCommand {
     @Option(help: "csv or jsonl; by default from the file name (.csv is CSV, anything else JSON lines).")
     var format: String?
 
-    @Option(help: "Seconds to wait for the hub to acknowledge what was imported; 0 leaves it in the spool.")
+    @Option(help: "Seconds to wait for the hub to acknowledge what was imported, 0–86400; 0 leaves it in the spool.")
     var wait = 60
+
+    func validate() throws {
+        try RangeError.check(self.wait, 0...86_400, "--wait")
+    }
 
     func run() async throws {
         let path = URL(fileURLWithPath: self.file).standardizedFileURL.path
@@ -47,8 +52,8 @@ struct Import: AsyncParsableCommand {
             throw CLIError(error.description)
         }
         configuration.sources = []
-        var logger = Logger(label: "feedback-agent")
-        logger.logLevel = .warning
+        LoggingSystem.bootstrap { TerminalSafeLogHandler.standardError(label: $0, level: .warning) }
+        let logger = Logger(label: "feedback-agent")
         let agent: FeedbackAgent
         do {
             agent = try FeedbackAgent(configuration: configuration, logger: logger)
@@ -82,7 +87,8 @@ struct Import: AsyncParsableCommand {
                 } catch {
                     bad += 1
                     progress.clear()
-                    FileHandle.standardError.write(Data("\(path):\(number): skipped: \(Self.describe(error))\n".utf8))
+                    // The reason quotes the file's text: shown escaped.
+                    FileHandle.standardError.write(Data(TerminalText.escape("\(path):\(number): skipped: \(Self.describe(error))").utf8 + [0x0A]))
                 }
             }
             do {

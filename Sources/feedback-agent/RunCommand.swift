@@ -6,6 +6,7 @@ import FoundationNetworking
 #endif
 import Logging
 import ServiceLifecycle
+import Support
 import Wire
 
 struct Run: AsyncParsableCommand {
@@ -31,11 +32,7 @@ struct Run: AsyncParsableCommand {
         } catch let error as AgentConfigurationError {
             throw CLIError(error.description)
         }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        LoggingSystem.bootstrap { TerminalSafeLogHandler.standardError(label: $0, level: level) }
         let logger = Logger(label: "feedback-agent")
         let agent: FeedbackAgent
         do {
@@ -90,8 +87,39 @@ struct Enroll: AsyncParsableCommand {
     @Option(help: "The hub's CA certificate (PEM).")
     var ca: String
 
-    @Option(help: "The one-time enrollment token.")
-    var token: String
+    @Option(help: "A file holding the one-time enrollment token (`feedback-hub agents token > FILE`); - reads it from standard input.")
+    var tokenFile: String?
+
+    @Option(help: "The one-time enrollment token. Every user of the machine sees it in ps: prefer --token-file.")
+    var token: String?
+
+    func validate() throws {
+        switch (self.tokenFile, self.token) {
+        case (nil, nil): throw CLIError("give the one-time token with --token-file FILE (or - for standard input)")
+        case (_?, _?): throw CLIError("give the token with --token-file or --token, not both")
+        default: break
+        }
+    }
+
+    /// The token from --token or the file; a token is one short line.
+    private func enrollmentToken() throws -> String {
+        if let token = self.token { return token }
+        let path = self.tokenFile ?? "-"
+        let name = path == "-" ? "- (standard input)" : path
+        let handle = path == "-" ? FileHandle.standardInput : FileHandle(forReadingAtPath: path)
+        guard let handle else { throw CLIError("cannot read the token file \(path): \(String(cString: strerror(errno)))") }
+        let data: Data
+        do {
+            data = try handle.read(upToCount: 4_097) ?? Data()
+        } catch {
+            throw CLIError("cannot read the token file \(name): \(error.localizedDescription)")
+        }
+        guard data.count <= 4_096 else { throw CLIError("the token file \(name) is larger than 4 KiB; it should hold one token") }
+        let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !token.isEmpty else { throw CLIError("the token file \(name) holds no token") }
+        guard !token.contains(where: \.isWhitespace) else { throw CLIError("the token file \(name) should hold one token on one line") }
+        return token
+    }
 
     @Option(help: "The client certificate (PEM) for a hub that requires mutual TLS (`feedback-hub certs client`).")
     var clientCertificate: String?
@@ -116,11 +144,12 @@ struct Enroll: AsyncParsableCommand {
         } catch let error as AgentIdentityError {
             throw CLIError(error.description)
         }
+        let token = try self.enrollmentToken()
         do {
             let connection = try await HubConnection.connect(
                 host: address.host, port: address.port,
                 tls: try HubConnection.tlsContext(trusting: self.ca, clientCertificate: clientCertificate), identity: identity,
-                enrollmentToken: self.token
+                enrollmentToken: token
             )
             await connection.close()
         } catch let error as TLSFileError {
@@ -165,9 +194,10 @@ struct Status: AsyncParsableCommand {
         }
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         let oldest = (object["oldestPendingCapturedAt"] as? Int64).map { "\(Double(now - $0) / 1000) s ago" } ?? "none"
-        print("connected hub:        \(object["connectedHub"] as? String ?? "none")")
+        // The answer comes over the network: its text is shown escaped.
+        print("connected hub:        \(TerminalText.escape(object["connectedHub"] as? String ?? "none"))")
         if let error = object["lastConnectionError"] as? String {
-            print("last connect error:   \(error)")
+            print("last connect error:   \(TerminalText.escape(error))")
         }
         print("unsealed records:     \(object["unsealedRecords"] ?? 0)")
         print("unacknowledged:       \(object["unacknowledgedRecords"] ?? 0) records in \(object["unacknowledgedBatches"] ?? 0) batches")

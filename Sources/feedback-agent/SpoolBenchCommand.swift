@@ -1,6 +1,7 @@
 import Agent
 import ArgumentParser
 import Foundation
+import Support
 import Wire
 
 struct SpoolBench: AsyncParsableCommand {
@@ -17,22 +18,22 @@ struct SpoolBench: AsyncParsableCommand {
     @Option(help: "Where to make the scratch spool (a folder on the disk to measure).")
     var directory = FileManager.default.temporaryDirectory.path
 
-    @Option(help: "Records to append in all.")
+    @Option(help: "Records to append in all, 1–100000000.")
     var records = 1_000_000
 
-    @Option(help: "Concurrent appenders.")
+    @Option(help: "Concurrent appenders, 1–100000.")
     var writers = 1_000
 
-    @Option(help: "Records per append call.")
+    @Option(help: "Records per append call, 1–10000.")
     var perAppend = 1
 
     @Option(help: "always, never, or a group interval in ms (e.g. 10).")
     var fsync = "10"
 
     func validate() throws {
-        guard self.records > 0, (1...100_000).contains(self.writers), (1...10_000).contains(self.perAppend) else {
-            throw ValidationError("--records must be positive, --writers 1–100000, --per-append 1–10000")
-        }
+        try RangeError.check(self.records, 1...100_000_000, "--records")
+        try RangeError.check(self.writers, 1...100_000, "--writers")
+        try RangeError.check(self.perAppend, 1...10_000, "--per-append")
         _ = try self.policy()
     }
 
@@ -42,7 +43,7 @@ struct SpoolBench: AsyncParsableCommand {
         case "never": return .never
         default:
             guard let ms = Int(self.fsync), (1...10_000).contains(ms) else {
-                throw ValidationError("--fsync must be always, never or 1–10000 (ms), got '\(self.fsync)'")
+                throw CLIError("--fsync must be always, never or 1–10000 (ms), got \(TerminalText.excerpt(self.fsync))")
             }
             return .interval(.milliseconds(ms))
         }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Hub
+import Support
 
 struct Alerts: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -33,8 +34,12 @@ struct Alerts: ParsableCommand {
         @Flag(help: "Only open alerts past their acknowledgement deadline.")
         var overdue = false
 
-        @Option(help: "At most this many.")
+        @Option(help: "At most this many, 1–10000.")
         var limit = 50
+
+        func validate() throws {
+            try RangeError.check(self.limit, 1...10_000, "--limit")
+        }
 
         func run() throws {
             var status: Alert.Status?
@@ -47,12 +52,13 @@ struct Alerts: ParsableCommand {
             let store = try self.config.openStore()
             let now = Int64(Date().timeIntervalSince1970 * 1000)
             let alerts = try reporting {
-                try store.alerts(status: status, site: self.site, overdueAt: self.overdue ? now : nil, limit: max(1, self.limit))
+                try store.alerts(status: status, site: self.site, overdueAt: self.overdue ? now : nil, limit: self.limit)
             }
             if alerts.isEmpty { print("no alerts") }
             for alert in alerts {
                 let age = (now - alert.createdAt) / 60_000
-                print("\(alert.id.uuidString.lowercased())  \(alert.status.rawValue)  level \(alert.level)  \(age) min ago  \(alert.summary)")
+                // The summary quotes the rating's comment: stored text, shown escaped.
+                print("\(alert.id.uuidString.lowercased())  \(alert.status.rawValue)  level \(alert.level)  \(age) min ago  \(TerminalText.escape(alert.summary))")
             }
         }
     }

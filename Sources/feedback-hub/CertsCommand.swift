@@ -86,7 +86,6 @@ struct Certs: ParsableCommand {
                 } catch let error as CertificateAuthorityError {
                     throw CLIError(error.description)
                 }
-                // SecretFile: switch this key write to the shared SecretFile helper (0600 from the first open) when it is merged.
                 try writeFile(keyPath, issued.privateKey, isSecret: true)
                 try writeFile(certificatePath, issued.certificate, isSecret: false)
                 print("\(node): \(certificatePath), \(keyPath)")

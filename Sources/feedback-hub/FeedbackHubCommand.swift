@@ -4,6 +4,7 @@ import Hub
 import ListenerLimits
 import Logging
 import ServiceLifecycle
+import Support
 import Wire
 
 @main
@@ -15,10 +16,11 @@ struct FeedbackHubCommand: AsyncParsableCommand {
     )
 }
 
-/// A refusal the CLI reports as one line and a non-zero exit.
+/// A refusal the CLI reports as one line and a non-zero exit; control characters from
+/// stored or peer-supplied text in it are shown escaped.
 struct CLIError: Error, CustomStringConvertible {
     var description: String
-    init(_ description: String) { self.description = description }
+    init(_ description: String) { self.description = TerminalText.escape(description) }
 }
 
 /// Runs `body`, turning the library's errors into one-line CLI errors.
@@ -36,10 +38,18 @@ func reporting<T>(_ body: () throws -> T) throws -> T {
 
 /// Writes `text` to `path`, replacing what is there; secrets get mode 0600.
 func writeFile(_ path: String, _ text: String, isSecret: Bool) throws {
+    if isSecret {
+        // 0600 from the first open: no moment at which another user could read the key.
+        do {
+            try SecretFile.write(Data(text.utf8), to: path, replacing: true)
+        } catch {
+            throw CLIError("cannot write \(error)")
+        }
+        return
+    }
     let manager = FileManager.default
-    let attributes: [FileAttributeKey: Any] = [.posixPermissions: isSecret ? 0o600 : 0o644]
     try? manager.removeItem(atPath: path)
-    guard manager.createFile(atPath: path, contents: Data(text.utf8), attributes: attributes) else {
+    guard manager.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o644]) else {
         throw CLIError("cannot write \(path)")
     }
 }
@@ -114,9 +124,10 @@ struct Init: ParsableCommand {
             throw CLIError("\(configPath) already exists; use --force to replace the configuration and certificates")
         }
         do {
-            try manager.createDirectory(at: folder, withIntermediateDirectories: true)
+            // A folder init makes holds the CA key and the store: owner-only.
+            try SecretFile.createDirectory(folder.path)
         } catch {
-            throw CLIError("cannot create \(self.directory): \(error.localizedDescription)")
+            throw CLIError("cannot create \(self.directory): \(error.reason)")
         }
         let files = try HubCertificates.make(hostnames: self.hostnames)
         func write(_ name: String, _ text: String, isSecret: Bool) throws {
@@ -191,11 +202,7 @@ struct Serve: AsyncParsableCommand {
         guard let level = Logger.Level(rawValue: self.logLevel) else {
             throw CLIError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        LoggingSystem.bootstrap { TerminalSafeLogHandler.standardError(label: $0, level: level) }
         let logger = Logger(label: "feedback-hub")
         // Connections on every listener count against it; the hub warns if its caps exceed it.
         OpenFileLimit.raiseToHardLimit()
@@ -255,7 +262,7 @@ struct Agents: ParsableCommand {
             print("node id                               key id            role   status   sites")
             for node in nodes {
                 let status = node.revoked ? "revoked" : "active"
-                print("\(node.nodeID)  \(node.keyID)  \(node.role == .relay ? "relay" : "agent")  \(status.padding(toLength: 7, withPad: " ", startingAt: 0))  \(node.sites)")
+                print("\(node.nodeID)  \(node.keyID)  \(node.role == .relay ? "relay" : "agent")  \(status.padding(toLength: 7, withPad: " ", startingAt: 0))  \(TerminalText.escape(node.sites.description))")
             }
             print("\(nodes.count) node(s)")
         }
@@ -301,13 +308,13 @@ struct Agents: ParsableCommand {
         )
         @OptionGroup var config: ConfigOption
         @OptionGroup var sites: SiteOptions
-        @Option(help: "How many tokens to make.") var count = 1
-        @Option(help: "Hours until the tokens expire.") var ttlHours = 72
+        @Option(help: "How many tokens to make, 1–10000.") var count = 1
+        @Option(help: "Hours until the tokens expire, 1–8760 (a year).") var ttlHours = 72
         @Flag(help: "The token enrolls a relay.") var relay = false
 
         func validate() throws {
-            guard (1...10_000).contains(self.count) else { throw ValidationError("--count must be 1–10000") }
-            guard self.ttlHours > 0 else { throw ValidationError("--ttl-hours must be positive") }
+            try RangeError.check(self.count, 1...10_000, "--count")
+            try RangeError.check(self.ttlHours, 1...8_760, "--ttl-hours")
         }
 
         func run() throws {
@@ -340,12 +347,13 @@ struct Report: ParsableCommand {
         let total = sites.reduce(0) { $0 + $1.responses }
         print("\(total) ratings stored from \(batches) batches")
         guard !sites.isEmpty else { return }
-        let width = max(4, sites.map(\.site.count).max() ?? 4)
+        // Sites are stored text: shown escaped, and measured as shown.
+        let names = sites.map { $0.site.isEmpty ? "(none)" : TerminalText.escape($0.site) }
+        let width = max(4, names.map(\.count).max() ?? 4)
         func pad(_ text: String, _ count: Int) -> String { text + String(repeating: " ", count: max(0, count - text.count)) }
         print("\(pad("site", width))  ratings  negative  NPS")
-        for site in sites {
+        for (site, name) in zip(sites, names) {
             let nps = site.nps.map { String(format: "%+.0f (%d answers)", $0, site.npsResponses) } ?? "-"
-            let name = site.site.isEmpty ? "(none)" : site.site
             print("\(pad(name, width))  \(pad(String(site.responses), 7))  \(pad(String(site.negatives), 8))  \(nps)")
         }
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Crypto
 import Foundation
 import Hub
+import Support
 import Wire
 
 struct Inspect: ParsableCommand {
@@ -51,19 +52,20 @@ struct Inspect: ParsableCommand {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         var refused = 0
         for entry in entries {
-            print(Self.summary(entry.frame))
+            // Frames come from a peer: their strings are shown escaped.
+            print(TerminalText.escape(Self.summary(entry.frame)))
             switch entry.opened {
             case .success(let opened):
                 let negative = opened.filter(\.isNegative).count
                 print("  signature verified; \(opened.count) valid records, \(negative) negative")
                 if self.records {
                     for record in opened {
-                        print(String(decoding: try encoder.encode(record), as: UTF8.self))
+                        print(TerminalText.escape(String(decoding: try encoder.encode(record), as: UTF8.self), style: .json))
                     }
                 }
             case .failure(let error):
                 refused += 1
-                print("  REFUSED (\(error.rejectCode)): \(error.detail)")
+                print("  REFUSED (\(error.rejectCode)): \(TerminalText.escape(error.detail))")
             case nil:
                 break
             }

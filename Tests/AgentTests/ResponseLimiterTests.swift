@@ -13,6 +13,7 @@ import Testing
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         #expect(limiter.reserve([("c-1", "nps-q4"), ("c-2", "nps-q4"), ("", "nps-q4")], now: now) == nil)
         try limiter.commit([("c-1", "nps-q4"), ("c-2", "nps-q4")], now: now)
+        #expect(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int == 0o600, "it names customers")
         #expect(limiter.reserve([("c-3", "nps-q4"), ("c-1", "nps-q4")], now: now + 1) == 1)
         #expect(limiter.reserve([("c-1", "csat-call")], now: now + 1) == nil, "another survey is another question")
         #expect(limiter.reserve([("c-4", "s"), ("c-4", "s")], now: now) == 1, "twice in one request")

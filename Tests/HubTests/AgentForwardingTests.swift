@@ -115,6 +115,11 @@ import Wire
         let reasonFile = try #require(files.first { $0.hasSuffix(".reason") })
         let reason = try String(contentsOfFile: folder + "/" + reasonFile, encoding: .utf8)
         #expect(reason.contains("batchTooLarge"))
+        // Dead letters hold customer data: owner-only, in an owner-only folder.
+        for file in files {
+            #expect(try FileManager.default.attributesOfItem(atPath: folder + "/" + file)[.posixPermissions] as? Int == 0o600, "\(file)")
+        }
+        #expect(try FileManager.default.attributesOfItem(atPath: folder)[.posixPermissions] as? Int == 0o700)
         #expect(try hub.recordCount == 0)
         try await running.stop()
         try await hub.stopAndRemove()

@@ -89,7 +89,7 @@ import Wire
         ("rules:\n  - {name: r, scale: nps, escalate: [boss]}", "rule \"r\": field \"acknowledgeWithin\": is required"),
         ("rules:\n  - {name: r, scale: nps, acknowledgeWithin: soon}", "rule \"r\": field \"acknowledgeWithin\": must be a duration"),
         ("rules:\n  - {name: r, scale: nps, sources: [fax]}", "rule \"r\": field \"sources\": unknown source \"fax\""),
-        ("rules:\n  - {name: r, scale: nps, colour: red}", "rule 1: field \"colour\": is not a known setting"),
+        ("rules:\n  - {name: r, scale: nps, colour: red}", "unknown setting \"rules[1].colour\"; known there: acknowledgeWithin, channels"),
         ("rules:\n  - {scale: nps}", "rule 1: field \"name\": is missing"),
         ("rules:\n  - {name: r, scale: nps}\n  - {name: r, scale: csat}", "rule \"r\": field \"name\": is used by an earlier rule"),
         ("rules:\n  - {name: w, scale: smiley, window: {share: 140, minResponses: 5, minutes: 15}}", "rule \"w\": field \"window.share\""),

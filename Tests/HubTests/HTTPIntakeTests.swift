@@ -118,6 +118,14 @@ import Wire
         let empty = try await intake.request("POST", "/v1/feedback", body: "[]")
         #expect(empty.status == 400)
 
+        // Control characters (here ESC, which drives terminals) are refused, naming the field.
+        let escape = try await intake.request(
+            "POST", "/v1/feedback", body: #"{"source":"popup","scale":"nps","score":3,"site":"web\u001b[2Jeu"}"#
+        )
+        #expect(escape.status == 400)
+        #expect(self.errorCode(escape.json) == "invalidRecord")
+        #expect(self.errorField(escape.json) == "site")
+
         let big = "[" + Array(repeating: #"{"source":"popup","scale":"nps","score":7}"#, count: 200).joined(separator: ",") + "]"
         let tooLarge = try await intake.request("POST", "/v1/feedback", body: big)
         #expect(tooLarge.status == 413)

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
+import Support
 import Synchronization
 import Wire
 
@@ -129,7 +130,8 @@ public final class Spool: Sendable {
         self.logger = logger
         // One process per spool: a second agent (or an import while the agent runs) would
         // interleave writes. The lock goes with the process, so a crash never leaves it held.
-        try? FileManager.default.createDirectory(atPath: configuration.directory, withIntermediateDirectories: true)
+        // Ratings hold customer ids and comments: a new spool folder is owner-only.
+        try? SecretFile.createDirectory(configuration.directory)
         let lockPath = configuration.directory + "/lock"
         let lock = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard lock >= 0 else { throw SpoolError(.io, "cannot open \(lockPath): \(String(cString: strerror(errno)))") }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Support
 import NIOCore
 import Wire
 
@@ -14,9 +15,9 @@ struct SpoolRecovery {
     func run() throws -> (Spool.State, Spool.Recovery) {
         let manager = FileManager.default
         do {
-            try manager.createDirectory(atPath: self.segmentsPath, withIntermediateDirectories: true)
+            try SecretFile.createDirectory(self.segmentsPath)
         } catch {
-            throw SpoolError(.io, "cannot create the spool folder \(self.segmentsPath): \(error.localizedDescription)")
+            throw SpoolError(.io, "cannot create the spool folder \(error)")
         }
         let ids: [UInt64]
         do {
@@ -206,7 +207,7 @@ struct SpoolRecovery {
     /// place only when complete and fsync'd. It starts with a `base` entry, so if a crash
     /// leaves the old segments beside it, the next recovery ignores and deletes them.
     private func quarantine(_ damaged: [UInt64], keeping state: inout Spool.State, all ids: [UInt64]) throws -> [String] {
-        try FileManager.default.createDirectory(atPath: self.quarantinePath, withIntermediateDirectories: true)
+        try SecretFile.createDirectory(self.quarantinePath)
         let fresh = (ids.last ?? 0) + 1
         let temporary = self.segmentsPath + "/" + SpoolFiles.rewriteName
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0o600)

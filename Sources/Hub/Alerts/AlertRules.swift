@@ -1,6 +1,6 @@
 import Foundation
+import Support
 import Wire
-import Yams
 
 /// The alert rules, targets, routing table and delivery settings, read from a YAML file
 /// (see docs/ALERTS.md) and checked at start: every mistake is reported with the file, the
@@ -174,41 +174,57 @@ public struct AlertRules: Sendable {
     ///
     /// - Throws: ``AlertRulesError`` naming the file, the rule, target or route, and the field.
     public static func load(from path: String) throws -> AlertRules {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw AlertRulesError(path: path, place: nil, field: nil, "cannot be read")
-        }
-        return try Self.parse(yaml: String(decoding: data, as: UTF8.self), path: path)
+        try Self.parse(path: path) { try ConfigDocument.read(path) }
     }
 
     /// Reads and checks rules from YAML text; `path` names it in errors.
     ///
     /// - Throws: ``AlertRulesError`` naming the rule, target or route, and the field.
     public static func parse(yaml: String, path: String) throws -> AlertRules {
-        let tree: Any?
-        do {
-            tree = try Yams.load(yaml: yaml)
-        } catch {
-            throw AlertRulesError(path: path, place: nil, field: nil, "is not valid YAML: \(error)")
-        }
-        return try Self.parse(tree, path: path)
+        try Self.parse(path: path) { try ConfigDocument(text: yaml, path: path) }
     }
+
+    private static func parse(path: String, reading: () throws -> ConfigDocument) throws -> AlertRules {
+        let document: ConfigDocument
+        do {
+            document = try reading()
+            try document.check(Self.schema)
+        } catch let error as ConfigFileError {
+            throw AlertRulesError(path: path, place: nil, field: nil, error.located)
+        }
+        return try Self.parse(document.tree, path: path)
+    }
+
+    /// The settings alerts.yaml may hold; anything else is refused.
+    static let schema = ConfigSchema.settings([
+        "targets": .named(.keys("kind", "url", "secret")),
+        "routes": .list(.keys("site", "subject", "target")),
+        "rules": .list(
+            .settings([
+                "name": .value, "scale": .value, "scores": .value, "sites": .value, "channels": .value, "subjects": .value,
+                "topics": .value, "sources": .value, "window": .keys("per", "share", "minResponses", "minutes"),
+                "notify": .value, "acknowledgeWithin": .value, "escalate": .value,
+            ])
+        ),
+        "delivery": .keys("maxAttempts", "firstRetry", "maxRetry", "timeout"),
+    ])
 
     static func parse(_ tree: Any?, path: String) throws -> AlertRules {
         let reader = TreeReader(path: path, place: nil)
-        let root = try reader.mapping(tree, field: nil, allowed: ["targets", "routes", "rules", "delivery"])
+        let root = try reader.mapping(tree, field: nil)
 
         var targets: [String: Target] = [:]
-        for (name, value) in try reader.mapping(root["targets"] ?? [String: Any](), field: "targets", allowed: nil) {
-            let inner = TreeReader(path: path, place: "target \"\(name)\"")
+        for (name, value) in try reader.mapping(root["targets"] ?? [String: Any](), field: "targets") {
+            let inner = TreeReader(path: path, place: "target \(TerminalText.excerpt(name))")
             guard name != "route" else { throw inner.error(nil, "\"route\" is reserved for the routing table") }
-            let fields = try inner.mapping(value, field: nil, allowed: ["kind", "url", "secret"])
+            let fields = try inner.mapping(value, field: nil)
             let kindName = try inner.string(fields["kind"] ?? "webhook", field: "kind")
             guard let kind = Target.Kind(rawValue: kindName) else {
-                throw inner.error("kind", "unknown kind \"\(kindName)\"; one of webhook, slack")
+                throw inner.error("kind", "unknown kind \(TerminalText.excerpt(kindName)); one of webhook, slack")
             }
             let url = try inner.string(fields["url"], field: "url")
             guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
-                throw inner.error("url", "\"\(url)\" is not an http or https URL")
+                throw inner.error("url", "\(TerminalText.excerpt(url)) is not an http or https URL")
             }
             var secret: [UInt8]?
             if let text = fields["secret"] {
@@ -224,9 +240,9 @@ public struct AlertRules: Sendable {
         var routes: [Route] = []
         for (index, value) in try reader.list(root["routes"] ?? [Any](), field: "routes").enumerated() {
             let inner = TreeReader(path: path, place: "route \(index + 1)")
-            let fields = try inner.mapping(value, field: nil, allowed: ["site", "subject", "target"])
+            let fields = try inner.mapping(value, field: nil)
             let target = try inner.string(fields["target"], field: "target")
-            guard targets[target] != nil else { throw inner.error("target", "no target is named \"\(target)\"") }
+            guard targets[target] != nil else { throw inner.error("target", "no target is named \(TerminalText.excerpt(target))") }
             routes.append(
                 Route(
                     site: try fields["site"].map { try inner.string($0, field: "site") },
@@ -239,19 +255,13 @@ public struct AlertRules: Sendable {
         var rules: [Rule] = []
         for (index, value) in try reader.list(root["rules"] ?? [Any](), field: "rules").enumerated() {
             var inner = TreeReader(path: path, place: "rule \(index + 1)")
-            let fields = try inner.mapping(
-                value, field: nil,
-                allowed: [
-                    "name", "scale", "scores", "sites", "channels", "subjects", "topics", "sources", "window", "notify",
-                    "acknowledgeWithin", "escalate",
-                ]
-            )
+            let fields = try inner.mapping(value, field: nil)
             let name = try inner.string(fields["name"], field: "name")
-            inner.place = "rule \"\(name)\""
+            inner.place = "rule \(TerminalText.excerpt(name))"
             guard !rules.contains(where: { $0.name == name }) else { throw inner.error("name", "is used by an earlier rule") }
             let scaleName = try inner.string(fields["scale"], field: "scale")
             guard let scale = FeedbackRecord.Scale(name: scaleName) else {
-                throw inner.error("scale", "unknown scale \"\(scaleName)\"; one of nps, csat, ces, smiley, binary")
+                throw inner.error("scale", "unknown scale \(TerminalText.excerpt(scaleName)); one of nps, csat, ces, smiley, binary")
             }
             var scores = Self.defaultScores(scale)
             if let text = fields["scores"] {
@@ -264,16 +274,16 @@ public struct AlertRules: Sendable {
             filter.topics = Set(try inner.strings(fields["topics"], field: "topics"))
             for source in try inner.strings(fields["sources"], field: "sources") {
                 guard let found = FeedbackRecord.Source.allCases.first(where: { "\($0)" == source }) else {
-                    throw inner.error("sources", "unknown source \"\(source)\"; one of popup, kiosk, call, api, import")
+                    throw inner.error("sources", "unknown source \(TerminalText.excerpt(source)); one of popup, kiosk, call, api, import")
                 }
                 filter.sources.insert(found)
             }
             var window: Window?
             if let value = fields["window"] {
-                let spec = try inner.mapping(value, field: "window", allowed: ["per", "share", "minResponses", "minutes"])
+                let spec = try inner.mapping(value, field: "window")
                 let perName = try inner.string(spec["per"] ?? "site", field: "window.per")
                 guard let per = Window.Per(rawValue: perName) else {
-                    throw inner.error("window.per", "must be site or subject, got \"\(perName)\"")
+                    throw inner.error("window.per", "must be site or subject, got \(TerminalText.excerpt(perName))")
                 }
                 let share = try inner.integer(spec["share"], field: "window.share", in: 1...100)
                 let minResponses = try inner.integer(spec["minResponses"], field: "window.minResponses", in: 1...1_000_000)
@@ -283,15 +293,15 @@ public struct AlertRules: Sendable {
             let notify = fields["notify"] == nil ? ["route"] : try inner.strings(fields["notify"], field: "notify")
             guard !notify.isEmpty else { throw inner.error("notify", "names no target") }
             for target in notify where target != "route" && targets[target] == nil {
-                throw inner.error("notify", "no target is named \"\(target)\"")
+                throw inner.error("notify", "no target is named \(TerminalText.excerpt(target))")
             }
             let escalate = try inner.strings(fields["escalate"], field: "escalate")
             for target in escalate where targets[target] == nil {
-                throw inner.error("escalate", "no target is named \"\(target)\"")
+                throw inner.error("escalate", "no target is named \(TerminalText.excerpt(target))")
             }
             var deadline: Int64?
             if let value = fields["acknowledgeWithin"] {
-                deadline = try inner.duration(value, field: "acknowledgeWithin")
+                deadline = try inner.duration(value, field: "acknowledgeWithin", from: "1s", to: "30d")
             }
             if !escalate.isEmpty, deadline == nil {
                 throw inner.error("acknowledgeWithin", "is required when the rule escalates")
@@ -307,11 +317,13 @@ public struct AlertRules: Sendable {
         var delivery = Delivery()
         if let value = root["delivery"] {
             let inner = TreeReader(path: path, place: "delivery")
-            let fields = try inner.mapping(value, field: nil, allowed: ["maxAttempts", "firstRetry", "maxRetry", "timeout"])
+            let fields = try inner.mapping(value, field: nil)
             if let value = fields["maxAttempts"] { delivery.maxAttempts = try inner.integer(value, field: "maxAttempts", in: 1...1_000) }
-            if let value = fields["firstRetry"] { delivery.firstRetryMilliseconds = try inner.duration(value, field: "firstRetry") }
-            if let value = fields["maxRetry"] { delivery.maxRetryMilliseconds = try inner.duration(value, field: "maxRetry") }
-            if let value = fields["timeout"] { delivery.timeoutMilliseconds = try inner.duration(value, field: "timeout") }
+            if let value = fields["firstRetry"] {
+                delivery.firstRetryMilliseconds = try inner.duration(value, field: "firstRetry", from: "10ms", to: "1h")
+            }
+            if let value = fields["maxRetry"] { delivery.maxRetryMilliseconds = try inner.duration(value, field: "maxRetry", from: "10ms", to: "1d") }
+            if let value = fields["timeout"] { delivery.timeoutMilliseconds = try inner.duration(value, field: "timeout", from: "100ms", to: "10m") }
         }
         return AlertRules(targets: targets, routes: routes, rules: rules, delivery: delivery)
     }
@@ -353,13 +365,9 @@ private struct TreeReader {
         AlertRulesError(path: self.path, place: self.place, field: field, reason)
     }
 
-    func mapping(_ value: Any?, field: String?, allowed: Set<String>?) throws -> [String: Any] {
+    /// Which keys a mapping may hold was checked against ``AlertRules/schema`` before.
+    func mapping(_ value: Any?, field: String?) throws -> [String: Any] {
         guard let mapping = value as? [String: Any] else { throw self.error(field, "must be a mapping") }
-        if let allowed {
-            for key in mapping.keys.sorted() where !allowed.contains(key) {
-                throw self.error(field.map { "\($0).\(key)" } ?? key, "is not a known setting")
-            }
-        }
         return mapping
     }
 
@@ -384,22 +392,40 @@ private struct TreeReader {
 
     func integer(_ value: Any?, field: String, in range: ClosedRange<Int>) throws -> Int {
         guard let value else { throw self.error(field, "is missing") }
-        guard let number = value as? Int, range.contains(number) else {
-            throw self.error(field, "must be a whole number in \(range.lowerBound)...\(range.upperBound), got \(value)")
+        guard let number = value as? Int else {
+            throw self.error(field, "must be a whole number from \(range.lowerBound) to \(range.upperBound), got \(TerminalText.excerpt("\(value)"))")
+        }
+        do {
+            try RangeError.check(number, range, field)
+        } catch {
+            throw self.error(field, "must be \(error.allowed), got \(error.value)")
         }
         return number
     }
 
-    /// `90s`, `15m`, `2h`, `1d` or `250ms`.
-    func duration(_ value: Any, field: String) throws -> Int64 {
+    /// `90s`, `15m`, `2h`, `1d` or `250ms`, from `low` to `high` (both written the same way).
+    func duration(_ value: Any, field: String, from low: String, to high: String) throws -> Int64 {
         let text = "\(value)"
+        guard let (number, unit) = Self.parse(text) else {
+            throw self.error(field, "must be a duration such as 90s, 15m or 2h, got \(TerminalText.excerpt(text))")
+        }
+        // Compared before multiplying, so no number can overflow.
+        guard let (lowNumber, lowUnit) = Self.parse(low), let (highNumber, highUnit) = Self.parse(high),
+            number <= highNumber * highUnit / unit, (lowNumber * lowUnit...highNumber * highUnit).contains(number * unit)
+        else {
+            throw self.error(field, "must be a duration from \(low) to \(high), got \(TerminalText.excerpt(text))")
+        }
+        return number * unit
+    }
+
+    /// `90s` → (90, 1000): the number and the milliseconds of its unit; nil unless a whole
+    /// number with one of ms, s, m, h, d.
+    private static func parse(_ text: String) -> (number: Int64, unit: Int64)? {
         let units: [(String, Int64)] = [("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
         for (suffix, factor) in units where text.hasSuffix(suffix) {
-            if let number = Int64(text.dropLast(suffix.count)), number > 0, number <= 366 * 86_400_000 / factor {
-                return number * factor
-            }
+            if let number = Int64(text.dropLast(suffix.count)), number >= 0 { return (number, factor) }
         }
-        throw self.error(field, "must be a duration such as 90s, 15m or 2h, got \"\(text)\"")
+        return nil
     }
 
     /// `0-6`, `1..2` or a single score, inside the scale's range.
@@ -415,7 +441,7 @@ private struct TreeReader {
         }
         guard let low, let high, low <= high, scale.range.contains(low), scale.range.contains(high) else {
             throw self.error(
-                "scores", "must be a range such as 0-6 inside the \(scale.name) scale \(scale.range.lowerBound)-\(scale.range.upperBound), got \"\(value)\""
+                "scores", "must be a range such as 0-6 inside the \(scale.name) scale \(scale.range.lowerBound)-\(scale.range.upperBound), got \(TerminalText.excerpt("\(value)"))"
             )
         }
         return low...high

@@ -390,7 +390,7 @@ extension SQLiteStore {
 
     /// Alerts, newest first, filtered by status, site and whether overdue at `now`.
     public func alerts(status: Alert.Status? = nil, site: String? = nil, overdueAt now: Int64? = nil, limit: Int = 100) throws -> [Alert] {
-        var sql = "SELECT * FROM alerts WHERE 1 = 1"
+        var sql = "SELECT \(Self.alertColumns) FROM alerts WHERE 1 = 1"
         var arguments: StatementArguments = []
         if let status {
             sql += " AND status = ?"
@@ -414,7 +414,7 @@ extension SQLiteStore {
     /// One alert.
     public func alert(_ id: UUID) throws -> Alert? {
         try self.pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM alerts WHERE id = ?", arguments: [id]).flatMap(Self.alert)
+            try Row.fetchOne(db, sql: "SELECT \(Self.alertColumns) FROM alerts WHERE id = ?", arguments: [id]).flatMap(Self.alert)
         }
     }
 
@@ -422,7 +422,7 @@ extension SQLiteStore {
     /// `cancel` (open or acknowledged → resolved or cancelled). The note is kept.
     public func transition(_ id: UUID, to status: Alert.Status, note: String, at time: Int64) throws -> Result<Alert, AlertTransitionError> {
         try self.pool.write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM alerts WHERE id = ?", arguments: [id]), let current = Self.alert(row)
+            guard let row = try Row.fetchOne(db, sql: "SELECT \(Self.alertColumns) FROM alerts WHERE id = ?", arguments: [id]), let current = Self.alert(row)
             else { return .failure(.notFound) }
             let allowed: Set<Alert.Status> =
                 switch status {
@@ -452,18 +452,22 @@ extension SQLiteStore {
                     arguments: [status.rawValue, time, combined, id]
                 )
             }
-            guard let updated = try Row.fetchOne(db, sql: "SELECT * FROM alerts WHERE id = ?", arguments: [id]).flatMap(Self.alert) else {
+            guard let updated = try Row.fetchOne(db, sql: "SELECT \(Self.alertColumns) FROM alerts WHERE id = ?", arguments: [id]).flatMap(Self.alert) else {
                 return .failure(.notFound)
             }
             return .success(updated)
         }
     }
 
+    /// Site and summary are also read as bytes: text stored before PROTOCOL.md §2.4 refused
+    /// control characters may hold a NUL, where SQLite's C string would cut it short.
+    private static let alertColumns = "*, CAST(site AS BLOB) AS site_bytes, CAST(summary AS BLOB) AS summary_bytes"
+
     private static func alert(_ row: Row) -> Alert? {
         guard let id = row["id"] as UUID?, let status = Alert.Status(rawValue: row["status"]) else { return nil }
         return Alert(
-            id: id, rule: row["rule"], kind: row["kind"], status: status, level: row["level"], site: row["site"],
-            subject: row["subject"], summary: row["summary"], recordID: row["record_id"], createdAt: row["created_at"],
+            id: id, rule: row["rule"], kind: row["kind"], status: status, level: row["level"], site: Self.text(row, "site"),
+            subject: row["subject"], summary: Self.text(row, "summary"), recordID: row["record_id"], createdAt: row["created_at"],
             capturedAt: row["captured_at"], deadlineAt: row["deadline_at"], acknowledgedAt: row["acknowledged_at"],
             closedAt: row["closed_at"], note: row["note"]
         )

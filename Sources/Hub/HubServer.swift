@@ -160,7 +160,9 @@ public final class HubServer: Service, Sendable {
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(1))
             do {
-                try self.registry.refresh()
+                // A database read: on the blocking pool, not a concurrency thread.
+                let registry = self.registry
+                try await self.blockingPool.runIfActive { try registry.refresh() }
             } catch {
                 self.logger.warning("registry refresh failed", metadata: ["error": "\(error)"])
             }

@@ -16,8 +16,23 @@ struct CLIRun {
 
     /// Runs `binary` with `arguments`, feeding `input` on standard input, under `umask`
     /// if given; kills it after `timeout` seconds.
+    ///
+    /// The wait happens on a thread of its own: a test blocking one of the concurrency
+    /// pool's few threads for the seconds a process runs would stall every other suite
+    /// running beside it (and an in-process hub's tasks) on a busy machine.
     static func run(
         _ binary: String, _ arguments: [String], input: String? = nil, umask: String? = nil, timeout: Double = 60
+    ) async throws -> CLIRun {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread {
+                continuation.resume(with: Result { try Self.runBlocking(binary, arguments, input: input, umask: umask, timeout: timeout) })
+            }
+            thread.start()
+        }
+    }
+
+    private static func runBlocking(
+        _ binary: String, _ arguments: [String], input: String?, umask: String?, timeout: Double
     ) throws -> CLIRun {
         let process = Process()
         if let umask {

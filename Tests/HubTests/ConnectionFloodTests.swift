@@ -26,8 +26,8 @@ import Wire
         }
     }
 
-    private func hubCommand(_ arguments: [String]) throws -> String {
-        try CrashTests.runHub(arguments)
+    private func hubCommand(_ arguments: [String]) async throws -> String {
+        try await CrashTests.runHub(arguments)
     }
 
     /// `init`, then `serve` with a handshake timeout of `handshakeMs` and the operations
@@ -36,7 +36,7 @@ import Wire
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("flood-\(UUID())")
         let port = try CrashTests.freePort()
         let httpPort = try CrashTests.freePort()
-        _ = try self.hubCommand(["init", folder.path, "--listen", "127.0.0.1:\(port)", "--http", "127.0.0.1:\(httpPort)"])
+        _ = try await self.hubCommand(["init", folder.path, "--listen", "127.0.0.1:\(port)", "--http", "127.0.0.1:\(httpPort)"])
         let config = folder.appendingPathComponent("hub.yaml").path
         var yaml = try String(contentsOfFile: config, encoding: .utf8)
         yaml = yaml.replacingOccurrences(of: "handshakeTimeoutMs: 10000", with: "handshakeTimeoutMs: \(handshakeMs)")
@@ -79,8 +79,8 @@ import Wire
         return Int(String(decoding: response[9..<12], as: UTF8.self))
     }
 
-    private func token(_ hub: RunningHub) throws -> String {
-        try self.hubCommand(["agents", "token", "--config", hub.config, "--site", "branch-*"])
+    private func token(_ hub: RunningHub) async throws -> String {
+        try await self.hubCommand(["agents", "token", "--config", hub.config, "--site", "branch-*"])
             .trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
@@ -113,7 +113,7 @@ import Wire
         let hub = try await self.startHub(handshakeMs: 4_000, headerMs: 10_000)
         defer { hub.stop() }
         let veteran = AgentIdentity.generate()
-        _ = try self.hubCommand([
+        _ = try await self.hubCommand([
             "agents", "add", "--config", hub.config, "--node-id", veteran.nodeID.uuidString, "--public-key", veteran.publicKeyBase64,
             "--site", "branch-*",
         ])
@@ -138,7 +138,7 @@ import Wire
             // A fresh agent enrolls and sends within one handshake timeout of the flood.
             let fresh = AgentIdentity.generate()
             let started = ContinuousClock.now
-            let enrolled = try await self.connect(hub, fresh, token: try self.token(hub), until: started + .seconds(4))
+            let enrolled = try await self.connect(hub, fresh, token: try await self.token(hub), until: started + .seconds(4))
             #expect(try await self.sendOne(enrolled, fresh, sequence: 1) == .acknowledged(
                 Ack(origin: fresh.nodeID, sequence: 1, status: .stored, storedRecords: 10)
             ))
@@ -194,7 +194,7 @@ import Wire
         // waited longest for its request head; a probe retries as load balancers do.
         #expect(await eventually(seconds: 3) { (try? self.readiness(hub)) == 200 }, "/readyz answers during the flood")
         let identity = AgentIdentity.generate()
-        let token = try self.token(hub)
+        let token = try await self.token(hub)
         let connection = try await self.connect(hub, identity, token: token, until: .now + .seconds(10))
         #expect(try await self.sendOne(connection, identity, sequence: 1) == .acknowledged(
             Ack(origin: identity.nodeID, sequence: 1, status: .stored, storedRecords: 10)

@@ -18,25 +18,16 @@ struct CrashTests {
         ProcessInfo.processInfo.environment["FEEDBACKMESH_HUB_BINARY"] ?? root.appendingPathComponent(".build/debug/feedback-hub").path
 
     /// Runs a `feedback-hub` command to its end; throws with its output if it fails.
-    static func runHub(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: output, as: UTF8.self)
-        guard process.terminationStatus == 0 else {
-            throw StoreError("feedback-hub \(arguments.joined(separator: " ")) failed: \(text)")
+    static func runHub(_ arguments: [String]) async throws -> String {
+        let run = try await CLIRun.run(Self.binary, arguments)
+        guard run.status == 0 else {
+            throw StoreError("feedback-hub \(arguments.joined(separator: " ")) failed: \(run.output)")
         }
-        return text
+        return run.output
     }
 
-    private func run(_ arguments: [String]) throws -> String {
-        try Self.runHub(arguments)
+    private func run(_ arguments: [String]) async throws -> String {
+        try await Self.runHub(arguments)
     }
 
     private func serve(_ config: String) throws -> Process {
@@ -79,11 +70,11 @@ struct CrashTests {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("crash-\(UUID())")
         defer { try? FileManager.default.removeItem(at: folder) }
         let port = try Self.freePort()
-        _ = try self.run(["init", folder.path, "--listen", "127.0.0.1:\(port)", "--http", "127.0.0.1:0"])
+        _ = try await self.run(["init", folder.path, "--listen", "127.0.0.1:\(port)", "--http", "127.0.0.1:0"])
         let config = folder.appendingPathComponent("hub.yaml").path
         let ca = folder.appendingPathComponent("ca.pem").path
         let identity = AgentIdentity.generate()
-        _ = try self.run([
+        _ = try await self.run([
             "agents", "add", "--config", config, "--node-id", identity.nodeID.uuidString, "--public-key", identity.publicKeyBase64,
             "--any-site",
         ])

@@ -126,7 +126,7 @@ import Testing
         #expect(!run.output.contains(HostileYAML.secret), sourceLocation: sourceLocation)
     }
 
-    @Test func alertsCheckServeAndRunRefuseHostileFilesQuickly() throws {
+    @Test func alertsCheckServeAndRunRefuseHostileFilesQuickly() async throws {
         let folder = try HostileConfigTests.folder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
         func file(_ name: String, _ text: String) throws -> String {
@@ -136,21 +136,21 @@ import Testing
         }
         let kinds = HostileConfigTests.kinds
         let alertsBomb = try file("alerts-bomb.yaml", HostileYAML.aliasBomb(prefix: kinds[1].prefix))
-        self.expectRefusal(try CLIRun.run(CLIRun.hub, ["alerts", "check", alertsBomb], timeout: 20), "anchors and aliases")
+        self.expectRefusal(try await CLIRun.run(CLIRun.hub, ["alerts", "check", alertsBomb], timeout: 20), "anchors and aliases")
         let alertsDuplicate = try file("alerts-duplicate.yaml", kinds[1].duplicate)
-        self.expectRefusal(try CLIRun.run(CLIRun.hub, ["alerts", "check", alertsDuplicate], timeout: 20), "\"url\" twice")
+        self.expectRefusal(try await CLIRun.run(CLIRun.hub, ["alerts", "check", alertsDuplicate], timeout: 20), "\"url\" twice")
         let alertsKeys = folder + "/alerts-keys.yaml"
         try HostileYAML.writeManyKeys(to: alertsKeys, prefix: kinds[1].prefix)
-        self.expectRefusal(try CLIRun.run(CLIRun.hub, ["alerts", "check", alertsKeys], timeout: 20), "larger than 1 MiB")
+        self.expectRefusal(try await CLIRun.run(CLIRun.hub, ["alerts", "check", alertsKeys], timeout: 20), "larger than 1 MiB")
 
         let hubBomb = try file("hub.yaml", HostileYAML.aliasBomb(prefix: kinds[0].prefix))
-        self.expectRefusal(try CLIRun.run(CLIRun.hub, ["serve", "--config", hubBomb], timeout: 20), "anchors and aliases")
+        self.expectRefusal(try await CLIRun.run(CLIRun.hub, ["serve", "--config", hubBomb], timeout: 20), "anchors and aliases")
         let hubDuplicate = try file("hub-duplicate.yaml", kinds[0].duplicate)
-        self.expectRefusal(try CLIRun.run(CLIRun.hub, ["serve", "--config", hubDuplicate], timeout: 20), "\"certificate\" twice")
+        self.expectRefusal(try await CLIRun.run(CLIRun.hub, ["serve", "--config", hubDuplicate], timeout: 20), "\"certificate\" twice")
 
         let agentBomb = try file("agent.yaml", HostileYAML.aliasBomb(prefix: kinds[2].prefix, asKey: true))
-        self.expectRefusal(try CLIRun.run(CLIRun.agent, ["run", "--config", agentBomb], timeout: 20), "anchors and aliases")
+        self.expectRefusal(try await CLIRun.run(CLIRun.agent, ["run", "--config", agentBomb], timeout: 20), "anchors and aliases")
         let agentDuplicate = try file("agent-duplicate.yaml", kinds[2].duplicate)
-        self.expectRefusal(try CLIRun.run(CLIRun.agent, ["run", "--config", agentDuplicate], timeout: 20), "\"hubs\" twice")
+        self.expectRefusal(try await CLIRun.run(CLIRun.agent, ["run", "--config", agentDuplicate], timeout: 20), "\"hubs\" twice")
     }
 }

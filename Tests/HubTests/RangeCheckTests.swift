@@ -26,9 +26,9 @@ import Testing
         (CLIRun.agent, ["spool-bench", "--per-append", "10001"], "--per-append must be 1–10000, got 10001"),
     ]
 
-    @Test func everyNumericFlagOutOfRangeIsOneLineNamingItsRange() throws {
+    @Test func everyNumericFlagOutOfRangeIsOneLineNamingItsRange() async throws {
         for (binary, arguments, expected) in Self.flags {
-            let run = try CLIRun.run(binary, arguments, timeout: 20)
+            let run = try await CLIRun.run(binary, arguments, timeout: 20)
             let command = "\(URL(fileURLWithPath: binary).lastPathComponent) \(arguments.joined(separator: " "))"
             #expect(!run.signalled, "\(command) crashed: \(run.output)")
             #expect(run.status == 1, "\(command): \(run.output)")
@@ -38,7 +38,7 @@ import Testing
     }
 
     /// Settings that overflowed arithmetic when read: through the real `feedback-agent run`.
-    @Test func agentSettingsThatOverflowedAreRefusedByTheRealProcess() throws {
+    @Test func agentSettingsThatOverflowedAreRefusedByTheRealProcess() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("ranges-\(UUID())").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
@@ -56,7 +56,7 @@ import Testing
         for (setting, expected) in cases {
             let path = folder + "/agent.yaml"
             try (base + setting + "\n").write(toFile: path, atomically: true, encoding: .utf8)
-            let run = try CLIRun.run(CLIRun.agent, ["run", "--config", path], timeout: 20)
+            let run = try await CLIRun.run(CLIRun.agent, ["run", "--config", path], timeout: 20)
             #expect(!run.signalled, "crashed: \(run.output)")
             #expect(run.status == 1)
             #expect(run.output.contains(expected), "\(run.output)")
@@ -86,7 +86,7 @@ import Testing
         ("limits: {maxBatchRecords: 10001}", "limits.maxBatchRecords must be 1–10000, got 10001"),
         ("limits: {maxCompressedBytes: 100}", "limits.maxCompressedBytes must be 1024–67108864, got 100"),
         ("limits: {maxUncompressedBytes: 9223372036854775807}", "limits.maxUncompressedBytes must be 1024–268435456"),
-        ("limits: {maxCompressionRatio: 0}", "limits.maxCompressionRatio must be 1–1000, got 0"),
+        ("limits: {maxCompressionRatio: 0}", "limits.maxCompressionRatio must be 200–1000, got 0"),
         ("limits: {credit: 1025}", "limits.credit must be 1–1024, got 1025"),
         ("limits: {handshakeTimeoutMs: 9223372036854775807}", "limits.handshakeTimeoutMs must be 100–600000"),
         ("limits: {idleTimeoutMs: 50}", "limits.idleTimeoutMs must be 100–3600000, got 50"),

@@ -23,7 +23,7 @@ import Testing
         let folder = work + "/hub"
         let port = try CrashTests.freePort()
         let http = try CrashTests.freePort()
-        let initRun = try CLIRun.run(
+        let initRun = try await CLIRun.run(
             CLIRun.hub, ["init", folder, "--listen", "127.0.0.1:\(port)", "--http", "127.0.0.1:\(http)"], umask: "000"
         )
         #expect(initRun.status == 0, "\(initRun.output)")
@@ -61,20 +61,20 @@ import Testing
         serve.waitUntilExit()
     }
 
-    @Test func agentKeygenAndSealUnderUmask000WriteOwnerOnlyFiles() throws {
+    @Test func agentKeygenAndSealUnderUmask000WriteOwnerOnlyFiles() async throws {
         let folder = try self.scratch()
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let identity = folder + "/agent.json"
-        let keygen = try CLIRun.run(CLIRun.agent, ["keygen", "--out", identity], umask: "000")
+        let keygen = try await CLIRun.run(CLIRun.agent, ["keygen", "--out", identity], umask: "000")
         #expect(keygen.status == 0, "\(keygen.output)")
         #expect(self.mode(identity) == 0o600)
-        let again = try CLIRun.run(CLIRun.agent, ["keygen", "--out", identity, "--force"], umask: "000")
+        let again = try await CLIRun.run(CLIRun.agent, ["keygen", "--out", identity, "--force"], umask: "000")
         #expect(again.status == 0, "\(again.output)")
         #expect(self.mode(identity) == 0o600)
 
         // A sealed batch holds customer ids and comments.
         let frame = folder + "/batch.frame"
-        let seal = try CLIRun.run(
+        let seal = try await CLIRun.run(
             CLIRun.agent, ["seal", "--identity", identity, "--records", "-", "--sequence", "1", "--out", frame],
             input: #"{"source":"popup","scale":"nps","score":3,"customer":"c-1","comment":"rude"}"# + "\n", umask: "000"
         )

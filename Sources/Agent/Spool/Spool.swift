@@ -135,7 +135,7 @@ public final class Spool: Sendable {
         let lockPath = configuration.directory + "/lock"
         let lock = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard lock >= 0 else { throw SpoolError(.io, "cannot open \(lockPath): \(String(cString: strerror(errno)))") }
-        guard flock(lock, LOCK_EX | LOCK_NB) == 0 else {
+        guard Self.lockExclusively(lock) else {
             Foundation.close(lock)
             throw SpoolError(.locked, "the spool \(configuration.directory) is in use by another process (a running agent?)")
         }
@@ -162,6 +162,19 @@ public final class Spool: Sendable {
             if state.activeFD >= 0 { Foundation.close(state.activeFD) }
         }
         self.releaseLock()
+    }
+
+    /// Takes the spool's lock, trying for up to a second: a process that spawns children (a
+    /// backend embedding the agent, the test runner) may have a child between fork and exec
+    /// still holding a copy of the descriptor of a spool it just closed. A second agent
+    /// really running keeps the lock past that and is refused.
+    private static func lockExclusively(_ fd: Int32) -> Bool {
+        let deadline = ContinuousClock.now + .seconds(1)
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            guard errno == EWOULDBLOCK, ContinuousClock.now < deadline else { return false }
+            usleep(10_000)
+        }
+        return true
     }
 
     private func releaseLock() {

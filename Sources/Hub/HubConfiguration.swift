@@ -28,6 +28,10 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
         /// Most authenticated protocol connections; a node authenticating beyond them is
         /// refused with `tooManyConnections` instead of WELCOME.
         public var maxConnections: Int = 1024
+        /// Most authenticated connections of one node; a newer one closes the node's oldest
+        /// (a reconnecting agent wins over its own half-dead connection), so one stolen key
+        /// cannot take every connection slot.
+        public var maxConnectionsPerNode: Int = 4
         /// Most connections between accept and WELCOME (TLS and HELLO in progress); when all
         /// are taken the oldest is closed to make room, once it has run for a second.
         public var maxHandshakes: Int = 256
@@ -58,6 +62,9 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             func value(_ key: CodingKeys, _ fallback: Int) throws -> Int { try c.decodeIfPresent(Int.self, forKey: key) ?? fallback }
             self.maxConnections = try value(.maxConnections, self.maxConnections)
+            self.maxConnectionsPerNode = try value(.maxConnectionsPerNode, self.maxConnectionsPerNode)
+            self.maxHandshakes = try value(.maxHandshakes, self.maxHandshakes)
+            self.maxHandshakesPerAddress = try value(.maxHandshakesPerAddress, self.maxHandshakesPerAddress)
             self.maxBatchRecords = try value(.maxBatchRecords, self.maxBatchRecords)
             self.maxCompressedBytes = try value(.maxCompressedBytes, self.maxCompressedBytes)
             self.maxUncompressedBytes = try value(.maxUncompressedBytes, self.maxUncompressedBytes)
@@ -171,6 +178,7 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
         // The ranges docs/OPERATIONS.md lists.
         do {
             try RangeError.check(self.limits.maxConnections, 1...65_536, "limits.maxConnections")
+            try RangeError.check(self.limits.maxConnectionsPerNode, 1...1_024, "limits.maxConnectionsPerNode")
             try RangeError.check(self.limits.maxHandshakes, 1...65_536, "limits.maxHandshakes")
             try RangeError.check(self.limits.maxHandshakesPerAddress, 1...65_536, "limits.maxHandshakesPerAddress")
             try RangeError.check(self.limits.maxBatchRecords, 1...10_000, "limits.maxBatchRecords")
@@ -199,7 +207,7 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
         "httpLimits": .settings(Dictionary(uniqueKeysWithValues: HTTPListenerLimits.settingNames.map { ($0, ConfigSchema.value) })),
         "tls": .keys("certificate", "privateKey", "clientCA"),
         "limits": .keys(
-            "maxConnections", "maxHandshakes", "maxHandshakesPerAddress", "maxBatchRecords", "maxCompressedBytes", "maxUncompressedBytes", "maxCompressionRatio",
+            "maxConnections", "maxConnectionsPerNode", "maxHandshakes", "maxHandshakesPerAddress", "maxBatchRecords", "maxCompressedBytes", "maxUncompressedBytes", "maxCompressionRatio",
             "credit", "handshakeTimeoutMs", "idleTimeoutMs", "drainTimeoutMs"
         ),
         "commit": .keys("maxBatches", "maxRecords"),

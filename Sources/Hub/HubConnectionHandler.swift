@@ -28,10 +28,12 @@ final class HubConnectionHandler: ChannelInboundHandler {
         var closeGrace: TimeAmount = .seconds(2)
     }
 
-    /// What the handler needs from its listener: taking a connection slot once the node is
-    /// authenticated (false: no slot, refuse with `tooManyConnections`).
+    /// What the handler needs from its listener: keeping its handshake slot while the HELLO
+    /// is verified, and taking a connection slot once the node is authenticated (false: no
+    /// slot, refuse with `tooManyConnections`).
     struct Admission: Sendable {
-        var authenticated: @Sendable () -> Bool
+        var verifying: @Sendable () -> Void
+        var authenticated: @Sendable (_ node: UUID) -> Bool
     }
 
     private var machine: ServerStateMachine
@@ -162,6 +164,7 @@ final class HubConnectionHandler: ChannelInboundHandler {
             }
             self.close(context, after: frames)
         case .verifyHello(let hello):
+            self.admission.verifying()
             self.verify(hello, context)
         case .ingest(let batch, _):
             self.ingest(batch, context)
@@ -218,7 +221,7 @@ final class HubConnectionHandler: ChannelInboundHandler {
             case .success(.success(let welcome)):
                 // The connection may have failed or timed out while the HELLO was verified.
                 guard handler.machine.isVerifying, handler.context?.channel.isActive == true else { return }
-                guard handler.admission.authenticated() else {
+                guard handler.admission.authenticated(hello.nodeID) else {
                     handler.perform(handler.machine.helloRefused(
                         .connection(.tooManyConnections, .retryable, "the hub has its maximum of connections")
                     ))

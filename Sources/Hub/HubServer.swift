@@ -14,9 +14,12 @@ import Wire
 /// Connections hold one of two kinds of slot. From accept until WELCOME a connection holds a
 /// handshake slot (`limits.maxHandshakes`, at most `limits.maxHandshakesPerAddress` per source
 /// address; when they are full the oldest handshake is evicted once it has run for a second),
-/// so a flood of connections that never finish TLS cannot lock agents out. An authenticated
-/// node moves to a connection slot (`limits.maxConnections`); with none free it is refused with
-/// `tooManyConnections` instead of WELCOME. Every handshake ends at `handshakeTimeoutMs`.
+/// so a flood of connections that never finish TLS cannot lock agents out; a handshake whose
+/// HELLO is being verified is not evicted. An authenticated node moves to a connection slot
+/// (`limits.maxConnections`, at most `maxConnectionsPerNode` per node: its newest connection
+/// replaces its oldest); with none free it is refused with `tooManyConnections` instead of
+/// WELCOME. Every handshake ends at `handshakeTimeoutMs`. A node revoked while connected is
+/// disconnected at the next registry refresh.
 ///
 /// As a `Service`, it runs until graceful shutdown; then it stops accepting, sends GOAWAY
 /// to every node, lets in-flight batches commit (up to the drain timeout), and returns with
@@ -43,17 +46,19 @@ public final class HubServer: Service, Sendable {
     struct Slots: Sendable {
         enum Held: Sendable {
             case handshake(ConnectionSlots<any Channel>.Ticket)
-            case connection(ConnectionSlots<Void>.Ticket)
+            case connection(ConnectionSlots<any Channel>.Ticket)
             case none
         }
 
         struct Tracked: Sendable {
             var channel: any Channel
             var held: Held
+            /// The node, once authenticated.
+            var node: UUID?
         }
 
         var handshakes: ConnectionSlots<any Channel>
-        var connections: ConnectionSlots<Void>
+        var connections: ConnectionSlots<any Channel>
         var open: [ObjectIdentifier: Tracked] = [:]
     }
 
@@ -84,10 +89,17 @@ public final class HubServer: Service, Sendable {
                     limits: .init(
                         capacity: configuration.limits.maxHandshakes,
                         perAddress: configuration.limits.maxHandshakesPerAddress,
-                        evictAfter: .seconds(1)
+                        evictAfter: .seconds(1),
+                        evictWithinAddressAfter: .seconds(1)
                     )
                 ),
-                connections: ConnectionSlots(limits: .init(capacity: configuration.limits.maxConnections))
+                // Keyed by node id: a node's newest connection replaces its oldest at once.
+                connections: ConnectionSlots(
+                    limits: .init(
+                        capacity: configuration.limits.maxConnections, perAddress: configuration.limits.maxConnectionsPerNode,
+                        evictWithinAddressAfter: .zero
+                    )
+                )
             )
         )
     }
@@ -152,6 +164,15 @@ public final class HubServer: Service, Sendable {
         self.logger.info("hub stopped")
     }
 
+    /// Closes the connections of nodes revoked since they authenticated: a revocation takes
+    /// effect for open connections too, not only at the next HELLO.
+    private func disconnectRevokedNodes() {
+        let revoked = self.slots.withLock { slots in
+            slots.open.values.filter { tracked in tracked.node.map { self.registry.node($0)?.revoked ?? true } ?? false }.map(\.channel)
+        }
+        for channel in revoked { channel.close(promise: nil) }
+    }
+
     private var openChannels: [any Channel] {
         self.slots.withLock { $0.open.values.map(\.channel) }
     }
@@ -163,6 +184,9 @@ public final class HubServer: Service, Sendable {
                 // A database read: on the blocking pool, not a concurrency thread.
                 let registry = self.registry
                 try await self.blockingPool.runIfActive { try registry.refresh() }
+                self.disconnectRevokedNodes()
+            } catch is CancellationError {
+                return
             } catch {
                 self.logger.warning("registry refresh failed", metadata: ["error": "\(error)"])
             }
@@ -255,7 +279,7 @@ public final class HubServer: Service, Sendable {
                 committer: self.committer,
                 blockingPool: self.blockingPool,
                 metrics: self.metrics,
-                admission: .init(authenticated: { self.promote(id) }),
+                admission: .init(verifying: { self.verifying(id) }, authenticated: { self.promote(id, node: $0) }),
                 frameGuard: frameGuard,
                 activity: activity,
                 logger: self.logger
@@ -263,23 +287,37 @@ public final class HubServer: Service, Sendable {
         )
     }
 
+    /// A HELLO is being verified (perhaps a token redeemed): its handshake is not evicted.
+    private func verifying(_ id: ObjectIdentifier) {
+        self.slots.withLock { slots in
+            if case .handshake(let ticket)? = slots.open[id]?.held { slots.handshakes.markBusy(ticket) }
+        }
+    }
+
     /// Moves an authenticated connection from its handshake slot to a connection slot;
     /// false when none is free (or its handshake slot was taken from it meanwhile).
-    private func promote(_ id: ObjectIdentifier) -> Bool {
-        let promoted = self.slots.withLock { slots -> Bool in
+    private func promote(_ id: ObjectIdentifier, node: UUID) -> Bool {
+        let (promoted, replaced) = self.slots.withLock { slots -> (Bool, (any Channel)?) in
             guard var tracked = slots.open[id], case .handshake(let ticket) = tracked.held, slots.handshakes.holds(ticket) else {
-                return false
+                return (false, nil)
             }
             slots.handshakes.release(ticket)
-            if case .admitted(let slot) = slots.connections.admit((), from: "", at: .now) {
+            var replaced: (any Channel)?
+            switch slots.connections.admit(tracked.channel, from: node.uuidString, at: .now) {
+            case .admitted(let slot):
                 tracked.held = .connection(slot)
-            } else {
+            case .admittedEvicting(let slot, let oldest):
+                tracked.held = .connection(slot)
+                replaced = oldest
+            case .refused:
                 tracked.held = .none
             }
+            tracked.node = node
             slots.open[id] = tracked
-            if case .connection = tracked.held { return true }
-            return false
+            if case .connection = tracked.held { return (true, replaced) }
+            return (false, nil)
         }
+        replaced?.close(promise: nil)
         if !promoted { self.metrics.connectionRefused(.connectionsFull) }
         self.recordSlotMetrics()
         return promoted

@@ -52,6 +52,11 @@ public final class SQLiteStore: FeedbackStore {
             throw StoreError("cannot create the store at \(path): \(error)")
         }
         do {
+            // A -wal or -shm planted as a link would make SQLite write ratings where its
+            // maker reads them.
+            for suffix in ["-wal", "-shm"] where SecretFile.isSymbolicLink(path + suffix) {
+                throw StoreError("\(path + suffix) is a symbolic link; remove it (SQLite recreates it) and start again")
+            }
             for suffix in ["", "-wal", "-shm"] { try SecretFile.restrict(path + suffix) }
         } catch {
             throw StoreError("cannot make the store owner-only: \(error)")
@@ -287,13 +292,23 @@ public final class SQLiteStore: FeedbackStore {
             guard
                 let token = try Row.fetchOne(
                     db,
-                    sql: "SELECT sites, role, expires_at, used_at FROM enrollment_tokens WHERE token_hash = ?",
+                    sql: "SELECT sites, role, expires_at, used_at, node_id FROM enrollment_tokens WHERE token_hash = ?",
                     arguments: [Data(hash)]
                 )
             else {
                 return .failure(.unknownToken)
             }
-            if (token["used_at"] as Int64?) != nil { return .failure(.alreadyUsed) }
+            if (token["used_at"] as Int64?) != nil {
+                // The same node retrying (its first HELLO redeemed the token, the answer was
+                // lost or is still on its way): enrolled, not refused for good.
+                if (token["node_id"] as UUID?) == node.nodeID,
+                    let row = try Row.fetchOne(db, sql: "SELECT * FROM nodes WHERE node_id = ?", arguments: [node.nodeID]),
+                    let enrolled = Self.node(row), enrolled.publicKey == node.publicKey, !enrolled.revoked
+                {
+                    return .success(enrolled)
+                }
+                return .failure(.alreadyUsed)
+            }
             if (token["expires_at"] as Int64) < time { return .failure(.expired) }
             let role = Hello.Role(rawValue: UInt8(token["role"] as Int)) ?? .agent
             if node.role == .relay, role != .relay { return .failure(.relayNotAllowed) }

@@ -16,12 +16,18 @@ public struct ConnectionSlots<Occupant> {
         /// its peer, see ``ConnectionSlots/markIdle(_:at:)``) is evicted to make room, once it
         /// has been idle this long; nil: the newcomer is refused instead.
         public var evictAfter: Duration?
+        /// When a source address holds its maximum, its own longest-idle connection is
+        /// evicted for its newcomer once idle this long; nil: the newcomer is refused. So an
+        /// attacker sharing an address with others (a NAT, a proxy, loopback) cannot hold
+        /// the address's slots against them.
+        public var evictWithinAddressAfter: Duration?
 
         /// Creates limits; `perAddress` defaults to the whole capacity.
-        public init(capacity: Int, perAddress: Int? = nil, evictAfter: Duration? = nil) {
+        public init(capacity: Int, perAddress: Int? = nil, evictAfter: Duration? = nil, evictWithinAddressAfter: Duration? = nil) {
             self.capacity = capacity
             self.perAddress = perAddress ?? capacity
             self.evictAfter = evictAfter
+            self.evictWithinAddressAfter = evictWithinAddressAfter
         }
     }
 
@@ -84,20 +90,37 @@ public struct ConnectionSlots<Occupant> {
     /// slots are full and eviction is allowed. A new connection counts as idle from `now`.
     public mutating func admit(_ occupant: Occupant, from address: String, at now: ContinuousClock.Instant) -> Admission {
         guard self.perAddress[address, default: 0] < self.limits.perAddress else {
-            return .refused(.addressFull(perAddress: self.limits.perAddress))
+            guard let after = self.limits.evictWithinAddressAfter,
+                let (id, holder) = self.longestIdle(evictableAfter: after, at: now, where: { $0.address == address })
+            else {
+                return .refused(.addressFull(perAddress: self.limits.perAddress))
+            }
+            self.remove(id)
+            return .admittedEvicting(self.insert(occupant, address, now), evicted: holder.occupant)
         }
         guard self.holders.count >= self.limits.capacity else {
             return .admitted(self.insert(occupant, address, now))
         }
-        let idle = self.holders.compactMap { id, holder in holder.idleSince.map { (id, holder, $0) } }
         guard let evictAfter = self.limits.evictAfter,
-            let (oldestID, oldest, since) = idle.min(by: { $0.2 < $1.2 }),
-            since + evictAfter <= now
+            let (oldestID, oldest) = self.longestIdle(evictableAfter: evictAfter, at: now, where: { _ in true })
         else {
             return .refused(.full(capacity: self.limits.capacity))
         }
         self.remove(oldestID)
         return .admittedEvicting(self.insert(occupant, address, now), evicted: oldest.occupant)
+    }
+
+    /// The holder idle longest among those `matching`, if it has been idle `after` or more.
+    private func longestIdle(
+        evictableAfter after: Duration, at now: ContinuousClock.Instant, where matching: (Holder) -> Bool
+    ) -> (UInt64, Holder)? {
+        var best: (UInt64, Holder, ContinuousClock.Instant)?
+        for (id, holder) in self.holders where matching(holder) {
+            guard let since = holder.idleSince, since + after <= now else { continue }
+            if let current = best, current.2 <= since { continue }
+            best = (id, holder, since)
+        }
+        return best.map { ($0.0, $0.1) }
     }
 
     /// The connection is being served (a request is in progress): it cannot be evicted.

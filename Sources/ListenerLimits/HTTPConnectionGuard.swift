@@ -1,12 +1,16 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
 import NIOHTTPTypes
 import Synchronization
 
 /// The connection slots of one HTTP listener, shared by its connections' guards.
 ///
-/// When every slot is taken, a new connection evicts the one that has waited longest for a
-/// request head (a slow or idle client), once it has waited half a second; a connection with
-/// a request in progress is never evicted.
+/// When every slot is taken (or every slot of the newcomer's address), a new connection
+/// evicts the one that has waited longest for a complete request (a slow or idle client),
+/// once it has waited half a second; a connection whose response is being made is never
+/// evicted.
 public final class HTTPConnectionSlots: Sendable {
     /// Why the listener closed a connection, for metrics.
     public enum Closure: String, Sendable {
@@ -20,6 +24,8 @@ public final class HTTPConnectionSlots: Sendable {
         case headerTimeout = "header_timeout"
         /// The request body did not arrive in time.
         case bodyTimeout = "body_timeout"
+        /// The response was not written in time (a client that does not read it).
+        case responseTimeout = "response_timeout"
     }
 
     /// The limits in force.
@@ -33,7 +39,10 @@ public final class HTTPConnectionSlots: Sendable {
         self.closed = closed
         self.slots = Mutex(
             ConnectionSlots(
-                limits: .init(capacity: limits.maxConnections, perAddress: limits.maxConnectionsPerAddress, evictAfter: .milliseconds(500))
+                limits: .init(
+                    capacity: limits.maxConnections, perAddress: limits.maxConnectionsPerAddress, evictAfter: .milliseconds(500),
+                    evictWithinAddressAfter: .milliseconds(500)
+                )
             )
         )
     }
@@ -66,8 +75,8 @@ public final class HTTPConnectionSlots: Sendable {
 /// Holds one HTTP connection to its listener's limits: a slot (connections over the total or
 /// per-address cap are closed at once), and deadlines a slow client cannot stretch by
 /// trickling bytes: the request head within `headerTimeoutMs` of the connection (or within
-/// `idleTimeoutMs` of the previous response), the body within `bodyTimeoutMs` of the head.
-/// While the server works on a request there is no deadline.
+/// `idleTimeoutMs` of the previous response), the body within `bodyTimeoutMs` of the head,
+/// the response written within `idleTimeoutMs` of the request's end.
 public final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     public typealias InboundIn = HTTPRequestPart
     public typealias InboundOut = HTTPRequestPart
@@ -112,14 +121,13 @@ public final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHa
         switch Self.unwrapInboundIn(data) {
         case .head:
             self.phase = .receivingBody
-            if let ticket = self.ticket { self.slots.busy(ticket) }
             self.arm(context, milliseconds: self.slots.limits.bodyTimeoutMs, .bodyTimeout)
         case .body:
             break
         case .end:
             self.phase = .responding
-            self.deadline?.cancel()
-            self.deadline = nil
+            if let ticket = self.ticket { self.slots.busy(ticket) }
+            self.arm(context, milliseconds: self.slots.limits.idleTimeoutMs, .responseTimeout)
         }
         context.fireChannelRead(data)
     }
@@ -175,7 +183,16 @@ public final class HTTPConnectionGuard: ChannelDuplexHandler, RemovableChannelHa
 }
 
 extension SocketAddress {
-    /// What per-address connection caps count by: the IP address (for IPv6, the whole
-    /// address); "" for addresses without one.
-    public var slotKey: String { self.ipAddress ?? "" }
+    /// What per-address connection caps count by: the IPv4 address (also when it comes
+    /// IPv4-mapped), or the IPv6 /64 prefix, since one host usually holds a whole /64;
+    /// "" for addresses without one.
+    public var slotKey: String {
+        guard case .v6(let address) = self else { return self.ipAddress ?? "" }
+        let bytes = withUnsafeBytes(of: address.address.sin6_addr) { Array($0) }
+        if bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xFF, bytes[11] == 0xFF {
+            return bytes[12...].map(String.init).joined(separator: ".")
+        }
+        let hextets = stride(from: 0, to: 8, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }
+        return hextets.joined(separator: ":") + "::/64"
+    }
 }

@@ -8,7 +8,10 @@ extension ConfigDocument {
     /// looked at. A node may start with `&` or `*` only where a node can start: after the
     /// indentation, after the `-`, `?` and `:` indicators, and after `[`, `{` and `,` in
     /// flow collections. Quoted scalars, comments and block scalars (`|`, `>`) are skipped.
-    /// A tree walk after parsing refuses any anchor this scan does not see.
+    /// Where the scan cannot tell, it errs towards refusing: a `[` or `{` inside a plain
+    /// scalar opens a flow collection for it, and a byte-order mark (which libyaml skips at
+    /// the start of any line) counts as white space. A tree walk after parsing refuses any
+    /// anchor this scan does not see.
     static func firstAnchorLine(in text: String) -> Int? {
         var inDouble = false
         var inSingle = false
@@ -51,6 +54,11 @@ extension ConfigDocument {
                     continue
                 }
                 if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\r") {
+                    afterSpace = true
+                    continue
+                }
+                if byte == 0xEF, column + 2 < bytes.count, bytes[column + 1] == 0xBB, bytes[column + 2] == 0xBF {
+                    column += 2
                     afterSpace = true
                     continue
                 }
@@ -104,6 +112,9 @@ extension ConfigDocument {
                     case UInt8(ascii: ":") where followedBySpace(column):
                         tokenStart = true
                     case UInt8(ascii: ",") where flowDepth > 0:
+                        tokenStart = true
+                    case UInt8(ascii: "["), UInt8(ascii: "{"):
+                        flowDepth += 1
                         tokenStart = true
                     case UInt8(ascii: "]"), UInt8(ascii: "}"):
                         flowDepth = max(0, flowDepth - 1)

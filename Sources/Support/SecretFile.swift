@@ -83,17 +83,37 @@ public enum SecretFile {
     }
 
     /// Creates `path` and any missing parent folders with mode 0700; folders that exist
-    /// are left as they are.
+    /// are left as they are (see ``checkOwnFolder(_:)``).
     ///
     /// - Throws: ``SecretFileError`` when a folder cannot be made.
     public static func createDirectory(_ path: String) throws(SecretFileError) {
+        try Self.createMissingDirectory(path)
+    }
+
+    /// Checks that an existing folder about to hold secrets belongs to this user and is
+    /// writable by no one else: whoever can write in it could replace a configuration or
+    /// certificate kept beside the keys. A missing folder passes.
+    ///
+    /// - Throws: ``SecretFileError`` naming the owner or the mode.
+    public static func checkOwnFolder(_ path: String) throws(SecretFileError) {
+        var stats = stat()
+        guard stat(path, &stats) == 0 else { return }
+        guard stats.st_uid == geteuid() else {
+            throw SecretFileError(.io, path: path, "belongs to another user (uid \(stats.st_uid)); use a folder of your own")
+        }
+        guard stats.st_mode & 0o022 == 0 else {
+            throw SecretFileError(.io, path: path, "is writable by other users; `chmod go-w` it or use another folder")
+        }
+    }
+
+    private static func createMissingDirectory(_ path: String) throws(SecretFileError) {
         var stats = stat()
         if stat(path, &stats) == 0 {
             guard stats.st_mode & S_IFMT == S_IFDIR else { throw SecretFileError(.io, path: path, "exists and is not a folder") }
             return
         }
         let parent = Self.folder(of: path)
-        if parent != path { try Self.createDirectory(parent) }
+        if parent != path { try Self.createMissingDirectory(parent) }
         guard mkdir(path, Self.directoryMode) == 0 || errno == EEXIST else {
             throw SecretFileError(.io, path: path, "cannot create the folder: \(Self.lastError())")
         }
@@ -103,19 +123,26 @@ public enum SecretFile {
     }
 
     /// Takes read, write and execute away from group and others on an existing file or
-    /// folder. Returns whether anything changed; a missing file is not an error.
+    /// folder (through a symbolic link, the file it names). Returns whether anything
+    /// changed; a missing file is not an error.
     ///
     /// - Throws: ``SecretFileError`` when the mode cannot be changed.
     @discardableResult
     public static func restrict(_ path: String) throws(SecretFileError) -> Bool {
         var stats = stat()
-        guard lstat(path, &stats) == 0, stats.st_mode & S_IFMT != S_IFLNK else { return false }
+        guard stat(path, &stats) == 0 else { return false }
         let mode = stats.st_mode & 0o7777
         guard mode & 0o077 != 0 else { return false }
         guard chmod(path, mode & 0o700) == 0 else {
             throw SecretFileError(.io, path: path, "cannot restrict its mode to the owner: \(Self.lastError())")
         }
         return true
+    }
+
+    /// Whether `path` is a symbolic link.
+    public static func isSymbolicLink(_ path: String) -> Bool {
+        var stats = stat()
+        return lstat(path, &stats) == 0 && stats.st_mode & S_IFMT == S_IFLNK
     }
 
     static func exists(_ path: String) -> Bool {

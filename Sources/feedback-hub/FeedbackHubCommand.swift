@@ -125,6 +125,7 @@ struct Init: ParsableCommand {
         }
         do {
             // A folder init makes holds the CA key and the store: owner-only.
+            try SecretFile.checkOwnFolder(folder.path)
             try SecretFile.createDirectory(folder.path)
         } catch {
             throw CLIError("cannot create \(self.directory): \(error.reason)")

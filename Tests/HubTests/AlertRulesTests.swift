@@ -65,6 +65,31 @@ import Wire
         #expect(rules.targets(of: try #require(rules.rule(named: "unhappy")), site: "branch-042", subject: "") == ["boss"], "no repeats")
     }
 
+    @Test func routesAndFiltersCompareSitesByTheirBytes() throws {
+        // "Åland" written precomposed in the rules, decomposed (A + combining ring) in a record:
+        // equal as Swift strings, different sites to the store and to site scopes.
+        let rules = try self.parse(
+            self.targets + """
+
+                routes:
+                  - {site: "\u{C5}land", target: boss}
+                  - {target: slack}
+                rules:
+                  - {name: detractor, scale: nps, sites: ["\u{C5}land"]}
+                """
+        )
+        let detractor = try #require(rules.rule(named: "detractor"))
+        #expect(rules.targets(of: detractor, site: "\u{C5}land", subject: "") == ["boss"])
+        #expect(rules.targets(of: detractor, site: "A\u{30A}land", subject: "") == ["slack"])
+        var record = Samples.popupRecord()
+        record.scale = .nps
+        record.score = 2
+        record.site = "\u{C5}land"
+        #expect(detractor.filter.matches(record))
+        record.site = "A\u{30A}land"
+        #expect(!detractor.filter.matches(record))
+    }
+
     @Test func defaultNegativeScoresPerScale() {
         #expect(AlertRules.defaultScores(.nps) == 0...6)
         #expect(AlertRules.defaultScores(.csat) == 1...2)

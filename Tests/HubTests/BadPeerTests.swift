@@ -156,4 +156,36 @@ import Wire
         #expect(self.connectionReject(collector.frames.withLockedValue { $0 })?.code == .idleTimeout)
         try await hub.stopAndRemove()
     }
+
+    @Test func attackersSharingAnAgentsAddressCannotHoldItsHandshakeSlots() async throws {
+        let hub = try await HubHarness.start { $0.limits.maxHandshakesPerAddress = 4 }
+        let identity = AgentIdentity.generate()
+        try hub.register(identity)
+        // Four idle connections from the agent's own address (a shared NAT, loopback).
+        let squatters = RawSockets()
+        squatters.open(4, from: ["127.0.0.1"], to: hub.port)
+        #expect(squatters.descriptors.count == 4)
+        try await Task.sleep(for: .milliseconds(1_200))
+        // The agent takes the slot of the longest-idle one instead of being refused.
+        let connection = try await hub.connect(identity)
+        #expect(await eventually { squatters.closedByPeer() >= 1 })
+        await connection.close()
+        try await hub.stopAndRemove()
+    }
+
+    @Test func aNodesNewestConnectionReplacesItsOldestAndRevocationDisconnects() async throws {
+        let hub = try await HubHarness.start { $0.limits.maxConnectionsPerNode = 2 }
+        let identity = AgentIdentity.generate()
+        try hub.register(identity)
+        let first = try await hub.connect(identity)
+        let second = try await hub.connect(identity)
+        let third = try await hub.connect(identity)
+        #expect(await eventually { !first.isActive }, "one stolen key cannot take every connection slot")
+        #expect(second.isActive && third.isActive)
+
+        #expect(try hub.hub.store.revokeNode(identity.nodeID, at: 1))
+        #expect(await eventually(seconds: 10) { !second.isActive && !third.isActive }, "a revoked node is disconnected")
+        try await hub.stopAndRemove()
+    }
 }
+

@@ -179,6 +179,8 @@ import Wire
         let slow = RawSockets()
         slow.open(800, from: ["127.0.0.4"], to: hub.httpPort)
         slow.open(300, from: (1...30).map { "127.0.4.\($0)" }, to: hub.httpPort)
+        // And more than its share from the probe's own address.
+        slow.open(40, from: ["127.0.0.1"], to: hub.httpPort)
         #expect(slow.descriptors.count >= 1_000)
         slow.send(Array("GET /readyz HTTP/1.1\r\n".utf8))
 

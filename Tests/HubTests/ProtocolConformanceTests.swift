@@ -115,6 +115,29 @@ import Wire
         try await hub.stopAndRemove()
     }
 
+    /// §6.2: a node whose first HELLO redeemed its token but never saw the answer retries
+    /// with the same token and is enrolled, not refused for good; anyone else is refused.
+    @Test func aNodeRetryingItsEnrollmentIsNotRefusedForGood() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("retry-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = try SQLiteStore(path: folder.appendingPathComponent("feedback.sqlite").path)
+        let hash = NodeRegistry.tokenHash(EnrollmentToken.generate())
+        try store.addEnrollmentToken(hash: hash, sites: .any, role: .agent, createdAt: 0, expiresAt: .max)
+        func candidate(_ identity: AgentIdentity) -> RegisteredNode {
+            RegisteredNode(
+                nodeID: identity.nodeID, publicKey: [UInt8](identity.signingKey.publicKey.rawRepresentation), keyID: identity.keyID,
+                role: .agent, sites: .any, revoked: false, createdAt: 0
+            )
+        }
+        let agent = AgentIdentity.generate()
+        #expect(try store.redeemEnrollmentToken(hash: hash, node: candidate(agent), at: 1).map(\.nodeID) == .success(agent.nodeID))
+        #expect(try store.redeemEnrollmentToken(hash: hash, node: candidate(agent), at: 2).map(\.nodeID) == .success(agent.nodeID))
+        #expect(try store.redeemEnrollmentToken(hash: hash, node: candidate(AgentIdentity.generate()), at: 3) == .failure(.alreadyUsed))
+        let sameIDOtherKey = AgentIdentity(nodeID: agent.nodeID, signingKey: AgentIdentity.generate().signingKey)
+        #expect(try store.redeemEnrollmentToken(hash: hash, node: candidate(sameIDOtherKey), at: 4) == .failure(.alreadyUsed))
+    }
+
     /// §7.2: the same record id twice in one batch is stored once and counted once.
     @Test func aRecordRepeatedInsideABatchIsStoredOnce() async throws {
         let hub = try await HubHarness.start()

@@ -40,4 +40,25 @@ import Testing
             #expect(self.mode(path + suffix) == 0o600, "feedback.sqlite\(suffix)")
         }
     }
+
+    @Test func aStoreBehindALinkIsRestrictedAndAPlantedWalLinkIsRefused() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("store-link-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let real = folder + "/real.sqlite"
+        do { _ = try SQLiteStore(path: real) }
+        chmod(real, 0o644)
+        let linked = folder + "/feedback.sqlite"
+        try FileManager.default.createSymbolicLink(atPath: linked, withDestinationPath: real)
+        _ = try SQLiteStore(path: linked)
+        #expect(self.mode(real) == 0o600, "the file behind the link is restricted")
+
+        // Someone plants feedback.sqlite-wal as a link to a file they can read.
+        let planted = folder + "/planted.sqlite"
+        let store = folder + "/other.sqlite"
+        try FileManager.default.createSymbolicLink(atPath: store + "-wal", withDestinationPath: planted)
+        #expect(throws: StoreError.self) { try SQLiteStore(path: store) }
+        #expect(!FileManager.default.fileExists(atPath: planted), "SQLite never wrote through the link")
+    }
 }
+

@@ -48,6 +48,16 @@ import Testing
         #expect(ConfigDocument.firstAnchorLine(in: text) == 4)
     }
 
+    @Test func anchorsHiddenBehindADocumentMarkerOrByteOrderMarksAreSeen() {
+        // A flow collection right after `---`, and lines that start with a byte-order mark
+        // (libyaml skips one at the start of any line): both reach the parser as anchors.
+        let marker = "--- [&a0 [x, x], &a1 [*a0, *a0], {*a1 : x}]\n"
+        #expect(ConfigDocument.firstAnchorLine(in: marker) == 1)
+        let bom = "\u{FEFF}- &a0 [x, x]\n\u{FEFF}- &a1 [*a0, *a0]\n"
+        #expect(ConfigDocument.firstAnchorLine(in: bom) == 1)
+        #expect(ConfigDocument.firstAnchorLine(in: "key: value\n\u{FEFF}- *a\n") == 2)
+    }
+
     @Test func textThatOnlyLooksLikeAnAnchorIsRead() throws {
         let text = """
             # a comment with &anchor and *alias

@@ -76,4 +76,16 @@ import Testing
         #expect(try !SecretFile.restrict(path), "already owner-only")
         #expect(try !SecretFile.restrict(folder + "/absent"))
     }
+
+    @Test func aFolderForSecretsMustBeOwnAndWritableByNoOneElse() throws {
+        let path = try self.folder()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        chmod(path, 0o755)
+        try SecretFile.checkOwnFolder(path)
+        try SecretFile.checkOwnFolder(path + "/missing")
+        chmod(path, 0o775)
+        #expect(throws: SecretFileError.self) { try SecretFile.checkOwnFolder(path) }
+        #expect(throws: SecretFileError.self) { try SecretFile.checkOwnFolder("/tmp") }
+    }
 }
+

@@ -41,10 +41,10 @@ public struct AlertRules: Sendable {
 
         /// Whether `record` passes the filter.
         public func matches(_ record: FeedbackRecord) -> Bool {
-            (self.sites.isEmpty || self.sites.contains(record.site))
-                && (self.channels.isEmpty || self.channels.contains(record.channel))
-                && (self.subjects.isEmpty || self.subjects.contains(record.subject))
-                && (self.topics.isEmpty || self.topics.contains(record.topic))
+            (self.sites.isEmpty || self.sites.containsExactly(record.site))
+                && (self.channels.isEmpty || self.channels.containsExactly(record.channel))
+                && (self.subjects.isEmpty || self.subjects.containsExactly(record.subject))
+                && (self.topics.isEmpty || self.topics.containsExactly(record.topic))
                 && (self.sources.isEmpty || self.sources.contains(record.source))
         }
     }
@@ -143,7 +143,8 @@ public struct AlertRules: Sendable {
     /// subject (those it names) both match.
     public func route(site: String, subject: String) -> String? {
         self.routes.first { route in
-            (route.site == nil || route.site == site) && (route.subject == nil || route.subject == subject)
+            (route.site.map { $0.utf8.elementsEqual(site.utf8) } ?? true)
+                && (route.subject.map { $0.utf8.elementsEqual(subject.utf8) } ?? true)
         }?.target
     }
 
@@ -480,4 +481,13 @@ extension AlertRules {
         delivery: {maxAttempts: 10, firstRetry: 1s, maxRetry: 5m, timeout: 10s}
 
         """
+}
+
+extension Set<String> {
+    /// Membership by UTF-8 bytes, as site scopes and the store compare: Swift's `==` takes
+    /// canonically equivalent spellings as equal ("A\u{30A}land" and "Åland"), which would
+    /// route a record to another site's manager than the one its bytes name.
+    func containsExactly(_ value: String) -> Bool {
+        self.contains(value) && self.contains { $0.utf8.elementsEqual(value.utf8) }
+    }
 }

@@ -88,6 +88,10 @@ import Testing
         ("limits: {maxUncompressedBytes: 9223372036854775807}", "limits.maxUncompressedBytes must be 1024–268435456"),
         ("limits: {maxCompressionRatio: 0}", "limits.maxCompressionRatio must be 200–1000, got 0"),
         ("limits: {credit: 1025}", "limits.credit must be 1–1024, got 1025"),
+        ("limits: {maxHandshakes: 0}", "limits.maxHandshakes must be 1–65536, got 0"),
+        ("limits: {maxHandshakesPerAddress: 70000}", "limits.maxHandshakesPerAddress must be 1–65536, got 70000"),
+        ("limits: {maxConnectionsPerNode: 0}", "limits.maxConnectionsPerNode must be 1–1024, got 0"),
+        ("httpLimits: {headerTimeoutMs: 5}", "httpLimits.headerTimeoutMs must be 100–600000, got 5"),
         ("limits: {handshakeTimeoutMs: 9223372036854775807}", "limits.handshakeTimeoutMs must be 100–600000"),
         ("limits: {idleTimeoutMs: 50}", "limits.idleTimeoutMs must be 100–3600000, got 50"),
         ("limits: {drainTimeoutMs: 0}", "limits.drainTimeoutMs must be 1–600000, got 0"),
@@ -133,4 +137,17 @@ import Testing
         let message = self.message { _ = try AlertRules.parse(yaml: "targets:\n  t: {url: \"http://x\"}\n" + setting + "\n", path: "alerts.yaml") }
         #expect(message.contains(expected), "\(message)")
     }
+
+    @Test func connectionLimitsInHubYamlAreRead() throws {
+        let path = try self.write(
+            "hubId: \(UUID())\ntls: {certificate: a.pem, privateKey: b.pem}\n"
+                + "limits: {maxHandshakes: 7, maxHandshakesPerAddress: 3, maxConnectionsPerNode: 2}\nhttpLimits: {maxConnections: 9}\n"
+        )
+        let configuration = try HubConfiguration.load(from: path)
+        #expect(configuration.limits.maxHandshakes == 7)
+        #expect(configuration.limits.maxHandshakesPerAddress == 3)
+        #expect(configuration.limits.maxConnectionsPerNode == 2)
+        #expect(configuration.httpLimits.maxConnections == 9)
+    }
 }
+

@@ -106,7 +106,7 @@ import Wire
         #expect(resealed == 0)
         #expect(try hub.recordCount <= 60 * 20)
         kill(agent.processIdentifier, SIGTERM)
-        agent.waitUntilExit()
+        await waitForExit(agent)
         #expect(agent.terminationStatus == 0, "SIGTERM drains and exits cleanly")
         try await hub.stopAndRemove()
     }

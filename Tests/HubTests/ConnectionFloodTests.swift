@@ -49,14 +49,19 @@ import Wire
             process: process, folder: folder, config: config, ca: folder.appendingPathComponent("ca.pem").path, port: port,
             httpPort: httpPort
         )
-        guard await eventually(seconds: 20, { (try? self.readiness(hub)) == 200 }) else {
+        guard await eventually(seconds: 20, { (try? await self.readiness(hub)) == 200 }) else {
             hub.stop()
             throw StoreError("the hub did not become ready")
         }
         return hub
     }
 
-    private func readiness(_ hub: RunningHub) throws -> Int? {
+    private func readiness(_ hub: RunningHub) async throws -> Int? {
+        let port = hub.httpPort
+        return try await offThePool { Self.probe(port) }
+    }
+
+    private static func probe(_ httpPort: Int) -> Int? {
         // A plain blocking request with a short timeout: what a load balancer's probe does.
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
@@ -66,7 +71,7 @@ import Wire
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = in_port_t(UInt16(hub.httpPort).bigEndian)
+        address.sin_port = in_port_t(UInt16(httpPort).bigEndian)
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Foundation.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
@@ -131,8 +136,11 @@ import Wire
         let rounds = max(3, Int(ProcessInfo.processInfo.environment["FLOOD_ROUNDS"] ?? "") ?? 3)
         for round in 1...rounds {
             let flood = RawSockets()
-            flood.open(1_000, from: ["127.0.0.2"], to: hub.port)
-            flood.open(1_000, from: (1...125).map { "127.0.3.\($0)" }, to: hub.port)
+            let port = hub.port
+            try await offThePool {
+                flood.open(1_000, from: ["127.0.0.2"], to: port)
+                flood.open(1_000, from: (1...125).map { "127.0.3.\($0)" }, to: port)
+            }
             #expect(flood.descriptors.count >= 1_900, "the kernel accepted the flood's connections")
 
             // A fresh agent enrolls and sends within one handshake timeout of the flood.
@@ -177,10 +185,13 @@ import Wire
         let hub = try await self.startHub(handshakeMs: 10_000, headerMs: 2_000, fileLimit: 1_100)
         defer { hub.stop() }
         let slow = RawSockets()
-        slow.open(800, from: ["127.0.0.4"], to: hub.httpPort)
-        slow.open(300, from: (1...30).map { "127.0.4.\($0)" }, to: hub.httpPort)
-        // And more than its share from the probe's own address.
-        slow.open(40, from: ["127.0.0.1"], to: hub.httpPort)
+        let httpPort = hub.httpPort
+        try await offThePool {
+            slow.open(800, from: ["127.0.0.4"], to: httpPort)
+            slow.open(300, from: (1...30).map { "127.0.4.\($0)" }, to: httpPort)
+            // And more than its share from the probe's own address.
+            slow.open(40, from: ["127.0.0.1"], to: httpPort)
+        }
         #expect(slow.descriptors.count >= 1_000)
         slow.send(Array("GET /readyz HTTP/1.1\r\n".utf8))
 
@@ -194,7 +205,7 @@ import Wire
         defer { trickle.cancel() }
         // With every slot held by a slow client, a probe takes the slot of the one that has
         // waited longest for its request head; a probe retries as load balancers do.
-        #expect(await eventually(seconds: 3) { (try? self.readiness(hub)) == 200 }, "/readyz answers during the flood")
+        #expect(await eventually(seconds: 3) { (try? await self.readiness(hub)) == 200 }, "/readyz answers during the flood")
         let identity = AgentIdentity.generate()
         let token = try await self.token(hub)
         let connection = try await self.connect(hub, identity, token: token, until: .now + .seconds(10))
@@ -204,7 +215,7 @@ import Wire
         // Trickling bytes does not keep a connection past the header timeout.
         let allClosed = await eventually(seconds: 10) { slow.closedByPeer() == slow.descriptors.count }
         #expect(allClosed, "\(slow.closedByPeer()) of \(slow.descriptors.count) slow HTTP clients closed by the hub")
-        #expect(try self.readiness(hub) == 200)
+        #expect(try await self.readiness(hub) == 200)
         let metrics = try await self.metrics(hub)
         for reason in ["address_full", "header_timeout"] {
             #expect(metrics.contains(#"feedback_hub_http_connections_closed_total{reason="\#(reason)"}"#), "\(reason)")

@@ -69,6 +69,6 @@ import Testing
             #expect(run.output.split(separator: "\n").count == 1, "one line: \(run.output)")
         }
         kill(hub.processIdentifier, SIGTERM)
-        hub.waitUntilExit()
+        await waitForExit(hub)
     }
 }

@@ -227,6 +227,29 @@ extension HubHarness {
     }
 }
 
+/// Runs blocking work (sockets, waits) on a thread of its own: the concurrency pool has
+/// as many threads as cores, and a test blocking one stalls every suite beside it.
+func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
+}
+
+/// Waits for `process` to exit (a graceful stop may take its drain timeout) off the pool.
+func waitForExit(_ process: Process) async {
+    _ = try? await offThePool { process.waitUntilExit() }
+}
+
+/// Waits for an asynchronous `condition` up to `seconds`; returns whether it became true.
+func eventually(seconds: Double = 10, _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return try await condition()
+}
+
 /// Waits for `condition` up to `seconds`; returns whether it became true.
 func eventually(seconds: Double = 10, _ condition: () throws -> Bool) async rethrows -> Bool {
     let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))

@@ -130,7 +130,7 @@ import Wire
         let log = (try? String(contentsOfFile: folder + "/agent.log", encoding: .utf8)) ?? ""
         #expect(stored, "the ratings reached the hub over mutual TLS; agent log:\n\(log)")
         kill(agent.processIdentifier, SIGTERM)
-        agent.waitUntilExit()
+        await waitForExit(agent)
         try await hub.stopAndRemove()
     }
 

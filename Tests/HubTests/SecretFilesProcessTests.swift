@@ -58,7 +58,7 @@ import Testing
         #expect(self.mode(folder + "/feedback.sqlite-wal") == 0o600)
         #expect(self.mode(folder + "/feedback.sqlite-shm") == 0o600)
         kill(serve.processIdentifier, SIGTERM)
-        serve.waitUntilExit()
+        await waitForExit(serve)
     }
 
     @Test func agentKeygenAndSealUnderUmask000WriteOwnerOnlyFiles() async throws {

@@ -158,7 +158,7 @@ import Wire
         #expect(text.contains("feed.jsonl") && text.contains("line=2"))
 
         kill(agent.processIdentifier, SIGTERM)
-        agent.waitUntilExit()
+        await waitForExit(agent)
         #expect(agent.terminationStatus == 0)
         try await hub.stopAndRemove()
     }
@@ -211,7 +211,7 @@ import Wire
         (status, output) = try runImport(folder + "/import-3.log")
         #expect(status != 0 && output.contains("is in use by another process"), "\(output)")
         kill(agent.processIdentifier, SIGTERM)
-        agent.waitUntilExit()
+        await waitForExit(agent)
         try await hub.stopAndRemove()
     }
 
@@ -285,7 +285,7 @@ import Wire
         #expect(byCall["L-1"]?.occurredAt == 1_782_864_000_000 + Int64(9 * 60 + 1) * 60_000)
         #expect(try String(contentsOfFile: log, encoding: .utf8).contains("line=3"), "the bad survey line is logged")
         kill(agent.processIdentifier, SIGTERM)
-        agent.waitUntilExit()
+        await waitForExit(agent)
         try await hub.stopAndRemove()
     }
 }

@@ -172,7 +172,7 @@ import Wire
         }
         #expect(status.contains("expired on \(until.formatted(.iso8601))"), "\(status)")
         kill(agent.processIdentifier, SIGTERM)
-        agent.waitUntilExit()
+        await waitForExit(agent)
         try await hub.stopAndRemove()
     }
 

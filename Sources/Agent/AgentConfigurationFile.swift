@@ -257,7 +257,7 @@ public struct AgentConfigurationFile: Sendable, Codable {
         let tls: NIOSSLContext
         do {
             tls = try HubConnection.tlsContext(trusting: self.ca, clientCertificate: self.clientCertificateFiles)
-        } catch let error as TLSFileError {
+        } catch let error as FileError {
             throw AgentConfigurationError(path: path, "names a TLS file that cannot be used: \(error.description)")
         }
         var configuration = FeedbackAgent.Configuration(

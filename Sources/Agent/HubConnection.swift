@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
+import Support
 import Synchronization
 import Wire
 
@@ -29,22 +30,6 @@ public struct ConnectionError: Error, Sendable, CustomStringConvertible {
         if let reject { return "\(self.reason) (\(reject.code), \(reject.disposition))" }
         return self.reason
     }
-}
-
-/// A TLS file (CA, client certificate or key) that cannot be used.
-public struct TLSFileError: Error, Sendable, CustomStringConvertible {
-    /// The file.
-    public var path: String
-    /// What is wrong.
-    public var reason: String
-
-    init(path: String, _ reason: String) {
-        self.path = path
-        self.reason = reason
-    }
-
-    /// "PATH REASON".
-    public var description: String { "\(self.path) \(self.reason)" }
 }
 
 /// One TLS connection from a node to a hub: handshake, credit-limited pipelining of sealed
@@ -83,35 +68,35 @@ public final class HubConnection: Sendable {
     /// A TLS 1.3 client context trusting the CA in `caFile` (PEM) and, for hubs that require
     /// mutual TLS, presenting `clientCertificate`.
     ///
-    /// - Throws: ``TLSFileError`` naming the file that cannot be used.
+    /// - Throws: ``FileError`` naming the file that cannot be used.
     public static func tlsContext(trusting caFile: String, clientCertificate: ClientCertificate? = nil) throws -> NIOSSLContext {
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.minimumTLSVersion = .tlsv13
         do {
             configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caFile))
         } catch {
-            throw TLSFileError(path: caFile, "cannot be loaded as the hubs' CA certificate (PEM): \(error)")
+            throw FileError(path: caFile, "cannot be loaded as the hubs' CA certificate (PEM): \(error)")
         }
         if let clientCertificate {
             do {
                 configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(clientCertificate.certificate).map { .certificate($0) }
             } catch {
-                throw TLSFileError(path: clientCertificate.certificate, "cannot be loaded as a client certificate (PEM): \(error)")
+                throw FileError(path: clientCertificate.certificate, "cannot be loaded as a client certificate (PEM): \(error)")
             }
             guard !configuration.certificateChain.isEmpty else {
-                throw TLSFileError(path: clientCertificate.certificate, "holds no certificate")
+                throw FileError(path: clientCertificate.certificate, "holds no certificate")
             }
             do {
                 configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: clientCertificate.privateKey, format: .pem))
             } catch {
-                throw TLSFileError(path: clientCertificate.privateKey, "cannot be loaded as a private key (PEM): \(error)")
+                throw FileError(path: clientCertificate.privateKey, "cannot be loaded as a private key (PEM): \(error)")
             }
         }
         do {
             return try NIOSSLContext(configuration: configuration)
         } catch {
             // The CA and both files loaded: what is left to refuse is a key of another certificate.
-            throw TLSFileError(
+            throw FileError(
                 path: clientCertificate?.privateKey ?? caFile,
                 clientCertificate.map { "is not the key of the client certificate \($0.certificate): \(error)" } ?? "cannot be used: \(error)"
             )

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Support
 import SwiftASN1
 import X509
 
@@ -41,43 +42,43 @@ public struct CertificateAuthority: Sendable {
     /// Reads a CA certificate and its private key (PEM files, as `feedback-hub init` writes
     /// `ca.pem` and `ca-key.pem`).
     ///
-    /// - Throws: ``CertificateAuthorityError`` naming the file: unreadable, not PEM, not a
+    /// - Throws: ``FileError`` naming the file: unreadable, not PEM, not a
     ///   CA, or a key that does not belong to the certificate.
     public static func load(certificate certificatePath: String, privateKey keyPath: String) throws -> CertificateAuthority {
         let certificate: Certificate
         do {
             certificate = try Certificate(pemEncoded: try Self.read(certificatePath, "CA certificate"))
-        } catch let error as CertificateAuthorityError {
+        } catch let error as FileError {
             throw error
         } catch {
-            throw CertificateAuthorityError(path: "CA certificate \(certificatePath)", "is not a PEM certificate")
+            throw FileError(path: "CA certificate \(certificatePath)", "is not a PEM certificate")
         }
         let key: Certificate.PrivateKey
         do {
             key = try Certificate.PrivateKey(pemEncoded: try Self.read(keyPath, "CA key"))
-        } catch let error as CertificateAuthorityError {
+        } catch let error as FileError {
             throw error
         } catch {
-            throw CertificateAuthorityError(path: "CA key \(keyPath)", "is not a PEM private key")
+            throw FileError(path: "CA key \(keyPath)", "is not a PEM private key")
         }
         guard key.publicKey == certificate.publicKey else {
-            throw CertificateAuthorityError(path: "CA key \(keyPath)", "does not match the CA certificate \(certificatePath)")
+            throw FileError(path: "CA key \(keyPath)", "does not match the CA certificate \(certificatePath)")
         }
         guard case .isCertificateAuthority = try? certificate.extensions.basicConstraints else {
-            throw CertificateAuthorityError(path: "CA certificate \(certificatePath)", "is not a CA certificate (basic constraints)")
+            throw FileError(path: "CA certificate \(certificatePath)", "is not a CA certificate (basic constraints)")
         }
         return CertificateAuthority(certificate: certificate, privateKey: key)
     }
 
     /// A new P-256 key and a certificate for it, valid from `notValidBefore` to `notValidAfter`.
     ///
-    /// - Throws: ``CertificateAuthorityError`` when the validity is empty or would outlive the CA.
+    /// - Throws: ``FileError`` when the validity is empty or would outlive the CA.
     public func issue(_ usage: Usage, notValidBefore: Date, notValidAfter: Date) throws -> Issued {
         guard notValidBefore < notValidAfter else {
-            throw CertificateAuthorityError(path: "the requested certificate", "would never be valid (\(notValidBefore) to \(notValidAfter))")
+            throw FileError(path: "the requested certificate", "would never be valid (\(notValidBefore) to \(notValidAfter))")
         }
         guard notValidAfter <= self.certificate.notValidAfter else {
-            throw CertificateAuthorityError(
+            throw FileError(
                 path: "the requested certificate", "would outlive its CA, which is valid until \(self.certificate.notValidAfter)"
             )
         }
@@ -143,31 +144,13 @@ public struct CertificateAuthority: Sendable {
 
     /// Certificates and keys are a few kilobytes; a larger file is not one.
     private static func read(_ path: String, _ what: String) throws -> String {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw CertificateAuthorityError(path: "\(what) \(path)", "cannot be read")
+        let bytes: [UInt8]?
+        do {
+            bytes = try BoundedFile.read(path, maxBytes: 1 << 20)
+        } catch {
+            throw FileError(path: "\(what) \(path)", "cannot be read")
         }
-        defer { try? handle.close() }
-        let limit = 1 << 20
-        guard let data = try? handle.read(upToCount: limit + 1) else {
-            throw CertificateAuthorityError(path: "\(what) \(path)", "cannot be read")
-        }
-        guard data.count <= limit else { throw CertificateAuthorityError(path: "\(what) \(path)", "is larger than 1 MiB: not a PEM file") }
-        return String(decoding: data, as: UTF8.self)
+        guard let bytes else { throw FileError(path: "\(what) \(path)", "is larger than 1 MiB: not a PEM file") }
+        return String(decoding: bytes, as: UTF8.self)
     }
-}
-
-/// A CA file that cannot be used, or a certificate it cannot issue.
-public struct CertificateAuthorityError: Error, Sendable, CustomStringConvertible {
-    /// The file, with what it is ("CA key PATH"), or what was asked for.
-    public var path: String
-    /// What is wrong.
-    public var reason: String
-
-    init(path: String, _ reason: String) {
-        self.path = path
-        self.reason = reason
-    }
-
-    /// "PATH REASON".
-    public var description: String { "\(self.path) \(self.reason)" }
 }

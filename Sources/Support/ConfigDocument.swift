@@ -24,26 +24,25 @@ public struct ConfigDocument {
     ///
     /// - Throws: ``ConfigFileError``.
     public static func read(_ path: String) throws -> ConfigDocument {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw ConfigFileError(path: path, "cannot be read (\(String(cString: strerror(errno))))")
-        }
-        defer { try? handle.close() }
-        let data: Data
+        let bytes: [UInt8]?
         do {
-            data = try handle.read(upToCount: Self.maxBytes + 1) ?? Data()
+            bytes = try BoundedFile.read(path, maxBytes: Self.maxBytes)
         } catch {
-            throw ConfigFileError(path: path, "cannot be read (\(error.localizedDescription))")
+            throw ConfigFileError(path: path, "cannot be read (\(error.cause))")
         }
-        return try ConfigDocument(bytes: data, path: path)
+        guard let bytes else { throw Self.tooLarge(path) }
+        return try ConfigDocument(bytes: bytes, path: path)
+    }
+
+    private static func tooLarge(_ path: String) -> ConfigFileError {
+        ConfigFileError(path: path, "is larger than 1 MiB, the limit for a configuration file")
     }
 
     /// Parses `bytes`; `path` names them in errors.
     ///
     /// - Throws: ``ConfigFileError``.
     public init(bytes: some Collection<UInt8>, path: String) throws {
-        guard bytes.count <= Self.maxBytes else {
-            throw ConfigFileError(path: path, "is larger than 1 MiB, the limit for a configuration file")
-        }
+        guard bytes.count <= Self.maxBytes else { throw Self.tooLarge(path) }
         guard let text = String(validating: bytes, as: UTF8.self) else {
             let offset = Self.firstInvalidUTF8(bytes)
             throw ConfigFileError(path: path, "is not UTF-8 text (invalid byte at offset \(offset))")

@@ -106,15 +106,13 @@ struct Enroll: AsyncParsableCommand {
         if let token = self.token { return token }
         let path = self.tokenFile ?? "-"
         let name = path == "-" ? "- (standard input)" : path
-        let handle = path == "-" ? FileHandle.standardInput : FileHandle(forReadingAtPath: path)
-        guard let handle else { throw CLIError("cannot read the token file \(path): \(String(cString: strerror(errno)))") }
-        let data: Data
+        let read: [UInt8]?
         do {
-            data = try handle.read(upToCount: 4_097) ?? Data()
+            read = try BoundedFile.read(path, maxBytes: 4_096)
         } catch {
-            throw CLIError("cannot read the token file \(name): \(error.localizedDescription)")
+            throw CLIError("cannot read the token file \(path == "-" ? name : path): \(error.cause)")
         }
-        guard data.count <= 4_096 else { throw CLIError("the token file \(name) is larger than 4 KiB; it should hold one token") }
+        guard let data = read else { throw CLIError("the token file \(name) is larger than 4 KiB; it should hold one token") }
         let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard !token.isEmpty else { throw CLIError("the token file \(name) holds no token") }
         guard !token.contains(where: \.isWhitespace) else { throw CLIError("the token file \(name) should hold one token on one line") }
@@ -152,7 +150,7 @@ struct Enroll: AsyncParsableCommand {
                 enrollmentToken: token
             )
             await connection.close()
-        } catch let error as TLSFileError {
+        } catch let error as FileError {
             throw CLIError(error.description)
         } catch let error as ConnectionError {
             throw CLIError("enrollment failed: \(error.description)")

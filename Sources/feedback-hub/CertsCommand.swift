@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Hub
+import Support
 
 struct Certs: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -49,7 +50,7 @@ struct Certs: ParsableCommand {
             let authority: CertificateAuthority
             do {
                 authority = try CertificateAuthority.load(certificate: self.caCertificate, privateKey: self.caKey)
-            } catch let error as CertificateAuthorityError {
+            } catch let error as FileError {
                 throw CLIError(error.description)
             }
             let now = Date()
@@ -83,7 +84,7 @@ struct Certs: ParsableCommand {
                     issued = try authority.issue(
                         .client(nodeID: node), notValidBefore: now.addingTimeInterval(-300), notValidAfter: notValidAfter
                     )
-                } catch let error as CertificateAuthorityError {
+                } catch let error as FileError {
                     throw CLIError(error.description)
                 }
                 try writeFile(keyPath, issued.privateKey, isSecret: true)
@@ -96,10 +97,13 @@ struct Certs: ParsableCommand {
         private func nodeIDs() throws -> [UUID] {
             var texts = self.nodeId.map { ($0, "--node-id") }
             if let path = self.nodeIds {
-                guard let handle = FileHandle(forReadingAtPath: path) else { throw CLIError("--node-ids \(path) cannot be read") }
-                defer { try? handle.close() }
-                let data = (try? handle.read(upToCount: (1 << 20) + 1)) ?? Data()
-                guard data.count <= 1 << 20 else { throw CLIError("--node-ids \(path) is larger than 1 MiB") }
+                let read: [UInt8]?
+                do {
+                    read = try BoundedFile.read(path, maxBytes: 1 << 20)
+                } catch {
+                    throw CLIError("--node-ids \(path) cannot be read")
+                }
+                guard let data = read else { throw CLIError("--node-ids \(path) is larger than 1 MiB") }
                 for (index, line) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
                     let text = line.trimmingCharacters(in: .whitespaces)
                     if text.isEmpty || text.hasPrefix("#") { continue }

@@ -7,8 +7,8 @@ import Wire
 ///
 /// A defined frame type other than HELLO first, or any byte after the HELLO and before
 /// WELCOME, is `protocolViolation` (answered `unexpectedFrame`); an undefined type or a bad
-/// HELLO length is left to the frame decoder (`malformedFrame`, `frameTooLarge`). After
-/// ``open()`` bytes pass untouched.
+/// HELLO length is left to the frame decoder (`malformedFrame`, `frameTooLarge`). At
+/// ``open()`` it leaves the pipeline, so established connections do not pay for it.
 final class HandshakeFrameGuard: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -28,10 +28,21 @@ final class HandshakeFrameGuard: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     private var phase = Phase.awaitingHeader(header: [])
+    private var context: ChannelHandlerContext?
 
-    /// The handshake is complete: let every frame through.
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    /// The handshake is complete: let every frame through, and leave the pipeline. Nothing
+    /// is held back here (accepted bytes are passed on as they arrive), so nothing is lost.
     func open() {
         self.phase = .open
+        if let context = self.context { context.pipeline.syncOperations.removeHandler(context: context, promise: nil) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -271,20 +271,8 @@ final class NIOLockedValueBoxSet: Sendable {
 /// Runs `binary` to its end (off the concurrency pool: it waits for the process) and
 /// returns its exit status and everything it printed.
 func runToEnd(_ binary: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: binary)
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    return await withCheckedContinuation { continuation in
-        DispatchQueue.global().async {
-            let output = pipe.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            continuation.resume(returning: (process.terminationStatus, String(decoding: output, as: UTF8.self)))
-        }
-    }
+    let run = try await CLIRun.run(binary, arguments)
+    return (run.status, run.output)
 }
 
 /// Starts `binary` as a real process, its output appended to `log`.

@@ -1,10 +1,18 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Logging
 import Synchronization
 import Wire
 
 /// Cuts the spool's unsealed records into batches by count, bytes and age, and seals each
 /// with the agent's key. A sealed batch is in the spool (durably) before the uplink sees it.
+///
+/// A batch is sealed by age only while `sealsByAge` says so (the agent: while a hub is
+/// connected). During an outage nothing is sent anyway, so records wait until a batch is
+/// full: the backlog becomes few large batches, cheap to index and to send.
 public final class Batcher: Sendable {
     /// When a batch is cut.
     public struct Configuration: Sendable, Hashable {
@@ -26,16 +34,20 @@ public final class Batcher: Sendable {
     private let spool: Spool
     private let identity: AgentIdentity
     private let onSealed: @Sendable () -> Void
+    private let sealsByAge: @Sendable () -> Bool
     private let logger: Logger
     private let wake: AsyncStream<Void>.Continuation
     private let wakes: AsyncStream<Void>
     private let sealing = Mutex(false)
 
-    /// Creates a batcher; `onSealed` runs after each batch is in the spool.
+    /// Creates a batcher; `onSealed` runs after each batch is in the spool; a batch that is
+    /// not full is sealed once its oldest record is `maxAge` old and `sealsByAge` is true.
     public init(
         spool: Spool, identity: AgentIdentity, configuration: Configuration = Configuration(), logger: Logger,
+        sealsByAge: @escaping @Sendable () -> Bool = { true },
         onSealed: @escaping @Sendable () -> Void
     ) {
+        self.sealsByAge = sealsByAge
         self.spool = spool
         self.identity = identity
         self.configuration = configuration
@@ -75,23 +87,28 @@ public final class Batcher: Sendable {
         guard self.sealing.withLock({ busy in defer { busy = true }; return !busy }) else { return }
         defer { self.sealing.withLock { $0 = false } }
         let sealer = BatchSealer(origin: self.identity.nodeID, signingKey: self.identity.signingKey, level: self.configuration.level)
+        let maxBytes = min(self.configuration.maxBytes, Self.protocolLimits.maxUncompressedBytes)
+        let ageLimit = self.configuration.maxAge.components.seconds * 1000 + self.configuration.maxAge.components.attoseconds / 1_000_000_000_000_000
         while true {
-            let candidates = self.spool.unsealed(limit: self.configuration.maxRecords)
-            guard let oldest = candidates.first else { return }
-            let maxBytes = min(self.configuration.maxBytes, Self.protocolLimits.maxUncompressedBytes)
-            var bytes = 0
-            var take = 0
-            for record in candidates {
-                let size = Self.estimatedSize(record)
-                if take > 0, bytes + size > maxBytes { break }
-                bytes += size
-                take += 1
+            // Decided from the spool's counts; records are read from disk only to seal them.
+            let waiting = self.spool.unsealedSummary
+            guard waiting.records > 0 else { return }
+            let full = waiting.records >= self.configuration.maxRecords || waiting.bytes >= maxBytes
+            if !force, !full {
+                let age = Int64(Date().timeIntervalSince1970 * 1000) - (waiting.oldestCapturedAt ?? .max)
+                guard age >= ageLimit, self.sealsByAge() else { return }
             }
-            let full = take == self.configuration.maxRecords || take < candidates.count
-            let age = Int64(Date().timeIntervalSince1970 * 1000) - oldest.capturedAt
-            let ageLimit = self.configuration.maxAge.components.seconds * 1000 + self.configuration.maxAge.components.attoseconds / 1_000_000_000_000_000
-            guard force || full || age >= ageLimit else { return }
             do {
+                let candidates = try self.spool.unsealed(limit: self.configuration.maxRecords)
+                var bytes = 0
+                var take = 0
+                for record in candidates {
+                    let size = Self.estimatedSize(record)
+                    if take > 0, bytes + size > maxBytes { break }
+                    bytes += size
+                    take += 1
+                }
+                guard take > 0 else { return }
                 var records = Array(candidates.prefix(take))
                 var batch: SealedBatch
                 while true {

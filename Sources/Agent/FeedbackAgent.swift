@@ -98,6 +98,7 @@ public final class FeedbackAgent: Service, Sendable {
         self.uplink = uplink
         self.batcher = Batcher(
             spool: self.spool, identity: configuration.identity, configuration: configuration.batching, logger: logger,
+            sealsByAge: { uplink.stats.connectedHub != nil },
             onSealed: { uplink.notify() }
         )
         let batcher = self.batcher

@@ -32,6 +32,9 @@ public final class Uplink: Sendable {
         public var returnToPrimaryAfter: Duration = .seconds(300)
         /// How long a batch refused as retryable waits before it goes again.
         public var retryRejectedAfter: Duration = .seconds(5)
+        /// Most bytes of sealed batches sent and not yet answered (at least one batch is
+        /// always sent): with the hub's credit (a count), what a drain holds in memory.
+        public var maxBytesInFlight = 4 << 20
         /// Where permanently refused batches go.
         public var deadLetterDirectory: String
 
@@ -180,19 +183,29 @@ public final class Uplink: Sendable {
         }
         let window = max(Int(connection.welcome.initialCredit), 1)
         var inFlight: [UInt64: SealedBatch] = [:]
+        var bytesInFlight = 0
+        /// Takes an answered batch out of the window.
+        func landed(_ sequence: UInt64) -> SealedBatch? {
+            let batch = inFlight.removeValue(forKey: sequence)
+            bytesInFlight -= batch?.bytes.readableBytes ?? 0
+            return batch
+        }
         var retryAt: [UInt64: ContinuousClock.Instant] = [:]
         var returning = false
         var finished = false
 
         func pump() {
             guard !returning, !finished, connection.isActive, inFlight.count < window else { return }
+            let budget = self.configuration.maxBytesInFlight - bytesInFlight
+            guard inFlight.isEmpty || budget > 0 else { return }
             let now = ContinuousClock.now
-            let ready = self.spool.unacknowledged(limit: window - inFlight.count) { sequence in
+            let ready = self.spool.unacknowledged(limit: window - inFlight.count, maxBytes: budget) { sequence in
                 inFlight[sequence] == nil && (retryAt[sequence].map { $0 <= now } ?? true)
             }
             for batch in ready {
                 let sequence = batch.header.sequence
                 inFlight[sequence] = batch
+                bytesInFlight += batch.bytes.readableBytes
                 retryAt[sequence] = nil
                 self.counters.withLock { $0.batchesSent += 1 }
                 connection.send(batch).whenComplete { sink.yield(.answered(sequence, $0)) }
@@ -206,7 +219,7 @@ public final class Uplink: Sendable {
             case .wake:
                 if let returnAt, ContinuousClock.now >= returnAt { returning = true }
             case .answered(let sequence, .success(.acknowledged)):
-                inFlight[sequence] = nil
+                _ = landed(sequence)
                 self.counters.withLock { $0.batchesAcknowledged += 1 }
                 do {
                     try self.spool.acknowledged(sequence: sequence)
@@ -216,7 +229,7 @@ public final class Uplink: Sendable {
                     retryAt[sequence] = ContinuousClock.now + self.configuration.retryRejectedAfter
                 }
             case .answered(let sequence, .success(.rejected(let reject))):
-                let batch = inFlight.removeValue(forKey: sequence)
+                let batch = landed(sequence)
                 if reject.disposition == .permanent, let batch {
                     if !self.deadLetter(batch, reject) {
                         retryAt[sequence] = ContinuousClock.now + self.configuration.retryRejectedAfter
@@ -229,7 +242,7 @@ public final class Uplink: Sendable {
             case .answered(let sequence, .failure):
                 // The connection ended (or the hub sent GOAWAY) before the answer: the batch
                 // stays in the spool and goes on the next connection.
-                inFlight[sequence] = nil
+                _ = landed(sequence)
                 finished = true
             case .closed:
                 return .lost

@@ -169,7 +169,7 @@ import Wire
         #expect(spool.cursor(of: "cdr") == cursor)
         #expect(spool.stats.unsealedRecords == 3)
         // Seal and acknowledge everything: the segments that first held the cursors go.
-        let records = spool.unsealed(limit: 10)
+        let records = try spool.unsealed(limit: 10)
         let batch = try BatchSealer(origin: identity.nodeID, signingKey: identity.signingKey).seal(records, sequence: 1)
         try await spool.sealed(batch, recordCount: records.count)
         try spool.acknowledged(sequence: 1)

@@ -3,6 +3,7 @@ import Foundation
 import Hub
 import Logging
 import ServiceLifecycle
+import TestSupport
 import Testing
 import Wire
 

@@ -5,6 +5,7 @@ import FoundationNetworking
 #endif
 import Hub
 import NIOConcurrencyHelpers
+import TestSupport
 import Testing
 import Wire
 
@@ -26,10 +27,15 @@ import Wire
     }
 
     private func post(_ url: URL, _ body: String) async -> [String]? {
+        await Self.post(url, Data(body.utf8), timeout: 5)
+    }
+
+    /// POSTs ratings to an agent's intake; the ids it gave them when it answered 202, else nil.
+    static func post(_ url: URL, _ body: Data, timeout: TimeInterval) async -> [String]? {
         var request = URLRequest(url: url)
         request.httpMethod = "POST"
-        request.httpBody = Data(body.utf8)
-        request.timeoutInterval = 5
+        request.httpBody = body
+        request.timeoutInterval = timeout
         guard let (data, response) = try? await URLSession.shared.data(for: request),
             (response as? HTTPURLResponse)?.statusCode == 202,
             let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any]

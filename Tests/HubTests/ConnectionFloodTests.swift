@@ -4,6 +4,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import Hub
+import TestSupport
 import Testing
 import Wire
 

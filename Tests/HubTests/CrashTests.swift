@@ -3,6 +3,7 @@ import Foundation
 import Hub
 import NIOConcurrencyHelpers
 import NIOCore
+import TestSupport
 import Testing
 import Wire
 

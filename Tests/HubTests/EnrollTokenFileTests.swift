@@ -2,6 +2,7 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+import TestSupport
 import Testing
 
 /// Issue 12 item 7: `feedback-agent enroll` takes its one-time token from a file or from

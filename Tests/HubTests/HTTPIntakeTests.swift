@@ -7,6 +7,7 @@ import Hub
 import Logging
 import NIOConcurrencyHelpers
 import ServiceLifecycle
+import TestSupport
 import Testing
 import Wire
 

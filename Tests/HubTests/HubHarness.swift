@@ -7,6 +7,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import ServiceLifecycle
+import TestSupport
 import Wire
 
 /// A real hub on loopback for tests: real TLS with a fresh CA, a real SQLite file in a
@@ -238,26 +239,6 @@ func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async t
 /// Waits for `process` to exit (a graceful stop may take its drain timeout) off the pool.
 func waitForExit(_ process: Process) async {
     _ = try? await offThePool { process.waitUntilExit() }
-}
-
-/// Waits for an asynchronous `condition` up to `seconds`; returns whether it became true.
-func eventually(seconds: Double = 10, _ condition: () async throws -> Bool) async rethrows -> Bool {
-    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-    while ContinuousClock.now < deadline {
-        if try await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(20))
-    }
-    return try await condition()
-}
-
-/// Waits for `condition` up to `seconds`; returns whether it became true.
-func eventually(seconds: Double = 10, _ condition: () throws -> Bool) async rethrows -> Bool {
-    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-    while ContinuousClock.now < deadline {
-        if try condition() { return true }
-        try? await Task.sleep(for: .milliseconds(20))
-    }
-    return try condition()
 }
 
 /// A thread-safe set of sequences, filled from event-loop callbacks.

@@ -2,6 +2,7 @@ import Agent
 import Foundation
 import Hub
 import NIOCore
+import TestSupport
 import Testing
 import Wire
 #if canImport(FoundationNetworking)

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Issue 12 item 4: what the real `feedback-hub` and `feedback-agent` processes write that

@@ -3,6 +3,7 @@ import Foundation
 import Hub
 import Logging
 import NIOConcurrencyHelpers
+import TestSupport
 import Testing
 import Wire
 

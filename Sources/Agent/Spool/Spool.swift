@@ -1,9 +1,19 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Dispatch
 import Logging
 import NIOCore
 import Support
 import Synchronization
 import Wire
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The agent's durable queue: an append-only log of segment files holding captured
 /// records, the batches sealed from them, and the hub's acknowledgements.
@@ -16,6 +26,10 @@ import Wire
 /// On open the spool recovers: a torn last entry (a crash mid-write) is truncated; a
 /// damaged segment is moved to `quarantine/`, what could be read from it is kept, and the
 /// spool is rewritten in order into a fresh segment. Nothing stops it from starting.
+///
+/// Memory does not grow with the backlog: the spool keeps where each unsealed run of
+/// records and each unacknowledged batch is on disk (``SpoolIndex``) and reads them back
+/// when they are sealed or sent.
 public final class Spool: Sendable {
     /// When appends reach the disk.
     public enum FsyncPolicy: Sendable, Hashable {
@@ -73,19 +87,6 @@ public final class Spool: Sendable {
         public var oldestPendingCapturedAt: Int64?
     }
 
-    struct Pending: Sendable {
-        var number: UInt64
-        var segment: UInt64
-        var record: FeedbackRecord
-    }
-
-    struct Unacknowledged: Sendable {
-        var segment: UInt64
-        var batch: SealedBatch
-        /// Nil when unknown (a batch rewritten after quarantine).
-        var oldestCapturedAt: Int64?
-    }
-
     struct Segment: Sendable {
         var bytes: Int
         var live = 0
@@ -95,10 +96,7 @@ public final class Spool: Sendable {
         var activeID: UInt64 = 0
         var activeFD: Int32 = -1
         var segments: [UInt64: Segment] = [:]
-        var unsealed = CircularBuffer<Pending>()
-        var unacknowledged: [UInt64: Unacknowledged] = [:]
-        /// Sequences in the order sealed; acknowledged ones are skipped and dropped lazily.
-        var order = CircularBuffer<UInt64>()
+        var index = SpoolIndex()
         var nextSequence: UInt64 = 1
         var nextRecordNumber: UInt64 = 1
         var written: UInt64 = 0
@@ -109,6 +107,8 @@ public final class Spool: Sendable {
         var failure: SpoolError?
         /// Where each source has read to, as durable as the records read before it.
         var cursors: [String: SourceCursor] = [:]
+        /// Batches found damaged when read back, already logged.
+        var damagedBatches: Set<UInt64> = []
     }
 
     /// The settings in force.
@@ -136,7 +136,7 @@ public final class Spool: Sendable {
         let lock = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard lock >= 0 else { throw SpoolError(.io, "cannot open \(lockPath): \(String(cString: strerror(errno)))") }
         guard Self.lockExclusively(lock) else {
-            Foundation.close(lock)
+            closeFile(lock)
             throw SpoolError(.locked, "the spool \(configuration.directory) is in use by another process (a running agent?)")
         }
         self.lock = Mutex(lock)
@@ -144,22 +144,21 @@ public final class Spool: Sendable {
         do {
             (state, recovery) = try SpoolRecovery(configuration: configuration, logger: logger).run()
         } catch {
-            Foundation.close(lock)
+            closeFile(lock)
             throw error
         }
         self.state = Mutex(state)
         self.recovery = recovery
         self.restoreReserve()
         if configuration.fsync != .never {
-            let thread = Thread { [self] in self.flushLoop() }
-            thread.name = "feedback-agent-spool-fsync"
-            thread.start()
+            // A thread of its own (it blocks in fdatasync), not one of the concurrency pool's.
+            DispatchQueue(label: "feedback-agent-spool-fsync").async { [self] in self.flushLoop() }
         }
     }
 
     deinit {
         self.state.withLock { state in
-            if state.activeFD >= 0 { Foundation.close(state.activeFD) }
+            if state.activeFD >= 0 { closeFile(state.activeFD) }
         }
         self.releaseLock()
     }
@@ -179,7 +178,7 @@ public final class Spool: Sendable {
 
     private func releaseLock() {
         self.lock.withLock { fd in
-            if fd >= 0 { Foundation.close(fd) }
+            if fd >= 0 { closeFile(fd) }
             fd = -1
         }
     }
@@ -213,6 +212,7 @@ public final class Spool: Sendable {
             try self.checkOpen(state)
             var buffer = ByteBuffer()
             let first = state.nextRecordNumber
+            let oldest = records.lazy.map(\.capturedAt).min() ?? .max
             if let cursor {
                 let numbered = records.enumerated().map { (number: first + UInt64($0.offset), record: $0.element) }
                 SpoolEntry.captured(cursor, numbered).write(into: &buffer)
@@ -224,12 +224,13 @@ public final class Spool: Sendable {
             guard self.totalBytes(state) + buffer.readableBytes <= self.configuration.quotaBytes else {
                 throw SpoolError(.full, "the spool holds \(self.totalBytes(state)) bytes of its \(self.configuration.quotaBytes)-byte quota")
             }
-            try self.write(buffer, &state)
-            for record in records {
-                state.unsealed.append(Pending(number: state.nextRecordNumber, segment: state.activeID, record: record))
-                state.segments[state.activeID, default: Segment(bytes: 0)].live += 1
-                state.nextRecordNumber += 1
-            }
+            let offset = try self.write(buffer, &state)
+            state.index.appended(
+                segment: state.activeID, offset: offset, size: buffer.readableBytes, first: first, count: records.count,
+                oldestCapturedAt: oldest
+            )
+            state.segments[state.activeID, default: Segment(bytes: 0)].live += records.count
+            state.nextRecordNumber += UInt64(records.count)
             if let cursor { state.cursors[cursor.source] = cursor }
             return state.written
         }
@@ -243,10 +244,32 @@ public final class Spool: Sendable {
 
     // MARK: Sealing and acknowledgement
 
-    /// The oldest unsealed records, at most `limit`, in capture order.
-    public func unsealed(limit: Int) -> [FeedbackRecord] {
+    /// The oldest unsealed records, at most `limit`, in capture order, read back from disk.
+    ///
+    /// - Throws: ``SpoolError`` `io` when a segment cannot be read or an entry in it was
+    ///   damaged after the spool opened (the next start quarantines it).
+    public func unsealed(limit: Int) throws -> [FeedbackRecord] {
+        // Readers are opened under the lock: a segment with live records is never deleted,
+        // and an open file stays readable even if it were.
+        let (runs, readers) = try self.state.withLock { state -> (ArraySlice<SpoolIndex.Run>, SegmentReaders) in
+            try self.checkOpen(state)
+            var covered = 0
+            let runs = state.index.runs.prefix { run in
+                defer { covered += run.count }
+                return covered < limit
+            }
+            var readers = SegmentReaders(folder: self.segmentsPath)
+            for run in runs { _ = try readers.reader(run.segment) }
+            return (runs, readers)
+        }
+        var open = readers
+        return try SpoolIndex.read(runs, limit: limit, readers: &open)
+    }
+
+    /// What waits to be sealed, without reading it: the batcher's cue.
+    public var unsealedSummary: (records: Int, bytes: Int, oldestCapturedAt: Int64?) {
         self.state.withLock { state in
-            Array(state.unsealed.prefix(limit).map(\.record))
+            (state.index.unsealedCount, state.index.unsealedBytes, state.index.runs.lazy.map(\.oldestCapturedAt).min())
         }
     }
 
@@ -269,22 +292,40 @@ public final class Spool: Sendable {
             guard batch.header.sequence == state.nextSequence else {
                 throw SpoolError(.outOfOrder, "batch \(batch.header.sequence) sealed, but the next sequence is \(state.nextSequence)")
             }
-            guard recordCount >= 1, recordCount <= state.unsealed.count else {
-                throw SpoolError(.outOfOrder, "batch claims \(recordCount) records; \(state.unsealed.count) are unsealed")
+            guard recordCount >= 1, recordCount <= state.index.unsealedCount else {
+                throw SpoolError(.outOfOrder, "batch claims \(recordCount) records; \(state.index.unsealedCount) are unsealed")
             }
-            let first = state.unsealed[state.unsealed.startIndex]
-            let last = state.unsealed[state.unsealed.index(state.unsealed.startIndex, offsetBy: recordCount - 1)]
+            // Where the records after this batch's start, found before anything is written,
+            // so a read error leaves the spool as it was.
+            var taken = 0
+            var rest: (offset: Int, skip: Int)?
+            for run in state.index.runs {
+                if taken + run.count <= recordCount {
+                    taken += run.count
+                    if taken == recordCount { break }
+                } else {
+                    let reader = try SegmentReader(path: SpoolFiles.path(segment: run.segment, in: self.segmentsPath))
+                    rest = try SpoolIndex.position(after: recordCount - taken, in: run, reader: reader)
+                    break
+                }
+            }
+            let firstNumber = state.index.runs[0].firstNumber
+            let lastNumber = firstNumber + UInt64(recordCount) - 1
             var buffer = ByteBuffer()
-            SpoolEntry.sealed(firstRecordNumber: first.number, lastRecordNumber: last.number, batch).write(into: &buffer)
-            try self.write(buffer, &state, useReserve: true)
-            var oldest = Int64.max
-            for _ in 0..<recordCount {
-                let pending = state.unsealed.removeFirst()
-                oldest = min(oldest, pending.record.capturedAt)
-                state.segments[pending.segment]?.live -= 1
+            SpoolEntry.sealed(firstRecordNumber: firstNumber, lastRecordNumber: lastNumber, batch).write(into: &buffer)
+            let offset = try self.write(buffer, &state, useReserve: true)
+            let (perSegment, oldest) = state.index.removeRecords(firstNumber, through: lastNumber)
+            if let rest, !state.index.runs.isEmpty {
+                state.index.runs[0].offset = rest.offset
+                state.index.runs[0].skip = rest.skip
             }
-            state.unacknowledged[batch.header.sequence] = Unacknowledged(segment: state.activeID, batch: batch, oldestCapturedAt: oldest)
-            state.order.append(batch.header.sequence)
+            for (segment, count) in perSegment { state.segments[segment]?.live -= count }
+            state.index.batches[batch.header.sequence] = SpoolIndex.Batch(
+                segment: state.activeID, offset: offset, size: buffer.readableBytes, recordCount: Int(batch.header.recordCount),
+                oldestCapturedAt: oldest
+            )
+            state.index.order.append(batch.header.sequence)
+            state.index.unacknowledgedRecords += Int(batch.header.recordCount)
             state.segments[state.activeID]?.live += 1
             state.nextSequence += 1
             return state.written
@@ -309,18 +350,68 @@ public final class Spool: Sendable {
         }
     }
 
-    /// Sealed batches the hub has not acknowledged, oldest first: at most `limit`, and only
-    /// those `include` accepts.
-    public func unacknowledged(limit: Int = .max, where include: (UInt64) -> Bool = { _ in true }) -> [SealedBatch] {
-        self.state.withLock { state in
-            while let first = state.order.first, state.unacknowledged[first] == nil { state.order.removeFirst() }
-            var batches: [SealedBatch] = []
-            for sequence in state.order {
-                if batches.count >= limit { break }
-                if let entry = state.unacknowledged[sequence], include(sequence) { batches.append(entry.batch) }
+    /// Sealed batches the hub has not acknowledged, oldest first: at most `limit`, at most
+    /// `maxBytes` together (but always one, if any), and only those `include` accepts,
+    /// read back from disk. A batch that cannot be read (its
+    /// segment damaged since the spool opened) is logged once and left out; it stays in
+    /// the spool, and the next start quarantines its segment.
+    public func unacknowledged(limit: Int = .max, maxBytes: Int = .max, where include: (UInt64) -> Bool = { _ in true }) -> [SealedBatch] {
+        let (wanted, next, readers) = self.state.withLock { state -> ([(UInt64, SpoolIndex.Batch)], [SpoolIndex.Batch], SegmentReaders) in
+            var wanted: [(UInt64, SpoolIndex.Batch)] = []
+            var next: [SpoolIndex.Batch] = []
+            var readers = SegmentReaders(folder: self.segmentsPath)
+            var bytes = 0
+            var full = false
+            guard !state.closed else { return (wanted, next, readers) }
+            for sequence in state.index.sequences() {
+                guard let batch = state.index.batches[sequence], include(sequence), !state.damagedBatches.contains(sequence) else {
+                    continue
+                }
+                if full || wanted.count >= limit || (!wanted.isEmpty && bytes + batch.size > maxBytes) {
+                    full = true
+                    // The batches to send after these: read ahead while these are in flight.
+                    guard next.count < max(limit, 4), (try? readers.reader(batch.segment)) != nil else { break }
+                    next.append(batch)
+                    continue
+                }
+                do {
+                    _ = try readers.reader(batch.segment)
+                    wanted.append((sequence, batch))
+                    bytes += batch.size
+                } catch {
+                    self.reportDamaged(sequence, "\(error)", &state)
+                }
             }
-            return batches
+            return (wanted, next, readers)
         }
+        var open = readers
+        for batch in next { try? open.reader(batch.segment).prefetch(at: batch.offset, count: batch.size) }
+        var batches: [SealedBatch] = []
+        for (sequence, location) in wanted {
+            do {
+                switch try open.reader(location.segment).entry(at: location.offset) {
+                case .entry(.sealed(_, _, let batch), let size) where size == location.size && batch.header.sequence == sequence:
+                    batches.append(batch)
+                case .entry:
+                    throw SpoolError(.io, "the entry at byte \(location.offset) of segment \(location.segment) is not batch \(sequence)")
+                case .incomplete:
+                    throw SpoolError(.io, "segment \(location.segment) ends inside batch \(sequence)")
+                case .corrupt(let reason):
+                    throw SpoolError(.io, "batch \(sequence) in segment \(location.segment) is damaged: \(reason)")
+                }
+            } catch {
+                self.state.withLock { self.reportDamaged(sequence, "\(error)", &$0) }
+            }
+        }
+        return batches
+    }
+
+    private func reportDamaged(_ sequence: UInt64, _ reason: String, _ state: inout State) {
+        guard state.damagedBatches.insert(sequence).inserted else { return }
+        self.logger.error(
+            "a sealed batch cannot be read back; it stays in the spool and the next start quarantines its segment",
+            metadata: ["batch": "\(sequence)", "error": "\(reason)"]
+        )
     }
 
     /// The hub committed batch `sequence` (stored or duplicate): it leaves the spool. An
@@ -331,7 +422,9 @@ public final class Spool: Sendable {
     public func acknowledged(sequence: UInt64) throws {
         try self.state.withLock { state in
             try self.checkOpen(state)
-            guard let done = state.unacknowledged.removeValue(forKey: sequence) else { return }
+            guard let done = state.index.batches.removeValue(forKey: sequence) else { return }
+            state.index.unacknowledgedRecords -= done.recordCount
+            state.damagedBatches.remove(sequence)
             var buffer = ByteBuffer()
             SpoolEntry.acknowledged(sequence: sequence).write(into: &buffer)
             do {
@@ -350,15 +443,13 @@ public final class Spool: Sendable {
     /// Counts for `status` and metrics.
     public var stats: Stats {
         self.state.withLock { state in
-            let oldestUnsealed = state.unsealed.first?.record.capturedAt
-            let oldestSealed = state.unacknowledged.values.compactMap(\.oldestCapturedAt).min()
-            return Stats(
-                unsealedRecords: state.unsealed.count,
-                unacknowledgedBatches: state.unacknowledged.count,
-                unacknowledgedRecords: state.unacknowledged.values.reduce(0) { $0 + Int($1.batch.header.recordCount) },
+            Stats(
+                unsealedRecords: state.index.unsealedCount,
+                unacknowledgedBatches: state.index.batches.count,
+                unacknowledgedRecords: state.index.unacknowledgedRecords,
                 bytes: self.totalBytes(state),
                 segments: state.segments.count,
-                oldestPendingCapturedAt: [oldestUnsealed, oldestSealed].compactMap { $0 }.min()
+                oldestPendingCapturedAt: state.index.oldestPendingCapturedAt
             )
         }
     }
@@ -382,7 +473,7 @@ public final class Spool: Sendable {
                 } else if state.failure == nil {
                     state.failure = SpoolError(.io, "fsync on close failed: \(String(cString: strerror(errno)))")
                 }
-                Foundation.close(state.activeFD)
+                closeFile(state.activeFD)
                 state.activeFD = -1
             }
             if let failure = state.failure {
@@ -405,15 +496,16 @@ public final class Spool: Sendable {
         state.segments.values.reduce(0) { $0 + $1.bytes }
     }
 
-    /// Writes `buffer` at the end of the active segment, rolling to a new one when full.
-    /// Writes `buffer`; with `useReserve`, a write the full disk refuses is tried once more
-    /// after giving up the reserve.
-    private func write(_ buffer: ByteBuffer, _ state: inout State, useReserve: Bool = false) throws {
+    /// Writes `buffer` at the end of the active segment, rolling to a new one when full;
+    /// with `useReserve`, a write the full disk refuses is tried once more after giving up
+    /// the reserve. Returns the offset it was written at, in the (then) active segment.
+    @discardableResult
+    private func write(_ buffer: ByteBuffer, _ state: inout State, useReserve: Bool = false) throws -> Int {
         do {
-            try self.writeOnce(buffer, &state)
+            return try self.writeOnce(buffer, &state)
         } catch let error as SpoolError where useReserve && state.failure == nil && self.releaseReserve() {
             self.logger.warning("disk full: the spool's reserve was given up to seal and acknowledge", metadata: ["error": "\(error)"])
-            try self.writeOnce(buffer, &state)
+            return try self.writeOnce(buffer, &state)
         }
     }
 
@@ -433,11 +525,11 @@ public final class Spool: Sendable {
         var buffer = ByteBuffer()
         buffer.writeRepeatingByte(0, count: size)
         let written = (try? SpoolFiles.writeAll(fd, buffer, path: self.configuration.directory)) != nil && fsync(fd) == 0
-        Foundation.close(fd)
+        closeFile(fd)
         if !written { unlink(self.reservePath) }
     }
 
-    private func writeOnce(_ buffer: ByteBuffer, _ state: inout State) throws {
+    private func writeOnce(_ buffer: ByteBuffer, _ state: inout State) throws -> Int {
         if let size = state.segments[state.activeID]?.bytes, size > 0, size + buffer.readableBytes > self.configuration.segmentBytes {
             try self.roll(&state)
         }
@@ -454,6 +546,7 @@ public final class Spool: Sendable {
         }
         state.segments[state.activeID, default: Segment(bytes: 0)].bytes = size + buffer.readableBytes
         state.written += UInt64(buffer.readableBytes)
+        return size
     }
 
     /// Starts the next segment (with its header), then closes the active one (fsync'd, so
@@ -470,18 +563,18 @@ public final class Spool: Sendable {
         do {
             try SpoolFiles.writeAll(fd, header, path: self.segmentsPath)
         } catch {
-            Foundation.close(fd)
+            closeFile(fd)
             unlink(SpoolFiles.path(segment: next, in: self.segmentsPath))
             throw error
         }
         guard fsync(state.activeFD) == 0 else {
             let failure = SpoolError(.io, "fsync of segment \(state.activeID) failed: \(String(cString: strerror(errno)))")
-            Foundation.close(fd)
+            closeFile(fd)
             unlink(SpoolFiles.path(segment: next, in: self.segmentsPath))
             self.fail(failure, &state)
             throw failure
         }
-        Foundation.close(state.activeFD)
+        closeFile(state.activeFD)
         state.durable = state.written
         self.resumeWaiters(&state)
         state.activeID = next
@@ -547,7 +640,7 @@ public final class Spool: Sendable {
             self.wakeFlusher.wait()
             if case .interval(let interval) = self.configuration.fsync, !self.state.withLock({ $0.urgent || $0.closed }) {
                 let due = lastSync + interval
-                if ContinuousClock.now < due { Thread.sleep(forTimeInterval: Self.seconds(due - ContinuousClock.now)) }
+                if ContinuousClock.now < due { Self.sleep(due - ContinuousClock.now) }
             }
             let (fd, position, closed) = self.state.withLock { state -> (Int32, UInt64, Bool) in
                 state.urgent = false
@@ -558,7 +651,7 @@ public final class Spool: Sendable {
             if fd >= 0 {
                 let result = fdatasync(fd)
                 let failure = result == 0 ? nil : SpoolError(.io, "fsync failed: \(String(cString: strerror(errno)))")
-                Foundation.close(fd)
+                closeFile(fd)
                 lastSync = ContinuousClock.now
                 self.state.withLock { state in
                     if let failure {
@@ -574,7 +667,11 @@ public final class Spool: Sendable {
         self.flusherDone.signal()
     }
 
-    private static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    /// Blocks this thread (the fsync thread, never a task) for `duration`.
+    private static func sleep(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        var request = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
+        var remaining = timespec()
+        while nanosleep(&request, &remaining) != 0, errno == EINTR { request = remaining }
     }
 }

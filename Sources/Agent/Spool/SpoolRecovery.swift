@@ -1,10 +1,20 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Logging
 import Support
 import NIOCore
 import Wire
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
-/// Reads a spool folder back into memory when the spool opens.
+/// Reads a spool folder's index back when the spool opens: every entry is read and
+/// checked (records decoded, batches parsed), and only where things are is kept.
 struct SpoolRecovery {
     let configuration: Spool.Configuration
     let logger: Logger
@@ -13,7 +23,6 @@ struct SpoolRecovery {
     var quarantinePath: String { self.configuration.directory + "/quarantine" }
 
     func run() throws -> (Spool.State, Spool.Recovery) {
-        let manager = FileManager.default
         do {
             try SecretFile.createDirectory(self.segmentsPath)
         } catch {
@@ -21,9 +30,9 @@ struct SpoolRecovery {
         }
         let ids: [UInt64]
         do {
-            ids = try manager.contentsOfDirectory(atPath: self.segmentsPath).compactMap(SpoolFiles.segmentID).sorted()
+            ids = try FileManager.default.contentsOfDirectory(atPath: self.segmentsPath).compactMap(SpoolFiles.segmentID).sorted()
         } catch {
-            throw SpoolError(.io, "cannot read the spool folder \(self.segmentsPath): \(error.localizedDescription)")
+            throw SpoolError(.io, "cannot read the spool folder \(self.segmentsPath): \(error)")
         }
 
         // An unfinished quarantine rewrite: the segments it would have replaced are all still here.
@@ -36,54 +45,52 @@ struct SpoolRecovery {
         var newestHasHeader = false
         for (index, id) in ids.enumerated() {
             let path = SpoolFiles.path(segment: id, in: self.segmentsPath)
-            guard let data = manager.contents(atPath: path) else {
-                throw SpoolError(.io, "cannot read spool segment \(path)")
-            }
+            let reader = try SegmentReader(path: path, chunk: 1 << 20)
+            let fileSize = try reader.fileSize()
             let isNewest = index == ids.count - 1
             var offset = 0
-            var segment = Spool.Segment(bytes: data.count)
+            var segment = Spool.Segment(bytes: fileSize)
             var skippedBytes = 0
-            let damage: String? = data.withUnsafeBytes { raw in
-                var damage: String?
-                while offset < raw.count {
-                    switch SpoolEntry.read(from: UnsafeRawBufferPointer(rebasing: raw[offset...])) {
-                    case .entry(let entry, let size):
-                        if isNewest, case .header = entry { newestHasHeader = true }
-                        if case .base = entry {
-                            // A rewrite after quarantine holds everything live: forget what came before.
-                            superseded = ids.filter { $0 < id }
-                            state = Spool.State()
-                            damaged = []
-                        }
-                        Self.replay(entry, segment: id, into: &state, &segment)
-                        offset += size
-                    case .incomplete:
-                        return isNewest && damage == nil ? nil : (damage ?? "an entry is cut short at byte \(offset)")
-                    case .corrupt(let reason):
-                        // The newest segment's last entry, damaged: a write the crash tore.
-                        if isNewest, damage == nil, Self.isLastEntry(raw, at: offset) { return nil }
-                        damage = damage ?? "\(reason) at byte \(offset)"
-                        // Find the next whole entry (its checksum must match) and go on from
-                        // there: one damaged entry costs that entry, not the rest of the segment.
-                        guard let next = Self.nextEntry(raw, after: offset) else {
-                            skippedBytes += raw.count - offset
-                            return damage
-                        }
-                        skippedBytes += next - offset
-                        offset = next
+            var damage: String?
+            scan: while offset < fileSize {
+                switch try reader.entry(at: offset) {
+                case .entry(let entry, let size):
+                    if isNewest, case .header = entry { newestHasHeader = true }
+                    if case .base = entry {
+                        // A rewrite after quarantine holds everything live: forget what came before.
+                        superseded = ids.filter { $0 < id }
+                        state = Spool.State()
+                        damaged = []
                     }
+                    Self.replay(entry, segment: id, offset: offset, size: size, into: &state, &segment)
+                    offset += size
+                case .incomplete:
+                    if !isNewest || damage != nil { damage = damage ?? "an entry is cut short at byte \(offset)" }
+                    break scan
+                case .corrupt(let reason):
+                    // The newest segment's last entry, damaged: a write the crash tore.
+                    if isNewest, damage == nil, try Self.isLastEntry(reader, at: offset, fileSize: fileSize) { break scan }
+                    damage = damage ?? "\(reason) at byte \(offset)"
+                    // Find the next whole entry (its checksum must match) and go on from
+                    // there: one damaged entry costs that entry, not the rest of the segment.
+                    guard let next = try Self.nextEntry(reader, after: offset, fileSize: fileSize) else {
+                        skippedBytes += fileSize - offset
+                        offset = fileSize
+                        break scan
+                    }
+                    skippedBytes += next - offset
+                    offset = next
                 }
-                return damage
             }
             if let damage {
                 self.logger.error(
                     "spool segment damaged; quarantined", metadata: ["segment": "\(path)", "reason": "\(damage)", "skippedBytes": "\(skippedBytes)"]
                 )
                 damaged.append(id)
-            } else if offset < data.count {
+            } else if offset < fileSize {
                 // Torn tail: cut it off so new entries follow the last whole one.
-                recovery.truncatedBytes += data.count - offset
-                self.logger.warning("spool: torn entry truncated", metadata: ["segment": "\(path)", "bytes": "\(data.count - offset)"])
+                recovery.truncatedBytes += fileSize - offset
+                self.logger.warning("spool: torn entry truncated", metadata: ["segment": "\(path)", "bytes": "\(fileSize - offset)"])
                 guard truncate(path, off_t(offset)) == 0 else {
                     throw SpoolError(.io, "cannot truncate \(path): \(String(cString: strerror(errno)))")
                 }
@@ -97,6 +104,12 @@ struct SpoolRecovery {
             state.segments[id] = nil
         }
         let remaining = ids.filter { !superseded.contains($0) }
+        var readers = SegmentReaders(folder: self.segmentsPath)
+        for index in state.index.runs.indices where state.index.runs[index].skip > 0 {
+            let run = state.index.runs[index]
+            state.index.runs[index] = try SpoolIndex.normalized(run, reader: readers.reader(run.segment))
+        }
+        state.index.order = state.index.batches.keys.sorted()
         if damaged.isEmpty {
             if let newest = remaining.last {
                 state.activeID = newest
@@ -114,78 +127,81 @@ struct SpoolRecovery {
                 try self.startSegment(1, &state)
             }
         } else {
-            recovery.quarantinedSegments = try self.quarantine(damaged, keeping: &state, all: remaining)
+            recovery.quarantinedSegments = try self.quarantine(damaged, keeping: &state, all: remaining, readers: &readers)
         }
-        state.order = CircularBuffer(state.unacknowledged.keys.sorted())
         state.written = UInt64(state.segments.values.reduce(0) { $0 + $1.bytes })
         state.durable = state.written
         return (state, recovery)
     }
 
-    private static func replay(_ entry: SpoolEntry, segment: UInt64, into state: inout Spool.State, _ current: inout Spool.Segment) {
+    private static func replay(
+        _ entry: SpoolEntry, segment: UInt64, offset: Int, size: Int, into state: inout Spool.State, _ current: inout Spool.Segment
+    ) {
+        func leave(_ count: Int, from id: UInt64) {
+            if id == segment { current.live -= count } else { state.segments[id]?.live -= count }
+        }
         switch entry {
         case .header(let nextSequence, let nextRecordNumber):
             state.nextSequence = max(state.nextSequence, nextSequence)
             state.nextRecordNumber = max(state.nextRecordNumber, nextRecordNumber)
         case .record(let number, let record):
-            state.unsealed.append(Spool.Pending(number: number, segment: segment, record: record))
+            state.index.appended(segment: segment, offset: offset, size: size, first: number, count: 1, oldestCapturedAt: record.capturedAt)
             state.nextRecordNumber = max(state.nextRecordNumber, number + 1)
             current.live += 1
         case .sealed(let firstNumber, let lastNumber, let batch):
             // Only the batch's own records leave the queue: any older record still unsealed
             // lost its seal (in a quarantined segment) and must be sealed again, not dropped.
-            var older: [Spool.Pending] = []
-            while let first = state.unsealed.first, first.number < firstNumber {
-                older.append(state.unsealed.removeFirst())
-            }
-            var oldest = Int64.max
-            while let first = state.unsealed.first, first.number <= lastNumber {
-                state.unsealed.removeFirst()
-                oldest = min(oldest, first.record.capturedAt)
-                if first.segment == segment { current.live -= 1 } else { state.segments[first.segment]?.live -= 1 }
-            }
-            for pending in older.reversed() { state.unsealed.prepend(pending) }
+            let (perSegment, oldest) = state.index.removeRecords(firstNumber, through: lastNumber)
+            for (id, count) in perSegment { leave(count, from: id) }
             let sequence = batch.header.sequence
-            state.unacknowledged[sequence] = Spool.Unacknowledged(
-                segment: segment, batch: batch, oldestCapturedAt: oldest == .max ? nil : oldest
+            if let replaced = state.index.batches[sequence] {
+                state.index.unacknowledgedRecords -= replaced.recordCount
+                leave(1, from: replaced.segment)
+            }
+            state.index.batches[sequence] = SpoolIndex.Batch(
+                segment: segment, offset: offset, size: size, recordCount: Int(batch.header.recordCount), oldestCapturedAt: oldest
             )
+            state.index.unacknowledgedRecords += Int(batch.header.recordCount)
             state.nextSequence = max(state.nextSequence, sequence + 1)
             current.live += 1
         case .base:
             break
         case .captured(let cursor, let records):
-            for (number, record) in records {
-                state.unsealed.append(Spool.Pending(number: number, segment: segment, record: record))
-                state.nextRecordNumber = max(state.nextRecordNumber, number + 1)
-                current.live += 1
-            }
+            // Numbered consecutively when written (see Spool.append).
+            state.index.appended(
+                segment: segment, offset: offset, size: size, first: records.first?.number ?? 0, count: records.count,
+                oldestCapturedAt: records.lazy.map(\.record.capturedAt).min() ?? .max
+            )
+            if let last = records.last { state.nextRecordNumber = max(state.nextRecordNumber, last.number + 1) }
+            current.live += records.count
             state.cursors[cursor.source] = cursor
         case .cursor(let cursor):
             state.cursors[cursor.source] = cursor
         case .acknowledged(let sequence):
             // The batch's own entry may be gone with its segment; its number stays used.
             state.nextSequence = max(state.nextSequence, sequence + 1)
-            if let done = state.unacknowledged.removeValue(forKey: sequence) {
-                if done.segment == segment { current.live -= 1 } else { state.segments[done.segment]?.live -= 1 }
+            if let done = state.index.batches.removeValue(forKey: sequence) {
+                state.index.unacknowledgedRecords -= done.recordCount
+                leave(1, from: done.segment)
             }
         }
     }
 
     /// The offset of the next readable entry after a damaged one at `offset`, if any.
-    private static func nextEntry(_ raw: UnsafeRawBufferPointer, after offset: Int) -> Int? {
+    private static func nextEntry(_ reader: SegmentReader, after offset: Int, fileSize: Int) throws -> Int? {
         var candidate = offset + 1
-        while candidate + SpoolEntry.prefixLength <= raw.count {
-            if case .entry = SpoolEntry.read(from: UnsafeRawBufferPointer(rebasing: raw[candidate...])) { return candidate }
+        while candidate + SpoolEntry.prefixLength <= fileSize {
+            if case .entry = try reader.entry(at: candidate) { return candidate }
             candidate += 1
         }
         return nil
     }
 
     /// Whether the entry at `offset` claims to reach exactly to the end, or past it.
-    private static func isLastEntry(_ raw: UnsafeRawBufferPointer, at offset: Int) -> Bool {
-        guard raw.count - offset >= 4 else { return true }
-        let length = Int(raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self).bigEndian)
-        return offset + 8 + length >= raw.count
+    private static func isLastEntry(_ reader: SegmentReader, at offset: Int, fileSize: Int) throws -> Bool {
+        guard fileSize - offset >= 4 else { return true }
+        let length = try reader.read(at: offset, count: 4).reduce(0) { $0 << 8 | Int($1) }
+        return offset + 8 + length >= fileSize
     }
 
     private func startSegment(_ id: UInt64, _ state: inout Spool.State) throws {
@@ -201,35 +217,75 @@ struct SpoolRecovery {
 
     /// Rewrites everything still live, in order, into one fresh segment that supersedes
     /// every older one, keeping a copy of each damaged segment in `quarantine/`; then
-    /// deletes the old segments.
+    /// deletes the old segments. Live entries are copied through a bounded buffer, never
+    /// held all at once.
     ///
     /// Crash-safe: the fresh segment is written under a temporary name and renamed into
     /// place only when complete and fsync'd. It starts with a `base` entry, so if a crash
     /// leaves the old segments beside it, the next recovery ignores and deletes them.
-    private func quarantine(_ damaged: [UInt64], keeping state: inout Spool.State, all ids: [UInt64]) throws -> [String] {
+    private func quarantine(
+        _ damaged: [UInt64], keeping state: inout Spool.State, all ids: [UInt64], readers: inout SegmentReaders
+    ) throws -> [String] {
         try SecretFile.createDirectory(self.quarantinePath)
         let fresh = (ids.last ?? 0) + 1
         let temporary = self.segmentsPath + "/" + SpoolFiles.rewriteName
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw SpoolError(.io, "cannot create \(temporary): \(String(cString: strerror(errno)))") }
+        var index = SpoolIndex()
+        var written = 0
         var buffer = ByteBuffer()
-        SpoolEntry.base.write(into: &buffer)
-        SpoolEntry.header(nextSequence: state.nextSequence, nextRecordNumber: state.nextRecordNumber).write(into: &buffer)
-        for name in state.cursors.keys.sorted() {
-            if let cursor = state.cursors[name] { SpoolEntry.cursor(cursor).write(into: &buffer) }
-        }
-        for sequence in state.unacknowledged.keys.sorted() {
-            guard let entry = state.unacknowledged[sequence] else { continue }
-            // Its records are already out of the queue; an empty range consumes nothing on replay.
-            SpoolEntry.sealed(firstRecordNumber: 1, lastRecordNumber: 0, entry.batch).write(into: &buffer)
-            state.unacknowledged[sequence]?.segment = fresh
-        }
-        for index in state.unsealed.indices {
-            SpoolEntry.record(number: state.unsealed[index].number, state.unsealed[index].record).write(into: &buffer)
-            state.unsealed[index].segment = fresh
-        }
-        do {
+        func flush(_ force: Bool) throws {
+            guard force || buffer.readableBytes >= 1 << 20 else { return }
             try SpoolFiles.writeAll(fd, buffer, path: self.segmentsPath)
+            written += buffer.readableBytes
+            buffer.clear()
+        }
+        var rewritten = 0
+        do {
+            SpoolEntry.base.write(into: &buffer)
+            SpoolEntry.header(nextSequence: state.nextSequence, nextRecordNumber: state.nextRecordNumber).write(into: &buffer)
+            for name in state.cursors.keys.sorted() {
+                if let cursor = state.cursors[name] { SpoolEntry.cursor(cursor).write(into: &buffer) }
+            }
+            for sequence in state.index.order {
+                guard let location = state.index.batches[sequence] else { continue }
+                guard case .entry(.sealed(_, _, let batch), _) = try readers.reader(location.segment).entry(at: location.offset) else {
+                    throw SpoolError(.io, "batch \(sequence) cannot be read back from segment \(location.segment) for the rewrite")
+                }
+                // Its records are already out of the queue; an empty range consumes nothing on replay.
+                let offset = written + buffer.readableBytes
+                SpoolEntry.sealed(firstRecordNumber: 1, lastRecordNumber: 0, batch).write(into: &buffer)
+                var moved = location
+                moved.segment = fresh
+                moved.offset = offset
+                moved.size = written + buffer.readableBytes - offset
+                index.batches[sequence] = moved
+                index.order.append(sequence)
+                index.unacknowledgedRecords += location.recordCount
+                try flush(false)
+            }
+            for var run in state.index.runs {
+                while run.count > 0 {
+                    let take = min(run.count, 1_000)
+                    let records = try SpoolIndex.read([run], limit: take, readers: &readers)
+                    for (position, record) in records.enumerated() {
+                        let offset = written + buffer.readableBytes
+                        let number = run.firstNumber + UInt64(position)
+                        SpoolEntry.record(number: number, record).write(into: &buffer)
+                        index.appended(
+                            segment: fresh, offset: offset, size: written + buffer.readableBytes - offset, first: number, count: 1,
+                            oldestCapturedAt: record.capturedAt
+                        )
+                    }
+                    rewritten += records.count
+                    try flush(false)
+                    let rest = try SpoolIndex.position(after: take, in: run, reader: readers.reader(run.segment))
+                    (run.offset, run.skip) = rest
+                    run.firstNumber += UInt64(take)
+                    run.count -= take
+                }
+            }
+            try flush(true)
             guard fsync(fd) == 0 else { throw SpoolError(.io, "fsync of the rewritten spool segment failed") }
         } catch {
             close(fd)
@@ -255,11 +311,17 @@ struct SpoolRecovery {
         }
         SpoolFiles.syncFolder(self.segmentsPath)
         for id in ids { unlink(SpoolFiles.path(segment: id, in: self.segmentsPath)) }
-        state.segments = [fresh: Spool.Segment(bytes: buffer.readableBytes, live: state.unacknowledged.count + state.unsealed.count)]
+        state.index = index
+        state.segments = [fresh: Spool.Segment(bytes: written, live: index.batches.count + rewritten)]
         state.activeID = fresh
         state.activeFD = fd
         return moved
     }
+}
+
+/// Closes a file descriptor (a free function: `Spool` has a `close()` of its own).
+func closeFile(_ fd: Int32) {
+    close(fd)
 }
 
 /// File helpers for segments: `segments/0000000000000001.seg`.

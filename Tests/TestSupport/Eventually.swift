@@ -1,0 +1,22 @@
+/// Bounded waits for a condition that becomes true asynchronously: tests never assert
+/// right after an asynchronous event, and never wait without a deadline.
+
+/// Waits for an asynchronous `condition` up to `seconds`; returns whether it became true.
+public func eventually(seconds: Double = 10, _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return try await condition()
+}
+
+/// Waits for `condition` up to `seconds`; returns whether it became true.
+public func eventually(seconds: Double = 10, _ condition: () throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if try condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return try condition()
+}

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Agent memory with a large backlog, and how fast the backlog drains: a release
+# `feedback-agent run` with HTTP intake whose hub is down while CLIENTS Python threads post
+# ratings until the spool holds BACKLOG_MIB; then the release `feedback-hub` starts and the
+# agent drains to it. The agent's RSS (VmRSS and RssAnon from /proc) is sampled every
+# 0.2 s throughout. Checks that the hub stored every accepted rating, once.
+#
+#   scripts/bench-agent-backlog.sh                    # 1 GiB backlog
+#   BACKLOG_MIB=256 scripts/bench-agent-backlog.sh    # smaller, quicker
+#
+# Figures and the machine they came from are kept in docs/BENCHMARKS.md.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+backlog_mib="${BACKLOG_MIB:-1024}"
+clients="${CLIENTS:-6}"
+out="${OUT:-$(mktemp -d)}"
+mkdir -p "$out"
+
+if [ -z "${SKIP_BUILD:-}" ]; then
+    swift build -c release --product feedback-hub
+    swift build -c release --product feedback-agent
+fi
+bin="$(swift build -c release --show-bin-path)"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port=$(free_port); hubhttp=$(free_port); agenthttp=$(free_port)
+
+rm -rf "$out/hub" "$out/agent"
+mkdir -p "$out/agent"
+"$bin/feedback-hub" init "$out/hub" --listen "127.0.0.1:$port" --http "127.0.0.1:$hubhttp" > /dev/null
+"$bin/feedback-agent" keygen --out "$out/agent/agent.json" > "$out/agent/keygen.txt"
+"$bin/feedback-hub" agents add --config "$out/hub/hub.yaml" \
+    --node-id "$(sed -n 's/^node id: *//p' "$out/agent/keygen.txt")" \
+    --public-key "$(sed -n 's/^public key: *//p' "$out/agent/keygen.txt")" --site web-eu > /dev/null
+cat > "$out/agent/agent.yaml" <<YAML
+identity: agent.json
+hubs: ["127.0.0.1:$port"]
+ca: $out/hub/ca.pem
+spool: {quotaBytes: $(( (backlog_mib + 256) << 20 ))}
+http: {listen: "127.0.0.1:$agenthttp", maxBodyBytes: 4194304}
+drainTimeoutMs: 60000
+YAML
+
+hub=""
+"$bin/feedback-agent" run --config "$out/agent/agent.yaml" --log-level warning > "$out/agent.log" 2>&1 &
+agent=$!
+trap 'kill -9 $agent $hub 2>/dev/null || true' EXIT
+for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$agenthttp/healthz" > /dev/null 2>&1 && break; sleep 0.05; done
+status() { curl -fs "http://127.0.0.1:$agenthttp/status" | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+
+rss() { awk -v k="$1" '$1 == k":" {print $2}' /proc/$agent/status; }
+sleep 2
+idle=$(rss VmRSS); idle_anon=$(rss RssAnon)
+# Peaks per phase: the sampler writes "phase peak peak_anon" lines; the phase is read from a file.
+echo fill > "$out/phase"
+( while kill -0 $agent 2>/dev/null; do
+      echo "$(cat "$out/phase") $(rss VmRSS 2>/dev/null || echo 0) $(rss RssAnon 2>/dev/null || echo 0)"; sleep 0.2
+  done ) > "$out/samples" &
+sampler=$!
+
+python3 - "$agenthttp" "$clients" "$backlog_mib" > "$out/fill.txt" <<'PY'
+import json, random, sys, threading, time, urllib.request
+port, clients, backlog = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]) << 20
+rng = random.Random(7)
+words = "fast friendly slow queue checkout staff price clean rude helpful waited again never always".split()
+bodies = [json.dumps([{"source": "popup", "scale": "nps", "score": rng.randrange(11), "site": "web-eu",
+                       "subject": "checkout", "customer": "cust-%d" % rng.randrange(10**6),
+                       "comment": " ".join(rng.choice(words) for _ in range(rng.randrange(12)))}
+                      for _ in range(1000)]).encode() for _ in range(32)]
+accepted = [0] * clients
+done = threading.Event()
+def spool_bytes():
+    with urllib.request.urlopen("http://127.0.0.1:%d/status" % port, timeout=10) as r:
+        return json.load(r)["spoolBytes"]
+def run(n):
+    i = n
+    while not done.is_set() and accepted[n] < 50_000_000:
+        req = urllib.request.Request("http://127.0.0.1:%d/v1/feedback" % port, data=bodies[i % len(bodies)],
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            if r.status == 202: accepted[n] += 1000
+        i += clients
+threads = [threading.Thread(target=run, args=(n,)) for n in range(clients)]
+start = time.time()
+for t in threads: t.start()
+while spool_bytes() < backlog and time.time() - start < 1800: time.sleep(0.5)
+done.set()
+for t in threads: t.join()
+print("%d %.2f %d" % (sum(accepted), time.time() - start, spool_bytes()))
+PY
+read accepted fill_seconds backlog_bytes < "$out/fill.txt"
+sleep 2
+full=$(rss VmRSS); full_anon=$(rss RssAnon)
+
+echo drain > "$out/phase"
+"$bin/feedback-hub" serve --config "$out/hub/hub.yaml" --log-level warning > "$out/hub.log" 2>&1 &
+hub=$!
+drain_start=$(date +%s.%N)
+for _ in $(seq 1 18000); do
+    [ "$(status unsealedRecords 2>/dev/null)" = 0 ] && [ "$(status unacknowledgedBatches 2>/dev/null)" = 0 ] && break
+    sleep 0.1
+done
+drain_end=$(date +%s.%N)
+echo done > "$out/phase"
+stored=$(curl -fs "http://127.0.0.1:$hubhttp/metrics" | awk '/^feedback_hub_records_stored_total/ {print $2}')
+duplicates=$(curl -fs "http://127.0.0.1:$hubhttp/metrics" | awk '/^feedback_hub_batches_total\{outcome="duplicate"\}/ {print $2}')
+kill $sampler 2>/dev/null || true
+kill -TERM $agent; wait $agent || true
+kill -TERM $hub; wait $hub || true
+
+peak() { awk -v p="$1" -v c="$2" '$1 == p && $c > m {m = $c} END {print m + 0}' "$out/samples"; }
+mib() { python3 -c "print('%.1f MiB' % ($1 / 1024))"; }
+echo "agent idle, hub down:        RSS $(mib "$idle"), RssAnon $(mib "$idle_anon")"
+echo "filling the backlog (peak):  RSS $(mib "$(peak fill 2)"), RssAnon $(mib "$(peak fill 3)")"
+echo "backlog in place:            RSS $(mib "$full"), RssAnon $(mib "$full_anon"), spool $(( backlog_bytes >> 20 )) MiB"
+echo "draining (peak):             RSS $(mib "$(peak drain 2)"), RssAnon $(mib "$(peak drain 3)")"
+echo "accepted over HTTP:          $accepted ratings in $fill_seconds s"
+python3 -c "print('drained:                     %d ratings in %.1f s: %d records/s' % ($accepted, $drain_end - $drain_start, $accepted / ($drain_end - $drain_start)))"
+echo "stored in the hub:           ${stored:-0} (batches answered duplicate: ${duplicates:-0})"
+[ "${stored:-0}" = "$accepted" ] || { echo "MISMATCH: accepted $accepted, stored ${stored:-0}" >&2; exit 1; }

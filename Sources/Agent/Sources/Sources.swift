@@ -43,6 +43,11 @@ public struct SourceStats: Sendable, Hashable {
     public var badLines = 0
     /// Times the input was (re)opened.
     public var opens = 0
+    /// Kiosk key presses dropped because the buffer was full: only from a device, which
+    /// cannot be made to wait (a FIFO or a file is read no further instead). Each is logged.
+    public var dropped = 0
+    /// Kiosk key presses read and not yet in the spool.
+    public var buffered = 0
 }
 
 /// Runs the configured sources of one agent: tails files into the spool (records and

@@ -128,6 +128,25 @@ import Wire
         #expect(seen == ["three", "four"], "nothing re-read, nothing skipped")
     }
 
+    @Test func aCursorWhoseFileIsGoneIsReportedOnceNotSkippedSilently() throws {
+        let folder = try self.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/feed.log"
+        try appendText("one\ntwo\n", to: path)
+        let cursor = try #require(try FileTailer(path: path, name: "feed", cursor: nil).poll()?.cursor)
+        try appendText("three\n", to: path)
+        // Rotated and compressed (the old inode gone) while no tailer ran: "three" is lost.
+        // The new file is made first, so it cannot be given the old inode number.
+        try appendText("four\n", to: path + ".new")
+        #expect(unlink(path) == 0)
+        #expect(rename(path + ".new", path) == 0)
+        let tailer = FileTailer(path: path, name: "feed", cursor: cursor)
+        #expect(self.texts(try tailer.poll()) == ["four"])
+        let lost = try #require(tailer.takeLostFile(), "the tailer says the file of its cursor was gone")
+        #expect(lost.offset == cursor.offset && lost.line == 2)
+        #expect(tailer.takeLostFile() == nil, "said once")
+    }
+
     // MARK: Kiosk
 
     @Test func keyDownsBecomeRatingsDebouncedAndHammeringIsFlagged() {

@@ -143,6 +143,7 @@ final class SourceRunner: Sendable {
             let chunk: FileTailer.Chunk?
             do {
                 chunk = try tailer.poll()
+                self.reportLostFile(tailer, source)
             } catch {
                 self.logger.error("source cannot read its file", metadata: ["source": "\(source.name)", "error": "\(error)"])
                 try? await Task.sleep(for: .seconds(1))
@@ -221,7 +222,9 @@ final class SourceRunner: Sendable {
             while let chunk = try? cdr.poll(), !chunk.lines.isEmpty {
                 for (text, _) in chunk.lines { index(text) }
             }
-            guard let chunk = try? surveys.poll(), !chunk.lines.isEmpty || chunk.cursor != saved else {
+            let polled = try? surveys.poll()
+            self.reportLostFile(surveys, source)
+            guard let chunk = polled, !chunk.lines.isEmpty || chunk.cursor != saved else {
                 try? await Task.sleep(for: source.pollInterval)
                 continue
             }
@@ -281,6 +284,16 @@ final class SourceRunner: Sendable {
                 try? await Task.sleep(for: source.pollInterval)
             }
         }
+    }
+
+    /// Lines after a saved position in a file that is gone cannot be read or counted:
+    /// say so, once.
+    private func reportLostFile(_ tailer: FileTailer, _ source: SourceConfiguration) {
+        guard let lost = tailer.takeLostFile() else { return }
+        self.logger.warning(
+            "source file of the saved position is gone (rotated away and deleted or compressed while the agent was stopped); lines written to it after that position were not read",
+            metadata: ["source": "\(source.name)", "file": "\(tailer.path)", "line": "\(lost.line)"]
+        )
     }
 
     private func badLine(_ source: SourceConfiguration, _ chunk: FileTailer.Chunk, _ number: UInt64, _ error: any Error) {

@@ -42,6 +42,8 @@ public struct HTTPIntake: Sendable {
     let agent: FeedbackAgent
     let configuration: Configuration
     let logger: Logger
+    /// What `/metrics` serves: the agent's own registry.
+    public let metrics = AgentMetrics()
 
     /// Creates the intake for `agent`.
     public init(agent: FeedbackAgent, configuration: Configuration, logger: Logger) {
@@ -55,58 +57,27 @@ public struct HTTPIntake: Sendable {
         let router = Router()
         router.add(middleware: AllowListCORS(origins: self.configuration.corsOrigins))
         let agent = self.agent
-        let maxBody = self.configuration.maxBodyBytes
-        let limiter = self.configuration.responseLimiter
-        let logger = self.logger
+        let metrics = self.metrics
+        let intake = self
         router.post("v1/feedback") { request, _ -> Response in
-            var request = request
-            let body: ByteBuffer
-            do {
-                body = try await request.collectBody(upTo: maxBody)
-            } catch {
-                return Self.error(.contentTooLarge, "tooLarge", "the request body is over \(maxBody) bytes; send fewer ratings per request")
-            }
-            let submissions: [FeedbackSubmission]
-            switch Self.parse(body) {
-            case .success(let parsed): submissions = parsed
-            case .failure(let refusal): return Self.error(.badRequest, refusal.code, refusal.message, field: refusal.field)
-            }
-            let pairs = submissions.map { (customer: $0.customer ?? "", survey: $0.survey ?? "") }
-            let now = Int64(Date().timeIntervalSince1970 * 1000)
-            if let limiter, let index = limiter.reserve(pairs, now: now) {
-                let days = limiter.window.components.seconds / 86_400
-                return Self.error(
-                    .conflict, "alreadyAnswered",
-                    "customer \"\(pairs[index].customer)\" already answered survey \"\(pairs[index].survey)\" within the last \(days) days",
-                    field: "customer"
-                )
-            }
-            do {
-                let records = try await agent.submit(submissions)
-                do {
-                    try limiter?.commit(pairs, now: now)
-                } catch {
-                    // The ratings are kept; only the memory of this answer may not outlive a restart.
-                    logger.warning("cannot record answered surveys", metadata: ["error": "\(error)"])
-                }
-                return Self.json(.accepted, ["accepted": records.count, "ids": records.map { $0.id.uuidString.lowercased() }])
-            } catch {
-                limiter?.release(pairs)
-                return Self.refusal(error)
-            }
+            let answer = await intake.take(request)
+            metrics.responded(code: answer.status.code, reason: answer.reason)
+            return Self.json(answer.status, answer.body)
         }
         router.get("healthz") { _, _ in "ok\n" }
         router.get("status") { _, _ -> Response in
             Self.json(.ok, Self.statusJSON(agent.status))
         }
+        let quotaBytes = agent.configuration.spool.quotaBytes
         router.get("metrics") { _, _ -> Response in
-            Response(
+            metrics.update(from: agent.status, quotaBytes: quotaBytes, now: Int64(Date().timeIntervalSince1970 * 1000))
+            return Response(
                 status: .ok,
                 headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(string: Self.metricsText(agent.status)))
+                body: .init(byteBuffer: ByteBuffer(bytes: metrics.registry.emitToBuffer()))
             )
         }
-        let slots = HTTPConnectionSlots(limits: self.configuration.limits)
+        let slots = HTTPConnectionSlots(limits: self.configuration.limits) { metrics.httpConnectionClosed($0) }
         return Application(
             router: router,
             server: .http1(configuration: .init(additionalChannelHandlers: [slots.makeGuard()])),
@@ -116,7 +87,58 @@ public struct HTTPIntake: Sendable {
         )
     }
 
-    static func refusal(_ error: any Error) -> Response {
+    /// What the intake answers a request, and why (`accepted` or the error code).
+    struct Answer {
+        var status: HTTPResponse.Status
+        var reason: String
+        var body: [String: Any]
+    }
+
+    /// Takes the ratings of one `POST /v1/feedback`.
+    private func take(_ request: Request) async -> Answer {
+        var request = request
+        let maxBody = self.configuration.maxBodyBytes
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: maxBody)
+        } catch {
+            return Self.error(.contentTooLarge, "tooLarge", "the request body is over \(maxBody) bytes; send fewer ratings per request")
+        }
+        let submissions: [FeedbackSubmission]
+        switch Self.parse(body) {
+        case .success(let parsed): submissions = parsed
+        case .failure(let refusal): return Self.error(.badRequest, refusal.code, refusal.message, field: refusal.field)
+        }
+        let pairs = submissions.map { (customer: $0.customer ?? "", survey: $0.survey ?? "") }
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let limiter = self.configuration.responseLimiter
+        if let limiter, let index = limiter.reserve(pairs, now: now) {
+            let days = limiter.window.components.seconds / 86_400
+            return Self.error(
+                .conflict, "alreadyAnswered",
+                "customer \"\(pairs[index].customer)\" already answered survey \"\(pairs[index].survey)\" within the last \(days) days",
+                field: "customer"
+            )
+        }
+        do {
+            let records = try await self.agent.submit(submissions)
+            do {
+                try limiter?.commit(pairs, now: now)
+            } catch {
+                // The ratings are kept; only the memory of this answer may not outlive a restart.
+                self.logger.warning("cannot record answered surveys", metadata: ["error": "\(error)"])
+            }
+            return Answer(
+                status: .accepted, reason: "accepted",
+                body: ["accepted": records.count, "ids": records.map { $0.id.uuidString.lowercased() }]
+            )
+        } catch {
+            limiter?.release(pairs)
+            return Self.refusal(error)
+        }
+    }
+
+    static func refusal(_ error: any Error) -> Answer {
         switch error {
         case let error as WireError:
             return Self.error(.badRequest, "invalidRecord", error.detail, field: error.field)
@@ -168,10 +190,10 @@ public struct HTTPIntake: Sendable {
         )
     }
 
-    static func error(_ status: HTTPResponse.Status, _ code: String, _ message: String, field: String? = nil) -> Response {
+    static func error(_ status: HTTPResponse.Status, _ code: String, _ message: String, field: String? = nil) -> Answer {
         var error: [String: Any] = ["code": code, "message": message]
         if let field { error["field"] = field }
-        return Self.json(status, ["error": error])
+        return Answer(status: status, reason: code, body: ["error": error])
     }
 
     static func statusJSON(_ status: FeedbackAgent.Status) -> [String: Any] {
@@ -191,40 +213,6 @@ public struct HTTPIntake: Sendable {
         if let error = status.uplink.lastConnectionError { object["lastConnectionError"] = error }
         if let oldest = status.spool.oldestPendingCapturedAt { object["oldestPendingCapturedAt"] = oldest }
         return object
-    }
-
-    static func metricsText(_ status: FeedbackAgent.Status) -> String {
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
-        let oldestAge = status.spool.oldestPendingCapturedAt.map { Double(max(now - $0, 0)) / 1000 } ?? 0
-        let rows: [(String, String, String, Double)] = [
-            ("feedback_agent_submitted_total", "counter", "ratings taken since start", Double(status.submitted)),
-            ("feedback_agent_spool_records", "gauge", "records not yet acknowledged by a hub", Double(status.spool.unsealedRecords + status.spool.unacknowledgedRecords)),
-            ("feedback_agent_spool_batches", "gauge", "sealed batches waiting for acknowledgement", Double(status.spool.unacknowledgedBatches)),
-            ("feedback_agent_spool_bytes", "gauge", "bytes of spool segment files", Double(status.spool.bytes)),
-            ("feedback_agent_oldest_pending_seconds", "gauge", "age of the oldest unacknowledged record", oldestAge),
-            ("feedback_agent_batches_sent_total", "counter", "BATCH frames sent, re-sends included", Double(status.uplink.batchesSent)),
-            ("feedback_agent_batches_acknowledged_total", "counter", "batches the hub acknowledged", Double(status.uplink.batchesAcknowledged)),
-            ("feedback_agent_batches_dead_lettered_total", "counter", "batches refused for good", Double(status.uplink.batchesDeadLettered)),
-            ("feedback_agent_batches_retried_total", "counter", "retryable REJECTs", Double(status.uplink.batchesRetried)),
-            ("feedback_agent_connections_total", "counter", "hub connections established", Double(status.uplink.connections)),
-            ("feedback_agent_connect_failures_total", "counter", "failed connection attempts (reconnects)", Double(status.uplink.connectFailures)),
-            ("feedback_agent_connected", "gauge", "1 while connected to a hub", status.uplink.connectedHub == nil ? 0 : 1),
-        ]
-        var text = rows.map { "# HELP \($0.0) \($0.2)\n# TYPE \($0.0) \($0.1)\n\($0.0) \($0.3)\n" }.joined()
-        if !status.sources.isEmpty {
-            text += "# HELP feedback_agent_source_lines_total lines or key events read by edge sources, by outcome\n"
-            text += "# TYPE feedback_agent_source_lines_total counter\n"
-            for (name, stats) in status.sources.sorted(by: { $0.key < $1.key }) {
-                for (outcome, value) in [("rating", stats.ratings), ("skipped", stats.skipped), ("bad", stats.badLines)] {
-                    text += "feedback_agent_source_lines_total{source=\"\(name)\",outcome=\"\(outcome)\"} \(value)\n"
-                }
-            }
-            text += "# HELP feedback_agent_source_opens_total times a kiosk device was (re)opened\n# TYPE feedback_agent_source_opens_total counter\n"
-            for (name, stats) in status.sources.sorted(by: { $0.key < $1.key }) {
-                text += "feedback_agent_source_opens_total{source=\"\(name)\"} \(stats.opens)\n"
-            }
-        }
-        return text
     }
 }
 

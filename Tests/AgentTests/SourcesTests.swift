@@ -112,13 +112,20 @@ import Wire
         #expect(self.texts(try tailer.poll()) == ["three"])
     }
 
-    @Test func aNewTailerResumesAtItsCursorEvenAfterARotationWhileAway() throws {
+    /// A feed of lines one, two and three in a new folder, and the cursor after two: what
+    /// a tailer saved before the agent stopped.
+    private func feedReadToLineTwoOfThree() throws -> (folder: String, path: String, cursor: SourceCursor) {
         let folder = try self.folder()
-        defer { try? FileManager.default.removeItem(atPath: folder) }
         let path = folder + "/feed.log"
         try appendText("one\ntwo\n", to: path)
         let cursor = try #require(try FileTailer(path: path, name: "feed", cursor: nil).poll()?.cursor)
         try appendText("three\n", to: path)
+        return (folder, path, cursor)
+    }
+
+    @Test func aNewTailerResumesAtItsCursorEvenAfterARotationWhileAway() throws {
+        let (folder, path, cursor) = try self.feedReadToLineTwoOfThree()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
         // Rotated while no tailer ran; then a new file.
         #expect(rename(path, path + ".1") == 0)
         try appendText("four\n", to: path)
@@ -126,6 +133,21 @@ import Wire
         var seen: [String] = []
         for _ in 0..<5 { seen += self.texts(try tailer.poll()) }
         #expect(seen == ["three", "four"], "nothing re-read, nothing skipped")
+    }
+
+    @Test func aCursorWhoseFileIsGoneIsReportedOnceNotSkippedSilently() throws {
+        let (folder, path, cursor) = try self.feedReadToLineTwoOfThree()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        // Rotated and compressed (the old inode gone) while no tailer ran: "three" is lost.
+        // The new file is made first, so it cannot be given the old inode number.
+        try appendText("four\n", to: path + ".new")
+        #expect(unlink(path) == 0)
+        #expect(rename(path + ".new", path) == 0)
+        let tailer = FileTailer(path: path, name: "feed", cursor: cursor)
+        #expect(self.texts(try tailer.poll()) == ["four"])
+        let lost = try #require(tailer.takeLostFile(), "the tailer says the file of its cursor was gone")
+        #expect(lost.offset == cursor.offset && lost.line == 2)
+        #expect(tailer.takeLostFile() == nil, "said once")
     }
 
     // MARK: Kiosk

@@ -22,7 +22,7 @@ import Wire
 
         static func start(
             hub: HubHarness, quotaBytes: Int = 1 << 30, maxBodyBytes: Int = 4_096, onePerCustomerDays: Int = 0,
-            sites: SiteScope = .any
+            sites: SiteScope = .any, sources: [SourceConfiguration] = []
         ) async throws -> Intake {
             let identity = AgentIdentity.generate()
             try hub.register(identity, sites: sites)
@@ -35,6 +35,7 @@ import Wire
             configuration.drainTimeout = .milliseconds(500)
             configuration.batching.maxAge = .milliseconds(20)
             configuration.sites = sites
+            configuration.sources = sources
             var logger = Logger(label: "test-intake")
             logger.logLevel = .critical
             let agent = try FeedbackAgent(configuration: configuration, logger: logger)

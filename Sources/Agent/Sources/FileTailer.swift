@@ -48,6 +48,7 @@ public final class FileTailer {
     private var cursor: SourceCursor?
     private var pending: [UInt8] = []
     private var rotatedQuietPolls = 0
+    private var lostFile: SourceCursor?
 
     /// Follows `path` for the source `name`, resuming at `cursor` when it names a file.
     public init(path: String, name: String, cursor: SourceCursor?, maxChunkBytes: Int = 1 << 20) {
@@ -130,6 +131,14 @@ public final class FileTailer {
         return chunk
     }
 
+    /// The saved cursor whose file was gone when the tailer opened the path (rotated away
+    /// and deleted or compressed while no tailer ran): lines written to it after the cursor
+    /// were not read. Returned once, then nil.
+    public func takeLostFile() -> SourceCursor? {
+        defer { self.lostFile = nil }
+        return self.lostFile
+    }
+
     /// The cursor after everything returned so far.
     public var position: SourceCursor? { self.cursor }
 
@@ -154,6 +163,8 @@ public final class FileTailer {
         if let saved = self.cursor, saved.device == device, saved.inode == inode {
             // The same file: go on where we stopped.
         } else {
+            // A saved cursor naming neither this file nor one beside it: its file is gone.
+            self.lostFile = self.cursor
             self.cursor = SourceCursor(source: self.name, device: device, inode: inode, offset: 0, line: 0)
         }
         self.fd = fd

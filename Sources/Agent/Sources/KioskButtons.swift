@@ -91,9 +91,14 @@ public struct KioskButtons: Sendable {
         self.survey = survey
     }
 
+    /// Whether `event` is a key-down of a mapped key: a rating unless it is contact bounce.
+    func isPress(_ event: InputEvent) -> Bool {
+        event.type == InputEvent.keyType && event.value == 1 && self.keys[event.code] != nil
+    }
+
     /// The rating this event makes, if any.
     public mutating func rating(for event: InputEvent) -> FeedbackSubmission? {
-        guard event.type == InputEvent.keyType, event.value == 1, let score = self.keys[event.code] else { return nil }
+        guard self.isPress(event), let score = self.keys[event.code] else { return nil }
         let time = event.milliseconds
         if let last = self.lastPress[event.code], time - last >= 0, time - last < self.debounceMilliseconds {
             return nil

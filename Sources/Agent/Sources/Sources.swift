@@ -43,6 +43,11 @@ public struct SourceStats: Sendable, Hashable {
     public var badLines = 0
     /// Times the input was (re)opened.
     public var opens = 0
+    /// Kiosk key presses dropped because the buffer was full: only from a device, which
+    /// cannot be made to wait (a FIFO or a file is read no further instead). Each is logged.
+    public var dropped = 0
+    /// Kiosk key presses read and not yet in the spool.
+    public var buffered = 0
 }
 
 /// Runs the configured sources of one agent: tails files into the spool (records and
@@ -56,6 +61,12 @@ final class SourceRunner: Sendable {
     private let onCaptured: @Sendable () -> Void
     private let sites: SiteScope
     private let counters = Mutex<[String: SourceStats]>([:])
+    private let kioskBuffers = Mutex<[String: KioskBuffer]>([:])
+
+    /// Most kiosk presses held while the spool does not take them (24 bytes each).
+    static let kioskBufferPresses = 10_000
+    /// Most presses in one spool entry.
+    static let kioskAppendLimit = 256
 
     init(
         sources: [SourceConfiguration], spool: Spool, origin: UUID, sites: SiteScope, logger: Logger,
@@ -73,7 +84,12 @@ final class SourceRunner: Sendable {
         }
     }
 
-    var stats: [String: SourceStats] { self.counters.withLock { $0 } }
+    var stats: [String: SourceStats] {
+        let buffered = self.kioskBuffers.withLock { $0.mapValues(\.held) }
+        var stats = self.counters.withLock { $0 }
+        for (name, held) in buffered { stats[name]?.buffered = held }
+        return stats
+    }
 
     /// Runs every source until cancelled.
     func run() async {
@@ -127,6 +143,7 @@ final class SourceRunner: Sendable {
             let chunk: FileTailer.Chunk?
             do {
                 chunk = try tailer.poll()
+                self.reportLostFile(tailer, source)
             } catch {
                 self.logger.error("source cannot read its file", metadata: ["source": "\(source.name)", "error": "\(error)"])
                 try? await Task.sleep(for: .seconds(1))
@@ -205,7 +222,9 @@ final class SourceRunner: Sendable {
             while let chunk = try? cdr.poll(), !chunk.lines.isEmpty {
                 for (text, _) in chunk.lines { index(text) }
             }
-            guard let chunk = try? surveys.poll(), !chunk.lines.isEmpty || chunk.cursor != saved else {
+            let polled = try? surveys.poll()
+            self.reportLostFile(surveys, source)
+            guard let chunk = polled, !chunk.lines.isEmpty || chunk.cursor != saved else {
                 try? await Task.sleep(for: source.pollInterval)
                 continue
             }
@@ -267,6 +286,16 @@ final class SourceRunner: Sendable {
         }
     }
 
+    /// Lines after a saved position in a file that is gone cannot be read or counted:
+    /// say so, once.
+    private func reportLostFile(_ tailer: FileTailer, _ source: SourceConfiguration) {
+        guard let lost = tailer.takeLostFile() else { return }
+        self.logger.warning(
+            "source file of the saved position is gone (rotated away and deleted or compressed while the agent was stopped); lines written to it after that position were not read",
+            metadata: ["source": "\(source.name)", "file": "\(tailer.path)", "line": "\(lost.line)"]
+        )
+    }
+
     private func badLine(_ source: SourceConfiguration, _ chunk: FileTailer.Chunk, _ number: UInt64, _ error: any Error) {
         self.logger.warning(
             "bad line skipped",
@@ -306,64 +335,155 @@ final class SourceRunner: Sendable {
 
     // MARK: Kiosk
 
+    /// Presses wait in a bounded buffer until the spool takes them: a full spool holds
+    /// them (retried) rather than losing them, and a full buffer holds back the reader.
     private func runKiosk(_ source: SourceConfiguration, device: String, buttons: KioskButtons) async {
-        let (events, sink) = AsyncStream.makeStream(of: InputEvent.self, bufferingPolicy: .bufferingNewest(10_000))
-        let reader = InputEventReader(device: device, name: source.name, logger: self.logger, sink: sink) { [self] in
-            self.count(source.name) { $0.opens += 1 }
-        }
+        let buffer = KioskBuffer(capacity: Self.kioskBufferPresses)
+        self.kioskBuffers.withLock { $0[source.name] = buffer }
+        let reader = InputEventReader(
+            device: device, name: source.name, logger: self.logger, buffer: buffer, isPress: { [buttons] in buttons.isPress($0) },
+            onOpen: { [self] in self.count(source.name) { $0.opens += 1 } },
+            onRead: { [self] skipped, dropped in
+                self.count(source.name) {
+                    $0.skipped += skipped
+                    $0.dropped += dropped
+                }
+            }
+        )
         let thread = Thread { reader.run() }
         thread.name = "feedback-agent-kiosk-\(source.name)"
         thread.start()
         defer { reader.stop() }
         var buttons = buttons
         await withTaskCancellationHandler {
-            for await event in events {
-                guard let submission = buttons.rating(for: event) else {
+            var bell = buffer.bell.makeAsyncIterator()
+            var held: [FeedbackRecord] = []
+            var limit = Self.kioskAppendLimit
+            var refused = false
+            while true {
+                if held.isEmpty {
+                    let presses = buffer.take(upTo: Self.kioskAppendLimit)
+                    if presses.isEmpty {
+                        guard await bell.next() != nil else { break }
+                        continue
+                    }
+                    held = self.kioskRecords(presses, buttons: &buttons, source)
+                    buffer.release(presses.count - held.count)
                     continue
                 }
-                let now = Int64(Date().timeIntervalSince1970 * 1000)
+                let entry = Array(held.prefix(limit))
                 do {
-                    let records = try self.records([submission], now: now)
-                    try await self.spool.append(records)
-                    self.count(source.name) { $0.ratings += 1 }
-                    self.onCaptured()
+                    try await self.spool.append(entry)
+                } catch let error as SpoolError where error.code == .closed {
+                    break
                 } catch {
-                    self.count(source.name) { $0.badLines += 1 }
-                    self.logger.error("kiosk press not kept", metadata: ["source": "\(source.name)", "error": "\(Self.describe(error))"])
+                    if entry.count > 1 {
+                        // A smaller entry may fit in what is left of the quota.
+                        limit = max(entry.count / 2, 1)
+                        continue
+                    }
+                    if !refused {
+                        self.logger.warning(
+                            "kiosk presses held: the spool does not take them; retrying",
+                            metadata: ["source": "\(source.name)", "error": "\(Self.describe(error))"]
+                        )
+                        refused = true
+                    }
+                    if Task.isCancelled { break }
+                    try? await Task.sleep(for: .milliseconds(200))
+                    continue
                 }
+                held.removeFirst(entry.count)
+                buffer.release(entry.count)
+                limit = min(limit * 2, Self.kioskAppendLimit)
+                self.count(source.name) { $0.ratings += entry.count }
+                self.onCaptured()
+                if refused {
+                    self.logger.notice("kiosk presses go into the spool again", metadata: ["source": "\(source.name)"])
+                    refused = false
+                }
+            }
+            let lost = buffer.held
+            if lost > 0 {
+                self.count(source.name) { $0.dropped += lost }
+                self.logger.warning("kiosk presses not kept: the agent stopped while the spool refused them", metadata: ["source": "\(source.name)", "dropped": "\(lost)"])
             }
         } onCancel: {
             reader.stop()
         }
     }
+
+    /// The records of `presses` (debounced); presses that make none are counted here.
+    private func kioskRecords(_ presses: [InputEvent], buttons: inout KioskButtons, _ source: SourceConfiguration) -> [FeedbackRecord] {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        var records: [FeedbackRecord] = []
+        var bounces = 0
+        var bad = 0
+        for press in presses {
+            guard let submission = buttons.rating(for: press) else {
+                bounces += 1
+                continue
+            }
+            do {
+                records += try self.records([submission], now: now)
+            } catch {
+                bad += 1
+                self.logger.error("kiosk press not kept", metadata: ["source": "\(source.name)", "error": "\(Self.describe(error))"])
+            }
+        }
+        self.count(source.name) {
+            $0.skipped += bounces
+            $0.badLines += bad
+        }
+        return records
+    }
 }
 
-/// Reads input events from a device (or a FIFO or file in tests) on its own thread,
-/// reopening it when it goes away (an unplugged button box) and comes back.
+/// Reads input events from a device (or a FIFO or file in tests) on its own thread into
+/// a ``KioskBuffer``, reopening it when it goes away (an unplugged button box) and comes
+/// back. Only key presses go into the buffer; other events are counted as skipped.
 final class InputEventReader: Sendable {
     private let device: String
     private let name: String
     private let logger: Logger
-    private let sink: AsyncStream<InputEvent>.Continuation
+    private let buffer: KioskBuffer
+    private let isPress: @Sendable (InputEvent) -> Bool
     private let onOpen: @Sendable () -> Void
+    private let onRead: @Sendable (_ skipped: Int, _ dropped: Int) -> Void
     private let stopped = Atomic<Bool>(false)
+    /// Drops are logged at most this often per source, each line with the count since the last.
+    static let dropLogInterval: Duration = .seconds(10)
 
-    init(device: String, name: String, logger: Logger, sink: AsyncStream<InputEvent>.Continuation, onOpen: @escaping @Sendable () -> Void) {
+    init(
+        device: String, name: String, logger: Logger, buffer: KioskBuffer, isPress: @escaping @Sendable (InputEvent) -> Bool,
+        onOpen: @escaping @Sendable () -> Void, onRead: @escaping @Sendable (_ skipped: Int, _ dropped: Int) -> Void
+    ) {
         self.device = device
         self.name = name
         self.logger = logger
-        self.sink = sink
+        self.buffer = buffer
+        self.isPress = isPress
         self.onOpen = onOpen
+        self.onRead = onRead
     }
 
     func stop() {
         self.stopped.store(true, ordering: .relaxed)
     }
 
+    /// Dropped presses not yet logged, and when drops were last logged.
+    private struct DropLog {
+        var unlogged = 0
+        var total = 0
+        var last: ContinuousClock.Instant?
+    }
+
     func run() {
         var missingLogged = false
+        var drops = DropLog()
         while !self.stopped.load(ordering: .relaxed) {
-            let fd = open(self.device, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+            // No controlling terminal, even from a terminal device.
+            let fd = open(self.device, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
             guard fd >= 0 else {
                 if !missingLogged {
                     self.logger.warning("kiosk device not there; waiting for it", metadata: ["source": "\(self.name)", "device": "\(self.device)"])
@@ -375,27 +495,65 @@ final class InputEventReader: Sendable {
             missingLogged = false
             self.onOpen()
             self.logger.info("kiosk device opened", metadata: ["source": "\(self.name)", "device": "\(self.device)"])
-            self.readEvents(fd)
+            self.readEvents(fd, &drops)
             close(fd)
         }
-        self.sink.finish()
+        self.logDrops(&drops, force: true)
+        self.buffer.finish()
+    }
+
+    private func logDrops(_ drops: inout DropLog, force: Bool = false) {
+        guard drops.unlogged > 0 else { return }
+        let now = ContinuousClock.now
+        if !force, let last = drops.last, now - last < Self.dropLogInterval { return }
+        self.logger.warning(
+            "kiosk buffer full; presses dropped",
+            metadata: ["source": "\(self.name)", "dropped": "\(drops.unlogged)", "total": "\(drops.total)"]
+        )
+        drops.unlogged = 0
+        drops.last = now
     }
 
     /// Reads until the device goes away (or a FIFO's writer closes it).
-    private func readEvents(_ fd: Int32) {
+    private func readEvents(_ fd: Int32, _ drops: inout DropLog) {
         var status = stat()
         fstat(fd, &status)
         let isRegularFile = (status.st_mode & S_IFMT) == S_IFREG
+        // A FIFO's writer and a file wait while the buffer is full; a device cannot.
+        let canWait = isRegularFile || (status.st_mode & S_IFMT) == S_IFIFO
         var pending: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: InputEvent.size * 64)
         var sawWriter = false
+        var paused = false
         while !self.stopped.load(ordering: .relaxed) {
+            var wanted = buffer.count
+            if canWait {
+                let room = self.buffer.room
+                if room == 0 {
+                    if !paused {
+                        self.logger.warning(
+                            "kiosk buffer full; reading paused until the spool takes presses",
+                            metadata: ["source": "\(self.name)", "buffered": "\(self.buffer.capacity)"]
+                        )
+                        paused = true
+                    }
+                    Thread.sleep(forTimeInterval: 0.02)
+                    continue
+                }
+                if paused {
+                    self.logger.notice("kiosk buffer has room; reading again", metadata: ["source": "\(self.name)"])
+                    paused = false
+                }
+                // Never more whole events than there is room for.
+                wanted = min(room, 64) * InputEvent.size - pending.count
+            }
             var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             let ready = poll(&poller, 1, 200)
             if ready == 0 {
+                self.logDrops(&drops)
                 continue
             }
-            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, wanted) }
             if count < 0 {
                 if errno == EINTR || errno == EAGAIN { continue }
                 self.logger.warning(
@@ -415,12 +573,20 @@ final class InputEventReader: Sendable {
             sawWriter = true
             pending += buffer[0..<count]
             let whole = pending.count / InputEvent.size * InputEvent.size
-            pending.withUnsafeBytes { raw in
-                for offset in stride(from: 0, to: whole, by: InputEvent.size) {
-                    self.sink.yield(InputEvent(bytes: UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + InputEvent.size)])))
+            let events = pending.withUnsafeBytes { raw in
+                stride(from: 0, to: whole, by: InputEvent.size).map {
+                    InputEvent(bytes: UnsafeRawBufferPointer(rebasing: raw[$0..<($0 + InputEvent.size)]))
                 }
             }
             pending.removeFirst(whole)
+            let presses = events.filter(self.isPress)
+            let dropped = self.buffer.add(presses)
+            self.onRead(events.count - presses.count, dropped)
+            if dropped > 0 {
+                drops.unlogged += dropped
+                drops.total += dropped
+                self.logDrops(&drops)
+            }
         }
     }
 }

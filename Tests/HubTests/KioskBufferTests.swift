@@ -4,6 +4,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import GRDB
+import TestSupport
 import Testing
 
 /// A kiosk whose presses cannot go into the spool (it is at its quota and the hub is

@@ -39,6 +39,9 @@ public final class Batcher: Sendable {
     private let wake: AsyncStream<Void>.Continuation
     private let wakes: AsyncStream<Void>
     private let sealing = Mutex(false)
+    /// When a sealing failure was last logged, and how many since: a failure repeats every
+    /// tick until it clears, so it is logged at most every 10 s.
+    private let failures = Mutex<(lastLogged: ContinuousClock.Instant?, since: Int)>((nil, 0))
 
     /// Creates a batcher; `onSealed` runs after each batch is in the spool; a batch that is
     /// not full is sealed once its oldest record is `maxAge` old and `sealsByAge` is true.
@@ -123,7 +126,16 @@ public final class Batcher: Sendable {
                 try await self.spool.sealed(batch, recordCount: records.count)
             } catch {
                 // Records were validated on append, so this is the disk or a bug: retry on the next wake.
-                self.logger.error("cannot seal a batch", metadata: ["error": "\(error)"])
+                let repeats = self.failures.withLock { failures -> Int? in
+                    failures.since += 1
+                    let now = ContinuousClock.now
+                    guard failures.lastLogged.map({ now - $0 >= .seconds(10) }) ?? true else { return nil }
+                    defer { failures = (now, 0) }
+                    return failures.since
+                }
+                if let repeats {
+                    self.logger.error("cannot seal a batch", metadata: ["error": "\(error)", "failures": "\(repeats)"])
+                }
                 return
             }
             self.onSealed()

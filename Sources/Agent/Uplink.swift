@@ -199,7 +199,7 @@ public final class Uplink: Sendable {
             let budget = self.configuration.maxBytesInFlight - bytesInFlight
             guard inFlight.isEmpty || budget > 0 else { return }
             let now = ContinuousClock.now
-            let ready = self.spool.unacknowledged(limit: window - inFlight.count, maxBytes: budget) { sequence in
+            let ready = self.spool.unacknowledged(limit: window - inFlight.count, maxBytes: budget, atLeastOne: inFlight.isEmpty) { sequence in
                 inFlight[sequence] == nil && (retryAt[sequence].map { $0 <= now } ?? true)
             }
             for batch in ready {

@@ -425,4 +425,46 @@ import Wire
         #expect(spool.unacknowledged() == [second])
         spool.close()
     }
+
+    @Test func sealsAcrossAGapLeftByAQuarantinedRecordTakeEachRecordOnce() async throws {
+        let folder = self.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        var spool = try self.open(folder)
+        let written = self.records(12)
+        for record in written { try await spool.append(record) }
+        spool.close()
+        // Damage the fourth record's entry: recovery keeps records 1-3 and 5-12, a gap between.
+        let path = try #require(try self.segmentFiles(folder).last)
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        var starts: [Int] = []
+        var offset = 0
+        while offset < bytes.count {
+            starts.append(offset)
+            offset += 8 + Int(bytes[offset..<(offset + 4)].reduce(0) { $0 << 8 | UInt32($1) })
+        }
+        bytes[starts[4] + 20] ^= 0xFF
+        try bytes.write(to: URL(fileURLWithPath: path))
+
+        spool = try self.open(folder)
+        #expect(spool.recovery.quarantinedSegments.count == 1)
+        let more = self.records(3, from: 100)
+        try await spool.append(more)
+        // Batches of five cross the gap, then the run appended after recovery.
+        var sealed: [UUID] = []
+        var batches: [SealedBatch] = []
+        while spool.stats.unsealedRecords > 0 {
+            let batch = try await self.seal(spool, min(5, spool.stats.unsealedRecords))
+            batches.append(batch)
+            sealed += try batch.open(verifyingWith: self.identity.signingKey.publicKey, limits: BatchLimits(), decompressor: ZstdDecompressor()).map(\.id)
+        }
+        let expected = written.enumerated().filter { $0.offset != 3 }.map(\.element.id) + more.map(\.id)
+        #expect(sealed == expected, "each record once, in order")
+        spool.close()
+
+        spool = try self.open(folder)
+        #expect(spool.stats.unsealedRecords == 0, "no record comes back unsealed after a restart")
+        #expect(spool.stats.unacknowledgedRecords == expected.count)
+        #expect(spool.unacknowledged() == batches)
+        spool.close()
+    }
 }

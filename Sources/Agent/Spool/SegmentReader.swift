@@ -19,16 +19,26 @@ final class SegmentReader {
     /// Bytes read per refill when the caller needs fewer: sequential reads cost one
     /// `pread` per chunk, not one per entry.
     private let chunk: Int
+    /// Where the file ends, when known and fixed (recovery): nothing past it is read.
+    private let size: Int?
 
-    /// Opens `path` for reading.
+    /// Opens `path` for reading. With `fixedSize` (a file nothing writes to while it is
+    /// read: recovery), its size is taken once, and nothing past it is ever read: a damaged
+    /// length claiming more is answered at once.
     ///
     /// - Throws: ``SpoolError`` `io` when the file cannot be opened.
-    init(path: String, chunk: Int = 256 << 10) throws {
+    init(path: String, chunk: Int = 256 << 10, fixedSize: Bool = false) throws {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw SpoolError(.io, "cannot open \(path): \(String(cString: strerror(errno)))") }
         self.fd = fd
         self.path = path
         self.chunk = chunk
+        var info = stat()
+        if fixedSize, fstat(fd, &info) != 0 {
+            close(fd)
+            throw SpoolError(.io, "cannot read the size of \(path): \(String(cString: strerror(errno)))")
+        }
+        self.size = fixedSize ? Int(info.st_size) : nil
     }
 
     deinit {
@@ -43,8 +53,9 @@ final class SegmentReader {
         #endif
     }
 
-    /// The file's size now.
+    /// The file's size (when opened with `fixedSize`, as it was then).
     func fileSize() throws -> Int {
+        if let size = self.size { return size }
         var info = stat()
         guard fstat(self.fd, &info) == 0 else {
             throw SpoolError(.io, "cannot read the size of \(self.path): \(String(cString: strerror(errno)))")
@@ -122,7 +133,13 @@ final class SegmentReader {
     /// ends first (then the window holds what there is).
     private func fill(_ offset: Int, _ count: Int) throws -> Bool {
         if self.available(offset) >= count { return true }
-        let size = max(count, self.chunk)
+        if let end = self.size, offset + count > end {
+            // Past the end: read what there is (the caller sees an incomplete entry).
+            guard self.available(offset) < end - offset else { return false }
+        }
+        // A large read (a long entry, or a damaged length during a scan) takes a chunk more,
+        // so the scan's next offsets are served from the same window.
+        let size = min(count > self.chunk ? count + self.chunk : self.chunk, max(0, (self.size ?? .max) - offset))
         var window = [UInt8](repeating: 0, count: size)
         var done = 0
         try window.withUnsafeMutableBytes { raw in

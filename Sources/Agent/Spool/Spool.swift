@@ -107,8 +107,10 @@ public final class Spool: Sendable {
         var failure: SpoolError?
         /// Where each source has read to, as durable as the records read before it.
         var cursors: [String: SourceCursor] = [:]
-        /// Batches found damaged when read back, already logged.
+        /// Batches found damaged when read back (left out until the next start).
         var damagedBatches: Set<UInt64> = []
+        /// Batches whose read failed and was logged (logged once, tried again).
+        var unreadableLogged: Set<UInt64> = []
     }
 
     /// The settings in force.
@@ -295,22 +297,25 @@ public final class Spool: Sendable {
             guard recordCount >= 1, recordCount <= state.index.unsealedCount else {
                 throw SpoolError(.outOfOrder, "batch claims \(recordCount) records; \(state.index.unsealedCount) are unsealed")
             }
-            // Where the records after this batch's start, found before anything is written,
-            // so a read error leaves the spool as it was.
+            // The number of the batch's last record, and where the records after it start,
+            // found before anything is written, so a read error leaves the spool as it was.
+            // Numbers may have gaps between runs (records lost with a quarantined segment).
             var taken = 0
+            var lastNumber: UInt64 = 0
             var rest: (offset: Int, skip: Int)?
             for run in state.index.runs {
                 if taken + run.count <= recordCount {
                     taken += run.count
+                    lastNumber = run.lastNumber
                     if taken == recordCount { break }
                 } else {
                     let reader = try SegmentReader(path: SpoolFiles.path(segment: run.segment, in: self.segmentsPath))
                     rest = try SpoolIndex.position(after: recordCount - taken, in: run, reader: reader)
+                    lastNumber = run.firstNumber + UInt64(recordCount - taken) - 1
                     break
                 }
             }
             let firstNumber = state.index.runs[0].firstNumber
-            let lastNumber = firstNumber + UInt64(recordCount) - 1
             var buffer = ByteBuffer()
             SpoolEntry.sealed(firstRecordNumber: firstNumber, lastRecordNumber: lastNumber, batch).write(into: &buffer)
             let offset = try self.write(buffer, &state, useReserve: true)
@@ -351,11 +356,13 @@ public final class Spool: Sendable {
     }
 
     /// Sealed batches the hub has not acknowledged, oldest first: at most `limit`, at most
-    /// `maxBytes` together (but always one, if any), and only those `include` accepts,
-    /// read back from disk. A batch that cannot be read (its
+    /// `maxBytes` together (but one at least when `atLeastOne`, whatever its size), and
+    /// only those `include` accepts, read back from disk. A batch that cannot be read (its
     /// segment damaged since the spool opened) is logged once and left out; it stays in
     /// the spool, and the next start quarantines its segment.
-    public func unacknowledged(limit: Int = .max, maxBytes: Int = .max, where include: (UInt64) -> Bool = { _ in true }) -> [SealedBatch] {
+    public func unacknowledged(
+        limit: Int = .max, maxBytes: Int = .max, atLeastOne: Bool = true, where include: (UInt64) -> Bool = { _ in true }
+    ) -> [SealedBatch] {
         let (wanted, next, readers) = self.state.withLock { state -> ([(UInt64, SpoolIndex.Batch)], [SpoolIndex.Batch], SegmentReaders) in
             var wanted: [(UInt64, SpoolIndex.Batch)] = []
             var next: [SpoolIndex.Batch] = []
@@ -367,7 +374,7 @@ public final class Spool: Sendable {
                 guard let batch = state.index.batches[sequence], include(sequence), !state.damagedBatches.contains(sequence) else {
                     continue
                 }
-                if full || wanted.count >= limit || (!wanted.isEmpty && bytes + batch.size > maxBytes) {
+                if full || wanted.count >= limit || ((!wanted.isEmpty || !atLeastOne) && bytes + batch.size > maxBytes) {
                     full = true
                     // The batches to send after these: read ahead while these are in flight.
                     guard next.count < max(limit, 4), (try? readers.reader(batch.segment)) != nil else { break }
@@ -379,7 +386,8 @@ public final class Spool: Sendable {
                     wanted.append((sequence, batch))
                     bytes += batch.size
                 } catch {
-                    self.reportDamaged(sequence, "\(error)", &state)
+                    // Out of descriptors, say: tried again on the next call.
+                    self.reportUnreadable(sequence, "\(error)", damaged: false, &state)
                 }
             }
             return (wanted, next, readers)
@@ -388,28 +396,38 @@ public final class Spool: Sendable {
         for batch in next { try? open.reader(batch.segment).prefetch(at: batch.offset, count: batch.size) }
         var batches: [SealedBatch] = []
         for (sequence, location) in wanted {
+            let damage: String
             do {
                 switch try open.reader(location.segment).entry(at: location.offset) {
                 case .entry(.sealed(_, _, let batch), let size) where size == location.size && batch.header.sequence == sequence:
                     batches.append(batch)
+                    continue
                 case .entry:
-                    throw SpoolError(.io, "the entry at byte \(location.offset) of segment \(location.segment) is not batch \(sequence)")
+                    damage = "the entry at byte \(location.offset) of segment \(location.segment) is not batch \(sequence)"
                 case .incomplete:
-                    throw SpoolError(.io, "segment \(location.segment) ends inside batch \(sequence)")
+                    damage = "segment \(location.segment) ends inside batch \(sequence)"
                 case .corrupt(let reason):
-                    throw SpoolError(.io, "batch \(sequence) in segment \(location.segment) is damaged: \(reason)")
+                    damage = "batch \(sequence) in segment \(location.segment) is damaged: \(reason)"
                 }
             } catch {
-                self.state.withLock { self.reportDamaged(sequence, "\(error)", &$0) }
+                // The disk refused the read: tried again on the next call.
+                self.state.withLock { self.reportUnreadable(sequence, "\(error)", damaged: false, &$0) }
+                continue
             }
+            self.state.withLock { self.reportUnreadable(sequence, damage, damaged: true, &$0) }
         }
         return batches
     }
 
-    private func reportDamaged(_ sequence: UInt64, _ reason: String, _ state: inout State) {
-        guard state.damagedBatches.insert(sequence).inserted else { return }
+    /// Logs, once per batch, that it could not be read back; a `damaged` one is left out
+    /// until the next start, whose recovery quarantines its segment.
+    private func reportUnreadable(_ sequence: UInt64, _ reason: String, damaged: Bool, _ state: inout State) {
+        if damaged { state.damagedBatches.insert(sequence) }
+        guard state.unreadableLogged.insert(sequence).inserted else { return }
         self.logger.error(
-            "a sealed batch cannot be read back; it stays in the spool and the next start quarantines its segment",
+            damaged
+                ? "a sealed batch cannot be read back; it stays in the spool and the next start quarantines its segment"
+                : "a sealed batch cannot be read now; it is tried again",
             metadata: ["batch": "\(sequence)", "error": "\(reason)"]
         )
     }
@@ -425,6 +443,7 @@ public final class Spool: Sendable {
             guard let done = state.index.batches.removeValue(forKey: sequence) else { return }
             state.index.unacknowledgedRecords -= done.recordCount
             state.damagedBatches.remove(sequence)
+            state.unreadableLogged.remove(sequence)
             var buffer = ByteBuffer()
             SpoolEntry.acknowledged(sequence: sequence).write(into: &buffer)
             do {
@@ -597,8 +616,18 @@ public final class Spool: Sendable {
     private func deleteFinishedSegments(_ state: inout State) {
         var deleted = false
         defer { if deleted { self.restoreReserve() } }
+        var synced = false
         for id in state.segments.keys.sorted() {
             guard id != state.activeID, let segment = state.segments[id], segment.live <= 0 else { return }
+            assert(segment.live == 0, "segment \(id) counts \(segment.live) live entries")
+            // Its records may have left it by a seal not yet on disk: the seal must be
+            // durable before the records are deleted, or a power cut would lose both.
+            if !synced, self.configuration.fsync != .never, state.durable < state.written, state.activeFD >= 0 {
+                guard fdatasync(state.activeFD) == 0 else { return }
+                state.durable = state.written
+                self.resumeWaiters(&state)
+                synced = true
+            }
             unlink(SpoolFiles.path(segment: id, in: self.segmentsPath))
             state.segments[id] = nil
             deleted = true

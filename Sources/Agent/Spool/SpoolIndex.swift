@@ -132,14 +132,15 @@ struct SpoolIndex: Sendable {
             var offset = run.offset
             var skip = run.skip
             var wanted = min(run.count, limit - records.count)
+            var expected = run.firstNumber
             while wanted > 0 {
-                let found: [FeedbackRecord]
+                let found: [(number: UInt64, record: FeedbackRecord)]
                 let size: Int
                 switch try reader.entry(at: offset) {
-                case .entry(.record(_, let record), let entrySize):
-                    (found, size) = ([record], entrySize)
+                case .entry(.record(let number, let record), let entrySize):
+                    (found, size) = ([(number, record)], entrySize)
                 case .entry(.captured(_, let numbered), let entrySize):
-                    (found, size) = (numbered.map(\.record), entrySize)
+                    (found, size) = (numbered, entrySize)
                 case .entry(_, let entrySize):
                     (found, size) = ([], entrySize)
                 case .incomplete:
@@ -148,7 +149,15 @@ struct SpoolIndex: Sendable {
                     throw SpoolError(.io, "\(reader.path) is damaged at byte \(offset) (\(reason)); the next start quarantines it")
                 }
                 let usable = found.dropFirst(skip).prefix(wanted)
-                records.append(contentsOf: usable)
+                for (number, record) in usable {
+                    // The index and the file must agree record for record, or a batch could
+                    // hold the wrong records: stop rather than seal them.
+                    guard number == expected else {
+                        throw SpoolError(.io, "\(reader.path) holds record \(number) at byte \(offset) where the index expects \(expected)")
+                    }
+                    records.append(record)
+                    expected += 1
+                }
                 wanted -= usable.count
                 skip = max(0, skip - found.count)
                 offset += size
@@ -185,22 +194,5 @@ struct SpoolIndex: Sendable {
             skip = max(0, skip - entry.records)
         }
         return (offset, skip)
-    }
-}
-
-/// One open reader per segment, for the length of one operation.
-struct SegmentReaders {
-    let folder: String
-    private var open: [UInt64: SegmentReader] = [:]
-
-    init(folder: String) {
-        self.folder = folder
-    }
-
-    mutating func reader(_ segment: UInt64) throws -> SegmentReader {
-        if let reader = self.open[segment] { return reader }
-        let reader = try SegmentReader(path: SpoolFiles.path(segment: segment, in: self.folder))
-        self.open[segment] = reader
-        return reader
     }
 }

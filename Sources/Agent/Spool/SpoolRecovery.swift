@@ -45,7 +45,7 @@ struct SpoolRecovery {
         var newestHasHeader = false
         for (index, id) in ids.enumerated() {
             let path = SpoolFiles.path(segment: id, in: self.segmentsPath)
-            let reader = try SegmentReader(path: path, chunk: 1 << 20)
+            let reader = try SegmentReader(path: path, chunk: 1 << 20, fixedSize: true)
             let fileSize = try reader.fileSize()
             let isNewest = index == ids.count - 1
             var offset = 0
@@ -104,7 +104,7 @@ struct SpoolRecovery {
             state.segments[id] = nil
         }
         let remaining = ids.filter { !superseded.contains($0) }
-        var readers = SegmentReaders(folder: self.segmentsPath)
+        var readers = SegmentReaders(folder: self.segmentsPath, keepingOne: true)
         for index in state.index.runs.indices where state.index.runs[index].skip > 0 {
             let run = state.index.runs[index]
             state.index.runs[index] = try SpoolIndex.normalized(run, reader: readers.reader(run.segment))

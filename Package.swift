@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "FeedbackHub", targets: ["Hub"]),
         .executable(name: "feedback-agent", targets: ["feedback-agent"]),
         .executable(name: "feedback-hub", targets: ["feedback-hub"]),
+        .executable(name: "feedback-bench", targets: ["feedback-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -72,6 +73,16 @@ let package = Package(
             ]
         ),
         .target(
+            name: "AgentBench",
+            dependencies: [
+                "Agent",
+                "Wire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+        .target(
             name: "Hub",
             dependencies: [
                 "Wire",
@@ -104,6 +115,16 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "feedback-bench",
+            dependencies: [
+                "AgentBench",
+                "Agent",
+                "Support",
+                "Wire",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
@@ -153,7 +174,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AgentTests",
-            dependencies: ["Agent", "Wire", "TestSupport"]
+            dependencies: ["Agent", "AgentBench", "Wire", "TestSupport"]
         ),
         .testTarget(
             name: "HubTests",
@@ -161,6 +182,7 @@ let package = Package(
                 "Hub",
                 "ListenerLimits",
                 "Agent",
+                "AgentBench",
                 "Wire",
                 "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),

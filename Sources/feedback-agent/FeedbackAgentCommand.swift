@@ -10,15 +10,8 @@ struct FeedbackAgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "feedback-agent",
         abstract: "Captures customer ratings and forwards them, sealed, to a FeedbackMesh hub.",
-        subcommands: [Keygen.self, Enroll.self, Run.self, Status.self, Import.self, Seal.self, Bench.self, SpoolBench.self]
+        subcommands: [Keygen.self, Enroll.self, Run.self, Status.self, Import.self, Seal.self]
     )
-}
-
-/// A refusal the CLI reports as one line and a non-zero exit; control characters from
-/// stored or peer-supplied text in it are shown escaped.
-struct CLIError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = TerminalText.escape(description) }
 }
 
 struct Keygen: ParsableCommand {

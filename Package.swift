@@ -1,6 +1,18 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+/// Links the Swift runtime and Foundation into the agent, so a kiosk maps one file instead
+/// of the Swift shared libraries (docs/decisions.md, "Agent footprint"). Modules are compiled
+/// against the shared Foundation, whose link entries leave out the archives the static one
+/// needs (CoreFoundation, ICU): they are named here, in one group so their order is free.
+let staticSwiftRuntime =
+    ["-static-stdlib", "-Xlinker", "--start-group"]
+    + [
+        "CoreFoundation", "_FoundationICU", "_FoundationCShims", "_FoundationCollections", "Foundation",
+        "FoundationEssentials", "FoundationInternationalization",
+    ].flatMap { ["-Xlinker", "-l\($0)"] }
+    + ["-Xlinker", "--end-group"]
+
 let package = Package(
     name: "FeedbackMesh",
     platforms: [.macOS(.v15)],
@@ -116,7 +128,8 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            linkerSettings: [.unsafeFlags(staticSwiftRuntime, .when(platforms: [.linux]))]
         ),
         .executableTarget(
             name: "feedback-bench",

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// Issue 13, "a small process": the `feedback-agent` a kiosk runs carries no benchmark code
-/// (docs/BENCHMARKS.md, "Agent footprint").
+/// and maps no Swift shared libraries (docs/BENCHMARKS.md, "Agent footprint").
 @Suite struct AgentFootprintTests {
     /// Type names the load generator and the synthetic ratings leave in a binary's metadata.
     static let benchmarkTypes = ["LoadGenerator", "SyntheticRatings"]
@@ -29,4 +29,17 @@ import Testing
             #expect(run.status == 0 && run.output.contains("USAGE: feedback-bench \(new)"), "feedback-bench \(new): \(run.output)")
         }
     }
+
+    #if os(Linux)
+    /// The Swift runtime, Foundation and ICU are linked into the binary (`-static-stdlib`),
+    /// and URLSession's libcurl is not needed at all: what is left are the C libraries.
+    @Test func theAgentLoadsNoSwiftOrCurlSharedLibraries() async throws {
+        let run = try await CLIRun.run("/usr/bin/ldd", [CLIRun.agent], timeout: 20)
+        #expect(run.status == 0, "\(run.output)")
+        for library in ["libswiftCore", "libswift_Concurrency", "libFoundation", "lib_FoundationICU", "libdispatch", "libcurl"] {
+            #expect(!run.output.contains(library), "feedback-agent loads \(library): \(run.output)")
+        }
+        #expect(run.output.contains("libc.so"), "ldd listed the C library: \(run.output)")
+    }
+    #endif
 }

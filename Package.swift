@@ -1,6 +1,20 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+/// Links the Swift runtime and Foundation into the agent, so a kiosk maps one file instead
+/// of the Swift shared libraries (docs/decisions.md, "Agent footprint"). Modules are compiled
+/// against the shared Foundation, whose link entries leave out the archives the static one
+/// needs (CoreFoundation, ICU): they are named here, in one group so their order is free.
+/// lld and no exported symbol table (which `-static-stdlib` asks for) leave 3 MiB less
+/// resident; the binary stays position-independent.
+let staticSwiftRuntime =
+    ["-static-stdlib", "-use-ld=lld", "-Xlinker", "--no-export-dynamic", "-Xlinker", "--start-group"]
+    + [
+        "CoreFoundation", "_FoundationICU", "_FoundationCShims", "_FoundationCollections", "Foundation",
+        "FoundationEssentials", "FoundationInternationalization",
+    ].flatMap { ["-Xlinker", "-l\($0)"] }
+    + ["-Xlinker", "--end-group"]
+
 let package = Package(
     name: "FeedbackMesh",
     platforms: [.macOS(.v15)],
@@ -10,6 +24,7 @@ let package = Package(
         .library(name: "FeedbackHub", targets: ["Hub"]),
         .executable(name: "feedback-agent", targets: ["feedback-agent"]),
         .executable(name: "feedback-hub", targets: ["feedback-hub"]),
+        .executable(name: "feedback-bench", targets: ["feedback-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -73,6 +88,16 @@ let package = Package(
             ]
         ),
         .target(
+            name: "AgentBench",
+            dependencies: [
+                "Agent",
+                "Wire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+        .target(
             name: "Hub",
             dependencies: [
                 "Wire",
@@ -103,8 +128,20 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            linkerSettings: [.unsafeFlags(staticSwiftRuntime, .when(platforms: [.linux]))]
+        ),
+        .executableTarget(
+            name: "feedback-bench",
+            dependencies: [
+                "AgentBench",
+                "Agent",
+                "Support",
+                "Wire",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
@@ -154,7 +191,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AgentTests",
-            dependencies: ["Agent", "Wire", "TestSupport"]
+            dependencies: ["Agent", "AgentBench", "Wire", "TestSupport"]
         ),
         .testTarget(
             name: "HubTests",
@@ -162,6 +199,7 @@ let package = Package(
                 "Hub",
                 "ListenerLimits",
                 "Agent",
+                "AgentBench",
                 "Wire",
                 "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),

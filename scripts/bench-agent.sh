@@ -6,6 +6,7 @@
 #
 #   scripts/bench-agent.sh                       # 8 clients, 30 s
 #   CLIENTS=16 LOAD_SECONDS=60 scripts/bench-agent.sh
+#   FOOTPRINT=1 scripts/bench-agent.sh           # and where the idle memory goes (binary, mappings, modules)
 #
 # Figures and the machine they came from are kept in docs/BENCHMARKS.md.
 set -euo pipefail
@@ -48,6 +49,8 @@ for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$agenthttp/healthz" > /dev/
 rss() { awk -v k="$1" '$1 == k":" {print $2}' /proc/$agent/status; }
 sleep 5
 idle=$(rss VmRSS); idle_anon=$(rss RssAnon)
+# FOOTPRINT=1: where the idle memory goes, before any load (docs/BENCHMARKS.md, "Agent footprint").
+if [ "${FOOTPRINT:-0}" = 1 ]; then python3 scripts/agent-footprint.py "$agent" "$bin/feedback-agent"; fi
 echo "0 0" > "$out/peak"
 ( peak=0; peak_anon=0
   while kill -0 $agent 2>/dev/null; do

@@ -9,7 +9,7 @@
 #
 # Real processes on loopback: `feedback-hub serve` (release build, SQLite, TLS 1.3) with an
 # alert rule for the probe site; `feedback-agent run` (HTTP intake, default batching:
-# 100 ms); `feedback-agent bench --rate` for the background load; a Python webhook receiver
+# 100 ms); `feedback-bench load --rate` for the background load; a Python webhook receiver
 # that records, per alert, arrival time minus the rating's capture time (the agent stamps
 # capturedAt when it accepts the rating; one machine, one clock).
 # Bounded: the background load stops after SECONDS_MAX; probes are PROBES × INTERVAL_MS.
@@ -27,6 +27,7 @@ mkdir -p "$out"
 
 swift build -c "$config" --product feedback-hub
 swift build -c "$config" --product feedback-agent
+swift build -c "$config" --product feedback-bench
 bin="$(swift build -c "$config" --show-bin-path)"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -88,7 +89,7 @@ pids+=($agent)
 for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$intake/healthz" > /dev/null 2>&1 && break; sleep 0.05; done
 
 echo "== background: $rate records/s for up to $seconds s"
-"$bin/feedback-agent" bench --hub "127.0.0.1:$port" --ca "$out/hub/ca.pem" --tokens "$out/tokens.txt" \
+"$bin/feedback-bench" load --hub "127.0.0.1:$port" --ca "$out/hub/ca.pem" --tokens "$out/tokens.txt" \
     --connections 10 --records $((rate * seconds)) --batch-records 500 --rate "$rate" --live --max-seconds "$seconds" \
     > "$out/bench.txt" 2>&1 &
 bench=$!

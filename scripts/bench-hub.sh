@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end hub ingest benchmark: a real `feedback-hub serve` (release build, SQLite store,
-# TLS 1.3) on loopback, driven by `feedback-agent bench` with many concurrent connections.
+# TLS 1.3) on loopback, driven by `feedback-bench load` with many concurrent connections.
 # Prints the load generator's figures and the hub's CPU time and resident memory, sampled
 # every second into $OUT/hub-rss.tsv (seconds, RSS KiB, CPU seconds).
 #
@@ -23,7 +23,7 @@ out="${OUT:-$(mktemp -d)}"
 mkdir -p "$out"
 
 swift build -c "$config" --product feedback-hub
-swift build -c "$config" --product feedback-agent
+swift build -c "$config" --product feedback-bench
 bin="$(swift build -c "$config" --show-bin-path)"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -55,7 +55,7 @@ sampler=$!
 live=()
 if [ "${LIVE:-0}" = 1 ]; then live=(--live); fi
 /usr/bin/time -f "bench process: %e s wall, %U s user, %S s system, peak RSS %M KiB" \
-    "$bin/feedback-agent" bench --hub "127.0.0.1:$port" --ca "$out/hub/ca.pem" --tokens "$out/tokens.txt" \
+    "$bin/feedback-bench" load --hub "127.0.0.1:$port" --ca "$out/hub/ca.pem" --tokens "$out/tokens.txt" \
     --connections "$connections" --records "$records" --batch-records "$batch" --max-seconds "$seconds" "${live[@]}" \
     | tee "$out/bench.txt"
 

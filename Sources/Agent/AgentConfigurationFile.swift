@@ -1,8 +1,13 @@
-import Foundation
 import ListenerLimits
 import NIOSSL
 import Support
 import Wire
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// The agent's configuration file (`agent.yaml`), as `feedback-agent run --config` reads it.
 /// Relative paths are relative to the file. Unknown settings are errors.

@@ -1,7 +1,12 @@
 import Crypto
-import Foundation
 import Support
 import Wire
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// Who an agent is: its node id (the origin of every record it captures) and its Ed25519
 /// signing key. Stored as a small JSON file readable only by its owner.
@@ -37,11 +42,14 @@ public struct AgentIdentity: Sendable {
     ///
     /// - Throws: ``AgentIdentityError`` naming the file and what is wrong with it.
     public static func load(from path: String) throws -> AgentIdentity {
-        let data: Data
+        let read: [UInt8]?
         do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
+            read = try BoundedFile.read(path, maxBytes: 64 * 1024)
         } catch {
-            throw AgentIdentityError(path: path, reason: "cannot be read (\(error.localizedDescription))")
+            throw AgentIdentityError(path: path, reason: "cannot be read (\(error.cause))")
+        }
+        guard let data = read.map({ Data($0) }) else {
+            throw AgentIdentityError(path: path, reason: "is larger than 64 KiB: not an identity file")
         }
         let file: File
         do {

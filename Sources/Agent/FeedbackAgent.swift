@@ -1,9 +1,14 @@
-import Foundation
 import Logging
 import NIOSSL
 import ServiceLifecycle
 import Synchronization
 import Wire
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// The embeddable agent: ratings submitted here are durable in the local spool when
 /// ``submit(_:)`` returns, then sealed, signed and forwarded to a hub, exactly once.

@@ -1,5 +1,10 @@
-import Foundation
 import Wire
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// A rating as a caller submits it, before the agent gives it an id, an origin and a
 /// capture time. The JSON form uses the record's field names; `source` and `scale` by name.

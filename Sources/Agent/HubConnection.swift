@@ -1,5 +1,4 @@
 import Crypto
-import Foundation
 import Logging
 import NIOCore
 import NIOPosix
@@ -7,6 +6,12 @@ import NIOSSL
 import Support
 import Synchronization
 import Wire
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// What a hub answered for one batch.
 public enum BatchResult: Sendable, Hashable {

@@ -1,7 +1,20 @@
 import Crypto
-import Foundation
 import Support
 import Synchronization
+import Wire
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// One response per customer per survey within a window: the HTTP intake's optional
 /// guard against the same customer answering a popup twice.
@@ -15,7 +28,8 @@ public final class ResponseLimiter: Sendable {
     public let window: Duration
     private let path: String
     private let seen: Mutex<[String: Int64]>
-    private let file: Mutex<FileHandle?>
+    /// The file opened for appending; closed with the limiter.
+    private let file: Mutex<Int32>
 
     /// Opens (creating if needed) the memory in `path`, dropping entries older than `window`.
     ///
@@ -40,10 +54,14 @@ public final class ResponseLimiter: Sendable {
         } catch {
             throw SpoolError(.io, "cannot write \(error)")
         }
-        guard let handle = FileHandle(forWritingAtPath: path) else { throw SpoolError(.io, "cannot write \(path)") }
-        handle.seekToEndOfFile()
+        let fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
+        guard fd >= 0 else { throw SpoolError(.io, "cannot write \(path): \(FileDescriptorIO.lastError())") }
         self.seen = Mutex(seen)
-        self.file = Mutex(handle)
+        self.file = Mutex(fd)
+    }
+
+    deinit {
+        self.file.withLock { _ = close($0) }
     }
 
     /// Reserves a response for every (customer, survey) in `pairs` at `now`, or none: the
@@ -79,17 +97,15 @@ public final class ResponseLimiter: Sendable {
     public func commit(_ pairs: [(customer: String, survey: String)], now: Int64) throws {
         let lines = pairs.filter { !$0.customer.isEmpty && !$0.survey.isEmpty }.map { "\(Self.key($0.customer, $0.survey)) \(now)\n" }
         guard !lines.isEmpty else { return }
-        try self.file.withLock { handle in
-            do {
-                try handle?.write(contentsOf: Data(lines.joined().utf8))
-            } catch {
-                throw SpoolError(.io, "cannot append to the answered-surveys file: \(error)")
+        try self.file.withLock { fd in
+            guard Array(lines.joined().utf8).withUnsafeBytes({ FileDescriptorIO.writeAll(fd, $0) }) else {
+                throw SpoolError(.io, "cannot append to the answered-surveys file: \(FileDescriptorIO.lastError())")
             }
         }
     }
 
     static func key(_ customer: String, _ survey: String) -> String {
-        SHA256.hash(data: Data((customer + "\u{0}" + survey).utf8)).map { String(format: "%02x", $0) }.joined()
+        Array(SHA256.hash(data: Array((customer + "\u{0}" + survey).utf8))).hexString
     }
 
     static func milliseconds(_ duration: Duration) -> Int64 {

@@ -1,5 +1,17 @@
-import Foundation
 import NIOSSL
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Watches one connection's certificate checks so that a refused handshake can say which
 /// check failed and what to do (``TLSFailure``). Lives on the connection's event loop.
@@ -190,7 +202,7 @@ final class TLSDiagnostics {
 
     /// The alert a peer sent, as BoringSSL names it (`SSLV3_ALERT_X`, `TLSV1_ALERT_X`): `X`.
     static func receivedAlert(in text: String) -> String? {
-        guard let range = text.range(of: "_ALERT_") else { return nil }
+        guard let range = text.firstRange(of: "_ALERT_") else { return nil }
         let name = text[range.upperBound...].prefix { $0.isUppercase || $0.isNumber || $0 == "_" }
         return name.isEmpty ? nil : String(name)
     }

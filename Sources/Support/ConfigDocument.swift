@@ -1,5 +1,10 @@
-import Foundation
 import Yams
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// A YAML configuration file (hub.yaml, alerts.yaml, agent.yaml) read with bounds, so a
 /// hostile or broken file fails fast with one short line instead of hanging the process.

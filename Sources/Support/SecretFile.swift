@@ -50,18 +50,7 @@ public enum SecretFile {
         do throws(SecretFileError) {
             guard fchmod(fd, Self.mode) == 0 else { throw SecretFileError(.io, path: path, "cannot set mode 0600: \(Self.lastError())") }
             let buffer = bytes.withContiguousStorageIfAvailable { Array($0) } ?? Array(bytes)
-            let complete = buffer.withUnsafeBytes { raw in
-                var offset = 0
-                while offset < raw.count {
-                    let written = systemWrite(fd, raw.baseAddress! + offset, raw.count - offset)
-                    if written < 0 {
-                        if errno == EINTR { continue }
-                        return false
-                    }
-                    offset += written
-                }
-                return true
-            }
+            let complete = buffer.withUnsafeBytes { FileDescriptorIO.writeAll(fd, $0) }
             guard complete else { throw SecretFileError(.io, path: path, "cannot write: \(Self.lastError())") }
             guard fsync(fd) == 0 else { throw SecretFileError(.io, path: path, "cannot fsync: \(Self.lastError())") }
         } catch {
@@ -168,13 +157,8 @@ public enum SecretFile {
     }
 
     static func lastError() -> String {
-        String(cString: strerror(errno))
+        FileDescriptorIO.lastError()
     }
-}
-
-/// The C library's write(2); inside ``SecretFile`` the name means its own method.
-private func systemWrite(_ fd: Int32, _ bytes: UnsafeRawPointer, _ count: Int) -> Int {
-    write(fd, bytes, count)
 }
 
 /// A secret file that could not be written.

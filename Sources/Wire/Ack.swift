@@ -1,5 +1,10 @@
-import Foundation
 import NIOCore
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// ACK, hub → node: a batch is durably committed. Sent only after the store transaction
 /// holding the batch is on disk.

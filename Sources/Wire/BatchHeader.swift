@@ -1,5 +1,10 @@
-import Foundation
 import NIOCore
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// How a batch payload is compressed. The raw value is the byte on the wire.
 public enum BatchCodec: UInt8, Sendable, Hashable {

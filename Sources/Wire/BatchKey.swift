@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Names one batch: its origin and sequence. Unique across the whole mesh.
 public struct BatchKey: Sendable, Hashable, CustomStringConvertible {

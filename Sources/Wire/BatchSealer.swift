@@ -1,6 +1,11 @@
 import Crypto
-import Foundation
 import NIOCore
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// Seals records into signed batches for one origin: encode, compress with zstd, sign.
 ///

@@ -1,5 +1,10 @@
-import Foundation
 import NIOCore
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 // Reading helpers shared by the record, batch and frame codecs. They read through a
 // ``ByteCursor``: a missing byte is `truncated`, a length off the wire is checked against

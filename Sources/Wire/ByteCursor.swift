@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// A bounds-checked, big-endian reader over raw bytes: the hot path for record decoding.
 ///

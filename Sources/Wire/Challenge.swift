@@ -1,5 +1,10 @@
-import Foundation
 import NIOCore
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// CHALLENGE, hub → node, the first frame on every connection: the versions the hub speaks
 /// and a fresh nonce the node must sign in its HELLO.

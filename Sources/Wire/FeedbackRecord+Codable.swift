@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// JSON form of a record, used by the CLIs and HTTP APIs: field names as in the model,
 /// `source` and `scale` by name (`"kiosk"`, `"nps"`), times in milliseconds since the epoch.

@@ -1,6 +1,11 @@
 import Crypto
-import Foundation
 import NIOCore
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// HELLO, node → hub: who the node is, the key it signs with, and proof that it holds that
 /// key (an Ed25519 signature over the hub's challenge and this frame's other fields).

@@ -1,5 +1,10 @@
-import Foundation
 import NIOCore
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// REJECT, hub → node: a batch, or the whole connection, was refused. It is also the
 /// `Error` a hub component returns when it refuses something.

@@ -1,6 +1,11 @@
 import Crypto
-import Foundation
 import NIOCore
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// A signed batch exactly as it travels: header, compressed payload, Ed25519 signature.
 ///

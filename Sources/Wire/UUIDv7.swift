@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// A generator of UUID version 7 ids (RFC 9562): 48 bits of Unix milliseconds, then a
 /// 12-bit counter, then 62 random bits.

@@ -1,5 +1,10 @@
-import Foundation
 import NIOCore
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// WELCOME, hub → node: the handshake succeeded. Carries the agreed version, the hub's
 /// limits, the initial credit and, for resuming, the highest committed sequence per origin.

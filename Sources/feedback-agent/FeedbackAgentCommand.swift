@@ -1,24 +1,22 @@
 import Agent
 import ArgumentParser
-import Foundation
 import NIOCore
 import Support
 import Wire
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 @main
 struct FeedbackAgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "feedback-agent",
         abstract: "Captures customer ratings and forwards them, sealed, to a FeedbackMesh hub.",
-        subcommands: [Keygen.self, Enroll.self, Run.self, Status.self, Import.self, Seal.self, Bench.self, SpoolBench.self]
+        subcommands: [Keygen.self, Enroll.self, Run.self, Status.self, Import.self, Seal.self]
     )
-}
-
-/// A refusal the CLI reports as one line and a non-zero exit; control characters from
-/// stored or peer-supplied text in it are shown escaped.
-struct CLIError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = TerminalText.escape(description) }
 }
 
 struct Keygen: ParsableCommand {
@@ -55,6 +53,9 @@ struct Seal: ParsableCommand {
             """
     )
 
+    /// A batch encodes to at most 8 MiB (BatchLimits); its JSON is a few times that.
+    static let maxInputBytes = 64 << 20
+
     @Option(help: "The agent identity file made by keygen.")
     var identity: String
 
@@ -82,20 +83,21 @@ struct Seal: ParsableCommand {
         } catch let error as AgentIdentityError {
             throw CLIError(error.description)
         }
-        let text: String
-        if self.records == "-" {
-            text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
-        } else {
-            guard let data = FileManager.default.contents(atPath: self.records) else {
-                throw CLIError("cannot read \(self.records)")
-            }
-            text = String(decoding: data, as: UTF8.self)
+        let read: [UInt8]?
+        do {
+            read = try BoundedFile.read(self.records, maxBytes: Self.maxInputBytes)
+        } catch {
+            throw CLIError("cannot read \(self.records): \(error.cause)")
         }
+        guard let data = read else {
+            throw CLIError("\(self.records) is larger than \(Self.maxInputBytes >> 20) MiB; one batch holds less")
+        }
+        let text = String(decoding: data, as: UTF8.self)
         var ids = UUIDv7()
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         var records: [FeedbackRecord] = []
         for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            let trimmed = line.trimmingWhitespace()
             if trimmed.isEmpty { continue }
             let place = "\(self.records):\(index + 1)"
             let submission: FeedbackSubmission

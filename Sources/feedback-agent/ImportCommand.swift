@@ -1,10 +1,22 @@
 import Agent
 import ArgumentParser
-import Foundation
 import Logging
 import ServiceLifecycle
 import Support
 import Wire
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 struct Import: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -88,7 +100,7 @@ struct Import: AsyncParsableCommand {
                     bad += 1
                     progress.clear()
                     // The reason quotes the file's text: shown escaped.
-                    FileHandle.standardError.write(Data(TerminalText.escape("\(path):\(number): skipped: \(Self.describe(error))").utf8 + [0x0A]))
+                    Progress.standardError(TerminalText.escape("\(path):\(number): skipped: \(Self.describe(error))") + "\n")
                 }
             }
             do {
@@ -122,10 +134,13 @@ struct Import: AsyncParsableCommand {
     }
 
     static func header(of path: String) throws -> [String] {
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw CLIError("cannot read \(path)") }
-        defer { try? handle.close() }
-        let data = (try? handle.read(upToCount: 64 * 1024)) ?? Data()
-        let line = String(decoding: data.prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let data: [UInt8]
+        do {
+            data = try BoundedFile.prefix(of: path, bytes: 64 * 1024)
+        } catch {
+            throw CLIError("cannot read \(path): \(error.cause)")
+        }
+        let line = String(decoding: data.prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self).trimmingWhitespace()
         let fields: [String]
         do {
             fields = try splitCSVLine(Substring(line))
@@ -191,13 +206,17 @@ final class Progress {
         let width = 30
         let filled = Int(fraction * Double(width))
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-        FileHandle.standardError.write(Data("\r[\(bar)] \(Int(fraction * 100))%  \(ratings) ratings".utf8))
+        Self.standardError("\r[\(bar)] \(Int(fraction * 100))%  \(ratings) ratings")
         self.shown = true
     }
 
     func clear() {
         guard self.shown else { return }
-        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+        Self.standardError("\r\u{1B}[K")
         self.shown = false
+    }
+
+    static func standardError(_ text: String) {
+        _ = Array(text.utf8).withUnsafeBytes { FileDescriptorIO.writeAll(STDERR_FILENO, $0) }
     }
 }

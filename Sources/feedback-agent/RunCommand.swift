@@ -1,8 +1,9 @@
 import Agent
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
 #endif
 import Logging
 import ServiceLifecycle
@@ -113,7 +114,7 @@ struct Enroll: AsyncParsableCommand {
             throw CLIError("cannot read the token file \(path == "-" ? name : path): \(error.cause)")
         }
         guard let data = read else { throw CLIError("the token file \(name) is larger than 4 KiB; it should hold one token") }
-        let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let token = String(decoding: data, as: UTF8.self).trimmingWhitespace()
         guard !token.isEmpty else { throw CLIError("the token file \(name) holds no token") }
         guard !token.contains(where: \.isWhitespace) else { throw CLIError("the token file \(name) should hold one token on one line") }
         return token
@@ -178,29 +179,27 @@ struct Status: AsyncParsableCommand {
             throw CLIError("status asks the running agent over HTTP; set http.listen in \(self.config)")
         }
         let host = address.host == "0.0.0.0" ? "127.0.0.1" : address.host
-        guard let url = URL(string: "http://\(host.contains(":") ? "[\(host)]" : host):\(address.port)/status") else {
-            throw CLIError("cannot make a URL from http.listen \(http.listen)")
-        }
-        let data: Data
+        let url = "http://\(host.contains(":") ? "[\(host)]" : host):\(address.port)/status"
+        let data: [UInt8]
         do {
-            (data, _) = try await URLSession.shared.data(from: url)
+            data = try await StatusClient.get(host: host, port: address.port, path: "/status")
         } catch {
             throw CLIError("the agent at \(url) does not answer (is `feedback-agent run` running?): \(error)")
         }
-        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+        guard let object = try? JSONDecoder().decode(AgentStatusReply.self, from: Data(data)) else {
             throw CLIError("the agent at \(url) answered something that is not its status")
         }
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        let oldest = (object["oldestPendingCapturedAt"] as? Int64).map { "\(Double(now - $0) / 1000) s ago" } ?? "none"
+        let oldest = object.oldestPendingCapturedAt.map { "\(Double(now - $0) / 1000) s ago" } ?? "none"
         // The answer comes over the network: its text is shown escaped.
-        print("connected hub:        \(TerminalText.escape(object["connectedHub"] as? String ?? "none"))")
-        if let error = object["lastConnectionError"] as? String {
+        print("connected hub:        \(TerminalText.escape(object.connectedHub ?? "none"))")
+        if let error = object.lastConnectionError {
             print("last connect error:   \(TerminalText.escape(error))")
         }
-        print("unsealed records:     \(object["unsealedRecords"] ?? 0)")
-        print("unacknowledged:       \(object["unacknowledgedRecords"] ?? 0) records in \(object["unacknowledgedBatches"] ?? 0) batches")
+        print("unsealed records:     \(object.unsealedRecords ?? 0)")
+        print("unacknowledged:       \(object.unacknowledgedRecords ?? 0) records in \(object.unacknowledgedBatches ?? 0) batches")
         print("oldest pending:       \(oldest)")
-        print("spool bytes:          \(object["spoolBytes"] ?? 0)")
-        print("acknowledged batches: \(object["batchesAcknowledged"] ?? 0) (dead letters: \(object["batchesDeadLettered"] ?? 0))")
+        print("spool bytes:          \(object.spoolBytes ?? 0)")
+        print("acknowledged batches: \(object.batchesAcknowledged ?? 0) (dead letters: \(object.batchesDeadLettered ?? 0))")
     }
 }

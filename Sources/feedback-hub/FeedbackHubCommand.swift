@@ -16,13 +16,6 @@ struct FeedbackHubCommand: AsyncParsableCommand {
     )
 }
 
-/// A refusal the CLI reports as one line and a non-zero exit; control characters from
-/// stored or peer-supplied text in it are shown escaped.
-struct CLIError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = TerminalText.escape(description) }
-}
-
 /// Runs `body`, turning the library's errors into one-line CLI errors.
 func reporting<T>(_ body: () throws -> T) throws -> T {
     do {

@@ -1,4 +1,5 @@
 import Agent
+import AgentBench
 import Foundation
 import Logging
 import Synchronization

@@ -13,6 +13,7 @@ struct CLIRun {
 
     static let hub = CrashTests.binary
     static let agent = AgentProcessTests.binary
+    static let bench = CrashTests.root.appendingPathComponent(".build/debug/feedback-bench").path
 
     /// Runs `binary` with `arguments`, feeding `input` on standard input, under `umask`
     /// if given; kills it after `timeout` seconds.

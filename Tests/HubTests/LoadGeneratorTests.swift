@@ -1,10 +1,11 @@
 import Agent
+import AgentBench
 import Foundation
 import Hub
 import Testing
 import Wire
 
-/// The load generator behind `feedback-agent bench`, against a real hub: every batch it
+/// The load generator behind `feedback-bench load`, against a real hub: every batch it
 /// reports as stored is in the store, and a second run with the same nodes continues after
 /// the hub's committed sequence instead of colliding with it.
 @Suite struct LoadGeneratorTests {

@@ -17,13 +17,13 @@ import Testing
         (CLIRun.agent, ["seal", "--identity", "a", "--records", "r", "--out", "o", "--sequence", "1", "--level", "20"], "--level must be 1–19, got 20"),
         (CLIRun.agent, ["import", "f.jsonl", "--wait=-1"], "--wait must be 0–86400, got -1"),
         (CLIRun.agent, ["import", "f.jsonl", "--wait", "9223372036854775807"], "--wait must be 0–86400"),
-        (CLIRun.agent, ["bench", "--hub", "h:1", "--ca", "c", "--tokens", "t", "--records", "9223372036854775807"], "--records must be 1–100000000"),
-        (CLIRun.agent, ["bench", "--hub", "h:1", "--ca", "c", "--tokens", "t", "--connections", "0"], "--connections must be 1–10000, got 0"),
-        (CLIRun.agent, ["bench", "--hub", "h:1", "--ca", "c", "--tokens", "t", "--rate=-5"], "--rate must be 0–10000000, got -5"),
-        (CLIRun.agent, ["bench", "--hub", "h:1", "--ca", "c", "--tokens", "t", "--max-seconds", "0"], "--max-seconds must be 1–86400, got 0"),
-        (CLIRun.agent, ["spool-bench", "--records", "9223372036854775807"], "--records must be 1–100000000"),
-        (CLIRun.agent, ["spool-bench", "--writers", "0"], "--writers must be 1–100000, got 0"),
-        (CLIRun.agent, ["spool-bench", "--per-append", "10001"], "--per-append must be 1–10000, got 10001"),
+        (CLIRun.bench, ["load", "--hub", "h:1", "--ca", "c", "--tokens", "t", "--records", "9223372036854775807"], "--records must be 1–100000000"),
+        (CLIRun.bench, ["load", "--hub", "h:1", "--ca", "c", "--tokens", "t", "--connections", "0"], "--connections must be 1–10000, got 0"),
+        (CLIRun.bench, ["load", "--hub", "h:1", "--ca", "c", "--tokens", "t", "--rate=-5"], "--rate must be 0–10000000, got -5"),
+        (CLIRun.bench, ["load", "--hub", "h:1", "--ca", "c", "--tokens", "t", "--max-seconds", "0"], "--max-seconds must be 1–86400, got 0"),
+        (CLIRun.bench, ["spool", "--records", "9223372036854775807"], "--records must be 1–100000000"),
+        (CLIRun.bench, ["spool", "--writers", "0"], "--writers must be 1–100000, got 0"),
+        (CLIRun.bench, ["spool", "--per-append", "10001"], "--per-append must be 1–10000, got 10001"),
     ]
 
     @Test func everyNumericFlagOutOfRangeIsOneLineNamingItsRange() async throws {

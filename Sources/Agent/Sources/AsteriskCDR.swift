@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Splits one CSV line as Asterisk's cdr_csv writes it: fields separated by commas, quoted
 /// with `"` (a quote inside doubled as `""`), or empty and unquoted.

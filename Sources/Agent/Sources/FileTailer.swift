@@ -1,4 +1,15 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Follows a growing text file by path, line by line, from a saved ``SourceCursor``.
 ///
@@ -145,13 +156,13 @@ public final class FileTailer {
     private func open() throws -> Bool {
         if let saved = self.cursor, let old = self.findFile(device: saved.device, inode: saved.inode), old != self.path {
             // Rotated while we were away: finish the old file first.
-            self.fd = Foundation.open(old, O_RDONLY | O_CLOEXEC)
+            self.fd = systemOpen(old, O_RDONLY | O_CLOEXEC)
             if self.fd >= 0 {
                 self.openPath = old
                 return true
             }
         }
-        let fd = Foundation.open(self.path, O_RDONLY | O_CLOEXEC)
+        let fd = systemOpen(self.path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             if errno == ENOENT { return false }
             throw SourceError("cannot open \(self.path): \(String(cString: strerror(errno)))")
@@ -216,4 +227,9 @@ public struct SourceError: Error, Sendable, CustomStringConvertible {
     public init(_ description: String) {
         self.description = description
     }
+}
+
+/// The C library's open(2); inside ``FileTailer`` the name means its own method.
+private func systemOpen(_ path: String, _ flags: Int32) -> Int32 {
+    open(path, flags)
 }

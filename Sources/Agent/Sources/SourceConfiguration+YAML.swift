@@ -1,6 +1,13 @@
-import Foundation
 import Support
 import Wire
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+// Named time zones (Europe/London) resolve through ICU's tz data, which this module brings.
+import FoundationInternationalization
+#else
+import Foundation
+#endif
 
 extension SourceConfiguration {
     /// The settings each kind of source may hold, for agent.yaml's shared unknown-key check.

@@ -1,5 +1,10 @@
-import Foundation
 import NIOCore
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// Where a source has read to: the file (device and inode) and the byte offset after the
 /// last line taken, with that line's number for log messages.

@@ -1,11 +1,13 @@
 import Agent
+import AgentBench
 import ArgumentParser
 import Foundation
 import Support
 import Wire
 
-struct Bench: AsyncParsableCommand {
+struct LoadCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "load",
         abstract: "Load-tests a hub: many concurrent signed TLS connections, figures at the end.",
         discussion: """
             Each connection is a fresh node enrolled with one token from --tokens (make them with
@@ -81,7 +83,7 @@ struct Bench: AsyncParsableCommand {
         configuration.maxDuration = .seconds(self.maxSeconds)
         configuration.presealed = !self.live
         configuration.recordsPerSecond = self.rate > 0 ? self.rate : nil
-        print("bench: \(self.connections) connections to \(self.hub), \(self.records) records in batches of \(self.batchRecords)"
+        print("load: \(self.connections) connections to \(self.hub), \(self.records) records in batches of \(self.batchRecords)"
             + (self.live ? ", sealed while sending" : ", sealed before the clock starts")
             + (self.rate > 0 ? ", paced at \(self.rate) records/s" : ""))
         let report: LoadGenerator.Report

@@ -1,12 +1,13 @@
 import Agent
+import AgentBench
 import ArgumentParser
 import Foundation
 import Support
 import Wire
 
-struct SpoolBench: AsyncParsableCommand {
+struct SpoolCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "spool-bench",
+        commandName: "spool",
         abstract: "Measures durable spool appends on this machine's disk.",
         discussion: """
             --writers concurrent callers each append --per-append records at a time, as HTTP

@@ -1,3 +1,4 @@
+import Agent
 import Foundation
 import NIOCore
 import NIOPosix
@@ -6,7 +7,7 @@ import Synchronization
 import Wire
 
 /// Drives a hub with many concurrent signed connections and measures what it sustains:
-/// the load generator behind `feedback-agent bench`.
+/// the load generator behind `feedback-bench load`.
 ///
 /// Each connection is one node. It sends batches of ``Configuration/batchRecords``
 /// synthetic ratings, keeping at most the hub's granted credit in flight, until the total

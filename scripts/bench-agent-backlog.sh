@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Agent memory with a large backlog, and how fast the backlog drains: a release
-# `feedback-agent run` with HTTP intake whose hub is down while CLIENTS Python threads post
-# ratings until the spool holds BACKLOG_MIB; then the release `feedback-hub` starts and the
-# agent drains to it. The agent's RSS (VmRSS and RssAnon from /proc) is sampled every
-# 0.2 s throughout. Checks that the hub stored every accepted rating, once.
+# The agent's memory and backlog figures of issue 13 in one run (release builds):
+#  1. idle RSS of `feedback-agent run` connected to a `feedback-hub`;
+#  2. the hub stops; CLIENTS Python threads post ratings to the agent's HTTP intake until
+#     its spool holds BACKLOG_MIB; RSS (VmRSS and RssAnon from /proc) sampled every 0.2 s;
+#  3. the hub starts again and the agent drains the backlog to it: records/s from the
+#     moment the agent is connected until its spool is empty, RSS sampled throughout;
+#     the hub must have stored every accepted rating, once;
+#  4. the spool's append rate with group fsync (`feedback-bench spool`, 256 writers x 100).
 #
 #   scripts/bench-agent-backlog.sh                    # 1 GiB backlog
 #   BACKLOG_MIB=256 scripts/bench-agent-backlog.sh    # smaller, quicker
@@ -20,6 +23,7 @@ mkdir -p "$out"
 if [ -z "${SKIP_BUILD:-}" ]; then
     swift build -c release --product feedback-hub
     swift build -c release --product feedback-agent
+    swift build -c release --product feedback-bench
 fi
 bin="$(swift build -c release --show-bin-path)"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -41,16 +45,21 @@ http: {listen: "127.0.0.1:$agenthttp", maxBodyBytes: 4194304}
 drainTimeoutMs: 60000
 YAML
 
-hub=""
+"$bin/feedback-hub" serve --config "$out/hub/hub.yaml" --log-level warning > "$out/hub.log" 2>&1 &
+hub=$!
 "$bin/feedback-agent" run --config "$out/agent/agent.yaml" --log-level warning > "$out/agent.log" 2>&1 &
 agent=$!
 trap 'kill -9 $agent $hub 2>/dev/null || true' EXIT
 for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$agenthttp/healthz" > /dev/null 2>&1 && break; sleep 0.05; done
-status() { curl -fs "http://127.0.0.1:$agenthttp/status" | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+status() { curl -fs "http://127.0.0.1:$agenthttp/status" | python3 -c "import json,sys; print(json.load(sys.stdin).get('$1', ''))"; }
+for _ in $(seq 1 200); do [ -n "$(status connectedHub)" ] && break; sleep 0.05; done
 
 rss() { awk -v k="$1" '$1 == k":" {print $2}' /proc/$agent/status; }
-sleep 2
+sleep 5
 idle=$(rss VmRSS); idle_anon=$(rss RssAnon)
+kill -TERM $hub; wait $hub || true
+sleep 1
+down=$(rss VmRSS); down_anon=$(rss RssAnon)
 # Peaks per phase: the sampler writes "phase peak peak_anon" lines; the phase is read from a file.
 echo fill > "$out/phase"
 ( while kill -0 $agent 2>/dev/null; do
@@ -95,26 +104,33 @@ full=$(rss VmRSS); full_anon=$(rss RssAnon)
 echo drain > "$out/phase"
 "$bin/feedback-hub" serve --config "$out/hub/hub.yaml" --log-level warning > "$out/hub.log" 2>&1 &
 hub=$!
-drain_start=$(date +%s.%N)
+for _ in $(seq 1 1200); do [ -n "$(status connectedHub)" ] && break; sleep 0.05; done
+cpu() { awk '{print $14 + $15}' /proc/$1/stat; }   # user + system ticks
+drain_start=$(date +%s.%N); hub_cpu0=$(cpu $hub); agent_cpu0=$(cpu $agent)
 for _ in $(seq 1 18000); do
     [ "$(status unsealedRecords 2>/dev/null)" = 0 ] && [ "$(status unacknowledgedBatches 2>/dev/null)" = 0 ] && break
     sleep 0.1
 done
-drain_end=$(date +%s.%N)
+drain_end=$(date +%s.%N); hub_cpu=$(( $(cpu $hub) - hub_cpu0 )); agent_cpu=$(( $(cpu $agent) - agent_cpu0 ))
 echo done > "$out/phase"
 stored=$(curl -fs "http://127.0.0.1:$hubhttp/metrics" | awk '/^feedback_hub_records_stored_total/ {print $2}')
 duplicates=$(curl -fs "http://127.0.0.1:$hubhttp/metrics" | awk '/^feedback_hub_batches_total\{outcome="duplicate"\}/ {print $2}')
 kill $sampler 2>/dev/null || true
 kill -TERM $agent; wait $agent || true
 kill -TERM $hub; wait $hub || true
+"$bin/feedback-bench" spool --directory "$out" --records 2000000 --writers 256 --per-append 100 > "$out/spool.txt"
 
 peak() { awk -v p="$1" -v c="$2" '$1 == p && $c > m {m = $c} END {print m + 0}' "$out/samples"; }
 mib() { python3 -c "print('%.1f MiB' % ($1 / 1024))"; }
-echo "agent idle, hub down:        RSS $(mib "$idle"), RssAnon $(mib "$idle_anon")"
+echo "agent idle, connected:       RSS $(mib "$idle"), RssAnon $(mib "$idle_anon")"
+echo "hub stopped:                 RSS $(mib "$down"), RssAnon $(mib "$down_anon")"
 echo "filling the backlog (peak):  RSS $(mib "$(peak fill 2)"), RssAnon $(mib "$(peak fill 3)")"
 echo "backlog in place:            RSS $(mib "$full"), RssAnon $(mib "$full_anon"), spool $(( backlog_bytes >> 20 )) MiB"
 echo "draining (peak):             RSS $(mib "$(peak drain 2)"), RssAnon $(mib "$(peak drain 3)")"
 echo "accepted over HTTP:          $accepted ratings in $fill_seconds s"
 python3 -c "print('drained:                     %d ratings in %.1f s: %d records/s' % ($accepted, $drain_end - $drain_start, $accepted / ($drain_end - $drain_start)))"
+hz=$(getconf CLK_TCK)
+python3 -c "print('CPU while draining:          hub %.1f s, agent %.1f s (of %.1f s on 2 cores)' % ($hub_cpu / $hz, $agent_cpu / $hz, $drain_end - $drain_start))"
 echo "stored in the hub:           ${stored:-0} (batches answered duplicate: ${duplicates:-0})"
+echo "spool appends (group fsync): $(cat "$out/spool.txt")"
 [ "${stored:-0}" = "$accepted" ] || { echo "MISMATCH: accepted $accepted, stored ${stored:-0}" >&2; exit 1; }

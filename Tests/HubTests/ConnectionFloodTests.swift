@@ -169,12 +169,13 @@ import Wire
         }
         // Freed memory is not all returned to the kernel: the allocator keeps what the first
         // floods fragmented, and that converges (measured over 8 floods: +9, +5, +2, +1.5, +1,
-        // +0.8, +0.3, +0.3 MiB). A flood that left its connections behind would add ~30 MiB
-        // each time (the issue measured 58 MiB for 1,100 connections kept open).
+        // +0.8, +0.3, +0.3 MiB; a clean-clone CI run saw +6.0 for the third). A flood that
+        // left its connections behind would add ~30 MiB each time (the issue measured 58 MiB
+        // for 1,100 connections kept open): the bound is half of that.
         let rss = after.map { String(format: "%.1f", $0) }.joined(separator: ", ")
         print("flood: hub RSS \(String(format: "%.1f", baseline)) MiB before, after each flood \(rss) MiB")
         #expect(after[0] <= baseline + 32, "hub RSS \(baseline) MiB before, after each flood \(rss) MiB")
-        #expect(after[2] - after[1] <= 6, "hub RSS \(baseline) MiB before, after each flood \(rss) MiB")
+        #expect(after[2] - after[1] <= 15, "hub RSS \(baseline) MiB before, after each flood \(rss) MiB")
         let metrics = try await self.metrics(hub)
         #expect(metrics.contains(#"feedback_hub_connections_refused_total{reason="address_full"}"#))
         await established.close()

@@ -345,7 +345,7 @@ def scenario_corrupt(receiver):
     System.kill(s.hub_process, signal.SIGTERM)
     accepted, refused = {}, [0]
     s.post(RATINGS // 2, accepted, refused)
-    wait_for(lambda: json.loads(get(f"http://127.0.0.1:{s.intake}/status"))["unsealedRecords"] == 0, 10, "everything sealed")
+    # With no hub the agent seals only full batches; SIGTERM seals the rest before it exits.
     System.kill(s.agent_process, signal.SIGTERM)
     segments = sorted(os.listdir(f"{s.dir}/agent/spool/segments"))
     path = f"{s.dir}/agent/spool/segments/{segments[-1]}"

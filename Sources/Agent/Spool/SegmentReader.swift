@@ -19,8 +19,8 @@ final class SegmentReader {
     /// Bytes read per refill when the caller needs fewer: sequential reads cost one
     /// `pread` per chunk, not one per entry.
     private let chunk: Int
-    /// Where the file ends, when known and fixed (recovery): nothing past it is read.
-    private let size: Int?
+    /// Where the file ends, when opened with `fixedSize` (recovery): nothing past it is read.
+    let size: Int?
 
     /// Opens `path` for reading. With `fixedSize` (a file nothing writes to while it is
     /// read: recovery), its size is taken once, and nothing past it is ever read: a damaged
@@ -51,16 +51,6 @@ final class SegmentReader {
         #if os(Linux)
         _ = posix_fadvise(self.fd, off_t(offset), off_t(count), POSIX_FADV_WILLNEED)
         #endif
-    }
-
-    /// The file's size (when opened with `fixedSize`, as it was then).
-    func fileSize() throws -> Int {
-        if let size = self.size { return size }
-        var info = stat()
-        guard fstat(self.fd, &info) == 0 else {
-            throw SpoolError(.io, "cannot read the size of \(self.path): \(String(cString: strerror(errno)))")
-        }
-        return Int(info.st_size)
     }
 
     /// The entry at `offset`, checked against its checksum and parsed.

@@ -46,7 +46,7 @@ struct SpoolRecovery {
         for (index, id) in ids.enumerated() {
             let path = SpoolFiles.path(segment: id, in: self.segmentsPath)
             let reader = try SegmentReader(path: path, chunk: 1 << 20, fixedSize: true)
-            let fileSize = try reader.fileSize()
+            let fileSize = reader.size ?? 0
             let isNewest = index == ids.count - 1
             var offset = 0
             var segment = Spool.Segment(bytes: fileSize)

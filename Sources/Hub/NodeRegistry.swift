@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import NodeServer
 import Synchronization
 import Wire
 
@@ -92,15 +93,6 @@ public final class NodeRegistry: Sendable {
         } catch {
             return .failure(.connection(.storeUnavailable, .retryable, "enrollment could not be stored"))
         }
-    }
-
-    /// What a batch's origin is allowed: the key that must have signed the batch, and the
-    /// sites its records may name.
-    public struct OriginRights: Sendable {
-        /// The origin's registered signing key.
-        public var key: Curve25519.Signing.PublicKey
-        /// The sites the origin may report for.
-        public var sites: SiteScope
     }
 
     /// The rights of `batch`'s origin, or the batch-level REJECT to send.

@@ -1,0 +1,2 @@
+/// Asks a connection to finish: GOAWAY, drain in-flight batches, close.
+struct ShutdownRequested: Sendable {}

@@ -72,10 +72,27 @@ let package = Package(
             ]
         ),
         .target(
+            name: "NodeServer",
+            dependencies: [
+                "Wire",
+                "ListenerLimits",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
             name: "Agent",
             dependencies: [
                 "Wire",
                 "ListenerLimits",
+                "NodeServer",
                 "Support",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -101,6 +118,7 @@ let package = Package(
             name: "Hub",
             dependencies: [
                 "Wire",
+                "NodeServer",
                 "ListenerLimits",
                 "Support",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -197,6 +215,7 @@ let package = Package(
             name: "HubTests",
             dependencies: [
                 "Hub",
+                "NodeServer",
                 "ListenerLimits",
                 "Agent",
                 "AgentBench",

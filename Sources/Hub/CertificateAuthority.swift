@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import NodeServer
 import Support
 import SwiftASN1
 import X509
@@ -106,7 +107,7 @@ public struct CertificateAuthority: Sendable {
                 Critical(BasicConstraints.notCertificateAuthority)
                 Critical(KeyUsage(digitalSignature: true))
                 try ExtendedKeyUsage([.clientAuth])
-                SubjectAlternativeNames([.uniformResourceIdentifier(Self.nodeURI(nodeID))])
+                SubjectAlternativeNames([.uniformResourceIdentifier(ServerTLS.nodeURI(nodeID))])
             }
         }
         let issued = try Certificate(
@@ -124,22 +125,6 @@ public struct CertificateAuthority: Sendable {
             issuerPrivateKey: self.privateKey
         )
         return Issued(certificate: try issued.serializeAsPEM().pemString, privateKey: key.pemRepresentation)
-    }
-
-    /// How a client certificate names its node: the UUID URN of RFC 9562 (lowercase).
-    static func nodeURI(_ nodeID: UUID) -> String {
-        "urn:uuid:\(nodeID.uuidString.lowercased())"
-    }
-
-    /// The node ids a certificate (DER) names in its URI subject alternative names.
-    static func nodeIDs(inCertificate der: [UInt8]) -> [UUID] {
-        guard let certificate = try? Certificate(derEncoded: der),
-            let names = try? certificate.extensions.subjectAlternativeNames
-        else { return [] }
-        return names.compactMap { name in
-            guard case .uniformResourceIdentifier(let uri) = name, uri.lowercased().hasPrefix("urn:uuid:") else { return nil }
-            return UUID(uuidString: String(uri.dropFirst("urn:uuid:".count)))
-        }
     }
 
     /// Certificates and keys are a few kilobytes; a larger file is not one.

@@ -3,6 +3,7 @@ import Hummingbird
 import ListenerLimits
 import Logging
 import NIOCore
+import NodeServer
 import Prometheus
 import ServiceLifecycle
 import Synchronization
@@ -19,8 +20,8 @@ public final class Hub: Sendable {
     public let store: SQLiteStore
     /// The node registry.
     public let registry: NodeRegistry
-    /// The protocol server.
-    public let server: HubServer
+    /// The protocol server, taking batches into the store through ``HubIngest``.
+    public let server: NodeServer
     /// The metrics registry behind `/metrics`.
     public let prometheus: PrometheusCollectorRegistry
     /// The alert rules in force (none when the configuration names no rules file).
@@ -66,13 +67,17 @@ public final class Hub: Sendable {
         if anySite > 0 {
             logger.notice("nodes that may report for any site (narrow them with `feedback-hub agents sites`)", metadata: ["nodes": "\(anySite)"])
         }
-        self.server = try HubServer(
-            configuration: configuration,
-            store: self.store,
-            registry: self.registry,
-            metrics: metrics,
-            logger: logger
-        )
+        let serverConfiguration = try configuration.serverConfiguration()
+        let ingest = HubIngest(store: self.store, registry: self.registry, commit: configuration.commit, metrics: metrics, logger: logger)
+        do {
+            self.server = try NodeServer(configuration: serverConfiguration, backend: ingest, metrics: metrics.server, logger: logger)
+        } catch {
+            ingest.stopTaking()
+            if let error = error as? NodeServerError, error.code == .tlsFiles {
+                throw ConfigurationError(path: configuration.tls.certificate, error.reason)
+            }
+            throw error
+        }
         HubTLS.reportExpiry(of: configuration.tls, metrics: metrics, logger: logger)
     }
 

@@ -1,80 +1,18 @@
 import Foundation
 import ListenerLimits
+import NodeServer
 import Support
 import Wire
 
 /// Everything `feedback-hub serve` needs, read from a YAML file (see docs/OPERATIONS.md).
 /// Relative paths are resolved against the file's folder. Unknown keys are errors.
 public struct HubConfiguration: Sendable, Codable, Equatable {
-    /// The TLS files.
-    public struct TLS: Sendable, Codable, Equatable {
-        /// PEM certificate chain of the hub.
-        public var certificate: String
-        /// PEM private key of the hub.
-        public var privateKey: String
-        /// PEM CA that client certificates must chain to; set it to require mutual TLS.
-        public var clientCA: String?
+    /// The TLS files (`tls`): the hub's certificate chain and key, and the client CA that
+    /// requires mutual TLS.
+    public typealias TLS = ServerTLS.Files
 
-        /// Names the TLS files.
-        public init(certificate: String, privateKey: String, clientCA: String? = nil) {
-            self.certificate = certificate
-            self.privateKey = privateKey
-            self.clientCA = clientCA
-        }
-    }
-
-    /// Bounds that protect the hub from peers.
-    public struct Limits: Sendable, Codable, Equatable {
-        /// Most authenticated protocol connections; a node authenticating beyond them is
-        /// refused with `tooManyConnections` instead of WELCOME.
-        public var maxConnections: Int = 1024
-        /// Most authenticated connections of one node; a newer one closes the node's oldest
-        /// (a reconnecting agent wins over its own half-dead connection), so one stolen key
-        /// cannot take every connection slot.
-        public var maxConnectionsPerNode: Int = 4
-        /// Most connections between accept and WELCOME (TLS and HELLO in progress); when all
-        /// are taken the oldest is closed to make room, once it has run for a second.
-        public var maxHandshakes: Int = 256
-        /// Most handshakes in progress from one source address; more are closed at once.
-        public var maxHandshakesPerAddress: Int = 32
-        /// Most records per batch.
-        public var maxBatchRecords: Int = 10_000
-        /// Most compressed bytes per batch (also bounds the frame size).
-        public var maxCompressedBytes: Int = 4 << 20
-        /// Most uncompressed bytes per batch.
-        public var maxUncompressedBytes: Int = 8 << 20
-        /// Most a batch may expand when decompressed.
-        public var maxCompressionRatio: Int = 200
-        /// Batches a connection may have in flight.
-        public var credit: Int = 16
-        /// A connection must finish its handshake within this many milliseconds.
-        public var handshakeTimeoutMs: Int = 10_000
-        /// A connection silent for this many milliseconds is closed.
-        public var idleTimeoutMs: Int = 60_000
-        /// On SIGTERM, how long in-flight batches may take to finish.
-        public var drainTimeoutMs: Int = 10_000
-
-        /// The defaults.
-        public init() {}
-
-        /// Settings left out keep their defaults.
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            func value(_ key: CodingKeys, _ fallback: Int) throws -> Int { try c.decodeIfPresent(Int.self, forKey: key) ?? fallback }
-            self.maxConnections = try value(.maxConnections, self.maxConnections)
-            self.maxConnectionsPerNode = try value(.maxConnectionsPerNode, self.maxConnectionsPerNode)
-            self.maxHandshakes = try value(.maxHandshakes, self.maxHandshakes)
-            self.maxHandshakesPerAddress = try value(.maxHandshakesPerAddress, self.maxHandshakesPerAddress)
-            self.maxBatchRecords = try value(.maxBatchRecords, self.maxBatchRecords)
-            self.maxCompressedBytes = try value(.maxCompressedBytes, self.maxCompressedBytes)
-            self.maxUncompressedBytes = try value(.maxUncompressedBytes, self.maxUncompressedBytes)
-            self.maxCompressionRatio = try value(.maxCompressionRatio, self.maxCompressionRatio)
-            self.credit = try value(.credit, self.credit)
-            self.handshakeTimeoutMs = try value(.handshakeTimeoutMs, self.handshakeTimeoutMs)
-            self.idleTimeoutMs = try value(.idleTimeoutMs, self.idleTimeoutMs)
-            self.drainTimeoutMs = try value(.drainTimeoutMs, self.drainTimeoutMs)
-        }
-    }
+    /// Bounds that protect the hub from peers (`limits`): the protocol server's.
+    public typealias Limits = NodeServer.Limits
 
     /// Group commit bounds.
     public struct Commit: Sendable, Codable, Equatable {
@@ -137,13 +75,14 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
     }
 
     /// The batch limits these settings give.
-    public var batchLimits: BatchLimits {
-        var limits = BatchLimits()
-        limits.maxRecords = self.limits.maxBatchRecords
-        limits.maxCompressedBytes = self.limits.maxCompressedBytes
-        limits.maxUncompressedBytes = self.limits.maxUncompressedBytes
-        limits.maxCompressionRatio = self.limits.maxCompressionRatio
-        return limits
+    public var batchLimits: BatchLimits { self.limits.batchLimits }
+
+    /// What the protocol server runs with: this hub's id, listener, TLS files and limits.
+    ///
+    /// - Throws: ``ConfigurationError`` when `listen` is not `HOST:PORT`.
+    public func serverConfiguration() throws -> NodeServer.Configuration {
+        let listen = try HostPort(self.listen, key: "listen")
+        return NodeServer.Configuration(name: "hub", nodeID: self.hubID, host: listen.host, port: listen.port, tls: self.tls, limits: self.limits)
     }
 
     /// Reads and checks a configuration file; relative paths become relative to its folder.

@@ -1,47 +1,9 @@
 import Foundation
 import Logging
 import NIOSSL
-import Wire
 
-/// Builds the hub's TLS context once: TLS 1.3 only, client certificates required when a
-/// client CA is configured.
+/// The hub's own TLS certificate, watched: the server context itself is ``ServerTLS``'s.
 enum HubTLS {
-    static func serverContext(_ tls: HubConfiguration.TLS) throws -> NIOSSLContext {
-        do {
-            let chain = try NIOSSLCertificate.fromPEMFile(tls.certificate)
-            let key = try NIOSSLPrivateKey(file: tls.privateKey, format: .pem)
-            var configuration = TLSConfiguration.makeServerConfiguration(
-                certificateChain: chain.map { .certificate($0) },
-                privateKey: .privateKey(key)
-            )
-            configuration.minimumTLSVersion = .tlsv13
-            if let clientCA = tls.clientCA {
-                configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(clientCA))
-                configuration.certificateVerification = .noHostnameVerification
-            }
-            return try NIOSSLContext(configuration: configuration)
-        } catch {
-            throw ConfigurationError(path: tls.certificate, "cannot be used for TLS (with key \(tls.privateKey)): \(error)")
-        }
-    }
-
-    /// Why a node that presented `certificate` may not speak as `nodeID`, or nil when it may.
-    ///
-    /// With mutual TLS a certificate is bound to one node: it must name `nodeID` as
-    /// `urn:uuid:<node id>` (what `feedback-hub certs client` issues), so a kiosk's
-    /// certificate cannot carry another node's key or token. Without mutual TLS there is no
-    /// certificate and nothing to check.
-    static func clientCertificateRefusal(_ certificate: NIOSSLCertificate?, nodeID: UUID) -> Reject? {
-        guard let certificate else { return nil }
-        let named = (try? certificate.toDERBytes()).map(CertificateAuthority.nodeIDs(inCertificate:)) ?? []
-        if named.contains(nodeID) { return nil }
-        let message =
-            named.isEmpty
-            ? "the client certificate names no node (no urn:uuid subject alternative name); issue one with feedback-hub certs client"
-            : "the client certificate is for node \(named.map(\.uuidString).joined(separator: ", ")), not \(nodeID)"
-        return .connection(.unknownKey, .permanent, message)
-    }
-
     /// Nodes refuse an expired certificate, so the hub says when its own expires: logged at
     /// start (a warning within this many days, an error once past), and as a metric.
     static let expiryWarningDays = 30

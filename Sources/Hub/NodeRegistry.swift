@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import NodeServer
 import Synchronization
 import Wire
 
@@ -9,60 +10,74 @@ import Wire
 /// without touching the database; ``refresh()`` reloads it (the hub does so every second,
 /// so a revocation made with `feedback-hub agents revoke` takes effect within a second).
 public final class NodeRegistry: Sendable {
-    struct Entry: Sendable {
-        var node: RegisteredNode
-        var key: Curve25519.Signing.PublicKey
+    struct Snapshot: Sendable {
+        var nodes: [UUID: RegisteredNode] = [:]
+        var directory = NodeDirectory()
+        /// The directory as REGISTRY frames for relays, and its revision.
+        var frames: (revision: UInt64, frames: [RegistryUpdate])?
     }
 
     private let store: any FeedbackStore
-    private let entries: Mutex<[UUID: Entry]>
+    private let snapshot: Mutex<Snapshot>
 
     /// Loads the registry from `store`.
     public init(store: any FeedbackStore) throws {
         self.store = store
-        self.entries = Mutex([:])
+        self.snapshot = Mutex(Snapshot())
         try self.refresh()
     }
 
-    /// Reloads every node from the store.
+    /// Reloads every node from the store; the REGISTRY snapshot for relays is rebuilt only
+    /// when something changed.
     public func refresh() throws {
-        var fresh: [UUID: Entry] = [:]
-        for node in try self.store.nodes() {
-            guard let key = try? Curve25519.Signing.PublicKey(rawRepresentation: node.publicKey) else { continue }
-            fresh[node.nodeID] = Entry(node: node, key: key)
+        let stored = try self.store.nodes()
+        var nodes: [UUID: RegisteredNode] = [:]
+        for node in stored { nodes[node.nodeID] = node }
+        let directory = NodeDirectory(stored.map(Self.entry))
+        let unchanged = self.snapshot.withLock { $0.nodes == nodes }
+        let frames = unchanged ? nil : (directory.revision, RegistryUpdate.frames(revision: directory.revision, entries: directory.entries))
+        self.snapshot.withLock { snapshot in
+            snapshot.nodes = nodes
+            snapshot.directory = directory
+            if let frames { snapshot.frames = frames }
         }
-        self.entries.withLock { $0 = fresh }
+    }
+
+    static func entry(_ node: RegisteredNode) -> RegistryUpdate.Entry {
+        RegistryUpdate.Entry(
+            nodeID: node.nodeID, keyID: node.keyID, publicKey: node.publicKey, role: node.role, revoked: node.revoked, sites: node.sites
+        )
     }
 
     /// The registered node, if any.
     public func node(_ nodeID: UUID) -> RegisteredNode? {
-        self.entries.withLock { $0[nodeID]?.node }
+        self.snapshot.withLock { $0.nodes[nodeID] }
+    }
+
+    /// The registry as REGISTRY frames for relays, and its revision.
+    public var registrySnapshot: (revision: UInt64, frames: [RegistryUpdate])? {
+        self.snapshot.withLock { $0.frames }
     }
 
     /// Checks a HELLO: proof of key possession, then a registered and unrevoked key for
-    /// the node, or a valid enrollment token for an unknown node (which registers it).
-    /// Blocks on the store when it redeems a token: call it off the event loop.
+    /// the node (``NodeDirectory``, the rules a relay applies too), or a valid enrollment
+    /// token for an unknown node (which registers it). Blocks on the store when it redeems a
+    /// token: call it off the event loop.
     ///
     /// - Returns: the node, or the connection-level REJECT to send.
     public func authenticate(_ hello: Hello, challenge: Challenge, now: Int64) -> Result<RegisteredNode, Reject> {
-        do {
-            try hello.verifyProof(for: challenge)
-        } catch let error as WireError {
-            return .failure(.connection(error.rejectCode, .permanent, error.detail))
-        } catch {
-            return .failure(.connection(.badProof, .permanent, "proof of key possession does not verify"))
+        let (directory, known) = self.snapshot.withLock { ($0.directory, $0.nodes[hello.nodeID]) }
+        switch directory.authenticate(hello, challenge: challenge) {
+        case .failure(let reject)?:
+            return .failure(reject)
+        case .success?:
+            if let known { return .success(known) }
+        case nil:
+            break
         }
-        if let node = self.node(hello.nodeID) {
-            guard !node.revoked else {
-                return .failure(.connection(.revokedKey, .permanent, "the key of node \(hello.nodeID) was revoked"))
-            }
-            guard node.publicKey == hello.publicKey else {
-                return .failure(.connection(.unknownKey, .permanent, "node \(hello.nodeID) is registered with another key"))
-            }
-            guard hello.role == .agent || node.role == .relay else {
-                return .failure(.connection(.originNotAllowed, .permanent, "node \(hello.nodeID) is not registered as a relay"))
-            }
-            return .success(node)
+        guard known == nil else {
+            // Registered with a key that is not a valid Ed25519 point: never accepted.
+            return .failure(.connection(.unknownKey, .permanent, "node \(hello.nodeID) is registered with an unusable key"))
         }
         guard !hello.enrollmentToken.isEmpty else {
             return .failure(.connection(.unknownKey, .permanent, "node \(hello.nodeID) is not registered; enroll it with a token"))
@@ -94,32 +109,9 @@ public final class NodeRegistry: Sendable {
         }
     }
 
-    /// What a batch's origin is allowed: the key that must have signed the batch, and the
-    /// sites its records may name.
-    public struct OriginRights: Sendable {
-        /// The origin's registered signing key.
-        public var key: Curve25519.Signing.PublicKey
-        /// The sites the origin may report for.
-        public var sites: SiteScope
-    }
-
     /// The rights of `batch`'s origin, or the batch-level REJECT to send.
     public func rights(for batch: SealedBatch) -> Result<OriginRights, Reject> {
-        let header = batch.header
-        let entry = self.entries.withLock { $0[header.origin] }
-        guard let entry else {
-            return .failure(Reject(origin: header.origin, sequence: header.sequence, code: .unknownKey, disposition: .permanent,
-                                   message: "origin \(header.origin) is not registered"))
-        }
-        guard !entry.node.revoked else {
-            return .failure(Reject(origin: header.origin, sequence: header.sequence, code: .revokedKey, disposition: .permanent,
-                                   message: "the key of origin \(header.origin) was revoked"))
-        }
-        guard entry.node.keyID == header.keyID else {
-            return .failure(Reject(origin: header.origin, sequence: header.sequence, code: .unknownKey, disposition: .permanent,
-                                   message: "key \(header.keyID) is not the registered key of origin \(header.origin)"))
-        }
-        return .success(OriginRights(key: entry.key, sites: entry.node.sites))
+        self.snapshot.withLock { $0.directory }.rights(for: batch)
     }
 
     /// The stored form of an enrollment token: its SHA-256.

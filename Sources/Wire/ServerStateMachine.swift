@@ -58,6 +58,14 @@ public struct ServerStateMachine: Sendable {
         return false
     }
 
+    /// The authenticated node, from WELCOME until the connection closes.
+    public var connectedNode: Hello? {
+        switch self.state {
+        case .ready(let node, _, _), .draining(let node, _): node
+        case .awaitingHello, .verifying, .closed: nil
+        }
+    }
+
     /// Batches being ingested and not yet answered.
     public var inFlightCount: Int {
         switch self.state {

@@ -1,8 +1,8 @@
 import NIOCore
 import Wire
 
-/// Lets only a HELLO through before the hub has sent WELCOME, judged from the frame header,
-/// so an unauthenticated peer can make the hub buffer at most one HELLO (257 bytes), never a
+/// Lets only a HELLO through before the server has sent WELCOME, judged from the frame header,
+/// so an unauthenticated peer can make the server buffer at most one HELLO (257 bytes), never a
 /// BATCH of `maxFrameLength` (PROTOCOL.md §6.8).
 ///
 /// A defined frame type other than HELLO first, or any byte after the HELLO and before

@@ -7,21 +7,23 @@ import NIOSSL
 import NIOTLS
 import Wire
 
-/// Asks a connection to finish: GOAWAY, drain in-flight batches, close.
-struct ShutdownRequested: Sendable {}
-
 /// Performs the actions of one connection's ``ServerStateMachine``: the only protocol
 /// logic here is deciding what to run where. Key checks and enrollment run on the blocking
-/// pool, signature checks and decompression on the event loop, commits on the committer.
-final class HubConnectionHandler: ChannelInboundHandler {
+/// pool, signature checks and decompression on the event loop, and the backend makes what
+/// it takes durable wherever it does that (the hub's group committer).
+final class NodeConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = Frame
     typealias OutboundOut = Frame
 
     struct Settings: Sendable {
+        /// The server's name in REJECT messages: "hub", "relay".
+        var name: String
         var welcome: Welcome
         var batchLimits: BatchLimits
         var handshakeTimeout: TimeAmount
         var idleTimeout: TimeAmount
+        /// Most relays a FORWARD's path may name (one less at a relay, which adds itself).
+        var maxIncomingHops: Int
         var goAway: GoAway
         /// How long a connection being closed may take to flush its last frame (a REJECT)
         /// before it is closed anyway: a peer that does not read cannot hold it open.
@@ -38,11 +40,9 @@ final class HubConnectionHandler: ChannelInboundHandler {
 
     private var machine: ServerStateMachine
     private let settings: Settings
-    private let registry: NodeRegistry
-    private let store: any FeedbackStore
-    private let committer: GroupCommitter
+    private let backend: any IngestBackend
     private let blockingPool: NIOThreadPool
-    private let metrics: HubMetrics
+    private let metrics: NodeServerMetrics
     private let admission: Admission
     private let frameGuard: HandshakeFrameGuard
     private let activity: ByteCounter
@@ -53,23 +53,19 @@ final class HubConnectionHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
 
     init(
-        hubID: UUID,
+        nodeID: UUID,
         settings: Settings,
-        registry: NodeRegistry,
-        store: any FeedbackStore,
-        committer: GroupCommitter,
+        backend: any IngestBackend,
         blockingPool: NIOThreadPool,
-        metrics: HubMetrics,
+        metrics: NodeServerMetrics,
         admission: Admission,
         frameGuard: HandshakeFrameGuard,
         activity: ByteCounter,
         logger: Logger
     ) {
-        self.machine = ServerStateMachine(challenge: .random(hubID: hubID))
+        self.machine = ServerStateMachine(challenge: .random(hubID: nodeID), maxIncomingHops: settings.maxIncomingHops)
         self.settings = settings
-        self.registry = registry
-        self.store = store
-        self.committer = committer
+        self.backend = backend
         self.blockingPool = blockingPool
         self.metrics = metrics
         self.admission = admission
@@ -126,6 +122,8 @@ final class HubConnectionHandler: ChannelInboundHandler {
             self.perform(self.machine.idleTimedOut())
         case is ShutdownRequested:
             self.perform(self.machine.shutdown(self.settings.goAway))
+        case let changed as RegistryChanged:
+            self.sendRegistry(changed.frames)
         default:
             context.fireUserInboundEventTriggered(event)
         }
@@ -166,10 +164,10 @@ final class HubConnectionHandler: ChannelInboundHandler {
         case .verifyHello(let hello):
             self.admission.verifying()
             self.verify(hello, context)
-        case .ingest(let batch, _, _):
-            self.ingest(batch, context)
-        case .status:
-            break
+        case .ingest(let batch, let path, let node):
+            self.ingest(batch, path: path, from: node, context)
+        case .status(let report, let node):
+            self.backend.received(report, from: node)
         }
     }
 
@@ -190,32 +188,24 @@ final class HubConnectionHandler: ChannelInboundHandler {
     }
 
     private func verify(_ hello: Hello, _ context: ChannelHandlerContext) {
-        // Before the registry: a refused certificate must not redeem a token.
+        // Before the backend: a refused certificate must not redeem a token.
         let certificate = try? context.pipeline.syncOperations.nioSSL_peerCertificate()
-        if let refusal = HubTLS.clientCertificateRefusal(certificate, nodeID: hello.nodeID) {
+        if let refusal = ServerTLS.clientCertificateRefusal(certificate, nodeID: hello.nodeID) {
             self.handshakeTimer?.cancel()
             self.perform(self.machine.helloRefused(refusal))
             return
         }
-        let registry = self.registry
-        let store = self.store
+        let backend = self.backend
         let challenge = self.machine.challenge
         let baseWelcome = self.settings.welcome
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         self.blockingPool.runIfActive(eventLoop: context.eventLoop) { () -> Result<Welcome, Reject> in
-            switch registry.authenticate(hello, challenge: challenge, now: now) {
-            case .failure(let reject):
-                return .failure(reject)
-            case .success(let node):
+            backend.authenticate(hello, challenge: challenge, now: now).map { resume in
                 var welcome = baseWelcome
                 welcome.version = hello.version
-                do {
-                    welcome.resume = [Welcome.ResumePoint(origin: node.nodeID, committedSequence: try store.committedSequence(origin: node.nodeID))]
-                    return .success(welcome)
-                } catch {
-                    return .failure(.connection(.storeUnavailable, .retryable, "the store cannot be read"))
-                }
+                welcome.resume = resume
+                return welcome
             }
         }.whenComplete { result in
             let handler = loopBound.value
@@ -225,7 +215,7 @@ final class HubConnectionHandler: ChannelInboundHandler {
                 guard handler.machine.isVerifying, handler.context?.channel.isActive == true else { return }
                 guard handler.admission.authenticated(hello.nodeID) else {
                     handler.perform(handler.machine.helloRefused(
-                        .connection(.tooManyConnections, .retryable, "the hub has its maximum of connections")
+                        .connection(.tooManyConnections, .retryable, "the \(handler.settings.name) has its maximum of connections")
                     ))
                     return
                 }
@@ -234,12 +224,23 @@ final class HubConnectionHandler: ChannelInboundHandler {
                 handler.logger.info("node connected", metadata: ["role": "\(hello.role)"])
                 handler.openConversation()
                 handler.perform(handler.machine.helloVerified(welcome))
+                handler.sendRegistry(handler.backend.registrySnapshot()?.frames)
             case .success(.failure(let reject)):
                 handler.perform(handler.machine.helloRefused(reject))
             case .failure:
-                handler.perform(handler.machine.helloRefused(.connection(.shuttingDown, .retryable, "the hub is stopping")))
+                handler.perform(handler.machine.helloRefused(.connection(.shuttingDown, .retryable, "the \(handler.settings.name) is stopping")))
             }
         }
+    }
+
+    /// Sends a registry snapshot to a relay connected with version 2 (PROTOCOL.md §4.14):
+    /// right after WELCOME and whenever the registry changes. Nothing for agents.
+    private func sendRegistry(_ frames: [RegistryUpdate]?) {
+        guard let frames, let context = self.context, let node = self.machine.connectedNode,
+            node.role == .relay, node.version >= ProtocolVersion.v2
+        else { return }
+        for frame in frames { context.write(Self.wrapOutboundOut(.registry(frame)), promise: nil) }
+        context.flush()
     }
 
     /// After WELCOME every frame type may come, and the idle timeout the WELCOME announced
@@ -255,10 +256,10 @@ final class HubConnectionHandler: ChannelInboundHandler {
         )
     }
 
-    private func ingest(_ batch: SealedBatch, _ context: ChannelHandlerContext) {
+    private func ingest(_ batch: SealedBatch, path: [UUID], from node: Hello, _ context: ChannelHandlerContext) {
         let header = batch.header
         let records: [FeedbackRecord]
-        switch self.registry.rights(for: batch) {
+        switch self.backend.rights(for: batch) {
         case .failure(let reject):
             self.perform(self.machine.batchCompleted(.reject(reject)))
             return
@@ -290,19 +291,23 @@ final class HubConnectionHandler: ChannelInboundHandler {
                 return
             }
         }
-        let incoming = IncomingBatch(key: batch.key, records: records, receivedAt: Int64(Date().timeIntervalSince1970 * 1000))
+        let accepted = AcceptedBatch(
+            sealed: batch, records: records, receivedAt: Int64(Date().timeIntervalSince1970 * 1000), node: node, path: path
+        )
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        self.committer.submit(incoming, on: context.eventLoop).whenComplete { result in
+        self.backend.take(accepted, on: context.eventLoop).whenComplete { result in
             let handler = loopBound.value
             switch result {
             case .success(.stored(let newRecords)):
                 handler.perform(handler.machine.batchCompleted(
-                    .ack(Ack(origin: header.origin, sequence: header.sequence, status: .stored, storedRecords: UInt32(newRecords)))
+                    .ack(Ack(origin: header.origin, sequence: header.sequence, status: .stored, storedRecords: UInt32(clamping: newRecords)))
                 ))
             case .success(.duplicate):
                 handler.perform(handler.machine.batchCompleted(
                     .ack(Ack(origin: header.origin, sequence: header.sequence, status: .duplicate, storedRecords: 0))
                 ))
+            case .success(.refused(let code, let disposition, let message)):
+                handler.perform(handler.machine.batchCompleted(.reject(handler.refusal(of: batch, code, message, disposition))))
             case .failure:
                 handler.perform(handler.machine.batchCompleted(
                     .reject(handler.refusal(of: batch, .storeUnavailable, "the batch could not be committed", .retryable))
@@ -313,12 +318,12 @@ final class HubConnectionHandler: ChannelInboundHandler {
 
     /// A verified batch whose payload fails is answered `duplicate` when it is already
     /// committed, whatever the payload holds (PROTOCOL.md §7.2); only a new batch is refused.
-    /// The store is asked on this failure path only, so good batches cost no extra read.
+    /// The backend is asked on this failure path only, so good batches cost no extra read.
     private func refuseUnlessCommitted(_ batch: SealedBatch, _ code: RejectCode, _ message: String, _ context: ChannelHandlerContext) {
-        let store = self.store
+        let backend = self.backend
         let key = batch.key
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        self.blockingPool.runIfActive(eventLoop: context.eventLoop) { try store.isCommitted(key) }.whenComplete { result in
+        self.blockingPool.runIfActive(eventLoop: context.eventLoop) { try backend.isCommitted(key) }.whenComplete { result in
             let handler = loopBound.value
             switch result {
             case .success(true):

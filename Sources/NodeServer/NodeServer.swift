@@ -8,8 +8,9 @@ import ServiceLifecycle
 import Synchronization
 import Wire
 
-/// The protocol listener: TLS 1.3 (optionally mutual), frame codec, one
-/// ``HubConnectionHandler`` per connection, the group committer behind them.
+/// The server side of the protocol, for a hub and for a relay: TLS 1.3 (optionally mutual),
+/// frame codec, one ``NodeConnectionHandler`` per connection, and an ``IngestBackend`` that
+/// authenticates nodes and keeps what the server takes (the hub's store, a relay's spool).
 ///
 /// Connections hold one of two kinds of slot. From accept until WELCOME a connection holds a
 /// handshake slot (`limits.maxHandshakes`, at most `limits.maxHandshakesPerAddress` per source
@@ -19,24 +20,22 @@ import Wire
 /// (`limits.maxConnections`, at most `maxConnectionsPerNode` per node: its newest connection
 /// replaces its oldest); with none free it is refused with `tooManyConnections` instead of
 /// WELCOME. Every handshake ends at `handshakeTimeoutMs`. A node revoked while connected is
-/// disconnected at the next registry refresh.
+/// disconnected at the next backend refresh (every second).
 ///
 /// As a `Service`, it runs until graceful shutdown; then it stops accepting, sends GOAWAY
-/// to every node, lets in-flight batches commit (up to the drain timeout), and returns with
+/// to every node, lets in-flight batches finish (up to the drain timeout), and returns with
 /// every acknowledged batch durable.
-public final class HubServer: Service, Sendable {
-    private let configuration: HubConfiguration
-    private let store: any FeedbackStore
-    private let registry: NodeRegistry
-    private let metrics: HubMetrics
+public final class NodeServer: Service, Sendable {
+    private let configuration: Configuration
+    private let backend: any IngestBackend
+    private let metrics: NodeServerMetrics
     private let logger: Logger
     private let sslContext: NIOSSLContext
     private let group: MultiThreadedEventLoopGroup
     private let blockingPool: NIOThreadPool
-    private let committer: GroupCommitter
     private let slots: Mutex<Slots>
     private let state = Mutex<Lifecycle>(.idle)
-    private let bound = Mutex<Result<SocketAddress, StoreError>?>(nil)
+    private let bound = Mutex<Result<SocketAddress, NodeServerError>?>(nil)
 
     enum Lifecycle: Sendable {
         case idle, running, draining, stopped
@@ -62,27 +61,23 @@ public final class HubServer: Service, Sendable {
         var open: [ObjectIdentifier: Tracked] = [:]
     }
 
-    /// Creates the server; nothing listens until ``run()``.
+    /// Creates the server and its TLS context; nothing listens until ``run()``.
+    ///
+    /// - Throws: ``NodeServerError`` with code `tlsFiles` when the TLS files cannot be used.
     public init(
-        configuration: HubConfiguration,
-        store: any FeedbackStore,
-        registry: NodeRegistry,
-        metrics: HubMetrics,
+        configuration: Configuration,
+        backend: any IngestBackend,
+        metrics: NodeServerMetrics,
         logger: Logger
     ) throws {
         self.configuration = configuration
-        self.store = store
-        self.registry = registry
+        self.backend = backend
         self.metrics = metrics
         self.logger = logger
-        self.sslContext = try HubTLS.serverContext(configuration.tls)
+        self.sslContext = try ServerTLS.serverContext(configuration.tls)
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         self.blockingPool = NIOThreadPool(numberOfThreads: 2)
         self.blockingPool.start()
-        var limits = GroupCommitter.Limits()
-        limits.maxBatches = configuration.commit.maxBatches
-        limits.maxRecords = configuration.commit.maxRecords
-        self.committer = GroupCommitter(store: store, limits: limits, metrics: metrics, logger: logger)
         self.slots = Mutex(
             Slots(
                 handshakes: ConnectionSlots(
@@ -110,10 +105,10 @@ public final class HubServer: Service, Sendable {
             if let result = self.bound.withLock({ $0 }) { return try result.get() }
             try await Task.sleep(for: .milliseconds(10))
         }
-        throw StoreError("the hub did not start listening within 30 s")
+        throw NodeServerError(.notListening, "the \(self.configuration.name) did not start listening within 30 s")
     }
 
-    /// Whether the hub accepts batches (bound and not draining): `/readyz`.
+    /// Whether the server accepts batches (bound and not draining): the hub's `/readyz`.
     public var isReady: Bool {
         if case .running = self.state.withLock({ $0 }) { return true }
         return false
@@ -121,21 +116,23 @@ public final class HubServer: Service, Sendable {
 
     /// Listens until graceful shutdown, then drains.
     public func run() async throws {
-        let address = try HostPort(self.configuration.listen, key: "listen")
+        let host = self.configuration.host
+        let port = self.configuration.port
         let serverChannel: any Channel
         do {
-            serverChannel = try await self.bootstrap().bind(host: address.host, port: address.port).get()
+            serverChannel = try await self.bootstrap().bind(host: host, port: port).get()
         } catch {
-            let failure = StoreError("cannot listen on \(address): \(error)")
+            let address = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+            let failure = NodeServerError(.listen, "cannot listen on \(address): \(error)")
             self.bound.withLock { $0 = .failure(failure) }
             throw failure
         }
         self.state.withLock { $0 = .running }
         if let local = serverChannel.localAddress { self.bound.withLock { $0 = .success(local) } }
-        self.logger.info("hub listening", metadata: ["address": "\(serverChannel.localAddress.map { "\($0)" } ?? "?")"])
+        self.logger.info("\(self.configuration.name) listening", metadata: ["address": "\(serverChannel.localAddress.map { "\($0)" } ?? "?")"])
 
         await withTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { await self.refreshRegistryUntilCancelled() }
+            tasks.addTask { await self.refreshBackendUntilCancelled() }
             try? await gracefulShutdown()
             tasks.cancelAll()
         }
@@ -144,7 +141,7 @@ public final class HubServer: Service, Sendable {
 
     private func drain(_ serverChannel: any Channel) async {
         self.state.withLock { $0 = .draining }
-        self.logger.info("hub draining", metadata: ["connections": "\(self.slots.withLock { $0.open.count })"])
+        self.logger.info("\(self.configuration.name) draining", metadata: ["connections": "\(self.slots.withLock { $0.open.count })"])
         try? await serverChannel.close()
         for channel in self.openChannels {
             channel.pipeline.fireUserInboundEventTriggered(ShutdownRequested())
@@ -156,19 +153,19 @@ public final class HubServer: Service, Sendable {
         for channel in self.openChannels {
             try? await channel.close()
         }
-        // Whatever was already handed to the committer is committed before we return.
-        self.committer.stop()
+        // Whatever the backend already took is durable before we return.
+        self.backend.stopTaking()
         self.state.withLock { $0 = .stopped }
         try? await self.blockingPool.shutdownGracefully()
         try? await self.group.shutdownGracefully()
-        self.logger.info("hub stopped")
+        self.logger.info("\(self.configuration.name) stopped")
     }
 
     /// Closes the connections of nodes revoked since they authenticated: a revocation takes
     /// effect for open connections too, not only at the next HELLO.
     private func disconnectRevokedNodes() {
         let revoked = self.slots.withLock { slots in
-            slots.open.values.filter { tracked in tracked.node.map { self.registry.node($0)?.revoked ?? true } ?? false }.map(\.channel)
+            slots.open.values.filter { tracked in tracked.node.map(self.backend.mustDisconnect) ?? false }.map(\.channel)
         }
         for channel in revoked { channel.close(promise: nil) }
     }
@@ -177,24 +174,33 @@ public final class HubServer: Service, Sendable {
         self.slots.withLock { $0.open.values.map(\.channel) }
     }
 
-    private func refreshRegistryUntilCancelled() async {
+    private func refreshBackendUntilCancelled() async {
+        var sentRevision = self.backend.registrySnapshot()?.revision
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(1))
             do {
-                // A database read: on the blocking pool, not a concurrency thread.
-                let registry = self.registry
-                try await self.blockingPool.runIfActive { try registry.refresh() }
+                // May read a database: on the blocking pool, not a concurrency thread.
+                let backend = self.backend
+                try await self.blockingPool.runIfActive { try backend.refresh() }
                 self.disconnectRevokedNodes()
+                // A changed registry reaches every connected relay within a second.
+                if let snapshot = backend.registrySnapshot(), snapshot.revision != sentRevision {
+                    sentRevision = snapshot.revision
+                    for channel in self.openChannels {
+                        channel.pipeline.fireUserInboundEventTriggered(RegistryChanged(frames: snapshot.frames))
+                    }
+                }
             } catch is CancellationError {
                 return
             } catch {
-                self.logger.warning("registry refresh failed", metadata: ["error": "\(error)"])
+                self.logger.warning("backend refresh failed", metadata: ["error": "\(error)"])
             }
         }
     }
 
     private func bootstrap() -> ServerBootstrap {
-        let settings = HubConnectionHandler.Settings(
+        let settings = NodeConnectionHandler.Settings(
+            name: self.configuration.name,
             welcome: Welcome(
                 maxFrameLength: UInt32(clamping: FrameLimits(batch: self.configuration.batchLimits).maxFrameLength),
                 maxBatchRecords: UInt32(clamping: self.configuration.limits.maxBatchRecords),
@@ -206,7 +212,8 @@ public final class HubServer: Service, Sendable {
             batchLimits: self.configuration.batchLimits,
             handshakeTimeout: .milliseconds(Int64(self.configuration.limits.handshakeTimeoutMs)),
             idleTimeout: .milliseconds(Int64(self.configuration.limits.idleTimeoutMs)),
-            goAway: GoAway(code: .shuttingDown, reconnectAfterMilliseconds: 1_000, message: "hub shutting down")
+            maxIncomingHops: self.configuration.maxIncomingHops,
+            goAway: self.configuration.goAway
         )
         return ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 256)
@@ -219,7 +226,7 @@ public final class HubServer: Service, Sendable {
             }
     }
 
-    private func setUp(_ channel: any Channel, _ settings: HubConnectionHandler.Settings) throws {
+    private func setUp(_ channel: any Channel, _ settings: NodeConnectionHandler.Settings) throws {
         let id = ObjectIdentifier(channel)
         if case .draining = self.state.withLock({ $0 }) {
             self.metrics.connectionRefused(.shuttingDown)
@@ -263,7 +270,7 @@ public final class HubServer: Service, Sendable {
             self.recordSlotMetrics()
         }
         let sync = channel.pipeline.syncOperations
-        let activity = ByteCounter(counter: self.metrics)
+        let activity = ByteCounter(metrics: self.metrics)
         let frameGuard = HandshakeFrameGuard()
         try sync.addHandler(NIOSSLServerHandler(context: self.sslContext))
         try sync.addHandler(activity)
@@ -271,12 +278,10 @@ public final class HubServer: Service, Sendable {
         try sync.addHandler(ByteToMessageHandler(FrameDecoder(limits: FrameLimits(batch: self.configuration.batchLimits))))
         try sync.addHandler(MessageToByteHandler(FrameEncoder()))
         try sync.addHandler(
-            HubConnectionHandler(
-                hubID: self.configuration.hubID,
+            NodeConnectionHandler(
+                nodeID: self.configuration.nodeID,
                 settings: settings,
-                registry: self.registry,
-                store: self.store,
-                committer: self.committer,
+                backend: self.backend,
                 blockingPool: self.blockingPool,
                 metrics: self.metrics,
                 admission: .init(verifying: { self.verifying(id) }, authenticated: { self.promote(id, node: $0) }),
@@ -327,21 +332,5 @@ public final class HubServer: Service, Sendable {
         let (handshakes, connections) = self.slots.withLock { ($0.handshakes.count, $0.connections.count) }
         self.metrics.handshakes.record(handshakes)
         self.metrics.connections.record(connections)
-    }
-}
-
-/// Counts bytes received, before TLS-decrypted bytes are decoded into frames.
-final class ByteCounter: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
-    private let metrics: HubMetrics
-
-    init(counter: HubMetrics) {
-        self.metrics = counter
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        self.metrics.bytesReceived.increment(by: Int64(Self.unwrapInboundIn(data).readableBytes))
-        context.fireChannelRead(data)
     }
 }

@@ -1,0 +1,79 @@
+import Foundation
+import Logging
+import NIOCore
+import NodeServer
+import Wire
+
+/// The hub as a node server's backend: its registry authenticates nodes and names each
+/// origin's key and sites, its group committer makes verified batches durable in the store.
+public final class HubIngest: IngestBackend {
+    private let store: any FeedbackStore
+    private let registry: NodeRegistry
+    private let committer: GroupCommitter
+
+    /// Starts the group committer (its writer thread) in front of `store`.
+    public init(store: any FeedbackStore, registry: NodeRegistry, commit: HubConfiguration.Commit, metrics: HubMetrics, logger: Logger) {
+        self.store = store
+        self.registry = registry
+        var limits = GroupCommitter.Limits()
+        limits.maxBatches = commit.maxBatches
+        limits.maxRecords = commit.maxRecords
+        self.committer = GroupCommitter(store: store, limits: limits, metrics: metrics, logger: logger)
+    }
+
+    /// Authenticates through the registry (redeeming a token if the HELLO brings one); the
+    /// resume point is the node's committed sequence as an origin.
+    public func authenticate(_ hello: Hello, challenge: Challenge, now: Int64) -> Result<[Welcome.ResumePoint], Reject> {
+        self.registry.authenticate(hello, challenge: challenge, now: now).flatMap { node in
+            do {
+                return .success([Welcome.ResumePoint(origin: node.nodeID, committedSequence: try self.store.committedSequence(origin: node.nodeID))])
+            } catch {
+                return .failure(.connection(.storeUnavailable, .retryable, "the store cannot be read"))
+            }
+        }
+    }
+
+    /// The registry's rights of the batch's origin.
+    public func rights(for batch: SealedBatch) -> Result<OriginRights, Reject> {
+        self.registry.rights(for: batch)
+    }
+
+    /// Hands the batch to the group committer; the future fails when its transaction does.
+    public func take(_ batch: AcceptedBatch, on eventLoop: any EventLoop) -> EventLoopFuture<TakeOutcome> {
+        let incoming = IncomingBatch(key: batch.key, records: batch.records, receivedAt: batch.receivedAt)
+        return self.committer.submit(incoming, on: eventLoop).map { outcome in
+            switch outcome {
+            case .stored(let newRecords): .stored(newRecords: newRecords)
+            case .duplicate: .duplicate
+            }
+        }
+    }
+
+    /// Whether the store holds the batch.
+    public func isCommitted(_ key: BatchKey) throws -> Bool {
+        try self.store.isCommitted(key)
+    }
+
+    /// A node revoked, or gone from the registry, is disconnected.
+    public func mustDisconnect(_ node: UUID) -> Bool {
+        self.registry.node(node)?.revoked ?? true
+    }
+
+    /// Reloads the registry from the store.
+    public func refresh() throws {
+        try self.registry.refresh()
+    }
+
+    /// A node's STATUS report. Kept by the fleet-status store (issue 14, in progress).
+    public func received(_ report: StatusReport, from node: Hello) {}
+
+    /// The registry as relays get it.
+    public func registrySnapshot() -> (revision: UInt64, frames: [RegistryUpdate])? {
+        self.registry.registrySnapshot
+    }
+
+    /// Commits whatever is queued, then stops the committer.
+    public func stopTaking() {
+        self.committer.stop()
+    }
+}

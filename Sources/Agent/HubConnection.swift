@@ -187,6 +187,13 @@ public final class HubConnection: Sendable {
         return promise.futureResult
     }
 
+    /// Sends a STATUS report (this node's, or one a relay passes on); nothing is answered.
+    /// Dropped on a version 1 connection, which has no STATUS.
+    public func send(status report: StatusReport) {
+        guard self.welcome.version >= ProtocolVersion.v2 else { return }
+        self.channel.writeAndFlush(Frame.status(report), promise: nil)
+    }
+
     /// Whether the connection is still usable (open, no GOAWAY received).
     public var isActive: Bool { self.channel.isActive }
 

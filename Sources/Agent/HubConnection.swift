@@ -123,6 +123,7 @@ public final class HubConnection: Sendable {
         identity: AgentIdentity,
         role: Hello.Role = .agent,
         enrollmentToken: String = "",
+        onRegistry: (@Sendable (RegistryUpdate) -> Void)? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         connectTimeout: TimeAmount = .seconds(10),
         handshakeTimeout: TimeAmount = .seconds(10)
@@ -143,7 +144,8 @@ public final class HubConnection: Sendable {
                     try sync.addHandler(
                         UplinkHandler(
                             identity: identity, role: role, enrollmentToken: enrollmentToken, established: established,
-                            handshakeTimeout: handshakeTimeout, goAwayDelay: goAwayDelay, diagnostics: diagnostics
+                            handshakeTimeout: handshakeTimeout, goAwayDelay: goAwayDelay, diagnostics: diagnostics,
+                            onRegistry: onRegistry
                         )
                     )
                 }
@@ -170,11 +172,15 @@ public final class HubConnection: Sendable {
 
     /// Sends a sealed batch as soon as credit allows; the future completes with the hub's
     /// answer, or fails with ``ConnectionError`` if the connection ends first.
-    public func send(_ batch: SealedBatch) -> EventLoopFuture<BatchResult> {
+    ///
+    /// A batch of another origin (a relay passing it on) goes as FORWARD with `path` (the
+    /// relays it passed before this node) and this node appended, when the upstream speaks
+    /// version 2; to a version 1 upstream it goes as a plain BATCH.
+    public func send(_ batch: SealedBatch, path: [UUID] = []) -> EventLoopFuture<BatchResult> {
         let promise = self.channel.eventLoop.makePromise(of: BatchResult.self)
         self.channel.pipeline.handler(type: UplinkHandler.self).whenComplete { result in
             switch result {
-            case .success(let handler): handler.send(batch, promise: promise)
+            case .success(let handler): handler.send(batch, path: path, promise: promise)
             case .failure: promise.fail(ConnectionError(reason: "the connection is closed"))
             }
         }
@@ -215,7 +221,8 @@ final class UplinkHandler: ChannelInboundHandler {
     private let enrollmentToken: String
     private var established: EventLoopPromise<Welcome>?
     private var inFlight: [BatchKey: EventLoopPromise<BatchResult>] = [:]
-    private var waiting: [(SealedBatch, EventLoopPromise<BatchResult>)] = []
+    private var waiting: [(Frame, BatchKey, EventLoopPromise<BatchResult>)] = []
+    private let onRegistry: (@Sendable (RegistryUpdate) -> Void)?
     private var context: ChannelHandlerContext?
     private var keepalive: RepeatedTask?
     private var ended: ConnectionError?
@@ -228,9 +235,11 @@ final class UplinkHandler: ChannelInboundHandler {
 
     init(
         identity: AgentIdentity, role: Hello.Role, enrollmentToken: String, established: EventLoopPromise<Welcome>,
-        handshakeTimeout: TimeAmount, goAwayDelay: ReconnectDelay, diagnostics: TLSDiagnostics
+        handshakeTimeout: TimeAmount, goAwayDelay: ReconnectDelay, diagnostics: TLSDiagnostics,
+        onRegistry: (@Sendable (RegistryUpdate) -> Void)?
     ) {
         self.diagnostics = diagnostics
+        self.onRegistry = onRegistry
         self.identity = identity
         self.role = role
         self.enrollmentToken = enrollmentToken
@@ -255,29 +264,32 @@ final class UplinkHandler: ChannelInboundHandler {
         self.context = nil
     }
 
-    func send(_ batch: SealedBatch, promise: EventLoopPromise<BatchResult>) {
+    func send(_ batch: SealedBatch, path: [UUID], promise: EventLoopPromise<BatchResult>) {
         if let ended = self.ended {
             promise.fail(ended)
             return
         }
+        let frame: Frame =
+            batch.header.origin != self.identity.nodeID && self.machine.agreedVersion >= ProtocolVersion.v2
+            ? .forward(ForwardedBatch(path: path + [self.identity.nodeID], batch: batch)) : .batch(batch)
         guard self.waiting.isEmpty else {
-            self.waiting.append((batch, promise))
+            self.waiting.append((frame, batch.key, promise))
             return
         }
-        self.trySend(batch, promise)
+        self.trySend(frame, batch.key, promise)
     }
 
-    private func trySend(_ batch: SealedBatch, _ promise: EventLoopPromise<BatchResult>) {
+    private func trySend(_ frame: Frame, _ key: BatchKey, _ promise: EventLoopPromise<BatchResult>) {
         guard let context = self.context else {
             promise.fail(ConnectionError(reason: "the connection is closed"))
             return
         }
-        switch self.machine.sendBatch(batch.key) {
+        switch self.machine.sendBatch(key) {
         case .send:
-            self.inFlight[batch.key] = promise
-            context.writeAndFlush(Self.wrapOutboundOut(.batch(batch)), promise: nil)
+            self.inFlight[key] = promise
+            context.writeAndFlush(Self.wrapOutboundOut(frame), promise: nil)
         case .noCredit:
-            self.waiting.append((batch, promise))
+            self.waiting.append((frame, key, promise))
         case .notReady:
             promise.fail(self.ended ?? ConnectionError(reason: "the connection is not ready for batches"))
         }
@@ -287,11 +299,11 @@ final class UplinkHandler: ChannelInboundHandler {
         // Flush on every exit: running out of credit mid-queue must not strand a written batch.
         defer { self.context?.flush() }
         while !self.waiting.isEmpty {
-            let (batch, promise) = self.waiting[0]
-            guard case .send = self.machine.sendBatch(batch.key), let context = self.context else { return }
+            let (frame, key, promise) = self.waiting[0]
+            guard case .send = self.machine.sendBatch(key), let context = self.context else { return }
             self.waiting.removeFirst()
-            self.inFlight[batch.key] = promise
-            context.write(Self.wrapOutboundOut(.batch(batch)), promise: nil)
+            self.inFlight[key] = promise
+            context.write(Self.wrapOutboundOut(frame), promise: nil)
         }
     }
 
@@ -335,13 +347,19 @@ final class UplinkHandler: ChannelInboundHandler {
             switch frame {
             case .ack(let ack): self.inFlight.removeValue(forKey: ack.key)?.succeed(.acknowledged(ack))
             case .reject(let reject): self.inFlight.removeValue(forKey: reject.key)?.succeed(.rejected(reject))
-            case .challenge, .hello, .welcome, .batch, .credit, .ping, .pong, .goAway: break
+            case .challenge, .hello, .welcome, .batch, .credit, .ping, .pong, .goAway, .forward, .registry, .status: break
             }
             self.end(ConnectionError(reason: "the hub closed the connection after GOAWAY"), context)
         case .connectionRejected(let reject):
             self.end(ConnectionError(reject: reject, reason: "the hub refused the connection: \(reject.message)"), context)
         case .protocolError(let error):
             self.end(ConnectionError(reason: "the hub broke the protocol: \(String(reflecting: error))"), context)
+        case .registryReceived(let update):
+            guard self.role == .relay, let onRegistry = self.onRegistry else {
+                self.end(ConnectionError(reason: "the hub sent REGISTRY to a node that is not a relay"), context)
+                return
+            }
+            onRegistry(update)
         }
     }
 
@@ -386,7 +404,7 @@ final class UplinkHandler: ChannelInboundHandler {
     private func failWaiting(_ error: ConnectionError) {
         let waiting = self.waiting
         self.waiting = []
-        for (_, promise) in waiting { promise.fail(error) }
+        for (_, _, promise) in waiting { promise.fail(error) }
     }
 
     private func fail(_ error: ConnectionError) {

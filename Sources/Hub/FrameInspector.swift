@@ -4,7 +4,7 @@ import NIOCore
 import Wire
 
 /// Decodes a captured byte stream of frames, as a hub would receive it, and opens every
-/// BATCH with the given key: a tool for people writing their own client of the protocol.
+/// BATCH (and FORWARD's batch) with the given key: a tool for people writing their own client of the protocol.
 public struct FrameInspector {
     /// One decoded frame, with what opening it found for a BATCH.
     public struct Entry {
@@ -36,7 +36,7 @@ public struct FrameInspector {
                 throw WireError(.truncated, field: "frame", "the input ends inside a frame (\(buffer.readableBytes) bytes left)")
             }
             var entry = Entry(frame: frame, opened: nil)
-            if case .batch(let batch) = frame, let key = self.publicKey {
+            if let batch = frame.sealedBatch, let key = self.publicKey {
                 do {
                     entry.opened = .success(try batch.open(verifyingWith: key, limits: self.limits.batch, decompressor: decompressor))
                 } catch let error as WireError {

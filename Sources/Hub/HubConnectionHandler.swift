@@ -166,8 +166,10 @@ final class HubConnectionHandler: ChannelInboundHandler {
         case .verifyHello(let hello):
             self.admission.verifying()
             self.verify(hello, context)
-        case .ingest(let batch, _):
+        case .ingest(let batch, _, _):
             self.ingest(batch, context)
+        case .status:
+            break
         }
     }
 

@@ -28,6 +28,8 @@ public struct ClientStateMachine: Sendable {
         case connectionRejected(Reject)
         /// The hub broke the protocol: close, logging the error.
         case protocolError(WireError)
+        /// Part of the upstream's registry snapshot arrived (version 2, relays only).
+        case registryReceived(RegistryUpdate)
     }
 
     /// Whether a batch may be sent now.
@@ -50,6 +52,8 @@ public struct ClientStateMachine: Sendable {
 
     private var state: State = .awaitingChallenge
     private let versions: ClosedRange<UInt16>
+    /// The version agreed in the handshake (0 before WELCOME).
+    public private(set) var agreedVersion: UInt16 = 0
 
     /// Creates the state machine for a node speaking `versions`.
     public init(versions: ClosedRange<UInt16> = ProtocolVersion.supported) {
@@ -123,6 +127,7 @@ public struct ClientStateMachine: Sendable {
                 )
             }
             self.state = .ready(credit: welcome.initialCredit, inFlight: [])
+            self.agreedVersion = version
             return .established(welcome)
 
         case .ready(let credit, var inFlight):
@@ -146,7 +151,9 @@ public struct ClientStateMachine: Sendable {
             case .goAway(let goAway):
                 self.state = inFlight.isEmpty ? .closed : .draining(inFlight: inFlight)
                 return .goAway(goAway, closeNow: inFlight.isEmpty)
-            case .challenge, .hello, .welcome, .batch:
+            case .registry(let update):
+                return self.registry(update, frame)
+            case .challenge, .hello, .welcome, .batch, .forward, .status:
                 return self.violation(frame, "after the handshake")
             }
 
@@ -162,7 +169,9 @@ public struct ClientStateMachine: Sendable {
                 return .sendPong(value)
             case .pong, .credit, .goAway:
                 return .none
-            case .challenge, .hello, .welcome, .batch:
+            case .registry(let update):
+                return self.registry(update, frame)
+            case .challenge, .hello, .welcome, .batch, .forward, .status:
                 return self.violation(frame, "after the handshake")
             }
 
@@ -177,11 +186,17 @@ public struct ClientStateMachine: Sendable {
             switch frame {
             case .ack(let ack): return .acknowledged(ack)
             case .reject(let reject): return .batchRejected(reject)
-            case .challenge, .hello, .welcome, .batch, .credit, .ping, .pong, .goAway: return .none
+            case .challenge, .hello, .welcome, .batch, .credit, .ping, .pong, .goAway, .forward, .registry, .status: return .none
             }
         }
         self.state = .closed
         return .closeAfterDrain(frame)
+    }
+
+    /// REGISTRY exists from version 2 on; the handler checks that this node is a relay.
+    private mutating func registry(_ update: RegistryUpdate, _ frame: Frame) -> Action {
+        guard self.agreedVersion >= ProtocolVersion.v2 else { return self.violation(frame, "on a version \(self.agreedVersion) connection") }
+        return .registryReceived(update)
     }
 
     private mutating func violation(_ frame: Frame, _ when: String) -> Action {

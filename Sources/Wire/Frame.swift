@@ -22,6 +22,12 @@ public enum FrameType: UInt8, Sendable, Hashable, CaseIterable {
     case pong = 0x09
     /// Hub → node: the hub is closing this connection. See ``GoAway``.
     case goAway = 0x0A
+    /// Relay → upstream (version 2): a sealed batch with its hop path. See ``ForwardedBatch``.
+    case forward = 0x0B
+    /// Hub or relay → relay (version 2): part of a registry snapshot. See ``RegistryUpdate``.
+    case registry = 0x0C
+    /// Node → upstream (version 2): a signed report of the node's state. See ``StatusReport``.
+    case status = 0x0D
 
     /// The payload lengths this type allows, checked as soon as the 5-byte frame header is read.
     public func payloadLengths(_ limits: FrameLimits) -> ClosedRange<Int> {
@@ -36,6 +42,12 @@ public enum FrameType: UInt8, Sendable, Hashable, CaseIterable {
         case .credit: 4...4
         case .ping, .pong: 8...8
         case .goAway: GoAway.minimumLength...(GoAway.minimumLength + GoAway.maxMessageLength)
+        case .forward:
+            (ForwardedBatch.pathLength(hops: 1) + SealedBatch.minimumLength)...(
+                ForwardedBatch.pathLength(hops: ForwardedBatch.maxHops) + max(SealedBatch.minimumLength, limits.maxFrameLength)
+            )
+        case .registry: RegistryUpdate.minimumLength...RegistryUpdate.maxLength
+        case .status: StatusReport.minimumLength...(StatusReport.minimumLength + StatusReport.maxBodyLength)
         }
     }
 }
@@ -62,6 +74,12 @@ public enum Frame: Sendable, Hashable {
     case pong(UInt64)
     /// See ``GoAway``.
     case goAway(GoAway)
+    /// See ``ForwardedBatch``.
+    case forward(ForwardedBatch)
+    /// See ``RegistryUpdate``.
+    case registry(RegistryUpdate)
+    /// See ``StatusReport``.
+    case status(StatusReport)
 
     /// Bytes of the frame header: type and length.
     public static let headerLength = 5
@@ -79,6 +97,18 @@ public enum Frame: Sendable, Hashable {
         case .ping: .ping
         case .pong: .pong
         case .goAway: .goAway
+        case .forward: .forward
+        case .registry: .registry
+        case .status: .status
+        }
+    }
+
+    /// The sealed batch a BATCH or FORWARD frame carries.
+    public var sealedBatch: SealedBatch? {
+        switch self {
+        case .batch(let batch): batch
+        case .forward(let forwarded): forwarded.batch
+        default: nil
         }
     }
 
@@ -98,6 +128,9 @@ public enum Frame: Sendable, Hashable {
         case .credit(let batches): buffer.writeInteger(batches)
         case .ping(let value), .pong(let value): buffer.writeInteger(value)
         case .goAway(let goAway): goAway.write(into: &buffer)
+        case .forward(let forwarded): forwarded.write(into: &buffer)
+        case .registry(let update): update.write(into: &buffer)
+        case .status(let report): report.write(into: &buffer)
         }
         buffer.setInteger(UInt32(truncatingIfNeeded: buffer.writerIndex - start), at: lengthIndex)
     }
@@ -160,6 +193,9 @@ public enum Frame: Sendable, Hashable {
         case .ping: return .ping(try payload.readWire(UInt64.self, "ping"))
         case .pong: return .pong(try payload.readWire(UInt64.self, "pong"))
         case .goAway: return .goAway(try GoAway.read(from: &payload))
+        case .forward: return .forward(try ForwardedBatch.read(from: &payload))
+        case .registry: return .registry(try RegistryUpdate.read(from: &payload))
+        case .status: return .status(try StatusReport.read(from: &payload))
         }
     }
 }

@@ -52,6 +52,10 @@ public struct RejectCode: RawRepresentable, Sendable, Hashable, CustomStringConv
     public static let shuttingDown = RejectCode(rawValue: 21)
     /// A record names a site the origin's enrollment does not allow it to report for.
     public static let siteNotAllowed = RejectCode(rawValue: 22)
+    /// A forwarded batch whose path already holds the receiving node: the relays form a ring.
+    public static let loopDetected = RejectCode(rawValue: 23)
+    /// A forwarded batch the receiving relay could not pass on within ``ForwardedBatch/maxHops``.
+    public static let hopLimitExceeded = RejectCode(rawValue: 24)
 
     private static let names: [UInt16: String] = [
         1: "malformedFrame", 2: "unsupportedVersion", 3: "unknownKey", 4: "revokedKey", 5: "badProof",
@@ -59,6 +63,7 @@ public struct RejectCode: RawRepresentable, Sendable, Hashable, CustomStringConv
         10: "invalidRecord", 11: "creditExceeded", 12: "handshakeTimeout", 13: "idleTimeout",
         14: "unexpectedFrame", 15: "storeUnavailable", 16: "overloaded", 17: "enrollmentRefused",
         18: "originNotAllowed", 20: "tooManyConnections", 21: "shuttingDown", 22: "siteNotAllowed",
+        23: "loopDetected", 24: "hopLimitExceeded",
     ]
 
     /// The code's name, or `code(N)` for a code this version does not know.

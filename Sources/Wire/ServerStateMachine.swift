@@ -19,8 +19,11 @@ public struct ServerStateMachine: Sendable {
         /// Look the HELLO's key up, check the proof against ``challenge``, then call
         /// ``helloVerified(_:)`` or ``helloRefused(_:)``.
         case verifyHello(Hello)
-        /// Verify, deduplicate and commit the batch, then call ``batchCompleted(_:)``.
-        case ingest(SealedBatch, node: Hello)
+        /// Verify, deduplicate and commit (or hold) the batch, then call ``batchCompleted(_:)``.
+        /// `path` is the relays it passed (empty for a BATCH frame).
+        case ingest(SealedBatch, path: [UUID], node: Hello)
+        /// Check the report's signature under its node's key and keep (or pass on) it.
+        case status(StatusReport, from: Hello)
         /// Write these frames, in order; then close the connection when `close` is set.
         case write([Frame], close: Bool)
     }
@@ -35,12 +38,17 @@ public struct ServerStateMachine: Sendable {
 
     /// The challenge sent on this connection.
     public let challenge: Challenge
+    /// Most relays a FORWARD's path may name: ``ForwardedBatch/maxHops`` at a hub, one less
+    /// at a relay, which adds itself when it passes the batch on.
+    public let maxIncomingHops: Int
     private var state: State = .awaitingHello
 
     /// Creates the state machine; the handler sends `.challenge(challenge)` when the
-    /// connection becomes active (see ``start()``).
-    public init(challenge: Challenge) {
+    /// connection becomes active (see ``start()``). `challenge.hubID` is this node's id: a
+    /// FORWARD whose path holds it has gone round a ring.
+    public init(challenge: Challenge, maxIncomingHops: Int = ForwardedBatch.maxHops) {
         self.challenge = challenge
+        self.maxIncomingHops = maxIncomingHops
     }
 
     /// Whether the HELLO is being verified: a verification that completes in any other
@@ -83,34 +91,30 @@ public struct ServerStateMachine: Sendable {
         case .ready(let node, let credit, let inFlight):
             switch frame {
             case .batch(let batch):
-                guard credit > 0 else { return self.refuse(.creditExceeded, "BATCH sent without credit") }
-                guard node.role == .relay || batch.header.origin == node.nodeID else {
-                    // Refused without ingesting; the credit it used is given back.
-                    let reject = Reject(
-                        origin: batch.header.origin,
-                        sequence: batch.header.sequence,
-                        code: .originNotAllowed,
-                        disposition: .permanent,
-                        message: "an agent sends only its own batches; forwarding needs the relay role"
-                    )
-                    return .write([.reject(reject), .credit(1)], close: false)
+                return self.received(batch, path: [], node: node, credit: credit, inFlight: inFlight)
+            case .forward(let forwarded):
+                guard node.version >= ProtocolVersion.v2 else {
+                    return self.refuse(.unexpectedFrame, "FORWARD needs protocol version 2; this connection speaks \(node.version)")
                 }
-                guard !inFlight.contains(batch.key) else {
-                    return self.refuse(.unexpectedFrame, "batch \(batch.key) is already in flight on this connection")
+                if let refusal = self.pathRefusal(forwarded.path, node: node) { return refusal }
+                return self.received(forwarded.batch, path: forwarded.path, node: node, credit: credit, inFlight: inFlight)
+            case .status(let report):
+                guard node.version >= ProtocolVersion.v2 else {
+                    return self.refuse(.unexpectedFrame, "STATUS needs protocol version 2; this connection speaks \(node.version)")
                 }
-                self.state = .ready(node: node, credit: credit - 1, inFlight: inFlight.union([batch.key]))
-                return .ingest(batch, node: node)
+                return .status(report, from: node)
             case .ping(let value):
                 return .write([.pong(value)], close: false)
             case .pong:
                 return .none
-            case .challenge, .hello, .welcome, .ack, .reject, .credit, .goAway:
+            case .challenge, .hello, .welcome, .ack, .reject, .credit, .goAway, .registry:
                 return self.refuse(.unexpectedFrame, "\(frame.type) is not sent by nodes after the handshake")
             }
 
         case .draining(_, let inFlight):
             switch frame {
-            case .batch(let batch):
+            case .batch, .forward:
+                guard let batch = frame.sealedBatch else { return .none }
                 guard !inFlight.contains(batch.key) else {
                     return self.refuse(.unexpectedFrame, "batch \(batch.key) is already in flight on this connection")
                 }
@@ -124,9 +128,9 @@ public struct ServerStateMachine: Sendable {
                 return .write([.reject(reject)], close: false)
             case .ping(let value):
                 return .write([.pong(value)], close: false)
-            case .pong:
+            case .pong, .status:
                 return .none
-            case .challenge, .hello, .welcome, .ack, .reject, .credit, .goAway:
+            case .challenge, .hello, .welcome, .ack, .reject, .credit, .goAway, .registry:
                 return self.refuse(.unexpectedFrame, "\(frame.type) is not sent by nodes after the handshake")
             }
 
@@ -231,6 +235,49 @@ public struct ServerStateMachine: Sendable {
     /// The connection closed. Batches still being ingested finish; their answers are dropped.
     public mutating func closed() {
         self.state = .closed
+    }
+
+    /// A BATCH, or the batch of a FORWARD, on a ready connection.
+    private mutating func received(
+        _ batch: SealedBatch, path: [UUID], node: Hello, credit: UInt32, inFlight: Set<BatchKey>
+    ) -> Action {
+        guard credit > 0 else { return self.refuse(.creditExceeded, "BATCH sent without credit") }
+        guard node.role == .relay || batch.header.origin == node.nodeID else {
+            // Refused without ingesting; the credit it used is given back.
+            let reject = Reject(
+                origin: batch.header.origin,
+                sequence: batch.header.sequence,
+                code: .originNotAllowed,
+                disposition: .permanent,
+                message: "an agent sends only its own batches; forwarding needs the relay role"
+            )
+            return .write([.reject(reject), .credit(1)], close: false)
+        }
+        guard !inFlight.contains(batch.key) else {
+            return self.refuse(.unexpectedFrame, "batch \(batch.key) is already in flight on this connection")
+        }
+        self.state = .ready(node: node, credit: credit - 1, inFlight: inFlight.union([batch.key]))
+        return .ingest(batch, path: path, node: node)
+    }
+
+    /// Why a FORWARD's path is refused, if it is: it must end with the relay that sent it,
+    /// must not already hold this node (a ring of relays), and must leave room for this node
+    /// when it passes the batch on. Each refusal closes the connection and keeps every batch
+    /// with its sender, which logs the path and tries its next upstream.
+    private mutating func pathRefusal(_ path: [UUID], node: Hello) -> Action? {
+        let route = path.map(\.uuidString).joined(separator: " → ")
+        guard path.last == node.nodeID else {
+            return self.refuse(.malformedFrame, "the FORWARD path \(route) does not end with the relay that sent it (\(node.nodeID))")
+        }
+        guard !path.contains(self.challenge.hubID) else {
+            return self.refuse(.loopDetected, "the batch already passed this node: path \(route) → \(self.challenge.hubID)")
+        }
+        guard path.count <= self.maxIncomingHops else {
+            return self.refuse(
+                .hopLimitExceeded, "the batch passed \(path.count) relays (path \(route)); this node passes on at most \(self.maxIncomingHops)"
+            )
+        }
+        return nil
     }
 
     static let nilNodeID = UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))

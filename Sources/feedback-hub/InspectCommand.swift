@@ -87,6 +87,11 @@ struct Inspect: ParsableCommand {
         case .ping(let v): "PING \(v)"
         case .pong(let v): "PONG \(v)"
         case .goAway(let g): "GOAWAY \(g.code) reconnect after \(g.reconnectAfterMilliseconds) ms: \(g.message)"
+        case .forward(let f):
+            "FORWARD via \(f.path.map(\.uuidString).joined(separator: " → ")): " + Self.summary(.batch(f.batch))
+        case .registry(let r):
+            "REGISTRY revision \(r.revision)\(r.first ? " first" : "")\(r.last ? " last" : ""): \(r.entries.count) nodes"
+        case .status(let s): "STATUS node \(s.nodeID) key \(s.keyID) sent at \(s.sentAt): \(s.body.count) bytes of report"
         }
     }
 }

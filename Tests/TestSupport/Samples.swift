@@ -15,6 +15,8 @@ public enum Samples {
     /// The fixture hub's node id.
     public static let hubID = UUID(uuidString: "0193a1b2-0000-7000-8000-00000000a0b0")!
     /// 2024-12-01T10:00:00Z in milliseconds.
+    /// The relay of the FORWARD and REGISTRY vectors.
+    public static let relayID = UUID(uuidString: "0193a1b2-0000-7000-8000-00000000c0c1")!
     public static let baseTime: Int64 = 1_733_047_200_000
 
     /// A typical kiosk record: smiley 1 at a branch, no comment.

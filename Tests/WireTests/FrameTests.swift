@@ -40,6 +40,30 @@ enum SampleFrames {
             .ping(0x0102_0304_0506_0708),
             .pong(0x0102_0304_0506_0708),
             .goAway(GoAway(code: .shuttingDown, reconnectAfterMilliseconds: 5_000, message: "hub restarting")),
+            .forward(ForwardedBatch(path: [Samples.relayID], batch: batch)),
+            .registry(
+                RegistryUpdate(
+                    revision: 7, first: true, last: true,
+                    entries: [
+                        RegistryUpdate.Entry(
+                            nodeID: Samples.agentID, keyID: KeyID(Samples.agentKey.publicKey),
+                            publicKey: Array(Samples.agentKey.publicKey.rawRepresentation), role: .agent, revoked: false,
+                            sites: try SiteScope(["branch-12", "kiosk-*"])
+                        )
+                    ]
+                )
+            ),
+            .status(
+                try StatusReport(
+                    nodeID: Samples.agentID, signingKey: Samples.agentKey, sentAt: Samples.baseTime,
+                    status: NodeStatus(
+                        version: "1.0", role: "agent", sites: ["branch-12"], backlogRecords: 3, backlogBatches: 1,
+                        oldestPendingAt: Samples.baseTime - 2_000,
+                        sources: [NodeStatus.Source(name: "kiosk", captured: 41, errors: 0, lastError: nil)],
+                        upstream: "relay.branch-12:7443", downstream: nil
+                    )
+                )
+            ),
         ]
     }
 }

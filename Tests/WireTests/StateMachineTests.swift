@@ -62,7 +62,7 @@ private func hello(role: Hello.Role = .agent, version: UInt16 = 1) throws -> Hel
 
     @Test func noCommonVersionEndsTheConnection() {
         var machine = ClientStateMachine()
-        let future = Challenge(versions: 2...3, hubID: Samples.hubID, nonce: Samples.challenge.nonce)
+        let future = Challenge(versions: 3...4, hubID: Samples.hubID, nonce: Samples.challenge.nonce)
         guard case .protocolError(let error) = machine.frameReceived(.challenge(future)) else {
             Issue.record("expected a protocol error")
             return
@@ -173,27 +173,27 @@ private func hello(role: Hello.Role = .agent, version: UInt16 = 1) throws -> Hel
         var machine = try self.ready()
         let one = try batch(1)
         let two = try batch(2)
-        #expect(machine.frameReceived(.batch(one)) == .ingest(one, node: try hello()))
-        #expect(machine.frameReceived(.batch(two)) == .ingest(two, node: try hello()))
+        #expect(machine.frameReceived(.batch(one)) == .ingest(one, path: [], node: try hello()))
+        #expect(machine.frameReceived(.batch(two)) == .ingest(two, path: [], node: try hello()))
         #expect(machine.inFlightCount == 2)
         #expect(machine.batchCompleted(acked(1)) == .write([ack(1), .credit(1)], close: false))
         // An answer for a batch that is not in flight (answered already) is dropped.
         #expect(machine.batchCompleted(acked(1)) == .none)
-        #expect(machine.frameReceived(.batch(try batch(3))) == .ingest(try batch(3), node: try hello()))
+        #expect(machine.frameReceived(.batch(try batch(3))) == .ingest(try batch(3), path: [], node: try hello()))
         #expect(self.isConnectionReject(machine.frameReceived(.batch(try batch(4))), .creditExceeded))
     }
 
     @Test func theSameBatchTwiceInFlightEndsTheConnection() throws {
         var machine = try self.ready()
         let one = try batch(1)
-        #expect(machine.frameReceived(.batch(one)) == .ingest(one, node: try hello()))
+        #expect(machine.frameReceived(.batch(one)) == .ingest(one, path: [], node: try hello()))
         #expect(self.isConnectionReject(machine.frameReceived(.batch(one)), .unexpectedFrame))
 
         // Once answered, the same batch may come again (and is answered `duplicate` by the hub).
         var again = try self.ready()
         _ = again.frameReceived(.batch(one))
         _ = again.batchCompleted(acked(1))
-        #expect(again.frameReceived(.batch(one)) == .ingest(one, node: try hello()))
+        #expect(again.frameReceived(.batch(one)) == .ingest(one, path: [], node: try hello()))
     }
 
     @Test func theNilUUIDIsNotANodeID() throws {
@@ -216,7 +216,7 @@ private func hello(role: Hello.Role = .agent, version: UInt16 = 1) throws -> Hel
         #expect(frames.last == .credit(1))
 
         var relay = try self.ready(role: .relay)
-        #expect(relay.frameReceived(.batch(foreign)) == .ingest(foreign, node: try hello(role: .relay)))
+        #expect(relay.frameReceived(.batch(foreign)) == .ingest(foreign, path: [], node: try hello(role: .relay)))
     }
 
     @Test func shutdownDrainsInFlightBatchesThenCloses() throws {
@@ -240,5 +240,116 @@ private func hello(role: Hello.Role = .agent, version: UInt16 = 1) throws -> Hel
 
         var idle = try self.ready()
         #expect(idle.shutdown(goAway) == .write([.goAway(goAway)], close: true))
+    }
+}
+
+/// Version 2's mesh frames: FORWARD's path checks, and REGISTRY and STATUS only where version 2
+/// was agreed.
+@Suite struct MeshStateMachineTests {
+    static let challenge = Challenge(versions: 1...2, hubID: Samples.hubID, nonce: Samples.challenge.nonce)
+    static let downstream = UUID(uuidString: "0193a1b2-0000-7000-8000-0000000000d1")!
+
+    private func ready(role: Hello.Role = .relay, version: UInt16 = 2, maxIncomingHops: Int = ForwardedBatch.maxHops) throws -> (ServerStateMachine, Hello) {
+        var machine = ServerStateMachine(challenge: Self.challenge, maxIncomingHops: maxIncomingHops)
+        let hello = try Hello(answering: Self.challenge, version: version, nodeID: Samples.agentID, role: role, signingKey: Samples.agentKey)
+        _ = machine.frameReceived(.hello(hello))
+        var agreed = welcome
+        agreed.version = version
+        _ = machine.helloVerified(agreed)
+        return (machine, hello)
+    }
+
+    private func refusal(_ action: ServerStateMachine.Action) -> Reject? {
+        guard case .write(let frames, close: true) = action, case .reject(let reject)? = frames.first, reject.isConnectionLevel else { return nil }
+        return reject
+    }
+
+    @Test func aForwardedBatchIsIngestedWithItsPath() throws {
+        var (machine, hello) = try self.ready()
+        let foreign = try batch(1, origin: Self.downstream)
+        let path = [Self.downstream, Samples.agentID]
+        #expect(machine.frameReceived(.forward(ForwardedBatch(path: path, batch: foreign))) == .ingest(foreign, path: path, node: hello))
+        #expect(machine.inFlightCount == 1)
+    }
+
+    @Test func aPathHoldingTheReceiverIsALoopAndNamesThePath() throws {
+        var (machine, _) = try self.ready()
+        let ring = [Samples.hubID, Samples.agentID]
+        let reject = try #require(self.refusal(machine.frameReceived(.forward(ForwardedBatch(path: ring, batch: try batch(1))))))
+        #expect(reject.code == .loopDetected && reject.disposition == .permanent)
+        #expect(reject.message.contains(Samples.hubID.uuidString) && reject.message.contains(Samples.agentID.uuidString))
+    }
+
+    @Test func aPathAsLongAsTheReceiverMayTakeIsRefused() throws {
+        var (relay, _) = try self.ready(maxIncomingHops: ForwardedBatch.maxHops - 1)
+        let long = (0..<(ForwardedBatch.maxHops - 1)).map { _ in UUID() } + [Samples.agentID]
+        let reject = try #require(self.refusal(relay.frameReceived(.forward(ForwardedBatch(path: long, batch: try batch(1))))))
+        #expect(reject.code == .hopLimitExceeded)
+        // A hub takes the same path: it passes the batch on to no one.
+        var (hub, hello) = try self.ready()
+        let foreign = try batch(1)
+        #expect(hub.frameReceived(.forward(ForwardedBatch(path: long, batch: foreign))) == .ingest(foreign, path: long, node: hello))
+    }
+
+    @Test func aPathNotEndingWithTheSenderIsMalformed() throws {
+        var (machine, _) = try self.ready()
+        let reject = try #require(self.refusal(machine.frameReceived(.forward(ForwardedBatch(path: [Self.downstream], batch: try batch(1))))))
+        #expect(reject.code == .malformedFrame)
+    }
+
+    @Test func anAgentsForwardIsRefusedLikeAForeignBatch() throws {
+        var (machine, _) = try self.ready(role: .agent)
+        let action = machine.frameReceived(.forward(ForwardedBatch(path: [Samples.agentID], batch: try batch(1, origin: Self.downstream))))
+        guard case .write(let frames, close: false) = action, case .reject(let reject)? = frames.first else {
+            Issue.record("expected a batch-level reject, got \(action)")
+            return
+        }
+        #expect(reject.code == .originNotAllowed && frames.last == .credit(1))
+    }
+
+    @Test func meshFramesNeedVersionTwo() throws {
+        var (v1, _) = try self.ready(version: 1)
+        #expect(self.refusal(v1.frameReceived(.forward(ForwardedBatch(path: [Samples.agentID], batch: try batch(1)))))?.code == .unexpectedFrame)
+        let report = try StatusReport(
+            nodeID: Samples.agentID, signingKey: Samples.agentKey, sentAt: Samples.baseTime,
+            status: NodeStatus(version: "1", role: "agent", sites: ["*"], backlogRecords: 0, backlogBatches: 0, oldestPendingAt: nil,
+                               sources: [], upstream: nil, downstream: nil)
+        )
+        var (v1Status, _) = try self.ready(version: 1)
+        #expect(self.refusal(v1Status.frameReceived(.status(report)))?.code == .unexpectedFrame)
+        var (v2, hello) = try self.ready(version: 2)
+        #expect(v2.frameReceived(.status(report)) == .status(report, from: hello))
+
+        // A node receives REGISTRY only on a version 2 connection.
+        let update = RegistryUpdate(revision: 1, first: true, last: true, entries: [])
+        var client = ClientStateMachine(versions: 1...1)
+        _ = client.frameReceived(.challenge(Samples.challenge))
+        _ = client.frameReceived(.welcome(welcome))
+        guard case .protocolError = client.frameReceived(.registry(update)) else {
+            Issue.record("REGISTRY on a version 1 connection must be a protocol error")
+            return
+        }
+        var meshClient = ClientStateMachine()
+        _ = meshClient.frameReceived(.challenge(Self.challenge))
+        var agreed = welcome
+        agreed.version = 2
+        _ = meshClient.frameReceived(.welcome(agreed))
+        #expect(meshClient.frameReceived(.registry(update)) == .registryReceived(update))
+    }
+
+    @Test func aStatusReportVerifiesOnlyUnderItsNodesKey() throws {
+        let status = NodeStatus(version: "1", role: "relay", sites: ["branch-1"], backlogRecords: 5, backlogBatches: 1,
+                                oldestPendingAt: 7, sources: [], upstream: "hub:7443", downstream: 3)
+        let report = try StatusReport(nodeID: Samples.agentID, signingKey: Samples.agentKey, sentAt: 1, status: status)
+        #expect(try report.verified(by: Samples.agentKey.publicKey) == status)
+        #expect(throws: WireError.self) { try report.verified(by: Samples.otherKey.publicKey) }
+        var tampered = ByteBuffer()
+        Frame.status(report).write(into: &tampered)
+        tampered.setInteger(UInt8(ascii: "9"), at: tampered.writerIndex - 64 - 10)
+        guard case .status(let read)? = try Frame.read(from: &tampered, limits: FrameLimits()) else {
+            Issue.record("expected a STATUS frame")
+            return
+        }
+        #expect(throws: WireError.self) { try read.verified(by: Samples.agentKey.publicKey) }
     }
 }

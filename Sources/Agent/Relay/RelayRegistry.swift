@@ -1,0 +1,115 @@
+import Logging
+import NIOCore
+import Support
+import Synchronization
+import Wire
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// The registered nodes as a relay knows them: the last complete snapshot its upstream sent
+/// in REGISTRY frames, kept on disk (`registry` in the spool folder, 0600) so the relay keeps
+/// checking HELLOs and signatures, and passing the snapshot on, while its upstream is
+/// unreachable. A revocation reaches the relay with the next snapshot (the hub sends one
+/// within a second of any change to every connected relay).
+public final class RelayRegistry: Sendable {
+    struct State: Sendable {
+        var directory = NodeDirectory()
+        var revision: UInt64?
+        /// A snapshot being received: its revision and entries so far.
+        var incoming: (revision: UInt64, entries: [RegistryUpdate.Entry])?
+    }
+
+    /// Longest registry file read at start (a fleet of about 100,000 nodes).
+    static let maxFileBytes = 64 << 20
+
+    private let path: String
+    private let state = Mutex(State())
+    private let logger: Logger
+
+    /// Loads the registry kept at `path`, if there is one; a missing file is an empty
+    /// registry (every HELLO refused until the upstream sends one), and a damaged one is
+    /// logged and ignored the same way.
+    public init(path: String, logger: Logger) {
+        self.path = path
+        self.logger = logger
+        guard let bytes = try? BoundedFile.read(path, maxBytes: Self.maxFileBytes) else { return }
+        var buffer = ByteBuffer(bytes: bytes)
+        var entries: [RegistryUpdate.Entry] = []
+        var revision: UInt64?
+        do {
+            while buffer.readableBytes > 0 {
+                guard case .registry(let update)? = try Frame.read(from: &buffer, limits: FrameLimits()) else {
+                    throw WireError(.truncated, field: "registry file", "a frame is cut short")
+                }
+                entries += update.entries
+                revision = update.revision
+            }
+            self.state.withLock {
+                $0.directory = NodeDirectory(entries)
+                $0.revision = revision
+            }
+            logger.info("relay registry loaded", metadata: ["nodes": "\(entries.count)", "path": "\(path)"])
+        } catch {
+            logger.error("the relay's registry file cannot be read; waiting for the upstream's", metadata: ["path": "\(path)", "error": "\(error)"])
+        }
+    }
+
+    /// The directory in force.
+    public var directory: NodeDirectory { self.state.withLock { $0.directory } }
+
+    /// The revision of the snapshot in force, nil before the first.
+    public var revision: UInt64? { self.state.withLock { $0.revision } }
+
+    /// Takes one REGISTRY frame; once a snapshot is complete it replaces the directory and
+    /// is written to disk. Returns true when the directory changed.
+    ///
+    /// - Throws: ``WireError`` for frames out of order (a frame that neither starts a
+    ///   snapshot nor continues the one being received).
+    @discardableResult
+    public func receive(_ update: RegistryUpdate) throws -> Bool {
+        let complete = try self.state.withLock { state -> (UInt64, [RegistryUpdate.Entry])? in
+            if update.first {
+                state.incoming = (update.revision, [])
+            }
+            guard var incoming = state.incoming, incoming.revision == update.revision else {
+                state.incoming = nil
+                throw WireError(.protocolViolation, field: "registry", "a REGISTRY frame of revision \(update.revision) out of order")
+            }
+            incoming.entries += update.entries
+            guard update.last else {
+                state.incoming = incoming
+                return nil
+            }
+            state.incoming = nil
+            guard state.revision != update.revision else { return nil }
+            state.directory = NodeDirectory(incoming.entries)
+            state.revision = update.revision
+            return (update.revision, incoming.entries)
+        }
+        guard let (revision, entries) = complete else { return false }
+        self.save(revision: revision, entries: entries)
+        self.logger.info("relay registry updated", metadata: ["nodes": "\(entries.count)", "revision": "\(revision)"])
+        return true
+    }
+
+    /// The snapshot in force as frames, for the relays below this one.
+    public var snapshot: [RegistryUpdate]? {
+        let (directory, revision) = self.state.withLock { ($0.directory, $0.revision) }
+        return revision.map { RegistryUpdate.frames(revision: $0, entries: directory.entries) }
+    }
+
+    private func save(revision: UInt64, entries: [RegistryUpdate.Entry]) {
+        var buffer = ByteBuffer()
+        for frame in RegistryUpdate.frames(revision: revision, entries: entries) { Frame.registry(frame).write(into: &buffer) }
+        do {
+            try SecretFile.write(buffer.readableBytesView, to: self.path, replacing: true)
+        } catch {
+            // The registry in memory is in force; only a restart before the next save loses it.
+            self.logger.error("cannot save the relay's registry", metadata: ["path": "\(self.path)", "error": "\(error)"])
+        }
+    }
+}

@@ -208,13 +208,21 @@ public final class Uplink: Sendable {
             }
             for held in ready {
                 let key = held.key
+                guard held.path.count < ForwardedBatch.maxHops else {
+                    // Held by a spool of another version that allowed longer paths: it can
+                    // never be passed on (and FORWARD could not carry it).
+                    let reject = Reject(
+                        origin: key.origin, sequence: key.sequence, code: .hopLimitExceeded, disposition: .permanent,
+                        message: "the batch came through \(held.path.count) relays; FORWARD carries at most \(ForwardedBatch.maxHops)"
+                    )
+                    if !self.deadLetter(held.batch, reject) { retryAt[key] = now + self.configuration.retryRejectedAfter }
+                    continue
+                }
                 inFlight[key] = held.batch
                 bytesInFlight += held.batch.bytes.readableBytes
                 retryAt[key] = nil
                 self.counters.withLock { $0.batchesSent += 1 }
-                // FORWARD: send `held.path` with the batch once HubConnection.send(_:path:) is
-                // on main; until then every batch goes as BATCH, without its hop path.
-                connection.send(held.batch).whenComplete { sink.yield(.answered(key, $0)) }
+                connection.send(held.batch, path: held.path).whenComplete { sink.yield(.answered(key, $0)) }
             }
         }
 

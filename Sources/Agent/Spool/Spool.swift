@@ -363,8 +363,9 @@ public final class Spool: Sendable {
         case full
     }
 
-    /// The most relays a held batch may have come through (the length of its hop path).
-    public static let maxPathLength = SpoolEntry.maxPathLength
+    /// The most relays a held batch may have come through (its hop path): one fewer than
+    /// FORWARD carries, since passing it on adds this node.
+    public static let maxPathLength = ForwardedBatch.maxHops - 1
 
     /// Takes another node's sealed batch, as received, with the relays it came through
     /// (`path`, first hop first), to forward it upstream: returns `.held` once it is
@@ -379,7 +380,10 @@ public final class Spool: Sendable {
     ///   which stays for this node's own seals and acknowledgements).
     public func hold(_ batch: SealedBatch, path: [UUID]) async throws -> HoldOutcome {
         guard path.count <= Self.maxPathLength else {
-            throw SpoolError(.invalidBatch, "batch \(batch.key) came through \(path.count) relays; at most \(Self.maxPathLength) are allowed")
+            throw SpoolError(
+                .invalidBatch,
+                "batch \(batch.key) came through \(path.count) relays; at most \(Self.maxPathLength) can be passed on (FORWARD names \(ForwardedBatch.maxHops) with this node)"
+            )
         }
         guard 2 + 16 * path.count + batch.bytes.readableBytes <= SpoolEntry.maxBodyLength else {
             throw SpoolError(.invalidBatch, "batch \(batch.key) is \(batch.bytes.readableBytes) bytes; a spool entry holds at most \(SpoolEntry.maxBodyLength)")

@@ -27,8 +27,9 @@ import Wire
 /// - `cursor`: a source's cursor alone; repeated after each segment's header so it
 ///   outlives the segment that first held it.
 /// - `forwarded`: another node's sealed batch, held by a relay: `u8 count` (at most
-///   ``maxPathLength``), `count` × 16-byte node ids (the relays it came through, first hop
-///   first), then the sealed batch's bytes exactly as received.
+///   ``maxPathLength``, a bound for reading; ``Spool/hold(_:path:)`` takes fewer),
+///   `count` × 16-byte node ids (the relays it came through, first hop first), then the
+///   sealed batch's bytes exactly as received.
 /// - `settled`: `16 origin`, `u64 sequence`: the upstream took that `forwarded` batch; it
 ///   leaves the spool. (Own batches are still settled by `acknowledged`.)
 enum SpoolEntry: Sendable {
@@ -42,7 +43,8 @@ enum SpoolEntry: Sendable {
     case forwarded(path: [UUID], SealedBatch)
     case settled(BatchKey)
 
-    /// The most relays a held batch may have come through.
+    /// The longest hop path a `forwarded` entry may hold: what is read back is checked
+    /// against it; what is written is checked by ``Spool/maxPathLength``, which is smaller.
     static let maxPathLength = 16
 
     /// Bytes before the body: length, checksum, type.
@@ -96,7 +98,7 @@ enum SpoolEntry: Sendable {
             buffer.writeInteger(Kind.cursor.rawValue)
             cursor.write(into: &buffer)
         case .forwarded(let path, let batch):
-            precondition(path.count <= Self.maxPathLength, "checked by Spool.hold")
+            precondition(path.count <= Self.maxPathLength, "checked by Spool.hold, or read back under this bound")
             buffer.writeInteger(Kind.forwarded.rawValue)
             buffer.writeInteger(UInt8(path.count))
             for node in path { _ = withUnsafeBytes(of: node.uuid) { buffer.writeBytes($0) } }

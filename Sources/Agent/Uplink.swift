@@ -8,7 +8,9 @@ import Wire
 
 /// Forwards the spool's sealed batches to a hub: one TLS connection at a time to the first
 /// reachable address of an ordered list, batches pipelined within the hub's credit, each
-/// batch dropped from the spool only on the hub's ACK (stored or duplicate).
+/// batch dropped from the spool only on the hub's ACK (stored or duplicate). A relay's
+/// spool also holds other nodes' batches: they go in the same stream, in the order they
+/// arrived, each with its hop path.
 ///
 /// - Reconnects with exponential backoff and full jitter after the whole list failed.
 /// - On a fallback hub, returns to the first after ``Configuration/returnToPrimaryAfter``.
@@ -24,6 +26,8 @@ public final class Uplink: Sendable {
         public var tls: NIOSSLContext
         /// The agent's identity.
         public var identity: AgentIdentity
+        /// What this node tells the hub it is: a relay also forwards other nodes' batches.
+        public var role: Hello.Role = .agent
         /// A one-time enrollment token, sent until the hub knows the key.
         public var enrollmentToken = ""
         /// Reconnect delays.
@@ -70,7 +74,7 @@ public final class Uplink: Sendable {
 
     enum Event: Sendable {
         case wake
-        case answered(UInt64, Result<BatchResult, any Error>)
+        case answered(BatchKey, Result<BatchResult, any Error>)
         case closed
     }
 
@@ -113,7 +117,7 @@ public final class Uplink: Sendable {
             do {
                 connection = try await HubConnection.connect(
                     host: hub.host, port: hub.port, tls: self.configuration.tls, identity: self.configuration.identity,
-                    enrollmentToken: self.configuration.enrollmentToken
+                    role: self.configuration.role, enrollmentToken: self.configuration.enrollmentToken
                 )
             } catch {
                 self.counters.withLock {
@@ -182,15 +186,15 @@ public final class Uplink: Sendable {
             sink.finish()
         }
         let window = max(Int(connection.welcome.initialCredit), 1)
-        var inFlight: [UInt64: SealedBatch] = [:]
+        var inFlight: [BatchKey: SealedBatch] = [:]
         var bytesInFlight = 0
         /// Takes an answered batch out of the window.
-        func landed(_ sequence: UInt64) -> SealedBatch? {
-            let batch = inFlight.removeValue(forKey: sequence)
+        func landed(_ key: BatchKey) -> SealedBatch? {
+            let batch = inFlight.removeValue(forKey: key)
             bytesInFlight -= batch?.bytes.readableBytes ?? 0
             return batch
         }
-        var retryAt: [UInt64: ContinuousClock.Instant] = [:]
+        var retryAt: [BatchKey: ContinuousClock.Instant] = [:]
         var returning = false
         var finished = false
 
@@ -199,16 +203,26 @@ public final class Uplink: Sendable {
             let budget = self.configuration.maxBytesInFlight - bytesInFlight
             guard inFlight.isEmpty || budget > 0 else { return }
             let now = ContinuousClock.now
-            let ready = self.spool.unacknowledged(limit: window - inFlight.count, maxBytes: budget, atLeastOne: inFlight.isEmpty) { sequence in
-                inFlight[sequence] == nil && (retryAt[sequence].map { $0 <= now } ?? true)
+            let ready = self.spool.unacknowledged(limit: window - inFlight.count, maxBytes: budget, atLeastOne: inFlight.isEmpty) { key in
+                inFlight[key] == nil && (retryAt[key].map { $0 <= now } ?? true)
             }
-            for batch in ready {
-                let sequence = batch.header.sequence
-                inFlight[sequence] = batch
-                bytesInFlight += batch.bytes.readableBytes
-                retryAt[sequence] = nil
+            for held in ready {
+                let key = held.key
+                guard held.path.count < ForwardedBatch.maxHops else {
+                    // Held by a spool of another version that allowed longer paths: it can
+                    // never be passed on (and FORWARD could not carry it).
+                    let reject = Reject(
+                        origin: key.origin, sequence: key.sequence, code: .hopLimitExceeded, disposition: .permanent,
+                        message: "the batch came through \(held.path.count) relays; FORWARD carries at most \(ForwardedBatch.maxHops)"
+                    )
+                    if !self.deadLetter(held.batch, reject) { retryAt[key] = now + self.configuration.retryRejectedAfter }
+                    continue
+                }
+                inFlight[key] = held.batch
+                bytesInFlight += held.batch.bytes.readableBytes
+                retryAt[key] = nil
                 self.counters.withLock { $0.batchesSent += 1 }
-                connection.send(batch).whenComplete { sink.yield(.answered(sequence, $0)) }
+                connection.send(held.batch, path: held.path).whenComplete { sink.yield(.answered(key, $0)) }
             }
         }
 
@@ -218,31 +232,33 @@ public final class Uplink: Sendable {
             switch event {
             case .wake:
                 if let returnAt, ContinuousClock.now >= returnAt { returning = true }
-            case .answered(let sequence, .success(.acknowledged)):
-                _ = landed(sequence)
+            case .answered(let key, .success(.acknowledged)):
+                _ = landed(key)
                 self.counters.withLock { $0.batchesAcknowledged += 1 }
                 do {
-                    try self.spool.acknowledged(sequence: sequence)
+                    try self.spool.acknowledged(key)
                 } catch {
                     // Still in the spool: it goes again later (answered duplicate), not in a tight loop.
                     self.logger.error("cannot record an acknowledgement", metadata: ["error": "\(error)"])
-                    retryAt[sequence] = ContinuousClock.now + self.configuration.retryRejectedAfter
+                    retryAt[key] = ContinuousClock.now + self.configuration.retryRejectedAfter
                 }
-            case .answered(let sequence, .success(.rejected(let reject))):
-                let batch = landed(sequence)
+            case .answered(let key, .success(.rejected(let reject))):
+                let batch = landed(key)
                 if reject.disposition == .permanent, let batch {
                     if !self.deadLetter(batch, reject) {
-                        retryAt[sequence] = ContinuousClock.now + self.configuration.retryRejectedAfter
+                        retryAt[key] = ContinuousClock.now + self.configuration.retryRejectedAfter
                     }
                 } else {
                     self.counters.withLock { $0.batchesRetried += 1 }
-                    self.logger.info("batch refused for now", metadata: ["batch": "\(sequence)", "code": "\(reject.code)"])
-                    retryAt[sequence] = ContinuousClock.now + self.configuration.retryRejectedAfter
+                    self.logger.info(
+                        "batch refused for now", metadata: ["origin": "\(key.origin)", "batch": "\(key.sequence)", "code": "\(reject.code)"]
+                    )
+                    retryAt[key] = ContinuousClock.now + self.configuration.retryRejectedAfter
                 }
-            case .answered(let sequence, .failure):
+            case .answered(let key, .failure):
                 // The connection ended (or the hub sent GOAWAY) before the answer: the batch
                 // stays in the spool and goes on the next connection.
-                _ = landed(sequence)
+                _ = landed(key)
                 finished = true
             case .closed:
                 return .lost
@@ -266,11 +282,14 @@ public final class Uplink: Sendable {
             try SecretFile.restrict(folder)
             try SecretFile.write(batch.bytes.readableBytesView, to: folder + "/" + name + ".batch", replacing: true)
             try SecretFile.write(Data(reason.utf8), to: folder + "/" + name + ".reason", replacing: true)
-            try self.spool.acknowledged(sequence: batch.header.sequence)
+            try self.spool.acknowledged(batch.key)
             self.counters.withLock { $0.batchesDeadLettered += 1 }
             self.logger.error(
                 "batch refused for good; moved to dead letters",
-                metadata: ["batch": "\(batch.header.sequence)", "code": "\(reject.code)", "reason": "\(reject.message)", "folder": "\(folder)"]
+                metadata: [
+                    "origin": "\(batch.header.origin)", "batch": "\(batch.header.sequence)", "code": "\(reject.code)", "reason": "\(reject.message)",
+                    "folder": "\(folder)",
+                ]
             )
             return true
         } catch {

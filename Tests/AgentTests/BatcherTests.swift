@@ -44,7 +44,7 @@ import Wire
             await batcher.sealAll()
 
             #expect(spool.stats.unsealedRecords == 0, "nothing stalls unsealed")
-            let batches = spool.unacknowledged()
+            let batches = spool.unacknowledged().map(\.batch)
             #expect(batches.count >= 3)
             var opened: [FeedbackRecord] = []
             for batch in batches {

@@ -195,7 +195,7 @@ import Wire
         let records = try spool.unsealed(limit: 10)
         let batch = try BatchSealer(origin: identity.nodeID, signingKey: identity.signingKey).seal(records, sequence: 1)
         try await spool.sealed(batch, recordCount: records.count)
-        try spool.acknowledged(sequence: 1)
+        try spool.acknowledged(batch.key)
         spool.close()
         spool = try Spool(configuration: configuration)
         #expect(spool.cursor(of: "cdr") == cursor)

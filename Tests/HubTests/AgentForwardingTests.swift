@@ -168,6 +168,59 @@ import Wire
         try await hub.stopAndRemove()
     }
 
+    @Test func aRelaysUplinkForwardsTheBatchesItHoldsUnderTheirOriginAndSettlesThem() async throws {
+        let hub = try await HubHarness.start()
+        let relay = AgentIdentity.generate()
+        let kiosk = AgentIdentity.generate()
+        try hub.register(relay, role: .relay)
+        try hub.register(kiosk)
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("relay-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let spool = try Spool(configuration: Spool.Configuration(directory: folder))
+        // The relay's own ratings and a kiosk's batches, interleaved as they arrived.
+        var own = SyntheticRatings(origin: relay.nodeID)
+        var theirs = SyntheticRatings(origin: kiosk.nodeID)
+        let kioskSealer = BatchSealer(origin: kiosk.nodeID, signingKey: kiosk.signingKey)
+        for round in 0..<3 {
+            let records = own.next(10)
+            try await spool.append(records)
+            try await spool.sealed(BatchSealer(origin: relay.nodeID, signingKey: relay.signingKey).seal(records, sequence: spool.nextSequence), recordCount: 10)
+            #expect(try await spool.hold(kioskSealer.seal(theirs.next(20), sequence: UInt64(round + 1)), path: [UUID()]) == .held)
+        }
+
+        func uplink(_ identity: AgentIdentity) throws -> Uplink {
+            var configuration = Uplink.Configuration(
+                hubs: [HubAddress(host: "127.0.0.1", port: hub.port)], tls: try HubConnection.tlsContext(trusting: hub.caPath), identity: identity,
+                deadLetterDirectory: folder + "/dead-letter"
+            )
+            configuration.role = .relay
+            configuration.backoff = Backoff(initial: .milliseconds(20), maximum: .milliseconds(200))
+            return Uplink(configuration: configuration, spool: spool, logger: Logger(label: "test-relay"))
+        }
+        // The role reaches the hub: a node registered as an agent may not connect as a relay.
+        let impostor = try uplink(kiosk)
+        let refused = Task { await impostor.run() }
+        #expect(await eventually(seconds: 10) { impostor.stats.lastConnectionError?.contains("not registered as a relay") == true })
+        refused.cancel()
+        await refused.value
+        #expect(spool.stats.unacknowledgedBatches == 6)
+
+        let forwarding = try uplink(relay)
+        let running = Task { await forwarding.run() }
+        #expect(await eventually(seconds: 20) { spool.stats.unacknowledgedBatches == 0 })
+        running.cancel()
+        await running.value
+        #expect(forwarding.stats.batchesDeadLettered == 0)
+        func stored(_ origin: UUID) throws -> Int {
+            try hub.hub.store.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM records WHERE origin = ?", arguments: [origin]) ?? 0 }
+        }
+        #expect(try stored(kiosk.nodeID) == 60, "stored under the kiosk, not the relay that forwarded them")
+        #expect(try stored(relay.nodeID) == 30)
+        #expect(try hub.recordCount == 90)
+        spool.close()
+        try await hub.stopAndRemove()
+    }
+
     @Test func anAgentWhoseSpoolHasADamagedSegmentStartsAndForwardsTheRest() async throws {
         let hub = try await HubHarness.start()
         let identity = AgentIdentity.generate()

@@ -19,9 +19,10 @@ import Darwin
 /// records, the batches sealed from them, and the hub's acknowledgements.
 ///
 /// ``append(_:)`` returns once the records are durable under the ``FsyncPolicy``;
-/// ``sealed(_:through:)`` records a sealed batch (durably) and takes its records out of
-/// the unsealed queue; ``acknowledged(sequence:)`` drops a batch the hub committed. A
-/// segment is deleted once everything in it, and in every older segment, is done with.
+/// ``sealed(_:recordCount:)`` records a sealed batch (durably) and takes its records out
+/// of the unsealed queue; a relay's ``hold(_:path:)`` takes another node's sealed batch
+/// (durably); ``acknowledged(_:)`` drops a batch the upstream committed. A segment is
+/// deleted once everything in it, and in every older segment, is done with.
 ///
 /// On open the spool recovers: a torn last entry (a crash mid-write) is truncated; a
 /// damaged segment is moved to `quarantine/`, what could be read from it is kept, and the
@@ -108,9 +109,16 @@ public final class Spool: Sendable {
         /// Where each source has read to, as durable as the records read before it.
         var cursors: [String: SourceCursor] = [:]
         /// Batches found damaged when read back (left out until the next start).
-        var damagedBatches: Set<UInt64> = []
+        var damagedBatches: Set<BatchKey> = []
         /// Batches whose read failed and was logged (logged once, tried again).
-        var unreadableLogged: Set<UInt64> = []
+        var unreadableLogged: Set<BatchKey> = []
+        /// Per origin, the highest sequence held since the spool opened (or found on disk
+        /// by recovery): one entry per origin, however many batches.
+        var highestHeld: [UUID: UInt64] = [:]
+
+        mutating func noteHeld(_ key: BatchKey) {
+            self.highestHeld[key.origin] = max(self.highestHeld[key.origin] ?? 0, key.sequence)
+        }
     }
 
     /// The settings in force.
@@ -325,17 +333,104 @@ public final class Spool: Sendable {
                 state.index.runs[0].skip = rest.skip
             }
             for (segment, count) in perSegment { state.segments[segment]?.live -= count }
-            state.index.batches[batch.header.sequence] = SpoolIndex.Batch(
-                segment: state.activeID, offset: offset, size: buffer.readableBytes, recordCount: Int(batch.header.recordCount),
-                oldestCapturedAt: oldest
+            state.index.insert(
+                SpoolIndex.Batch(
+                    segment: state.activeID, offset: offset, size: buffer.readableBytes, recordCount: Int(batch.header.recordCount),
+                    oldestCapturedAt: oldest
+                ),
+                for: batch.key
             )
-            state.index.order.append(batch.header.sequence)
-            state.index.unacknowledgedRecords += Int(batch.header.recordCount)
+            state.index.order.append(batch.key)
             state.segments[state.activeID]?.live += 1
+            state.noteHeld(batch.key)
             state.nextSequence += 1
             return state.written
         }
         try await self.waitDurable(position, urgent: true)
+    }
+
+    // MARK: Relaying
+
+    /// What ``hold(_:path:)`` did with another node's batch.
+    public enum HoldOutcome: Sendable, Hashable {
+        /// Durably in the spool: acknowledge it downstream.
+        case held
+        /// Already in the spool and not yet settled upstream, durably: nothing was written;
+        /// acknowledge it downstream as a duplicate.
+        case duplicate
+        /// Taking it would pass ``room``: nothing was written. The sender keeps the batch
+        /// and tries again later (a retryable refusal).
+        case full
+    }
+
+    /// The most relays a held batch may have come through (its hop path): one fewer than
+    /// FORWARD carries, since passing it on adds this node.
+    public static let maxPathLength = ForwardedBatch.maxHops - 1
+
+    /// Takes another node's sealed batch, as received, with the relays it came through
+    /// (`path`, first hop first), to forward it upstream: returns `.held` once it is
+    /// durable (fsync'd, whatever the ``FsyncPolicy``), so the sender may drop it. The
+    /// caller has checked the origin's signature; the bytes are kept exactly as they are.
+    /// Held batches go upstream in the order they arrived, with this node's own, and leave
+    /// on ``acknowledged(_:)``.
+    ///
+    /// - Throws: ``SpoolError`` `invalidBatch` when `path` is longer than
+    ///   ``maxPathLength`` or the batch too large for an entry (nothing is written); `io`
+    ///   when the disk refuses the write (a full disk: held batches never use the reserve,
+    ///   which stays for this node's own seals and acknowledgements).
+    public func hold(_ batch: SealedBatch, path: [UUID]) async throws -> HoldOutcome {
+        guard path.count <= Self.maxPathLength else {
+            throw SpoolError(
+                .invalidBatch,
+                "batch \(batch.key) came through \(path.count) relays; at most \(Self.maxPathLength) can be passed on (FORWARD names \(ForwardedBatch.maxHops) with this node)"
+            )
+        }
+        guard 2 + 16 * path.count + batch.bytes.readableBytes <= SpoolEntry.maxBodyLength else {
+            throw SpoolError(.invalidBatch, "batch \(batch.key) is \(batch.bytes.readableBytes) bytes; a spool entry holds at most \(SpoolEntry.maxBodyLength)")
+        }
+        let (outcome, position) = try self.state.withLock { state -> (HoldOutcome, UInt64) in
+            try self.checkOpen(state)
+            // The copy already here may not be durable yet: answer once everything written
+            // so far is.
+            if state.index.batches[batch.key] != nil { return (.duplicate, state.written) }
+            var buffer = ByteBuffer()
+            SpoolEntry.forwarded(path: path, batch).write(into: &buffer)
+            guard buffer.readableBytes <= self.room(state) else { return (.full, 0) }
+            let offset = try self.write(buffer, &state)
+            state.index.insert(
+                SpoolIndex.Batch(
+                    segment: state.activeID, offset: offset, size: buffer.readableBytes, recordCount: Int(batch.header.recordCount),
+                    oldestCapturedAt: nil, forwarded: true
+                ),
+                for: batch.key
+            )
+            state.index.order.append(batch.key)
+            state.segments[state.activeID]?.live += 1
+            state.noteHeld(batch.key)
+            return (.held, state.written)
+        }
+        if outcome != .full { try await self.waitDurable(position, urgent: true) }
+        return outcome
+    }
+
+    /// Bytes of held batches (entries included) the spool can still take before
+    /// ``hold(_:path:)`` answers `.full`: what a relay grants downstream credit from. The
+    /// quota less what is written, less room kept for this node's own work, which cannot
+    /// be refused: the unsealed records' bytes (their seal writes them again) and
+    /// ``Configuration/reserveBytes`` (acknowledgements, segment headers).
+    public var room: Int {
+        self.state.withLock { self.room($0) }
+    }
+
+    private func room(_ state: State) -> Int {
+        max(0, self.configuration.quotaBytes - self.totalBytes(state) - self.configuration.reserveBytes - state.index.unsealedBytes)
+    }
+
+    /// The highest sequence of `origin` this spool holds or has held since it opened
+    /// (after a restart, as found in the entries still on disk); nil when none. A relay's
+    /// WELCOME tells the downstream node that these are safe.
+    public func highestHeld(origin: UUID) -> UInt64? {
+        self.state.withLock { $0.highestHeld[origin] }
     }
 
     /// The hub reported `sequence` as its highest committed batch of this origin (WELCOME's
@@ -355,23 +450,24 @@ public final class Spool: Sendable {
         }
     }
 
-    /// Sealed batches the hub has not acknowledged, oldest first: at most `limit`, at most
-    /// `maxBytes` together (but one at least when `atLeastOne`, whatever its size), and
-    /// only those `include` accepts, read back from disk. A batch that cannot be read (its
-    /// segment damaged since the spool opened) is logged once and left out; it stays in
-    /// the spool, and the next start quarantines its segment.
+    /// Sealed batches the upstream has not acknowledged, this node's and those it holds for
+    /// others, in the order they arrived: at most `limit`, at most `maxBytes` together (but
+    /// one at least when `atLeastOne`, whatever its size), and only those `include`
+    /// accepts, read back from disk. A batch that cannot be read (its segment damaged since
+    /// the spool opened) is logged once and left out; it stays in the spool, and the next
+    /// start quarantines its segment.
     public func unacknowledged(
-        limit: Int = .max, maxBytes: Int = .max, atLeastOne: Bool = true, where include: (UInt64) -> Bool = { _ in true }
-    ) -> [SealedBatch] {
-        let (wanted, next, readers) = self.state.withLock { state -> ([(UInt64, SpoolIndex.Batch)], [SpoolIndex.Batch], SegmentReaders) in
-            var wanted: [(UInt64, SpoolIndex.Batch)] = []
+        limit: Int = .max, maxBytes: Int = .max, atLeastOne: Bool = true, where include: (BatchKey) -> Bool = { _ in true }
+    ) -> [SpoolBatch] {
+        let (wanted, next, readers) = self.state.withLock { state -> ([(BatchKey, SpoolIndex.Batch)], [SpoolIndex.Batch], SegmentReaders) in
+            var wanted: [(BatchKey, SpoolIndex.Batch)] = []
             var next: [SpoolIndex.Batch] = []
             var readers = SegmentReaders(folder: self.segmentsPath)
             var bytes = 0
             var full = false
             guard !state.closed else { return (wanted, next, readers) }
-            for sequence in state.index.sequences() {
-                guard let batch = state.index.batches[sequence], include(sequence), !state.damagedBatches.contains(sequence) else {
+            for key in state.index.keys() {
+                guard let batch = state.index.batches[key], include(key), !state.damagedBatches.contains(key) else {
                     continue
                 }
                 if full || wanted.count >= limit || ((!wanted.isEmpty || !atLeastOne) && bytes + batch.size > maxBytes) {
@@ -383,75 +479,80 @@ public final class Spool: Sendable {
                 }
                 do {
                     _ = try readers.reader(batch.segment)
-                    wanted.append((sequence, batch))
+                    wanted.append((key, batch))
                     bytes += batch.size
                 } catch {
                     // Out of descriptors, say: tried again on the next call.
-                    self.reportUnreadable(sequence, "\(error)", damaged: false, &state)
+                    self.reportUnreadable(key, "\(error)", damaged: false, &state)
                 }
             }
             return (wanted, next, readers)
         }
         var open = readers
         for batch in next { try? open.reader(batch.segment).prefetch(at: batch.offset, count: batch.size) }
-        var batches: [SealedBatch] = []
-        for (sequence, location) in wanted {
+        var batches: [SpoolBatch] = []
+        for (key, location) in wanted {
             let damage: String
             do {
                 switch try open.reader(location.segment).entry(at: location.offset) {
-                case .entry(.sealed(_, _, let batch), let size) where size == location.size && batch.header.sequence == sequence:
-                    batches.append(batch)
+                case .entry(.sealed(_, _, let batch), let size) where size == location.size && batch.key == key && !location.forwarded:
+                    batches.append(SpoolBatch(batch: batch))
+                    continue
+                case .entry(.forwarded(let path, let batch), let size) where size == location.size && batch.key == key && location.forwarded:
+                    batches.append(SpoolBatch(batch: batch, path: path))
                     continue
                 case .entry:
-                    damage = "the entry at byte \(location.offset) of segment \(location.segment) is not batch \(sequence)"
+                    damage = "the entry at byte \(location.offset) of segment \(location.segment) is not batch \(key)"
                 case .incomplete:
-                    damage = "segment \(location.segment) ends inside batch \(sequence)"
+                    damage = "segment \(location.segment) ends inside batch \(key)"
                 case .corrupt(let reason):
-                    damage = "batch \(sequence) in segment \(location.segment) is damaged: \(reason)"
+                    damage = "batch \(key) in segment \(location.segment) is damaged: \(reason)"
                 }
             } catch {
                 // The disk refused the read: tried again on the next call.
-                self.state.withLock { self.reportUnreadable(sequence, "\(error)", damaged: false, &$0) }
+                self.state.withLock { self.reportUnreadable(key, "\(error)", damaged: false, &$0) }
                 continue
             }
-            self.state.withLock { self.reportUnreadable(sequence, damage, damaged: true, &$0) }
+            self.state.withLock { self.reportUnreadable(key, damage, damaged: true, &$0) }
         }
         return batches
     }
 
     /// Logs, once per batch, that it could not be read back; a `damaged` one is left out
     /// until the next start, whose recovery quarantines its segment.
-    private func reportUnreadable(_ sequence: UInt64, _ reason: String, damaged: Bool, _ state: inout State) {
-        if damaged { state.damagedBatches.insert(sequence) }
-        guard state.unreadableLogged.insert(sequence).inserted else { return }
+    private func reportUnreadable(_ key: BatchKey, _ reason: String, damaged: Bool, _ state: inout State) {
+        if damaged { state.damagedBatches.insert(key) }
+        guard state.unreadableLogged.insert(key).inserted else { return }
         self.logger.error(
             damaged
                 ? "a sealed batch cannot be read back; it stays in the spool and the next start quarantines its segment"
                 : "a sealed batch cannot be read now; it is tried again",
-            metadata: ["batch": "\(sequence)", "error": "\(reason)"]
+            metadata: ["origin": "\(key.origin)", "batch": "\(key.sequence)", "error": "\(reason)"]
         )
     }
 
-    /// The hub committed batch `sequence` (stored or duplicate): it leaves the spool. An
-    /// acknowledgement lost in a crash only makes the batch go again, answered duplicate,
-    /// so this does not wait for fsync — and a full disk does not stop it: if the entry
-    /// cannot be written the batch still leaves, and its segment can be deleted, which is
-    /// how a full disk gets space back.
-    public func acknowledged(sequence: UInt64) throws {
+    /// The upstream committed batch `key` (stored or duplicate; for a batch held for
+    /// another node, the next hop has it durably): it leaves the spool. An acknowledgement
+    /// lost in a crash only makes the batch go again, answered duplicate, so this does not
+    /// wait for fsync — and a full disk does not stop it: if the entry cannot be written
+    /// the batch still leaves, and its segment can be deleted, which is how a full disk
+    /// gets space back.
+    public func acknowledged(_ key: BatchKey) throws {
         try self.state.withLock { state in
             try self.checkOpen(state)
-            guard let done = state.index.batches.removeValue(forKey: sequence) else { return }
-            state.index.unacknowledgedRecords -= done.recordCount
-            state.damagedBatches.remove(sequence)
-            state.unreadableLogged.remove(sequence)
+            guard let done = state.index.remove(key) else { return }
+            state.damagedBatches.remove(key)
+            state.unreadableLogged.remove(key)
             var buffer = ByteBuffer()
-            SpoolEntry.acknowledged(sequence: sequence).write(into: &buffer)
+            // This node's own batches keep the old entry, so a spool that never relayed
+            // stays readable by the previous version.
+            (done.forwarded ? SpoolEntry.settled(key) : SpoolEntry.acknowledged(sequence: key.sequence)).write(into: &buffer)
             do {
                 try self.write(buffer, &state, useReserve: true)
             } catch {
                 self.logger.warning(
                     "acknowledgement not recorded on disk; after a crash the batch would go again (answered duplicate)",
-                    metadata: ["batch": "\(sequence)", "error": "\(error)"]
+                    metadata: ["origin": "\(key.origin)", "batch": "\(key.sequence)", "error": "\(error)"]
                 )
             }
             state.segments[done.segment]?.live -= 1

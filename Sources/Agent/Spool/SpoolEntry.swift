@@ -16,7 +16,8 @@ import Wire
 /// - `sealed`: `u64 firstRecordNumber`, `u64 lastRecordNumber`, the sealed batch's bytes.
 ///   The records numbered `first...last` are in this batch (none when `first > last`, as in
 ///   a segment rewritten after quarantine, whose records already left the queue).
-/// - `acknowledged`: `u64 sequence`: the hub committed that batch.
+/// - `acknowledged`: `u64 sequence`: the upstream committed this node's own batch of that
+///   sequence (the one a `sealed` entry holds).
 /// - `base`: no body; starts a segment rewritten after quarantine, which holds everything
 ///   live, so every older segment is superseded.
 /// - `captured`: a source's cursor (`u8` name length, name, `u64` device, inode, offset,
@@ -25,6 +26,12 @@ import Wire
 ///   up to become durable together, or not at all.
 /// - `cursor`: a source's cursor alone; repeated after each segment's header so it
 ///   outlives the segment that first held it.
+/// - `forwarded`: another node's sealed batch, held by a relay: `u8 count` (at most
+///   ``maxPathLength``, a bound for reading; ``Spool/hold(_:path:)`` takes fewer),
+///   `count` × 16-byte node ids (the relays it came through, first hop first), then the
+///   sealed batch's bytes exactly as received.
+/// - `settled`: `16 origin`, `u64 sequence`: the upstream took that `forwarded` batch; it
+///   leaves the spool. (Own batches are still settled by `acknowledged`.)
 enum SpoolEntry: Sendable {
     case header(nextSequence: UInt64, nextRecordNumber: UInt64)
     case record(number: UInt64, FeedbackRecord)
@@ -33,6 +40,12 @@ enum SpoolEntry: Sendable {
     case base
     case captured(SourceCursor, [(number: UInt64, record: FeedbackRecord)])
     case cursor(SourceCursor)
+    case forwarded(path: [UUID], SealedBatch)
+    case settled(BatchKey)
+
+    /// The longest hop path a `forwarded` entry may hold: what is read back is checked
+    /// against it; what is written is checked by ``Spool/maxPathLength``, which is smaller.
+    static let maxPathLength = 16
 
     /// Bytes before the body: length, checksum, type.
     static let prefixLength = 9
@@ -47,6 +60,8 @@ enum SpoolEntry: Sendable {
         case base = 5
         case captured = 6
         case cursor = 7
+        case forwarded = 8
+        case settled = 9
     }
 
     func write(into buffer: inout ByteBuffer) {
@@ -82,6 +97,16 @@ enum SpoolEntry: Sendable {
         case .cursor(let cursor):
             buffer.writeInteger(Kind.cursor.rawValue)
             cursor.write(into: &buffer)
+        case .forwarded(let path, let batch):
+            precondition(path.count <= Self.maxPathLength, "checked by Spool.hold, or read back under this bound")
+            buffer.writeInteger(Kind.forwarded.rawValue)
+            buffer.writeInteger(UInt8(path.count))
+            for node in path { _ = withUnsafeBytes(of: node.uuid) { buffer.writeBytes($0) } }
+            buffer.writeImmutableBuffer(batch.bytes)
+        case .settled(let key):
+            buffer.writeInteger(Kind.settled.rawValue)
+            _ = withUnsafeBytes(of: key.origin.uuid) { buffer.writeBytes($0) }
+            buffer.writeInteger(key.sequence)
         }
         let length = buffer.writerIndex - start - 8
         let crc = buffer.withUnsafeReadableBytes { raw in
@@ -143,6 +168,23 @@ enum SpoolEntry: Sendable {
             entry = .captured(cursor, records)
         case .cursor:
             entry = SourceCursor.read(from: &body).map { .cursor($0) }
+        case .forwarded:
+            guard let count = body.readInteger(as: UInt8.self), Int(count) <= Self.maxPathLength else {
+                return .corrupt("unreadable forwarded-batch entry (hop path)")
+            }
+            var path: [UUID] = []
+            for _ in 0..<count {
+                guard let node = body.readBytes(length: 16) else { return .corrupt("unreadable forwarded-batch entry (hop path)") }
+                path.append(Self.uuid(node))
+            }
+            guard let batch = try? SealedBatch(parsing: body.slice()) else { return .corrupt("unreadable forwarded-batch entry") }
+            body.moveReaderIndex(to: body.writerIndex)
+            entry = .forwarded(path: path, batch)
+        case .settled:
+            guard let origin = body.readBytes(length: 16), let sequence = body.readInteger(as: UInt64.self) else {
+                return .corrupt("unreadable settled entry")
+            }
+            entry = .settled(BatchKey(origin: Self.uuid(origin), sequence: sequence))
         }
         guard let entry, body.readableBytes == 0 else { return .corrupt("malformed \(kind) entry") }
         return .entry(entry, size: 8 + length)

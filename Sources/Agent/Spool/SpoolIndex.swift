@@ -26,26 +26,47 @@ struct SpoolIndex: Sendable {
         var lastNumber: UInt64 { self.firstNumber + UInt64(self.count) - 1 }
     }
 
-    /// A sealed batch waiting for the hub's acknowledgement.
+    /// A sealed batch waiting for the hub's acknowledgement: one this node sealed, or one
+    /// it holds for another node (a relay's).
     struct Batch: Sendable {
         var segment: UInt64
-        /// File offset of its `sealed` entry, and the entry's size.
+        /// File offset of its `sealed` or `forwarded` entry, and the entry's size.
         var offset: Int
         var size: Int
         var recordCount: Int
-        /// Nil when unknown (a batch rewritten after quarantine).
+        /// Nil when unknown (a batch rewritten after quarantine, or another node's).
         var oldestCapturedAt: Int64?
+        /// Held for another node (a `forwarded` entry), not sealed here.
+        var forwarded = false
     }
 
     var runs: [Run] = []
     /// Records in ``runs``.
     var unsealedCount = 0
-    var batches: [UInt64: Batch] = [:]
-    /// Sequences in the order sealed; acknowledged ones are skipped and dropped lazily.
-    var order: [UInt64] = []
+    var batches: [BatchKey: Batch] = [:]
+    /// Keys in the order the batches arrived (sealed here or held); acknowledged ones are
+    /// skipped and dropped lazily.
+    var order: [BatchKey] = []
     var orderStart = 0
     /// Records in ``batches``.
     var unacknowledgedRecords = 0
+
+    /// Records `batch` as waiting for its acknowledgement under `key` (not in ``order``:
+    /// the caller places it). Returns the batch it replaced: the same batch written again,
+    /// whose older entry no longer counts.
+    @discardableResult
+    mutating func insert(_ batch: Batch, for key: BatchKey) -> Batch? {
+        let replaced = self.batches.updateValue(batch, forKey: key)
+        self.unacknowledgedRecords += batch.recordCount - (replaced?.recordCount ?? 0)
+        return replaced
+    }
+
+    /// Takes the batch `key` out; nil when it is not waiting.
+    mutating func remove(_ key: BatchKey) -> Batch? {
+        guard let done = self.batches.removeValue(forKey: key) else { return nil }
+        self.unacknowledgedRecords -= done.recordCount
+        return done
+    }
 
     /// Unsealed records were written at `offset` (`size` bytes, one entry or several) in
     /// `segment`, numbered from `first`: the last run grows when they follow it on disk.
@@ -113,8 +134,8 @@ struct SpoolIndex: Sendable {
         self.runs.reduce(0) { $0 + $1.end - $1.offset }
     }
 
-    /// Unacknowledged sequences, oldest first.
-    mutating func sequences() -> ArraySlice<UInt64> {
+    /// Unacknowledged batches' keys, oldest first.
+    mutating func keys() -> ArraySlice<BatchKey> {
         while self.orderStart < self.order.count, self.batches[self.order[self.orderStart]] == nil { self.orderStart += 1 }
         if self.orderStart > 1024, self.orderStart * 2 > self.order.count {
             self.order.removeFirst(self.orderStart)

@@ -43,6 +43,9 @@ struct SpoolRecovery {
         var damaged: [UInt64] = []
         var superseded: [UInt64] = []
         var newestHasHeader = false
+        // The origins of this node's own (`sealed`) batches, for reading `acknowledged`
+        // entries, which name only a sequence: normally one.
+        var ownOrigins: Set<UUID> = []
         for (index, id) in ids.enumerated() {
             let path = SpoolFiles.path(segment: id, in: self.segmentsPath)
             let reader = try SegmentReader(path: path, chunk: 1 << 20, fixedSize: true)
@@ -62,7 +65,7 @@ struct SpoolRecovery {
                         state = Spool.State()
                         damaged = []
                     }
-                    Self.replay(entry, segment: id, offset: offset, size: size, into: &state, &segment)
+                    Self.replay(entry, segment: id, offset: offset, size: size, into: &state, &segment, ownOrigins: &ownOrigins)
                     offset += size
                 case .incomplete:
                     if !isNewest || damage != nil { damage = damage ?? "an entry is cut short at byte \(offset)" }
@@ -109,7 +112,8 @@ struct SpoolRecovery {
             let run = state.index.runs[index]
             state.index.runs[index] = try SpoolIndex.normalized(run, reader: readers.reader(run.segment))
         }
-        state.index.order = state.index.batches.keys.sorted()
+        // Arrival order is order on disk (a rewrite keeps it).
+        state.index.order = state.index.batches.sorted { ($0.value.segment, $0.value.offset) < ($1.value.segment, $1.value.offset) }.map(\.key)
         if damaged.isEmpty {
             if let newest = remaining.last {
                 state.activeID = newest
@@ -135,10 +139,19 @@ struct SpoolRecovery {
     }
 
     private static func replay(
-        _ entry: SpoolEntry, segment: UInt64, offset: Int, size: Int, into state: inout Spool.State, _ current: inout Spool.Segment
+        _ entry: SpoolEntry, segment: UInt64, offset: Int, size: Int, into state: inout Spool.State, _ current: inout Spool.Segment,
+        ownOrigins: inout Set<UUID>
     ) {
         func leave(_ count: Int, from id: UInt64) {
             if id == segment { current.live -= count } else { state.segments[id]?.live -= count }
+        }
+        func add(_ batch: SpoolIndex.Batch, for key: BatchKey) {
+            if let replaced = state.index.insert(batch, for: key) { leave(1, from: replaced.segment) }
+            state.noteHeld(key)
+            current.live += 1
+        }
+        func settle(_ key: BatchKey) {
+            if let done = state.index.remove(key) { leave(1, from: done.segment) }
         }
         switch entry {
         case .header(let nextSequence, let nextRecordNumber):
@@ -153,17 +166,24 @@ struct SpoolRecovery {
             // lost its seal (in a quarantined segment) and must be sealed again, not dropped.
             let (perSegment, oldest) = state.index.removeRecords(firstNumber, through: lastNumber)
             for (id, count) in perSegment { leave(count, from: id) }
-            let sequence = batch.header.sequence
-            if let replaced = state.index.batches[sequence] {
-                state.index.unacknowledgedRecords -= replaced.recordCount
-                leave(1, from: replaced.segment)
-            }
-            state.index.batches[sequence] = SpoolIndex.Batch(
-                segment: segment, offset: offset, size: size, recordCount: Int(batch.header.recordCount), oldestCapturedAt: oldest
+            add(
+                SpoolIndex.Batch(segment: segment, offset: offset, size: size, recordCount: Int(batch.header.recordCount), oldestCapturedAt: oldest),
+                for: batch.key
             )
-            state.index.unacknowledgedRecords += Int(batch.header.recordCount)
-            state.nextSequence = max(state.nextSequence, sequence + 1)
-            current.live += 1
+            ownOrigins.insert(batch.header.origin)
+            state.nextSequence = max(state.nextSequence, batch.header.sequence + 1)
+        case .forwarded(_, let batch):
+            // Another node's sequence: this node's own numbering is not touched.
+            add(
+                SpoolIndex.Batch(
+                    segment: segment, offset: offset, size: size, recordCount: Int(batch.header.recordCount), oldestCapturedAt: nil,
+                    forwarded: true
+                ),
+                for: batch.key
+            )
+        case .settled(let key):
+            state.noteHeld(key)
+            settle(key)
         case .base:
             break
         case .captured(let cursor, let records):
@@ -180,9 +200,9 @@ struct SpoolRecovery {
         case .acknowledged(let sequence):
             // The batch's own entry may be gone with its segment; its number stays used.
             state.nextSequence = max(state.nextSequence, sequence + 1)
-            if let done = state.index.batches.removeValue(forKey: sequence) {
-                state.index.unacknowledgedRecords -= done.recordCount
-                leave(1, from: done.segment)
+            for origin in ownOrigins {
+                let key = BatchKey(origin: origin, sequence: sequence)
+                if state.index.batches[key]?.forwarded == false { settle(key) }
             }
         }
     }
@@ -247,21 +267,24 @@ struct SpoolRecovery {
             for name in state.cursors.keys.sorted() {
                 if let cursor = state.cursors[name] { SpoolEntry.cursor(cursor).write(into: &buffer) }
             }
-            for sequence in state.index.order {
-                guard let location = state.index.batches[sequence] else { continue }
-                guard case .entry(.sealed(_, _, let batch), _) = try readers.reader(location.segment).entry(at: location.offset) else {
-                    throw SpoolError(.io, "batch \(sequence) cannot be read back from segment \(location.segment) for the rewrite")
-                }
-                // Its records are already out of the queue; an empty range consumes nothing on replay.
+            for key in state.index.order {
+                guard let location = state.index.batches[key] else { continue }
                 let offset = written + buffer.readableBytes
-                SpoolEntry.sealed(firstRecordNumber: 1, lastRecordNumber: 0, batch).write(into: &buffer)
+                switch try readers.reader(location.segment).entry(at: location.offset) {
+                case .entry(.sealed(_, _, let batch), _) where !location.forwarded:
+                    // Its records are already out of the queue; an empty range consumes nothing on replay.
+                    SpoolEntry.sealed(firstRecordNumber: 1, lastRecordNumber: 0, batch).write(into: &buffer)
+                case .entry(.forwarded(let path, let batch), _) where location.forwarded:
+                    SpoolEntry.forwarded(path: path, batch).write(into: &buffer)
+                default:
+                    throw SpoolError(.io, "batch \(key) cannot be read back from segment \(location.segment) for the rewrite")
+                }
                 var moved = location
                 moved.segment = fresh
                 moved.offset = offset
                 moved.size = written + buffer.readableBytes - offset
-                index.batches[sequence] = moved
-                index.order.append(sequence)
-                index.unacknowledgedRecords += location.recordCount
+                index.insert(moved, for: key)
+                index.order.append(key)
                 try flush(false)
             }
             for var run in state.index.runs {
@@ -398,6 +421,9 @@ public struct SpoolError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let closed = Code(name: "closed")
         /// Another process has the spool open.
         public static let locked = Code(name: "locked")
+        /// A batch to hold for another node that the spool cannot take (too many hops, too
+        /// large); nothing was written.
+        public static let invalidBatch = Code(name: "invalidBatch")
         /// The disk refused a read, write or fsync.
         public static let io = Code(name: "io")
         /// The code's name.

@@ -74,6 +74,7 @@ let package = Package(
         .target(
             name: "NodeServer",
             dependencies: [
+                "Support",
                 "Wire",
                 "ListenerLimits",
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -44,11 +44,16 @@ class Receiver:
     def __init__(self):
         self.alerts = collections.defaultdict(set)
         self.bad_signatures = 0
+        self.torn = 0
         receiver = self
 
         class Hook(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                length = int(self.headers.get("content-length", 0))
+                body = self.rfile.read(length)
+                if len(body) < length:  # the sender died mid-request (a hub SIGKILLed): not delivered
+                    receiver.torn += 1
+                    return
                 signed = f"{self.headers['webhook-id']}.{self.headers['webhook-timestamp']}.".encode() + body
                 expected = "v1," + base64.b64encode(hmac.new(SECRET, signed, hashlib.sha256).digest()).decode()
                 if not hmac.compare_digest(expected, self.headers.get("webhook-signature", "")):
@@ -119,8 +124,73 @@ class CuttingProxy:
                 pass
 
 
+class GateProxy:
+    """A TCP proxy whose link can be cut: `cut()` drops every connection and refuses new ones
+    (a WAN link that is down), `heal()` lets traffic through again."""
+
+    def __init__(self, target_port):
+        self.target = target_port
+        self.open = True
+        self.sockets = []
+        self.lock = threading.Lock()
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.open:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self.pipe, args=(a, b), daemon=True).start()
+
+    def pipe(self, source, sink):
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        for s in (source, sink):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def cut(self):
+        self.open = False
+        with self.lock:
+            for s in self.sockets:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                    s.close()
+                except OSError:
+                    pass
+            self.sockets = []
+
+    def heal(self):
+        self.open = True
+
+
 class System:
-    def __init__(self, name, receiver, quota=None, segment_bytes=None):
+    def __init__(self, name, receiver, quota=None, segment_bytes=None, relay=False, relay_quota=None):
         self.dir = os.path.join(WORK, name)
         os.makedirs(self.dir)
         self.port, self.http, self.intake = free_port(), free_port(), free_port()
@@ -143,6 +213,39 @@ class System:
         self.hub_address = f"127.0.0.1:{self.port}"
         self.quota = quota
         self.segment_bytes = segment_bytes
+        self.relay_process = None
+        self.relay_address = None
+        if relay:
+            self.relay_port, self.relay_http = free_port(), free_port()
+            self.relay_address = f"127.0.0.1:{self.relay_port}"
+            self.relay_quota = relay_quota
+            os.makedirs(f"{self.dir}/relay")
+            subprocess.run([f"{BIN}/feedback-agent", "keygen", "--out", f"{self.dir}/relay/agent.json"], check=True, capture_output=True)
+            self.relay_token = subprocess.run(
+                [f"{BIN}/feedback-hub", "agents", "token", "--config", f"{self.dir}/hub/hub.yaml", "--site", "faults", "--relay"],
+                check=True, capture_output=True, text=True).stdout.strip()
+            subprocess.run([f"{BIN}/feedback-hub", "certs", "relay", "--hostname", "127.0.0.1", "--ca-certificate",
+                            f"{self.dir}/hub/ca.pem", "--ca-key", f"{self.dir}/hub/ca-key.pem", "--out", f"{self.dir}/relay"],
+                           check=True, capture_output=True)
+
+    def write_relay_config(self, hub_address=None):
+        spool = "spool: {directory: spool, fsync: \"5\"" + (f", quotaBytes: {self.relay_quota}, reserveBytes: 4096" if self.relay_quota else "") + "}"
+        with open(f"{self.dir}/relay/agent.yaml", "w") as f:
+            f.write(f'identity: agent.json\nhubs: ["{hub_address or self.hub_address}"]\nca: {self.dir}/hub/ca.pem\n'
+                    f'enrollmentToken: "{self.relay_token}"\n{spool}\nbatch: {{maxRecords: 100, maxAgeMs: 20}}\n'
+                    f'http: {{listen: "127.0.0.1:{self.relay_http}"}}\ndrainTimeoutMs: 2000\n'
+                    f'relay: {{listen: "{self.relay_address}", certificate: relay.pem, privateKey: relay-key.pem}}\n')
+
+    def start_relay(self):
+        log = open(f"{self.dir}/relay.log", "a")
+        self.relay_process = subprocess.Popen([f"{BIN}/feedback-agent", "run", "--config", f"{self.dir}/relay/agent.yaml",
+                                               "--log-level", "warning"], stdout=log, stderr=log)
+        wait_for(lambda: get(f"http://127.0.0.1:{self.relay_http}/healthz"), 20, "the relay")
+
+    def enroll_agent(self):
+        """Enrolls the agent with the hub directly: a relay does not redeem tokens (docs/MESH.md)."""
+        subprocess.run([f"{BIN}/feedback-agent", "enroll", "--identity", f"{self.dir}/agent/agent.json", "--hub", self.hub_address,
+                        "--ca", f"{self.dir}/hub/ca.pem", "--token", self.token], check=True, capture_output=True)
 
     def write_agent_config(self, hub_address=None):
         spool = "spool: {directory: spool, fsync: \"5\"" + (f", quotaBytes: {self.quota}" if self.quota else "") \
@@ -172,6 +275,7 @@ class System:
 
     def stop(self):
         self.kill(self.agent_process, signal.SIGTERM)
+        self.kill(self.relay_process, signal.SIGTERM)
         self.kill(self.hub_process, signal.SIGTERM)
 
     def post(self, count, accepted, refused, stop_at=None, on_progress=None):
@@ -362,10 +466,68 @@ def scenario_corrupt(receiver):
     return result
 
 
+def relayed_system(name, receiver, relay_quota=None):
+    """A hub, a branch relay in front of it (through a proxy whose link can be cut), and an
+    agent that reaches only the relay."""
+    s = System(name, receiver, relay=True, relay_quota=relay_quota)
+    s.start_hub()
+    proxy = GateProxy(s.port)
+    s.write_relay_config(hub_address=f"127.0.0.1:{proxy.port}")
+    s.start_relay()
+    s.enroll_agent()
+    s.write_agent_config(hub_address=s.relay_address)
+    s.start_agent()
+    return s, proxy
+
+
+def scenario_relay_kill(receiver):
+    s, _ = relayed_system("relay-kill", receiver)
+    accepted, refused = {}, [0]
+    killed = [False]
+
+    def progress(n):
+        if n >= RATINGS // 2 and not killed[0]:
+            killed[0] = True
+            System.kill(s.relay_process)
+            threading.Timer(0.5, s.start_relay).start()
+    s.post(RATINGS, accepted, refused, on_progress=progress)
+    result = check("relay: SIGKILL relay mid-stream", s, receiver, accepted, refused)
+    time.sleep(1)
+    s.stop()
+    return result
+
+
+def scenario_relay_link_down(receiver):
+    s, proxy = relayed_system("relay-link", receiver)
+    accepted, refused = {}, [0]
+    s.post(RATINGS // 4, accepted, refused)
+    proxy.cut()  # the branch's WAN link goes down, longer than the agents' retry backoff
+    s.post(RATINGS // 2, accepted, refused)
+    time.sleep(6)
+    proxy.heal()
+    s.post(RATINGS - RATINGS // 4 - RATINGS // 2, accepted, refused)
+    result = check("relay: relay → hub link down for 6 s", s, receiver, accepted, refused, seconds=90)
+    s.stop()
+    return result
+
+
+def scenario_relay_full(receiver):
+    # The relay's spool holds about a third of the outage; the rest waits in the agent's.
+    s, proxy = relayed_system("relay-full", receiver, relay_quota=max(48 * 1024, RATINGS * 137 // 3))
+    proxy.cut()
+    accepted, refused = {}, [0]
+    s.post(RATINGS, accepted, refused)
+    time.sleep(2)
+    proxy.heal()
+    result = check("relay: relay quota reached during an outage", s, receiver, accepted, refused, seconds=90)
+    s.stop()
+    return result
+
+
 def main():
     receiver = Receiver()
     scenarios = [scenario_hub_kill, scenario_agent_kill, scenario_hub_down, scenario_cut, scenario_full, scenario_disk_full,
-                 scenario_corrupt]
+                 scenario_corrupt, scenario_relay_kill, scenario_relay_link_down, scenario_relay_full]
     results = []
     started = time.time()
     for scenario in scenarios:
@@ -386,7 +548,8 @@ def main():
     for r in results:
         print(f"{r['scenario']:<44} {r['sent']:>6} {r['accepted']:>8} {r['stored']:>7} {r['lost']:>5} {r['duplicated']:>4} "
               f"{r['alerts']:>6} {r['missed']:>6} {r['twice']:>5}")
-    print(f"\n{len(results)} scenarios in {time.time() - started:.0f} s; {receiver.bad_signatures} webhooks with a bad signature")
+    print(f"\n{len(results)} scenarios in {time.time() - started:.0f} s; {receiver.bad_signatures} webhooks with a bad signature, "
+          f"{receiver.torn} cut off by a killed hub")
     failed = [r for r in results if r["lost"] != 0 or r["duplicated"] != 0 or r["missed"] != 0 or r["twice"] != 0 or r["accepted"] == 0]
     shutil.rmtree(WORK, ignore_errors=True)
     if failed or receiver.bad_signatures:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fault-injection suite with real processes on loopback (scripts/faults.py): SIGKILL of the
 # hub during load, SIGKILL of an agent while sending, the hub down while the agent buffers,
-# connections cut mid-frame by a proxy, a full spool, a corrupted spool segment. After each
+# connections cut mid-frame by a proxy, a full spool, a corrupted spool segment, and through a
+# branch relay: the relay SIGKILLed mid-stream, its link to the hub down, its quota reached. After each
 # it checks that every rating acknowledged to a caller is stored exactly once and every
 # negative one alerted exactly once, and prints a table. Exits non-zero on any loss,
 # duplicate, missed or doubled alert.

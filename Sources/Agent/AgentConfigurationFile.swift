@@ -1,5 +1,6 @@
 import ListenerLimits
 import NIOSSL
+import NodeServer
 import Support
 import Wire
 
@@ -27,6 +28,12 @@ import Foundation
 /// drainTimeoutMs: 10000
 /// sites: ["branch-042"]           # optional: the sites this agent is enrolled for (`*` wildcards)
 /// sources: [...]                  # optional: kiosk buttons, Asterisk CDR, JSON lines (docs/SOURCES.md)
+/// relay:                          # optional: also serve agents below (docs/MESH.md)
+///   listen: "0.0.0.0:7443"
+///   certificate: relay.pem        # `feedback-hub certs relay`, from the hubs' CA
+///   privateKey: relay-key.pem
+///   clientCA: ca.pem              # optional: require client certificates (mutual TLS)
+///   limits: {maxConnections: 1024, credit: 16, ...}   # as the hub's `limits`
 /// ```
 public struct AgentConfigurationFile: Sendable, Codable {
     /// Spool settings.
@@ -110,6 +117,29 @@ public struct AgentConfigurationFile: Sendable, Codable {
         }
     }
 
+    /// The relay's listener: where agents below it connect, its TLS files and limits.
+    public struct RelaySection: Sendable, Codable {
+        /// `HOST:PORT` to listen on.
+        public var listen: String
+        /// The relay's server certificate (PEM), issued from the hubs' CA.
+        public var certificate: String
+        /// Its private key.
+        public var privateKey: String
+        /// A CA whose client certificates the relay requires (mutual TLS); nil: none.
+        public var clientCA: String?
+        /// Connection caps, timeouts, credit and batch limits, as the hub's `limits`.
+        public var limits = NodeServer.Limits()
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.listen = try c.decode(String.self, forKey: .listen)
+            self.certificate = try c.decode(String.self, forKey: .certificate)
+            self.privateKey = try c.decode(String.self, forKey: .privateKey)
+            self.clientCA = try c.decodeIfPresent(String.self, forKey: .clientCA)
+            self.limits = try c.decodeIfPresent(NodeServer.Limits.self, forKey: .limits) ?? NodeServer.Limits()
+        }
+    }
+
     /// Identity file.
     public var identity: String
     /// Hubs in order.
@@ -134,9 +164,11 @@ public struct AgentConfigurationFile: Sendable, Codable {
     public var sites: [String]?
     /// Edge sources (read from the YAML tree, not decoded).
     public var sources: [SourceConfiguration] = []
+    /// The relay listener, when this agent relays for others.
+    public var relay: RelaySection?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case identity, hubs, ca, clientCertificate, clientKey, enrollmentToken, spool, batch, http, drainTimeoutMs, sites
+        case identity, hubs, ca, clientCertificate, clientKey, enrollmentToken, spool, batch, http, drainTimeoutMs, sites, relay
     }
 
     public init(from decoder: any Decoder) throws {
@@ -152,6 +184,7 @@ public struct AgentConfigurationFile: Sendable, Codable {
         self.http = try c.decodeIfPresent(HTTPSection.self, forKey: .http)
         self.drainTimeoutMs = try c.decodeIfPresent(Int.self, forKey: .drainTimeoutMs) ?? 10_000
         self.sites = try c.decodeIfPresent([String].self, forKey: .sites)
+        self.relay = try c.decodeIfPresent(RelaySection.self, forKey: .relay)
     }
 
     /// The settings agent.yaml may hold; anything else is refused.
@@ -164,6 +197,10 @@ public struct AgentConfigurationFile: Sendable, Codable {
             Dictionary(uniqueKeysWithValues: (["listen", "corsOrigins", "maxBodyBytes", "onePerCustomerDays"] + HTTPListenerLimits.settingNames.sorted()).map { ($0, ConfigSchema.value) })
         ),
         "sources": SourceConfiguration.schema,
+        "relay": .settings([
+            "listen": .value, "certificate": .value, "privateKey": .value, "clientCA": .value,
+            "limits": .settings(Dictionary(uniqueKeysWithValues: NodeServer.Limits.settingNames.map { ($0, ConfigSchema.value) })),
+        ]),
     ])
 
     /// Reads and checks `path`; relative paths become relative to its folder.
@@ -186,6 +223,12 @@ public struct AgentConfigurationFile: Sendable, Codable {
         file.clientCertificate = file.clientCertificate.map(resolve)
         file.clientKey = file.clientKey.map(resolve)
         file.spool.directory = resolve(file.spool.directory)
+        if var relay = file.relay {
+            relay.certificate = resolve(relay.certificate)
+            relay.privateKey = resolve(relay.privateKey)
+            relay.clientCA = relay.clientCA.map(resolve)
+            file.relay = relay
+        }
         file.sources = try SourceConfiguration.parse((document.tree as? [String: Any])?["sources"], path: path, resolve: resolve)
         try file.validate(path: path)
         return file
@@ -227,6 +270,12 @@ public struct AgentConfigurationFile: Sendable, Codable {
             do { _ = try HubAddress(parsing: http.listen) } catch {
                 throw AgentConfigurationError(path: path, "http.listen must be HOST:PORT, got \(TerminalText.excerpt(http.listen))")
             }
+        }
+        if let relay = self.relay {
+            do { _ = try HubAddress(parsing: relay.listen) } catch {
+                throw AgentConfigurationError(path: path, "relay.listen must be HOST:PORT, got \(TerminalText.excerpt(relay.listen))")
+            }
+            do { try relay.limits.check(section: "relay.limits") } catch { throw AgentConfigurationError(path: path, error.description) }
         }
     }
 
@@ -279,6 +328,16 @@ public struct AgentConfigurationFile: Sendable, Codable {
         configuration.drainTimeout = .milliseconds(self.drainTimeoutMs)
         configuration.sources = self.sources
         configuration.sites = try self.siteScope(path: path)
+        if let relay = self.relay {
+            let address = try HubAddress(parsing: relay.listen)
+            var server = NodeServer.Configuration(
+                name: "relay", nodeID: identity.nodeID, host: address.host, port: address.port,
+                tls: ServerTLS.Files(certificate: relay.certificate, privateKey: relay.privateKey, clientCA: relay.clientCA),
+                limits: relay.limits
+            )
+            server.maxIncomingHops = ForwardedBatch.maxHops - 1
+            configuration.relay = server
+        }
         return configuration
     }
 

@@ -1,5 +1,7 @@
 import Logging
 import NIOSSL
+import NodeServer
+import Prometheus
 import ServiceLifecycle
 import Synchronization
 import Wire
@@ -50,6 +52,11 @@ public final class FeedbackAgent: Service, Sendable {
         /// The sites this agent is enrolled for: a rating for another site is refused at
         /// capture (the hub would refuse its whole batch). `.any` leaves it to the hub.
         public var sites: SiteScope = .any
+        /// When set, the agent is also a relay: it listens here and holds and forwards the
+        /// batches of the nodes below it (docs/MESH.md).
+        public var relay: NodeServer.Configuration?
+        /// How often the node reports its status upstream (STATUS, version 2 upstreams).
+        public var statusInterval: Duration = .seconds(30)
 
         /// Creates settings; the spool lives in `spoolDirectory`, dead letters beside it.
         public init(identity: AgentIdentity, hubs: [HubAddress], tls: NIOSSLContext, spoolDirectory: String) {
@@ -72,10 +79,17 @@ public final class FeedbackAgent: Service, Sendable {
         public var sources: [String: SourceStats] = [:]
     }
 
+    /// This software's version, as status reports give it.
+    public static let softwareVersion = "0.14.0"
+
     /// The settings in force.
     public let configuration: Configuration
     /// The durable queue.
     public let spool: Spool
+    /// The relay's listener, when the agent relays.
+    public let relayServer: NodeServer?
+    private let relayRegistry: RelayRegistry?
+    private let relayedReports = RelayedReports(logger: Logger(label: "feedback-agent.relay"))
     private let batcher: Batcher
     private let uplink: Uplink
     private let sources: SourceRunner
@@ -99,8 +113,29 @@ public final class FeedbackAgent: Service, Sendable {
         uplinkConfiguration.enrollmentToken = configuration.enrollmentToken
         uplinkConfiguration.backoff = configuration.backoff
         uplinkConfiguration.returnToPrimaryAfter = configuration.returnToPrimaryAfter
+        uplinkConfiguration.statusInterval = configuration.statusInterval
+        let registry = configuration.relay.map { _ in RelayRegistry(path: configuration.spool.directory + "/registry", logger: logger) }
+        self.relayRegistry = registry
+        if let registry {
+            uplinkConfiguration.role = .relay
+            uplinkConfiguration.onRegistry = { update in
+                do {
+                    try registry.receive(update)
+                } catch {
+                    logger.warning("registry frame out of order; waiting for the next snapshot", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+        let reports = self.relayedReports
         let uplink = Uplink(configuration: uplinkConfiguration, spool: self.spool, logger: logger)
         self.uplink = uplink
+        if let relay = configuration.relay, let registry {
+            let backend = RelayIngest(registry: registry, spool: self.spool, reports: reports, logger: logger, held: { uplink.notify() })
+            let metrics = NodeServerMetrics(factory: PrometheusMetricsFactory(registry: PrometheusCollectorRegistry()), prefix: "feedback_relay")
+            self.relayServer = try NodeServer(configuration: relay, backend: backend, metrics: metrics, logger: logger)
+        } else {
+            self.relayServer = nil
+        }
         self.batcher = Batcher(
             spool: self.spool, identity: configuration.identity, configuration: configuration.batching, logger: logger,
             sealsByAge: { uplink.stats.connectedHub != nil },
@@ -112,6 +147,10 @@ public final class FeedbackAgent: Service, Sendable {
             logger: logger,
             onCaptured: { batcher.notify() }
         )
+        uplink.reportStatus { [weak self] in
+            guard let self else { return [] }
+            return [self.statusReport(upstream: uplink.stats.connectedHub)].compactMap { $0 } + reports.take()
+        } putBack: { reports.putBack($0) }
         if self.spool.recovery != Spool.Recovery() {
             logger.warning(
                 "spool recovered",
@@ -188,6 +227,25 @@ public final class FeedbackAgent: Service, Sendable {
         return stats.unsealedRecords == 0 && stats.unacknowledgedBatches == 0
     }
 
+    /// This node's STATUS report for its upstream, signed with its key.
+    func statusReport(upstream: HubAddress?) -> StatusReport? {
+        let status = self.status
+        let sources = status.sources.sorted { $0.key < $1.key }.map { name, stats in
+            NodeStatus.Source(name: name, captured: stats.ratings, errors: stats.badLines + stats.dropped, lastError: nil)
+        }
+        let spool = status.spool
+        let report = NodeStatus(
+            version: Self.softwareVersion, role: self.relayServer == nil ? "agent" : "relay", sites: self.configuration.sites.patterns,
+            backlogRecords: spool.unsealedRecords + spool.unacknowledgedRecords, backlogBatches: spool.unacknowledgedBatches,
+            oldestPendingAt: spool.oldestPendingCapturedAt, sources: sources, upstream: upstream.map { "\($0)" },
+            downstream: self.relayServer?.connectionCount
+        )
+        return try? StatusReport(
+            nodeID: self.configuration.identity.nodeID, signingKey: self.configuration.identity.signingKey,
+            sentAt: Int64(Date().timeIntervalSince1970 * 1000), status: report
+        )
+    }
+
     /// Counts for status pages and metrics.
     public var status: Status {
         Status(
@@ -201,6 +259,16 @@ public final class FeedbackAgent: Service, Sendable {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.batcher.run() }
             group.addTask { await self.uplink.run() }
+            if let relayServer = self.relayServer {
+                // Drains itself on graceful shutdown: GOAWAY below, every held batch durable.
+                group.addTask {
+                    do {
+                        try await relayServer.run()
+                    } catch {
+                        self.logger.error("the relay listener stopped", metadata: ["error": "\(error)"])
+                    }
+                }
+            }
             let sources = Task { await self.sources.run() }
             try? await gracefulShutdown()
             // Sources stop first: what they read is in the spool with its cursor, the rest is read next time.

@@ -55,6 +55,9 @@ public final class HubConnection: Sendable {
     /// How long the hub asked the node to wait before reconnecting, once it sent GOAWAY.
     public var reconnectAfter: Duration? { self.goAwayDelay.value.withLock { $0 } }
 
+    /// The connection-level REJECT that ended the connection, if one did.
+    public var refusal: Reject? { self.goAwayDelay.refusal.withLock { $0 } }
+
     /// The certificate a node presents to hubs that require mutual TLS, and its key (PEM
     /// files, as `feedback-hub certs client` writes them).
     public struct ClientCertificate: Sendable, Hashable {
@@ -212,9 +215,12 @@ public final class HubConnection: Sendable {
     }
 }
 
-/// The delay a hub's GOAWAY asked for, shared by a connection and its handler.
+/// The delay a hub's GOAWAY asked for, and the REJECT that ended a connection, shared by a
+/// connection and its handler.
 final class ReconnectDelay: Sendable {
     let value = Mutex<Duration?>(nil)
+    /// The connection-level REJECT that ended the connection after WELCOME.
+    let refusal = Mutex<Reject?>(nil)
 }
 
 /// Performs the actions of the node's ``ClientStateMachine`` on one channel.
@@ -358,6 +364,7 @@ final class UplinkHandler: ChannelInboundHandler {
             }
             self.end(ConnectionError(reason: "the hub closed the connection after GOAWAY"), context)
         case .connectionRejected(let reject):
+            self.goAwayDelay.refusal.withLock { $0 = reject }
             self.end(ConnectionError(reject: reject, reason: "the hub refused the connection: \(reject.message)"), context)
         case .protocolError(let error):
             self.end(ConnectionError(reason: "the hub broke the protocol: \(String(reflecting: error))"), context)

@@ -41,6 +41,10 @@ public final class Uplink: Sendable {
         public var maxBytesInFlight = 4 << 20
         /// Where permanently refused batches go.
         public var deadLetterDirectory: String
+        /// A relay's: takes the REGISTRY frames its upstream sends.
+        public var onRegistry: (@Sendable (RegistryUpdate) -> Void)?
+        /// How often status reports go upstream (see ``Uplink/reportStatus(_:putBack:)``).
+        public var statusInterval: Duration = .seconds(30)
 
         /// Creates settings.
         public init(hubs: [HubAddress], tls: NIOSSLContext, identity: AgentIdentity, deadLetterDirectory: String) {
@@ -90,6 +94,7 @@ public final class Uplink: Sendable {
     private let logger: Logger
     private let session = Mutex<AsyncStream<Event>.Continuation?>(nil)
     private let counters = Mutex(Stats())
+    private let statusSource = Mutex<(@Sendable () -> [StatusReport], @Sendable ([StatusReport]) -> Void)?>(nil)
 
     /// Creates an uplink for `spool`; nothing connects until ``run()``.
     public init(configuration: Configuration, spool: Spool, logger: Logger) {
@@ -97,6 +102,15 @@ public final class Uplink: Sendable {
         self.configuration = configuration
         self.spool = spool
         self.logger = logger
+    }
+
+    /// Sends the reports `reports()` gives (this node's, and a relay's from below) upstream
+    /// right after each WELCOME and then every ``Configuration/statusInterval``; reports
+    /// that found no connection go to `putBack`.
+    public func reportStatus(
+        _ reports: @escaping @Sendable () -> [StatusReport], putBack: @escaping @Sendable ([StatusReport]) -> Void = { _ in }
+    ) {
+        self.statusSource.withLock { $0 = (reports, putBack) }
     }
 
     /// New sealed batches are in the spool.
@@ -117,7 +131,8 @@ public final class Uplink: Sendable {
             do {
                 connection = try await HubConnection.connect(
                     host: hub.host, port: hub.port, tls: self.configuration.tls, identity: self.configuration.identity,
-                    role: self.configuration.role, enrollmentToken: self.configuration.enrollmentToken
+                    role: self.configuration.role, enrollmentToken: self.configuration.enrollmentToken,
+                    onRegistry: self.configuration.onRegistry
                 )
             } catch {
                 self.counters.withLock {
@@ -162,6 +177,17 @@ public final class Uplink: Sendable {
                 self.logger.info("returning to the first hub", metadata: ["from": "\(hub)"])
                 index = 0
             case .lost:
+                if let refusal = connection.refusal, [.loopDetected, .hopLimitExceeded].contains(refusal.code) {
+                    // A misconfigured mesh: this upstream would pass the batches back round a
+                    // ring (or past the hop limit). It is not used; the next one is tried.
+                    self.logger.error(
+                        "upstream refused the mesh path; trying the next upstream (check the relays' hubs lists: docs/MESH.md)",
+                        metadata: ["upstream": "\(hub)", "code": "\(refusal.code)", "reason": "\(refusal.message)"]
+                    )
+                    index = (index + 1) % self.configuration.hubs.count
+                    try? await Task.sleep(for: backoff.next())
+                    continue
+                }
                 let delay = connection.reconnectAfter ?? backoff.next()
                 self.logger.info("hub connection ended", metadata: ["hub": "\(hub)", "reconnectIn": "\(delay)"])
                 try? await Task.sleep(for: delay)
@@ -180,8 +206,22 @@ public final class Uplink: Sendable {
                 sink.yield(.wake)
             }
         }
+        let reporter = Task {
+            while !Task.isCancelled {
+                if let (reports, putBack) = self.statusSource.withLock({ $0 }) {
+                    let taken = reports()
+                    if connection.isActive {
+                        for report in taken { connection.send(status: report) }
+                    } else {
+                        putBack(taken)
+                    }
+                }
+                try? await Task.sleep(for: self.configuration.statusInterval)
+            }
+        }
         defer {
             ticker.cancel()
+            reporter.cancel()
             self.session.withLock { $0 = nil }
             sink.finish()
         }

@@ -116,20 +116,7 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
         _ = try HostPort(self.http, key: "http", path: path)
         // The ranges docs/OPERATIONS.md lists.
         do {
-            try RangeError.check(self.limits.maxConnections, 1...65_536, "limits.maxConnections")
-            try RangeError.check(self.limits.maxConnectionsPerNode, 1...1_024, "limits.maxConnectionsPerNode")
-            try RangeError.check(self.limits.maxHandshakes, 1...65_536, "limits.maxHandshakes")
-            try RangeError.check(self.limits.maxHandshakesPerAddress, 1...65_536, "limits.maxHandshakesPerAddress")
-            try RangeError.check(self.limits.maxBatchRecords, 1...10_000, "limits.maxBatchRecords")
-            try RangeError.check(self.limits.maxCompressedBytes, 1024...(64 << 20), "limits.maxCompressedBytes")
-            try RangeError.check(self.limits.maxUncompressedBytes, 1024...(256 << 20), "limits.maxUncompressedBytes")
-            // WELCOME does not announce the ratio, so conforming agents seal up to the protocol's
-            // 200 (PROTOCOL.md §8): a lower limit would refuse good batches for good.
-            try RangeError.check(self.limits.maxCompressionRatio, BatchLimits.protocolCompressionRatio...1_000, "limits.maxCompressionRatio")
-            try RangeError.check(self.limits.credit, 1...1_024, "limits.credit")
-            try RangeError.check(self.limits.handshakeTimeoutMs, 100...600_000, "limits.handshakeTimeoutMs")
-            try RangeError.check(self.limits.idleTimeoutMs, 100...3_600_000, "limits.idleTimeoutMs")
-            try RangeError.check(self.limits.drainTimeoutMs, 1...600_000, "limits.drainTimeoutMs")
+            try self.limits.check(section: "limits")
             try RangeError.check(self.commit.maxBatches, 1...100_000, "commit.maxBatches")
             try RangeError.check(self.commit.maxRecords, 1...10_000_000, "commit.maxRecords")
         } catch {
@@ -145,10 +132,7 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
         "hubId": .value, "listen": .value, "http": .value, "store": .value, "alerts": .value,
         "httpLimits": .settings(Dictionary(uniqueKeysWithValues: HTTPListenerLimits.settingNames.map { ($0, ConfigSchema.value) })),
         "tls": .keys("certificate", "privateKey", "clientCA"),
-        "limits": .keys(
-            "maxConnections", "maxConnectionsPerNode", "maxHandshakes", "maxHandshakesPerAddress", "maxBatchRecords", "maxCompressedBytes", "maxUncompressedBytes", "maxCompressionRatio",
-            "credit", "handshakeTimeoutMs", "idleTimeoutMs", "drainTimeoutMs"
-        ),
+        "limits": .settings(Dictionary(uniqueKeysWithValues: NodeServer.Limits.settingNames.map { ($0, ConfigSchema.value) })),
         "commit": .keys("maxBatches", "maxRecords"),
     ])
 }

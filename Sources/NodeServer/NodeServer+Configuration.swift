@@ -1,4 +1,5 @@
 import Foundation
+import Support
 import Wire
 
 extension NodeServer {
@@ -53,6 +54,32 @@ extension NodeServer {
             self.handshakeTimeoutMs = try value(.handshakeTimeoutMs, self.handshakeTimeoutMs)
             self.idleTimeoutMs = try value(.idleTimeoutMs, self.idleTimeoutMs)
             self.drainTimeoutMs = try value(.drainTimeoutMs, self.drainTimeoutMs)
+        }
+
+        /// The settings' names, as a configuration file spells them.
+        public static let settingNames = [
+            "maxConnections", "maxConnectionsPerNode", "maxHandshakes", "maxHandshakesPerAddress", "maxBatchRecords",
+            "maxCompressedBytes", "maxUncompressedBytes", "maxCompressionRatio", "credit", "handshakeTimeoutMs", "idleTimeoutMs",
+            "drainTimeoutMs",
+        ]
+
+        /// Checks every setting against its allowed range (docs/OPERATIONS.md lists them);
+        /// `section` names where they were read (`limits`, `relay.limits`).
+        public func check(section: String) throws(RangeError) {
+            try RangeError.check(self.maxConnections, 1...65_536, "\(section).maxConnections")
+            try RangeError.check(self.maxConnectionsPerNode, 1...1_024, "\(section).maxConnectionsPerNode")
+            try RangeError.check(self.maxHandshakes, 1...65_536, "\(section).maxHandshakes")
+            try RangeError.check(self.maxHandshakesPerAddress, 1...65_536, "\(section).maxHandshakesPerAddress")
+            try RangeError.check(self.maxBatchRecords, 1...10_000, "\(section).maxBatchRecords")
+            try RangeError.check(self.maxCompressedBytes, 1024...(64 << 20), "\(section).maxCompressedBytes")
+            try RangeError.check(self.maxUncompressedBytes, 1024...(256 << 20), "\(section).maxUncompressedBytes")
+            // WELCOME does not announce the ratio, so conforming agents seal up to the protocol's
+            // 200 (PROTOCOL.md §8): a lower limit would refuse good batches for good.
+            try RangeError.check(self.maxCompressionRatio, BatchLimits.protocolCompressionRatio...1_000, "\(section).maxCompressionRatio")
+            try RangeError.check(self.credit, 1...1_024, "\(section).credit")
+            try RangeError.check(self.handshakeTimeoutMs, 100...600_000, "\(section).handshakeTimeoutMs")
+            try RangeError.check(self.idleTimeoutMs, 100...3_600_000, "\(section).idleTimeoutMs")
+            try RangeError.check(self.drainTimeoutMs, 1...600_000, "\(section).drainTimeoutMs")
         }
 
         /// The batch limits these settings give.

@@ -108,6 +108,11 @@ public final class NodeServer: Service, Sendable {
         throw NodeServerError(.notListening, "the \(self.configuration.name) did not start listening within 30 s")
     }
 
+    /// Authenticated connections open now (a relay reports them as its `downstream`).
+    public var connectionCount: Int {
+        self.slots.withLock { $0.connections.count }
+    }
+
     /// Whether the server accepts batches (bound and not draining): the hub's `/readyz`.
     public var isReady: Bool {
         if case .running = self.state.withLock({ $0 }) { return true }

@@ -19,6 +19,8 @@ public final class RelayRegistry: Sendable {
     struct State: Sendable {
         var directory = NodeDirectory()
         var revision: UInt64?
+        /// The directory as frames for the relays below, made once per snapshot.
+        var frames: [RegistryUpdate] = []
         /// A snapshot being received: its revision and entries so far.
         var incoming: (revision: UInt64, entries: [RegistryUpdate.Entry])?
     }
@@ -51,6 +53,7 @@ public final class RelayRegistry: Sendable {
             self.state.withLock {
                 $0.directory = NodeDirectory(entries)
                 $0.revision = revision
+                $0.frames = RegistryUpdate.frames(revision: revision ?? 0, entries: $0.directory.entries)
             }
             logger.info("relay registry loaded", metadata: ["nodes": "\(entries.count)", "path": "\(path)"])
         } catch {
@@ -88,6 +91,7 @@ public final class RelayRegistry: Sendable {
             guard state.revision != update.revision else { return nil }
             state.directory = NodeDirectory(incoming.entries)
             state.revision = update.revision
+            state.frames = RegistryUpdate.frames(revision: update.revision, entries: state.directory.entries)
             return (update.revision, incoming.entries)
         }
         guard let (revision, entries) = complete else { return false }
@@ -96,10 +100,9 @@ public final class RelayRegistry: Sendable {
         return true
     }
 
-    /// The snapshot in force as frames, for the relays below this one.
-    public var snapshot: [RegistryUpdate]? {
-        let (directory, revision) = self.state.withLock { ($0.directory, $0.revision) }
-        return revision.map { RegistryUpdate.frames(revision: $0, entries: directory.entries) }
+    /// The snapshot in force as frames for the relays below this one, and its revision.
+    public var snapshot: (revision: UInt64, frames: [RegistryUpdate])? {
+        self.state.withLock { state in state.revision.map { ($0, state.frames) } }
     }
 
     private func save(revision: UInt64, entries: [RegistryUpdate.Entry]) {

@@ -1,0 +1,104 @@
+import Logging
+import NIOCore
+import NodeServer
+import Synchronization
+import Wire
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// The relay as a node server's backend: the registry its upstream sent checks HELLOs and
+/// signatures exactly as the hub would (``NodeDirectory``), and a verified batch is held in
+/// the relay's own spool, fsync'd, before it is acknowledged downstream. The uplink then
+/// forwards it byte for byte and settles it on the upstream's ACK.
+///
+/// A full spool answers a retryable `overloaded` REJECT: the downstream agent keeps the batch
+/// and sends it again later, so an outage of the relay's upstream fills the relay to its
+/// quota and then backs up into the agents' own spools. Nothing is dropped anywhere.
+final class RelayIngest: IngestBackend {
+    private let registry: RelayRegistry
+    private let spool: Spool
+    private let reports: RelayedReports
+    private let held: @Sendable () -> Void
+    private let logger: Logger
+
+    /// - Parameter held: called after each batch taken, to wake the uplink.
+    init(registry: RelayRegistry, spool: Spool, reports: RelayedReports, logger: Logger, held: @escaping @Sendable () -> Void) {
+        self.registry = registry
+        self.spool = spool
+        self.reports = reports
+        self.logger = logger
+        self.held = held
+    }
+
+    /// Nodes the upstream has registered, checked as the hub checks them. Enrolling a new node
+    /// needs the hub: a node with a token is told to enroll with the hub directly.
+    func authenticate(_ hello: Hello, challenge: Challenge, now: Int64) -> Result<[Welcome.ResumePoint], Reject> {
+        let directory = self.registry.directory
+        switch directory.authenticate(hello, challenge: challenge) {
+        case .failure(let reject)?:
+            return .failure(reject)
+        case .success?:
+            // What is safe for the node: the highest of its sequences this relay holds or held.
+            let held = self.spool.highestHeld(origin: hello.nodeID) ?? 0
+            return .success([Welcome.ResumePoint(origin: hello.nodeID, committedSequence: held)])
+        case nil:
+            guard self.registry.revision != nil else {
+                // Retryable: the registry arrives with the relay's first upstream connection.
+                return .failure(.connection(.storeUnavailable, .retryable, "this relay has not received the registry from its upstream yet"))
+            }
+            let why =
+                hello.enrollmentToken.isEmpty
+                ? "node \(hello.nodeID) is not registered; enroll it with a token"
+                : "node \(hello.nodeID) is not registered, and this relay does not redeem enrollment tokens: enroll the node with the hub directly (docs/MESH.md)"
+            return .failure(.connection(.unknownKey, .permanent, why))
+        }
+    }
+
+    func rights(for batch: SealedBatch) -> Result<OriginRights, Reject> {
+        self.registry.directory.rights(for: batch)
+    }
+
+    func take(_ batch: AcceptedBatch, on eventLoop: any EventLoop) -> EventLoopFuture<TakeOutcome> {
+        let promise = eventLoop.makePromise(of: TakeOutcome.self)
+        let spool = self.spool
+        let held = self.held
+        let count = batch.records.count
+        promise.completeWithTask {
+            switch try await spool.hold(batch.sealed, path: batch.path) {
+            case .held:
+                held()
+                return .stored(newRecords: count)
+            case .duplicate:
+                return .duplicate
+            case .full:
+                return .refused(.overloaded, .retryable, message: "the relay's spool is full; keep the batch and send it again later")
+            }
+        }
+        return promise.futureResult
+    }
+
+    /// A batch whose payload fails verification was never held (the relay holds only
+    /// batches that passed), so there is nothing to answer `duplicate` for.
+    func isCommitted(_ key: BatchKey) throws -> Bool { false }
+
+    func mustDisconnect(_ node: UUID) -> Bool {
+        self.registry.directory.mustDisconnect(node)
+    }
+
+    func refresh() throws {}
+
+    func received(_ report: StatusReport, from node: Hello) {
+        self.reports.received(report, from: node, directory: self.registry.directory)
+    }
+
+    func registrySnapshot() -> (revision: UInt64, frames: [RegistryUpdate])? {
+        self.registry.snapshot
+    }
+
+    /// Every take waited for its fsync before it returned: nothing is left to make durable.
+    func stopTaking() {}
+}

@@ -43,6 +43,9 @@ struct LoadCommand: AsyncParsableCommand {
     @Flag(help: "Seal batches while sending (steady load with bounded memory) instead of sealing all of them first.")
     var live = false
 
+    @Option(help: "Enroll the nodes at this hub, HOST:PORT, then load --hub (a relay, which takes no tokens).")
+    var enrollAt: String?
+
     func validate() throws {
         try RangeError.check(self.connections, 1...10_000, "--connections")
         // Batches are sealed before the clock starts: the record count bounds memory.
@@ -50,16 +53,17 @@ struct LoadCommand: AsyncParsableCommand {
         try RangeError.check(self.batchRecords, 1...10_000, "--batch-records")
         try RangeError.check(self.maxSeconds, 1...86_400, "--max-seconds")
         try RangeError.check(self.rate, 0...10_000_000, "--rate")
-        _ = try self.hubAddress()
+        _ = try Self.address(self.hub, "--hub")
+        if let enrollAt = self.enrollAt { _ = try Self.address(enrollAt, "--enroll-at") }
     }
 
-    private func hubAddress() throws -> (host: String, port: Int) {
-        guard let colon = self.hub.lastIndex(of: ":"), let port = Int(self.hub[self.hub.index(after: colon)...]),
-            (1...65535).contains(port), colon > self.hub.startIndex
+    private static func address(_ text: String, _ flag: String) throws -> (host: String, port: Int) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (1...65535).contains(port), colon > text.startIndex
         else {
-            throw ValidationError("--hub must be HOST:PORT, got '\(self.hub)'")
+            throw ValidationError("\(flag) must be HOST:PORT, got '\(text)'")
         }
-        return (String(self.hub[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port)
+        return (String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port)
     }
 
     func run() async throws {
@@ -71,12 +75,30 @@ struct LoadCommand: AsyncParsableCommand {
         guard tokens.count >= self.connections else {
             throw CLIError("\(self.tokens) holds \(tokens.count) tokens; --connections \(self.connections) needs one each")
         }
-        let (host, port) = try self.hubAddress()
+        let (host, port) = try Self.address(self.hub, "--hub")
+        let tls = try HubConnection.tlsContext(trusting: self.ca)
+        var nodes = tokens.prefix(self.connections).map { (identity: AgentIdentity.generate(), token: $0) }
+        if let enrollAt = self.enrollAt {
+            let (enrollHost, enrollPort) = try Self.address(enrollAt, "--enroll-at")
+            for node in nodes {
+                do {
+                    let connection = try await HubConnection.connect(
+                        host: enrollHost, port: enrollPort, tls: tls, identity: node.identity, enrollmentToken: node.token
+                    )
+                    await connection.close()
+                } catch let error as ConnectionError {
+                    throw CLIError("enrolling at \(enrollAt): \(error.description)")
+                }
+            }
+            nodes = nodes.map { (identity: $0.identity, token: "") }
+            // The relay learns of the new nodes with the hub's next REGISTRY (within a second or two).
+            try await Task.sleep(for: .seconds(3))
+        }
         var configuration = LoadGenerator.Configuration(
             host: host,
             port: port,
-            tls: try HubConnection.tlsContext(trusting: self.ca),
-            nodes: tokens.prefix(self.connections).map { (identity: AgentIdentity.generate(), token: $0) },
+            tls: tls,
+            nodes: nodes,
             records: self.records
         )
         configuration.batchRecords = self.batchRecords

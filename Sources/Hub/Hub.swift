@@ -28,6 +28,8 @@ public final class Hub: Sendable {
     public let alertRules: AlertRules
     /// Delivers and escalates alerts; nil when there are no rules.
     public let alertDispatcher: AlertDispatcher?
+    /// Counts silent nodes and raises the silent rules' alerts.
+    public let fleetMonitor: FleetMonitor
     private let metrics: HubMetrics
     private let clock: @Sendable () -> Int64
     private let httpBound = Mutex<SocketAddress?>(nil)
@@ -36,12 +38,15 @@ public final class Hub: Sendable {
     /// Opens the store, reads the alert rules and prepares the servers; nothing listens
     /// until the application runs.
     ///
-    /// - Parameter clock: ms since the epoch, for alert deadlines and the alert API; tests
-    ///   inject one to make time pass.
+    /// - Parameters:
+    ///   - clock: ms since the epoch, for alert deadlines, the alert API, STATUS reports and
+    ///     silent nodes; tests inject one to make time pass.
+    ///   - fleetCheckInterval: how often silent nodes are counted and silent rules evaluated.
     /// - Throws: ``AlertRulesError`` for a bad rules file, naming the rule and field.
     public init(
         configuration: HubConfiguration, logger: Logger,
-        clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
+        clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) },
+        fleetCheckInterval: Duration = Hub.fleetCheckInterval
     ) throws {
         self.configuration = configuration
         self.logger = logger
@@ -68,7 +73,13 @@ public final class Hub: Sendable {
             logger.notice("nodes that may report for any site (narrow them with `feedback-hub agents sites`)", metadata: ["nodes": "\(anySite)"])
         }
         let serverConfiguration = try configuration.serverConfiguration()
-        let ingest = HubIngest(store: self.store, registry: self.registry, commit: configuration.commit, metrics: metrics, logger: logger)
+        self.fleetMonitor = FleetMonitor(
+            store: self.store, rules: self.alertRules, silentAfterMinutes: configuration.fleet.silentAfterMinutes, interval: fleetCheckInterval,
+            metrics: metrics, logger: logger, now: clock
+        )
+        let ingest = HubIngest(
+            store: self.store, registry: self.registry, commit: configuration.commit, metrics: metrics, logger: logger, clock: clock
+        )
         do {
             self.server = try NodeServer(configuration: serverConfiguration, backend: ingest, metrics: metrics.server, logger: logger)
         } catch {
@@ -117,10 +128,14 @@ public final class Hub: Sendable {
     }
 
     private var services: [any Service] {
-        var services: [any Service] = [self.server]
+        var services: [any Service] = [self.server, self.fleetMonitor]
         if let dispatcher = self.alertDispatcher { services.append(dispatcher) }
         return services
     }
+
+    /// How often silent nodes are counted and silent rules evaluated: a node is silent after
+    /// minutes, so seconds of delay do not matter, and each check reads the whole registry.
+    public static let fleetCheckInterval = Duration.seconds(10)
 
     /// Descriptors the hub holds besides connections: the store and its WAL, logs, the
     /// listeners, webhook connections.

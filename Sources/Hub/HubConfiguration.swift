@@ -32,6 +32,22 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
         }
     }
 
+    /// How the hub judges its fleet (`fleet`).
+    public struct Fleet: Sendable, Codable, Equatable {
+        /// A registered, unrevoked node seen before and not seen (no STATUS report, no
+        /// committed batch) for this many minutes counts as silent (`feedback_hub_nodes_silent`).
+        public var silentAfterMinutes: Int = 15
+
+        /// The defaults.
+        public init() {}
+
+        /// Settings left out keep their defaults.
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.silentAfterMinutes = try c.decodeIfPresent(Int.self, forKey: .silentAfterMinutes) ?? self.silentAfterMinutes
+        }
+    }
+
     /// This hub's node id, sent in every CHALLENGE.
     public var hubID: UUID
     /// Protocol listener, `HOST:PORT`.
@@ -50,6 +66,8 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
     public var alerts: String?
     /// Bounds of the operations HTTP listener (`http`).
     public var httpLimits = HTTPListenerLimits()
+    /// Fleet status settings.
+    public var fleet = Fleet()
 
     /// Creates a configuration with defaults for everything but the identity and TLS files.
     public init(hubID: UUID, tls: TLS) {
@@ -58,7 +76,7 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case hubID = "hubId", listen, http, store, tls, limits, commit, alerts, httpLimits
+        case hubID = "hubId", listen, http, store, tls, limits, commit, alerts, httpLimits, fleet
     }
 
     public init(from decoder: any Decoder) throws {
@@ -72,6 +90,7 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
         self.commit = try c.decodeIfPresent(Commit.self, forKey: .commit) ?? Commit()
         self.alerts = try c.decodeIfPresent(String.self, forKey: .alerts)
         self.httpLimits = try c.decodeIfPresent(HTTPListenerLimits.self, forKey: .httpLimits) ?? HTTPListenerLimits()
+        self.fleet = try c.decodeIfPresent(Fleet.self, forKey: .fleet) ?? Fleet()
     }
 
     /// The batch limits these settings give.
@@ -119,6 +138,7 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
             try self.limits.check(section: "limits")
             try RangeError.check(self.commit.maxBatches, 1...100_000, "commit.maxBatches")
             try RangeError.check(self.commit.maxRecords, 1...10_000_000, "commit.maxRecords")
+            try RangeError.check(self.fleet.silentAfterMinutes, 1...10_080, "fleet.silentAfterMinutes")
         } catch {
             throw ConfigurationError(path: path, error.description)
         }
@@ -134,6 +154,7 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
         "tls": .keys("certificate", "privateKey", "clientCA"),
         "limits": .settings(Dictionary(uniqueKeysWithValues: NodeServer.Limits.settingNames.map { ($0, ConfigSchema.value) })),
         "commit": .keys("maxBatches", "maxRecords"),
+        "fleet": .keys("silentAfterMinutes"),
     ])
 }
 

@@ -5,16 +5,25 @@ import NodeServer
 import Wire
 
 /// The hub as a node server's backend: its registry authenticates nodes and names each
-/// origin's key and sites, its group committer makes verified batches durable in the store.
+/// origin's key and sites, its group committer makes verified batches durable in the store,
+/// its status keeper keeps each node's newest STATUS report.
 public final class HubIngest: IngestBackend {
     private let store: any FeedbackStore
     private let registry: NodeRegistry
     private let committer: GroupCommitter
+    private let statuses: StatusKeeper
 
-    /// Starts the group committer (its writer thread) in front of `store`.
-    public init(store: any FeedbackStore, registry: NodeRegistry, commit: HubConfiguration.Commit, metrics: HubMetrics, logger: Logger) {
+    /// Starts the group committer (its writer thread) in front of `store`; reads the kept
+    /// status reports' times (blocking).
+    ///
+    /// - Parameter clock: ms since the epoch, when a STATUS report arrived.
+    public init(
+        store: any FeedbackStore & FleetStatusStore, registry: NodeRegistry, commit: HubConfiguration.Commit, metrics: HubMetrics,
+        logger: Logger, clock: @escaping @Sendable () -> Int64
+    ) {
         self.store = store
         self.registry = registry
+        self.statuses = StatusKeeper(store: store, registry: registry, clock: clock, logger: logger)
         var limits = GroupCommitter.Limits()
         limits.maxBatches = commit.maxBatches
         limits.maxRecords = commit.maxRecords
@@ -59,21 +68,27 @@ public final class HubIngest: IngestBackend {
         self.registry.node(node)?.revoked ?? true
     }
 
-    /// Reloads the registry from the store.
+    /// Writes the STATUS reports that arrived since the last call (one transaction), then
+    /// reloads the registry from the store.
     public func refresh() throws {
+        self.statuses.flush()
         try self.registry.refresh()
     }
 
-    /// A node's STATUS report. Kept by the fleet-status store (issue 14, in progress).
-    public func received(_ report: StatusReport, from node: Hello) {}
+    /// A node's STATUS report, checked from memory and kept if it is its node's newest; the
+    /// store gets it at the next ``refresh()``, within a second.
+    public func received(_ report: StatusReport, from node: Hello) {
+        self.statuses.offer(report, from: node)
+    }
 
     /// The registry as relays get it.
     public func registrySnapshot() -> (revision: UInt64, frames: [RegistryUpdate])? {
         self.registry.registrySnapshot
     }
 
-    /// Commits whatever is queued, then stops the committer.
+    /// Commits whatever is queued, then stops the committer; writes the reports waiting.
     public func stopTaking() {
+        self.statuses.flush()
         self.committer.stop()
     }
 }

@@ -16,6 +16,8 @@ public struct HubMetrics: Sendable {
     let alertLatency: Timer
     /// When the server certificate expires, Unix seconds: alert on it well before.
     let tlsCertificateExpiry: Gauge
+    /// Registered, unrevoked nodes seen before and not for `fleet.silentAfterMinutes`.
+    let nodesSilent: Gauge
     private let factory: any MetricsFactory
 
     /// Creates the metrics in `factory` (the hub's Prometheus registry, or a test factory).
@@ -31,6 +33,7 @@ public struct HubMetrics: Sendable {
         self.alertsEscalated = Counter(label: "feedback_hub_alerts_escalated_total", factory: factory)
         self.alertLatency = Timer(label: "feedback_hub_alert_latency_seconds", factory: factory)
         self.tlsCertificateExpiry = Gauge(label: "feedback_hub_tls_certificate_expiry_timestamp_seconds", factory: factory)
+        self.nodesSilent = Gauge(label: "feedback_hub_nodes_silent", factory: factory)
     }
 
     /// Alert delivery attempts by outcome: `delivered`, `failed` (will retry), `dead` (given up).

@@ -54,6 +54,11 @@ public final class NodeRegistry: Sendable {
         self.snapshot.withLock { $0.nodes[nodeID] }
     }
 
+    /// A node's directory entry and its key as a verifying key, from memory.
+    public func directoryNode(_ nodeID: UUID) -> NodeDirectory.Node? {
+        self.snapshot.withLock { $0.directory.nodes[nodeID] }
+    }
+
     /// The registry as REGISTRY frames for relays, and its revision.
     public var registrySnapshot: (revision: UInt64, frames: [RegistryUpdate])? {
         self.snapshot.withLock { $0.frames }

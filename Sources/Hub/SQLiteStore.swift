@@ -16,7 +16,7 @@ public final class SQLiteStore: FeedbackStore {
     /// The alert rules evaluated for every record stored for the first time.
     public let alertRules: AlertRules
     let pool: DatabasePool
-    private let alertsRaised = Mutex<(@Sendable (Int) -> Void)?>(nil)
+    let alertsRaised = Mutex<(@Sendable (Int) -> Void)?>(nil)
 
     /// Opens (creating if needed) the store at `path` and brings its schema up to date.
     /// Records stored for the first time are checked against `alerts`; the alerts they
@@ -138,6 +138,7 @@ public final class SQLiteStore: FeedbackStore {
                     """
             )
         }
+        Self.registerFleetStatusSchema(&migrator)
         return migrator
     }
 
@@ -354,7 +355,7 @@ public final class SQLiteStore: FeedbackStore {
         )
     }
 
-    private static func node(_ row: Row) -> RegisteredNode? {
+    static func node(_ row: Row) -> RegisteredNode? {
         guard let nodeID = row["node_id"] as UUID?, let key = row["public_key"] as Data?,
             let role = Hello.Role(rawValue: UInt8(clamping: row["role"] as Int))
         else { return nil }

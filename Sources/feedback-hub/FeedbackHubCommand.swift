@@ -162,6 +162,8 @@ struct Init: ParsableCommand {
               headerTimeoutMs: 10000
               bodyTimeoutMs: 30000
               idleTimeoutMs: 60000
+            fleet:
+              silentAfterMinutes: 15   # feedback_hub_nodes_silent counts nodes not seen for this long
             # alerts: alerts.yaml   # alert rules, targets and routing (docs/ALERTS.md); see alerts.example.yaml
 
             """
@@ -247,18 +249,77 @@ struct Agents: ParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Lists registered nodes.")
+        static let configuration = CommandConfiguration(
+            abstract: "Lists registered nodes: role, whether revoked, when last seen, their latest status report, sites."
+        )
         @OptionGroup var config: ConfigOption
+        @Flag(help: "Print a JSON array instead: one object per node, with its whole latest status report.") var json = false
 
         func run() throws {
             let store = try self.config.openStore()
-            let nodes = try store.nodes()
-            print("node id                               key id            role   status   sites")
-            for node in nodes {
-                let status = node.revoked ? "revoked" : "active"
-                print("\(node.nodeID)  \(node.keyID)  \(node.role == .relay ? "relay" : "agent")  \(status.padding(toLength: 7, withPad: " ", startingAt: 0))  \(TerminalText.escape(node.sites.description))")
+            let fleet = try reporting { try store.fleet() }
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            if self.json {
+                print(try Self.json(fleet))
+                return
             }
-            print("\(nodes.count) node(s)")
+            var rows = [
+                ["node id", "key id", "role", "status", "last seen", "version", "upstream", "backlog", "oldest", "source errors", "via", "sites"]
+            ]
+            for entry in fleet {
+                let node = entry.node
+                // Report fields come from the network: shown escaped, and measured as shown.
+                let status = entry.status?.status
+                let errors = status.map { status in
+                    let failing = status.sources.filter { $0.errors > 0 }.map { "\(TerminalText.escape($0.name)):\($0.errors)" }
+                    return failing.isEmpty ? "none" : failing.joined(separator: ",")
+                }
+                rows.append([
+                    "\(node.nodeID)", "\(node.keyID)", node.role == .relay ? "relay" : "agent", node.revoked ? "revoked" : "active",
+                    entry.lastSeenAt.map { Self.age(now - $0) + " ago" } ?? "never",
+                    status.map { TerminalText.escape($0.version) } ?? "-",
+                    status?.upstream.map { TerminalText.escape($0) } ?? "-",
+                    status.map { "\($0.backlogRecords)/\($0.backlogBatches)" } ?? "-",
+                    status?.oldestPendingAt.map { Self.age(now - $0) } ?? "-",
+                    errors ?? "-",
+                    entry.status?.via.map { "\($0)" } ?? "-",
+                    TerminalText.escape(node.sites.description),
+                ])
+            }
+            for line in textTable(rows) { print(line) }
+            print("\(fleet.count) node(s); backlog is records/batches not yet acknowledged upstream, oldest the age of the oldest of them")
+        }
+
+        /// `12s`, `5m`, `3h`, `2d`: the largest unit that fits, rounded down.
+        static func age(_ milliseconds: Int64) -> String {
+            let seconds = max(0, milliseconds) / 1000
+            switch seconds {
+            case ..<60: return "\(seconds)s"
+            case ..<3_600: return "\(seconds / 60)m"
+            case ..<172_800: return "\(seconds / 3_600)h"
+            default: return "\(seconds / 86_400)d"
+            }
+        }
+
+        static func json(_ fleet: [FleetNode]) throws -> String {
+            let nodes: [[String: Any]] = fleet.map { entry in
+                let node = entry.node
+                var object: [String: Any] = [
+                    "nodeId": node.nodeID.uuidString.lowercased(), "keyId": "\(node.keyID)", "role": node.role == .relay ? "relay" : "agent",
+                    "revoked": node.revoked, "sites": node.sites.patterns,
+                ]
+                if let seen = entry.lastSeenAt { object["lastSeenAt"] = seen }
+                if let kept = entry.status {
+                    // The report as the node signed it; unknown keys of later versions included.
+                    object["status"] = (try? JSONSerialization.jsonObject(with: Data(kept.body.utf8))) ?? kept.body
+                    object["statusSentAt"] = kept.sentAt
+                    object["statusReceivedAt"] = kept.receivedAt
+                    if let via = kept.via { object["via"] = via.uuidString.lowercased() }
+                }
+                return object
+            }
+            let data = try JSONSerialization.data(withJSONObject: nodes, options: [.sortedKeys, .prettyPrinted])
+            return String(decoding: data, as: UTF8.self)
         }
     }
 
@@ -343,13 +404,12 @@ struct Report: ParsableCommand {
         guard !sites.isEmpty else { return }
         // Sites are stored text: shown escaped, and measured as shown.
         let names = sites.map { $0.site.isEmpty ? "(none)" : TerminalText.escape($0.site) }
-        let width = max(4, names.map(\.count).max() ?? 4)
-        func pad(_ text: String, _ count: Int) -> String { text + String(repeating: " ", count: max(0, count - text.count)) }
-        print("\(pad("site", width))  ratings  negative  NPS")
+        var rows = [["site", "ratings", "negative", "NPS"]]
         for (site, name) in zip(sites, names) {
             let nps = site.nps.map { String(format: "%+.0f (%d answers)", $0, site.npsResponses) } ?? "-"
-            print("\(pad(name, width))  \(pad(String(site.responses), 7))  \(pad(String(site.negatives), 8))  \(nps)")
+            rows.append([name, String(site.responses), String(site.negatives), nps])
         }
+        for line in textTable(rows) { print(line) }
     }
 }
 

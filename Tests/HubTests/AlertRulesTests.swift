@@ -137,7 +137,8 @@ import Wire
 
     @Test func theExampleThatInitWritesIsValid() throws {
         let rules = try AlertRules.parse(yaml: AlertRules.example, path: "alerts.example.yaml")
-        #expect(rules.rules.map(\.name) == ["detractor", "kiosk-red-wave"])
+        #expect(rules.rules.map(\.name) == ["detractor", "kiosk-red-wave", "kiosk-silent"])
+        #expect(rules.rule(named: "kiosk-silent")?.silentForMilliseconds == Int64(30 * 60_000))
         #expect(rules.targets.count == 3 && rules.routes.count == 2)
     }
 }

@@ -23,12 +23,14 @@ final class HubHarness: Sendable {
 
     /// Starts a hub. With `folder`, reuses that folder's certificates and store (a restart);
     /// with `certificatesFrom`, copies another hub's CA and certificate (agents that trust
-    /// one trust both).
+    /// one trust both). `fleetCheckInterval` is how often silent nodes are counted and
+    /// silent rules evaluated (the hub's 10 s by default).
     static func start(
         folder existing: URL? = nil,
         certificatesFrom other: URL? = nil,
         adjust: (inout HubConfiguration) -> Void = { _ in },
-        clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
+        clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) },
+        fleetCheckInterval: Duration = Hub.fleetCheckInterval
     ) async throws -> HubHarness {
         let manager = FileManager.default
         let folder = existing ?? manager.temporaryDirectory.appendingPathComponent("hub-\(UUID())")
@@ -61,7 +63,7 @@ final class HubHarness: Sendable {
         adjust(&configuration)
         var logger = Logger(label: "test-hub")
         logger.logLevel = .warning
-        let hub = try Hub(configuration: configuration, logger: logger, clock: clock)
+        let hub = try Hub(configuration: configuration, logger: logger, clock: clock, fleetCheckInterval: fleetCheckInterval)
         let group = ServiceGroup(configuration: .init(services: [try hub.application()], logger: logger))
         let task = Task { try await group.run() }
         let address = try await hub.server.listeningAddress()

@@ -73,14 +73,18 @@ public struct AlertRules: Sendable {
     public struct Rule: Sendable, Hashable {
         /// Unique name; alerts carry it.
         public var name: String
-        /// The scale the rule reads.
-        public var scale: FeedbackRecord.Scale
+        /// The scale the rule reads; nil for a silent rule, which reads no ratings.
+        public var scale: FeedbackRecord.Scale?
         /// Scores that count as negative.
         public var scores: ClosedRange<UInt8>
-        /// Which records the rule looks at.
+        /// Which records the rule looks at; for a silent rule, `sites` picks the nodes (those
+        /// whose enrollment allows one of them).
         public var filter: Filter
         /// Nil for a record rule (every matching negative rating alerts); set for a window rule.
         public var window: Window?
+        /// Set for a silent rule: a node seen before and not seen for this many ms alerts, once
+        /// per silence.
+        public var silentForMilliseconds: Int64?
         /// Target names; `route` means the routing table's choice for the site or subject.
         public var notify: [String]
         /// An open alert not acknowledged within this many ms escalates one level.
@@ -90,7 +94,13 @@ public struct AlertRules: Sendable {
 
         /// Whether `record` is one this rule counts (scale and filter; misuse is never counted).
         public func considers(_ record: FeedbackRecord) -> Bool {
-            record.scale == self.scale && record.attributes["misuse"] != "true" && self.filter.matches(record)
+            self.scale != nil && record.scale == self.scale && record.attributes["misuse"] != "true" && self.filter.matches(record)
+        }
+
+        /// Whether a silent rule watches `node`: any node without a `sites` filter, else a
+        /// node whose enrollment allows one of the rule's sites.
+        public func watches(_ node: RegisteredNode) -> Bool {
+            self.silentForMilliseconds != nil && (self.filter.sites.isEmpty || self.filter.sites.contains { node.sites.allows($0) })
         }
 
         /// Whether `record` is negative under this rule.
@@ -203,7 +213,7 @@ public struct AlertRules: Sendable {
         "rules": .list(
             .settings([
                 "name": .value, "scale": .value, "scores": .value, "sites": .value, "channels": .value, "subjects": .value,
-                "topics": .value, "sources": .value, "window": .keys("per", "share", "minResponses", "minutes"),
+                "topics": .value, "sources": .value, "window": .keys("per", "share", "minResponses", "minutes"), "silentFor": .value,
                 "notify": .value, "acknowledgeWithin": .value, "escalate": .value,
             ])
         ),
@@ -260,16 +270,28 @@ public struct AlertRules: Sendable {
             let name = try inner.string(fields["name"], field: "name")
             inner.place = "rule \(TerminalText.excerpt(name))"
             guard !rules.contains(where: { $0.name == name }) else { throw inner.error("name", "is used by an earlier rule") }
-            let scaleName = try inner.string(fields["scale"], field: "scale")
-            guard let scale = FeedbackRecord.Scale(name: scaleName) else {
-                throw inner.error("scale", "unknown scale \(TerminalText.excerpt(scaleName)); one of nps, csat, ces, smiley, binary")
-            }
-            var scores = Self.defaultScores(scale)
-            if let text = fields["scores"] {
-                scores = try inner.scores(text, scale: scale)
-            }
             var filter = Filter()
             filter.sites = Set(try inner.strings(fields["sites"], field: "sites"))
+            var scale: FeedbackRecord.Scale?
+            var scores: ClosedRange<UInt8> = 0...0
+            var silentFor: Int64?
+            if let value = fields["silentFor"] {
+                // A silent rule watches nodes, not ratings: a rating setting would be ignored.
+                for field in ["scale", "scores", "window", "channels", "subjects", "topics", "sources"] where fields[field] != nil {
+                    throw inner.error(field, "a silent rule (silentFor) watches nodes, not ratings; remove \(field) or make it a rule of its own")
+                }
+                silentFor = try inner.duration(value, field: "silentFor", from: "1m", to: "30d")
+            } else {
+                let scaleName = try inner.string(fields["scale"], field: "scale")
+                guard let parsed = FeedbackRecord.Scale(name: scaleName) else {
+                    throw inner.error("scale", "unknown scale \(TerminalText.excerpt(scaleName)); one of nps, csat, ces, smiley, binary")
+                }
+                scale = parsed
+                scores = Self.defaultScores(parsed)
+                if let text = fields["scores"] {
+                    scores = try inner.scores(text, scale: parsed)
+                }
+            }
             filter.channels = Set(try inner.strings(fields["channels"], field: "channels"))
             filter.subjects = Set(try inner.strings(fields["subjects"], field: "subjects"))
             filter.topics = Set(try inner.strings(fields["topics"], field: "topics"))
@@ -309,8 +331,8 @@ public struct AlertRules: Sendable {
             }
             rules.append(
                 Rule(
-                    name: name, scale: scale, scores: scores, filter: filter, window: window, notify: notify,
-                    acknowledgeWithinMilliseconds: deadline, escalate: escalate
+                    name: name, scale: scale, scores: scores, filter: filter, window: window, silentForMilliseconds: silentFor,
+                    notify: notify, acknowledgeWithinMilliseconds: deadline, escalate: escalate
                 )
             )
         }
@@ -478,6 +500,10 @@ extension AlertRules {
             sources: [kiosk]
             window: {per: site, share: 40, minResponses: 20, minutes: 15}
             notify: [route]
+          - name: kiosk-silent       # a node seen before that sends nothing (no status, no batch) for 30 minutes
+            silentFor: 30m
+            sites: [branch-042]      # optional: nodes enrolled for one of these sites
+            notify: [ops-slack]
         delivery: {maxAttempts: 10, firstRetry: 1s, maxRetry: 5m, timeout: 10s}
 
         """

@@ -142,8 +142,9 @@ extension SQLiteStore {
     func raiseAlerts(for record: FeedbackRecord, rules: AlertRules, db: Database, now: Int64) throws -> Int {
         var raised = 0
         for rule in rules.rules where rule.considers(record) {
+            guard let scale = rule.scale else { continue }
             if let window = rule.window {
-                raised += try self.evaluateWindow(rule, window, record: record, rules: rules, db: db, now: now)
+                raised += try self.evaluateWindow(rule, window, scale: scale, record: record, rules: rules, db: db, now: now)
             } else if rule.isNegative(record) {
                 let summary = "\(rule.name): \(record.scale.name) \(record.score) at \(record.site)"
                     + (record.subject.isEmpty ? "" : " for \(record.subject)")
@@ -155,7 +156,7 @@ extension SQLiteStore {
                 ]
                 raised += try self.insertAlert(
                     rule: rule, rules: rules, kind: "record", site: record.site, subject: record.subject, summary: summary,
-                    details: details, record: record, db: db, now: now
+                    details: details, cause: .record(record), db: db, now: now
                 )
             }
         }
@@ -163,7 +164,8 @@ extension SQLiteStore {
     }
 
     private func evaluateWindow(
-        _ rule: AlertRules.Rule, _ window: AlertRules.Window, record: FeedbackRecord, rules: AlertRules, db: Database, now: Int64
+        _ rule: AlertRules.Rule, _ window: AlertRules.Window, scale: FeedbackRecord.Scale, record: FeedbackRecord, rules: AlertRules,
+        db: Database, now: Int64
     ) throws -> Int {
         let key = window.per == .site ? record.site : record.subject
         var sql = """
@@ -173,7 +175,7 @@ extension SQLiteStore {
             """
         var arguments: StatementArguments = [
             Int(rule.scores.lowerBound), Int(rule.scores.upperBound), key,
-            record.occurredAt - window.periodMilliseconds, record.occurredAt, Int(rule.scale.rawValue),
+            record.occurredAt - window.periodMilliseconds, record.occurredAt, Int(scale.rawValue),
         ]
         func restrict(_ column: String, _ values: [any DatabaseValueConvertible]) {
             guard !values.isEmpty else { return }
@@ -199,23 +201,50 @@ extension SQLiteStore {
         // Falling back below the threshold re-arms the rule; only crossing it alerts.
         guard firing else { return 0 }
         let minutes = window.periodMilliseconds / 60_000
-        let summary = "\(rule.name): \(negative) of \(total) \(rule.scale.name) ratings negative at \(window.per.rawValue) \(key) in \(minutes) min"
+        let summary = "\(rule.name): \(negative) of \(total) \(scale.name) ratings negative at \(window.per.rawValue) \(key) in \(minutes) min"
         let details: [String: Any] = [
-            "kind": "window", "scale": rule.scale.name, "per": window.per.rawValue, "key": key, "responses": total,
+            "kind": "window", "scale": scale.name, "per": window.per.rawValue, "key": key, "responses": total,
             "negative": negative, "sharePercent": negative * 100 / max(total, 1), "thresholdPercent": window.sharePercent,
             "minutes": minutes,
         ]
         return try self.insertAlert(
             rule: rule, rules: rules, kind: "window", site: record.site, subject: window.per == .subject ? record.subject : "",
-            summary: summary, details: details, record: record, db: db, now: now
+            summary: summary, details: details, cause: .record(record), db: db, now: now
         )
+    }
+
+    /// What raised an alert: a record, or a node's silence (which began at `since`).
+    enum AlertCause {
+        case record(FeedbackRecord)
+        case silence(node: UUID, since: Int64)
+
+        /// The alert's id: the same for the same rule and cause, so raising it again finds the row.
+        func alertID(rule: String) -> UUID {
+            switch self {
+            case .record(let record): SQLiteStore.derivedID("alert", rule, record.id.uuidString)
+            case .silence(let node, let since): SQLiteStore.derivedID("alert", rule, "silent", node.uuidString, "\(since)")
+            }
+        }
+
+        var recordID: UUID? {
+            if case .record(let record) = self { record.id } else { nil }
+        }
+
+        /// For a record its capture time; for a silence the moment the node became silent
+        /// under the rule, so the alert latency metric measures evaluation and delivery.
+        var capturedAt: Int64 {
+            switch self {
+            case .record(let record): record.capturedAt
+            case .silence(_, let since): since
+            }
+        }
     }
 
     private func insertAlert(
         rule: AlertRules.Rule, rules: AlertRules, kind: String, site: String, subject: String, summary: String,
-        details: [String: Any], record: FeedbackRecord, db: Database, now: Int64
+        details: [String: Any], cause: AlertCause, db: Database, now: Int64
     ) throws -> Int {
-        let id = Self.derivedID("alert", rule.name, record.id.uuidString)
+        let id = cause.alertID(rule: rule.name)
         let deadline = rule.acknowledgeWithinMilliseconds.map { now + $0 }
         var document = details
         document["id"] = id.uuidString.lowercased()
@@ -223,8 +252,8 @@ extension SQLiteStore {
         document["site"] = site
         document["subject"] = subject
         document["summary"] = summary
-        document["recordId"] = record.id.uuidString.lowercased()
-        document["capturedAt"] = record.capturedAt
+        if let recordID = cause.recordID { document["recordId"] = recordID.uuidString.lowercased() }
+        document["capturedAt"] = cause.capturedAt
         document["createdAt"] = now
         if let deadline { document["deadlineAt"] = deadline }
         let json = String(decoding: try JSONSerialization.data(withJSONObject: document, options: [.sortedKeys]), as: UTF8.self)
@@ -235,7 +264,7 @@ extension SQLiteStore {
                 VALUES (?, ?, ?, 'open', 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [
-                id, rule.name, kind, rule.escalate.count, site, subject, summary, json, record.id, now, record.capturedAt, deadline,
+                id, rule.name, kind, rule.escalate.count, site, subject, summary, json, cause.recordID, now, cause.capturedAt, deadline,
             ]
         )
         guard db.changesCount == 1 else { return 0 }
@@ -243,6 +272,59 @@ extension SQLiteStore {
             try Self.insertDelivery(alert: id, level: 0, target: target, db: db, now: now)
         }
         return 1
+    }
+
+    // MARK: Raising (silent nodes)
+
+    /// Raises, for each silent rule, one alert per watched node that is silent under it at
+    /// `now` (seen before, not since `silentFor`), in one transaction with its deliveries.
+    /// A silence is known by the node's last-seen time: raising it again finds its alert, so
+    /// a node alerts once per silence, and again only after it was seen and fell silent
+    /// again. Returns the alerts raised.
+    public func raiseSilenceAlerts(rules: AlertRules, fleet: [FleetNode], now: Int64) throws -> Int {
+        var silent: [(AlertRules.Rule, FleetNode, Int64)] = []
+        for rule in rules.rules {
+            guard let silentFor = rule.silentForMilliseconds else { continue }
+            for node in fleet where rule.watches(node.node) && node.isSilent(at: now, after: silentFor) {
+                silent.append((rule, node, silentFor))
+            }
+        }
+        guard !silent.isEmpty else { return 0 }
+        // Most ticks find only silences already raised: look before taking the write lock.
+        let raisedBefore = try self.pool.read { db in
+            try silent.filter { rule, node, silentFor in
+                guard let seen = node.lastSeenAt else { return true }
+                let id = AlertCause.silence(node: node.node.nodeID, since: seen + silentFor).alertID(rule: rule.name)
+                return try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM alerts WHERE id = ?)", arguments: [id]) ?? false
+            }.count
+        }
+        guard raisedBefore < silent.count else { return 0 }
+        let raised = try self.pool.write { db in
+            var raised = 0
+            for (rule, fleetNode, silentFor) in silent {
+                guard let seen = fleetNode.lastSeenAt else { continue }
+                let node = fleetNode.node
+                let role = node.role == .relay ? "relay" : "agent"
+                let site = node.sites.patterns.count == 1 && !node.sites.patterns[0].contains("*") ? node.sites.patterns[0] : ""
+                let minutes = (now - seen) / 60_000
+                let summary = "\(rule.name): \(role) \(node.nodeID.uuidString.lowercased()) (\(node.sites)) not seen for \(minutes) min"
+                var details: [String: Any] = [
+                    "kind": "silent", "nodeId": node.nodeID.uuidString.lowercased(), "role": role, "sites": node.sites.patterns,
+                    "lastSeenAt": seen, "silentForMinutes": silentFor / 60_000,
+                ]
+                if let status = fleetNode.status {
+                    details["statusSentAt"] = status.sentAt
+                    if let via = status.via { details["via"] = via.uuidString.lowercased() }
+                }
+                raised += try self.insertAlert(
+                    rule: rule, rules: rules, kind: "silent", site: site, subject: "", summary: summary, details: details,
+                    cause: .silence(node: node.nodeID, since: seen + silentFor), db: db, now: now
+                )
+            }
+            return raised
+        }
+        if raised > 0, let handler = self.alertsRaised.withLock({ $0 }) { handler(raised) }
+        return raised
     }
 
     private static func insertDelivery(alert: UUID, level: Int, target: String, db: Database, now: Int64) throws {

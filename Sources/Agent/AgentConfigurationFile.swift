@@ -275,7 +275,17 @@ public struct AgentConfigurationFile: Sendable, Codable {
             do { _ = try HubAddress(parsing: relay.listen) } catch {
                 throw AgentConfigurationError(path: path, "relay.listen must be HOST:PORT, got \(TerminalText.excerpt(relay.listen))")
             }
-            do { try relay.limits.check(section: "relay.limits") } catch { throw AgentConfigurationError(path: path, error.description) }
+            do {
+                try relay.limits.check(section: "relay.limits")
+                // A relay must not take a batch a hub refuses for its size: it acknowledged it
+                // already. Hubs take at least the protocol's defaults, so a relay takes at most them.
+                let protocolLimits = BatchLimits()
+                try RangeError.check(relay.limits.maxCompressedBytes, 1024...protocolLimits.maxCompressedBytes, "relay.limits.maxCompressedBytes")
+                try RangeError.check(relay.limits.maxUncompressedBytes, 1024...protocolLimits.maxUncompressedBytes, "relay.limits.maxUncompressedBytes")
+                try RangeError.check(relay.limits.maxBatchRecords, 1...protocolLimits.maxRecords, "relay.limits.maxBatchRecords")
+            } catch {
+                throw AgentConfigurationError(path: path, error.description)
+            }
         }
     }
 

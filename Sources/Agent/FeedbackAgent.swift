@@ -118,13 +118,7 @@ public final class FeedbackAgent: Service, Sendable {
         self.relayRegistry = registry
         if let registry {
             uplinkConfiguration.role = .relay
-            uplinkConfiguration.onRegistry = { update in
-                do {
-                    try registry.receive(update)
-                } catch {
-                    logger.warning("registry frame out of order; waiting for the next snapshot", metadata: ["error": "\(error)"])
-                }
-            }
+            uplinkConfiguration.onRegistry = { registry.enqueue($0) }
         }
         let reports = self.relayedReports
         let uplink = Uplink(configuration: uplinkConfiguration, spool: self.spool, logger: logger)
@@ -147,9 +141,10 @@ public final class FeedbackAgent: Service, Sendable {
             logger: logger,
             onCaptured: { batcher.notify() }
         )
-        uplink.reportStatus { [weak self] in
+        uplink.reportStatus { [weak self] ownDue in
             guard let self else { return [] }
-            return [self.statusReport(upstream: uplink.stats.connectedHub)].compactMap { $0 } + reports.take()
+            let own = ownDue ? self.statusReport(upstream: uplink.stats.connectedHub) : nil
+            return [own].compactMap { $0 } + reports.take()
         } putBack: { reports.putBack($0) }
         if self.spool.recovery != Spool.Recovery() {
             logger.warning(

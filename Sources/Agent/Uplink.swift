@@ -94,7 +94,9 @@ public final class Uplink: Sendable {
     private let logger: Logger
     private let session = Mutex<AsyncStream<Event>.Continuation?>(nil)
     private let counters = Mutex(Stats())
-    private let statusSource = Mutex<(@Sendable () -> [StatusReport], @Sendable ([StatusReport]) -> Void)?>(nil)
+    /// Batches whose mesh refusal (loop, hop limit) was logged: once each.
+    private let meshRefusalsLogged = Mutex<Set<BatchKey>>([])
+    private let statusSource = Mutex<(@Sendable (Bool) -> [StatusReport], @Sendable ([StatusReport]) -> Void)?>(nil)
 
     /// Creates an uplink for `spool`; nothing connects until ``run()``.
     public init(configuration: Configuration, spool: Spool, logger: Logger) {
@@ -104,11 +106,12 @@ public final class Uplink: Sendable {
         self.logger = logger
     }
 
-    /// Sends the reports `reports()` gives (this node's, and a relay's from below) upstream
-    /// right after each WELCOME and then every ``Configuration/statusInterval``; reports
-    /// that found no connection go to `putBack`.
+    /// Sends upstream what `reports(ownDue)` gives: this node's own report when `ownDue`
+    /// (right after each WELCOME, then every ``Configuration/statusInterval``), and a relay's
+    /// reports from below, asked for every second so they are passed on promptly. Reports that
+    /// found no connection go to `putBack`.
     public func reportStatus(
-        _ reports: @escaping @Sendable () -> [StatusReport], putBack: @escaping @Sendable ([StatusReport]) -> Void = { _ in }
+        _ reports: @escaping @Sendable (_ ownDue: Bool) -> [StatusReport], putBack: @escaping @Sendable ([StatusReport]) -> Void = { _ in }
     ) {
         self.statusSource.withLock { $0 = (reports, putBack) }
     }
@@ -207,16 +210,19 @@ public final class Uplink: Sendable {
             }
         }
         let reporter = Task {
+            var ownSentAt: ContinuousClock.Instant?
             while !Task.isCancelled {
                 if let (reports, putBack) = self.statusSource.withLock({ $0 }) {
-                    let taken = reports()
+                    let ownDue = ownSentAt.map { ContinuousClock.now - $0 >= self.configuration.statusInterval } ?? true
+                    if ownDue { ownSentAt = .now }
+                    let taken = reports(ownDue)
                     if connection.isActive {
                         for report in taken { connection.send(status: report) }
                     } else {
                         putBack(taken)
                     }
                 }
-                try? await Task.sleep(for: self.configuration.statusInterval)
+                try? await Task.sleep(for: min(self.configuration.statusInterval, .seconds(1)))
             }
         }
         defer {
@@ -290,9 +296,24 @@ public final class Uplink: Sendable {
                     }
                 } else {
                     self.counters.withLock { $0.batchesRetried += 1 }
-                    self.logger.info(
-                        "batch refused for now", metadata: ["origin": "\(key.origin)", "batch": "\(key.sequence)", "code": "\(reject.code)"]
-                    )
+                    if [.loopDetected, .hopLimitExceeded].contains(reject.code) {
+                        // A misconfigured mesh: said loudly, once per batch; the batch stays here.
+                        let first = self.meshRefusalsLogged.withLock { logged in
+                            if logged.count >= 10_000 { logged = [] }
+                            return logged.insert(key).inserted
+                        }
+                        if first {
+                            self.logger.error(
+                                "upstream refused the mesh path; the batch stays here (check the relays' hubs lists: docs/MESH.md)",
+                                metadata: ["origin": "\(key.origin)", "batch": "\(key.sequence)", "code": "\(reject.code)",
+                                           "reason": "\(reject.message)"]
+                            )
+                        }
+                    } else {
+                        self.logger.info(
+                            "batch refused for now", metadata: ["origin": "\(key.origin)", "batch": "\(key.sequence)", "code": "\(reject.code)"]
+                        )
+                    }
                     retryAt[key] = ContinuousClock.now + self.configuration.retryRejectedAfter
                 }
             case .answered(let key, .failure):

@@ -50,6 +50,9 @@ final class NodeConnectionHandler: ChannelInboundHandler {
     private let decompressor = ZstdDecompressor()
     private var handshakeTimer: Scheduled<Void>?
     private var tlsEstablished = false
+    private var statusWindowStart = NIODeadline.now()
+    private var statusesInWindow = 0
+    private var pendingRegistry: [RegistryUpdate]?
     private var context: ChannelHandlerContext?
 
     init(
@@ -167,8 +170,38 @@ final class NodeConnectionHandler: ChannelInboundHandler {
         case .ingest(let batch, let path, let node):
             self.ingest(batch, path: path, from: node, context)
         case .status(let report, let node):
+            // A report costs a signature check and a JSON decode: a node (or a relay passing
+            // its nodes' reports on) gets a budget per window; reports beyond it are dropped.
+            let now = NIODeadline.now()
+            if now - self.statusWindowStart > Self.statusWindow {
+                self.statusWindowStart = now
+                self.statusesInWindow = 0
+            }
+            self.statusesInWindow += 1
+            guard self.statusesInWindow <= Self.maxStatusesPerWindow else {
+                if self.statusesInWindow == Self.maxStatusesPerWindow + 1 {
+                    self.logger.notice("status reports over their budget on this connection are dropped until the window ends",
+                                       metadata: ["budget": "\(Self.maxStatusesPerWindow) per \(Self.statusWindow.nanoseconds / 1_000_000_000) s"])
+                }
+                return
+            }
             self.backend.received(report, from: node)
         }
+    }
+
+    /// STATUS reports a connection may bring per ``statusWindow``: a relay passing on the
+    /// reports of 1,000 nodes that report every 30 s needs a third of it.
+    static let maxStatusesPerWindow = 1_000
+    static let statusWindow = TimeAmount.seconds(10)
+
+    /// A relay that does not read its REGISTRY snapshots holds at most one, the newest, here
+    /// rather than in the outbound buffer.
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, let pending = self.pendingRegistry {
+            self.pendingRegistry = nil
+            self.sendRegistry(pending)
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     /// Closes the connection once `frames` are on the wire, or at once when they cannot be
@@ -239,6 +272,10 @@ final class NodeConnectionHandler: ChannelInboundHandler {
         guard let frames, let context = self.context, let node = self.machine.connectedNode,
             node.role == .relay, node.version >= ProtocolVersion.v2
         else { return }
+        guard context.channel.isWritable else {
+            self.pendingRegistry = frames
+            return
+        }
         for frame in frames { context.write(Self.wrapOutboundOut(.registry(frame)), promise: nil) }
         context.flush()
     }

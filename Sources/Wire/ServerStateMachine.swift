@@ -90,6 +90,11 @@ public struct ServerStateMachine: Sendable {
             guard hello.nodeID != Self.nilNodeID else {
                 return self.refuse(.malformedFrame, "the nil UUID is reserved and cannot be a node id")
             }
+            guard hello.nodeID != self.challenge.hubID else {
+                // A relay whose hubs list names its own listener: it would take its own batches
+                // back as held and settle them without any reaching the hub.
+                return self.refuse(.loopDetected, "node \(hello.nodeID) connected to itself: its upstream list names its own listener")
+            }
             self.state = .verifying(hello)
             return .verifyHello(hello)
 
@@ -104,7 +109,6 @@ public struct ServerStateMachine: Sendable {
                 guard node.version >= ProtocolVersion.v2 else {
                     return self.refuse(.unexpectedFrame, "FORWARD needs protocol version 2; this connection speaks \(node.version)")
                 }
-                if let refusal = self.pathRefusal(forwarded.path, node: node) { return refusal }
                 return self.received(forwarded.batch, path: forwarded.path, node: node, credit: credit, inFlight: inFlight)
             case .status(let report):
                 guard node.version >= ProtocolVersion.v2 else {
@@ -264,28 +268,53 @@ public struct ServerStateMachine: Sendable {
         guard !inFlight.contains(batch.key) else {
             return self.refuse(.unexpectedFrame, "batch \(batch.key) is already in flight on this connection")
         }
+        // Another origin's batch from a relay in a plain BATCH (a version 1 relay) passed
+        // that relay: the path checks see it as a path of one.
+        let path = path.isEmpty && batch.header.origin != node.nodeID ? [node.nodeID] : path
+        switch self.pathRefusal(path, batch: batch, node: node) {
+        case .refuse(let action): return action
+        case .reject(let reject): return .write([.reject(reject), .credit(1)], close: false)
+        case nil: break
+        }
         self.state = .ready(node: node, credit: credit - 1, inFlight: inFlight.union([batch.key]))
         return .ingest(batch, path: path, node: node)
     }
 
-    /// Why a FORWARD's path is refused, if it is: it must end with the relay that sent it,
-    /// must not already hold this node (a ring of relays), and must leave room for this node
-    /// when it passes the batch on. Each refusal closes the connection and keeps every batch
-    /// with its sender, which logs the path and tries its next upstream.
-    private mutating func pathRefusal(_ path: [UUID], node: Hello) -> Action? {
+    private enum PathRefusal {
+        /// The connection ends.
+        case refuse(Action)
+        /// The batch is refused alone; its credit is given back.
+        case reject(Reject)
+    }
+
+    /// Why a batch's path is refused, if it is. A FORWARD's path must end with the relay
+    /// that sent it (else the connection ends: `malformedFrame`). A batch whose origin is this
+    /// node, or whose path already holds it, has gone round a ring (`loopDetected`); one this
+    /// node could not pass on within the hop limit is `hopLimitExceeded`. Those two refuse the
+    /// batch alone, retryable: the sender keeps it and logs the path, and its other batches
+    /// still flow, so one bad path cannot stop a link.
+    private mutating func pathRefusal(_ path: [UUID], batch: SealedBatch, node: Hello) -> PathRefusal? {
+        guard !path.isEmpty || batch.header.origin != self.challenge.hubID else {
+            return .reject(self.pathReject(batch, .loopDetected, "the batch came back to its origin \(self.challenge.hubID)"))
+        }
+        guard !path.isEmpty else { return nil }
         let route = path.map(\.uuidString).joined(separator: " → ")
         guard path.last == node.nodeID else {
-            return self.refuse(.malformedFrame, "the FORWARD path \(route) does not end with the relay that sent it (\(node.nodeID))")
+            return .refuse(self.refuse(.malformedFrame, "the FORWARD path \(route) does not end with the relay that sent it (\(node.nodeID))"))
         }
-        guard !path.contains(self.challenge.hubID) else {
-            return self.refuse(.loopDetected, "the batch already passed this node: path \(route) → \(self.challenge.hubID)")
+        guard !path.contains(self.challenge.hubID), batch.header.origin != self.challenge.hubID else {
+            return .reject(self.pathReject(batch, .loopDetected, "the batch already passed this node: path \(route) → \(self.challenge.hubID)"))
         }
         guard path.count <= self.maxIncomingHops else {
-            return self.refuse(
-                .hopLimitExceeded, "the batch passed \(path.count) relays (path \(route)); this node passes on at most \(self.maxIncomingHops)"
-            )
+            return .reject(self.pathReject(
+                batch, .hopLimitExceeded, "the batch passed \(path.count) relays (path \(route)); this node passes on at most \(self.maxIncomingHops)"
+            ))
         }
         return nil
+    }
+
+    private func pathReject(_ batch: SealedBatch, _ code: RejectCode, _ message: String) -> Reject {
+        Reject(origin: batch.header.origin, sequence: batch.header.sequence, code: code, disposition: .retryable, message: message)
     }
 
     static let nilNodeID = UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))

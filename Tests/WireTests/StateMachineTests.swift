@@ -204,7 +204,7 @@ private func hello(role: Hello.Role = .agent, version: UInt16 = 1) throws -> Hel
     }
 
     @Test func agentsSendOnlyTheirOwnBatchesRelaysForwardAny() throws {
-        let foreign = try batch(1, origin: Samples.hubID)
+        let foreign = try batch(1, origin: Samples.relayID)
         var agent = try self.ready()
         guard case .write(let frames, close: false) = agent.frameReceived(.batch(foreign)),
             case .reject(let reject)? = frames.first
@@ -216,7 +216,8 @@ private func hello(role: Hello.Role = .agent, version: UInt16 = 1) throws -> Hel
         #expect(frames.last == .credit(1))
 
         var relay = try self.ready(role: .relay)
-        #expect(relay.frameReceived(.batch(foreign)) == .ingest(foreign, path: [], node: try hello(role: .relay)))
+        // A relay's plain BATCH of another origin passed that relay: a path of one.
+        #expect(relay.frameReceived(.batch(foreign)) == .ingest(foreign, path: [Samples.agentID], node: try hello(role: .relay)))
     }
 
     @Test func shutdownDrainsInFlightBatchesThenCloses() throws {
@@ -272,18 +273,54 @@ private func hello(role: Hello.Role = .agent, version: UInt16 = 1) throws -> Hel
         #expect(machine.inFlightCount == 1)
     }
 
+    /// A batch-level, retryable refusal that gives the credit back: the sender keeps the
+    /// batch and its other batches still flow.
+    private func batchRefusal(_ action: ServerStateMachine.Action) -> Reject? {
+        guard case .write(let frames, close: false) = action, case .reject(let reject)? = frames.first, !reject.isConnectionLevel,
+            frames.last == .credit(1), reject.disposition == .retryable
+        else { return nil }
+        return reject
+    }
+
     @Test func aPathHoldingTheReceiverIsALoopAndNamesThePath() throws {
         var (machine, _) = try self.ready()
         let ring = [Samples.hubID, Samples.agentID]
-        let reject = try #require(self.refusal(machine.frameReceived(.forward(ForwardedBatch(path: ring, batch: try batch(1))))))
-        #expect(reject.code == .loopDetected && reject.disposition == .permanent)
+        let reject = try #require(self.batchRefusal(machine.frameReceived(.forward(ForwardedBatch(path: ring, batch: try batch(1))))))
+        #expect(reject.code == .loopDetected)
         #expect(reject.message.contains(Samples.hubID.uuidString) && reject.message.contains(Samples.agentID.uuidString))
+        // The connection goes on: the next batch is taken.
+        let next = try batch(2)
+        #expect(machine.frameReceived(.forward(ForwardedBatch(path: [Samples.agentID], batch: next))) != .none)
+        #expect(machine.inFlightCount == 1)
+    }
+
+    @Test func aBatchComingBackToItsOriginIsALoop() throws {
+        // The receiver's own batch, passed back by a relay in a FORWARD or a plain BATCH.
+        var (machine, _) = try self.ready()
+        let own = try batch(1, origin: Samples.hubID)
+        #expect(self.batchRefusal(machine.frameReceived(.forward(ForwardedBatch(path: [Samples.agentID], batch: own))))?.code == .loopDetected)
+        #expect(self.batchRefusal(machine.frameReceived(.batch(own)))?.code == .loopDetected)
+    }
+
+    @Test func aRelaysPlainBatchOfAnotherOriginCountsAsOneHop() throws {
+        var (relay, hello) = try self.ready(maxIncomingHops: 1)
+        let foreign = try batch(1, origin: Self.downstream)
+        #expect(relay.frameReceived(.batch(foreign)) == .ingest(foreign, path: [Samples.agentID], node: hello))
+        var (tight, _) = try self.ready(maxIncomingHops: 0)
+        #expect(self.batchRefusal(tight.frameReceived(.batch(foreign)))?.code == .hopLimitExceeded)
+    }
+
+    @Test func aNodeConnectingToItselfIsRefused() throws {
+        var machine = ServerStateMachine(challenge: Self.challenge)
+        let key = Samples.agentKey
+        let itself = try Hello(answering: Self.challenge, version: 2, nodeID: Samples.hubID, role: .relay, signingKey: key)
+        #expect(self.refusal(machine.frameReceived(.hello(itself)))?.code == .loopDetected)
     }
 
     @Test func aPathAsLongAsTheReceiverMayTakeIsRefused() throws {
         var (relay, _) = try self.ready(maxIncomingHops: ForwardedBatch.maxHops - 1)
         let long = (0..<(ForwardedBatch.maxHops - 1)).map { _ in UUID() } + [Samples.agentID]
-        let reject = try #require(self.refusal(relay.frameReceived(.forward(ForwardedBatch(path: long, batch: try batch(1))))))
+        let reject = try #require(self.batchRefusal(relay.frameReceived(.forward(ForwardedBatch(path: long, batch: try batch(1))))))
         #expect(reject.code == .hopLimitExceeded)
         // A hub takes the same path: it passes the batch on to no one.
         var (hub, hello) = try self.ready()

@@ -40,7 +40,7 @@ final class RelayIngest: IngestBackend {
         let directory = self.registry.directory
         switch directory.authenticate(hello, challenge: challenge) {
         case .failure(let reject)?:
-            return .failure(reject)
+            return .failure(Self.deferringToTheHub(reject))
         case .success?:
             // What is safe for the node: the highest of its sequences this relay holds or held.
             let held = self.spool.highestHeld(origin: hello.nodeID) ?? 0
@@ -54,12 +54,24 @@ final class RelayIngest: IngestBackend {
                 hello.enrollmentToken.isEmpty
                 ? "node \(hello.nodeID) is not registered; enroll it with a token"
                 : "node \(hello.nodeID) is not registered, and this relay does not redeem enrollment tokens: enroll the node with the hub directly (docs/MESH.md)"
-            return .failure(.connection(.unknownKey, .permanent, why))
+            return .failure(.connection(.unknownKey, .retryable, why))
         }
     }
 
     func rights(for batch: SealedBatch) -> Result<OriginRights, Reject> {
-        self.registry.directory.rights(for: batch)
+        self.registry.directory.rights(for: batch).mapError(Self.deferringToTheHub)
+    }
+
+    /// Only the hub's registry is authoritative: a relay's copy may be behind (a node enrolled
+    /// or re-keyed since its last snapshot, or a snapshot from a stale upstream after a
+    /// failover). An unknown or revoked key is therefore refused for now, not for good, so
+    /// the sender keeps its batches rather than dead-letter them on a relay's say-so; a key
+    /// the hub really revoked is refused for good when it gets there.
+    static func deferringToTheHub(_ reject: Reject) -> Reject {
+        guard [.unknownKey, .revokedKey].contains(reject.code) else { return reject }
+        var deferred = reject
+        deferred.disposition = .retryable
+        return deferred
     }
 
     func take(_ batch: AcceptedBatch, on eventLoop: any EventLoop) -> EventLoopFuture<TakeOutcome> {

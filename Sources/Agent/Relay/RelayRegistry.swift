@@ -1,3 +1,4 @@
+import Dispatch
 import Logging
 import NIOCore
 import Support
@@ -27,6 +28,10 @@ public final class RelayRegistry: Sendable {
 
     /// Longest registry file read at start (a fleet of about 100,000 nodes).
     static let maxFileBytes = 64 << 20
+    /// Most nodes in a snapshot: an upstream that never ends one cannot grow it further.
+    static let maxEntries = 200_000
+    /// Where snapshots are applied and saved: off the event loop that read them, in order.
+    private let queue = DispatchQueue(label: "feedback-agent.relay-registry")
 
     private let path: String
     private let state = Mutex(State())
@@ -67,6 +72,19 @@ public final class RelayRegistry: Sendable {
     /// The revision of the snapshot in force, nil before the first.
     public var revision: UInt64? { self.state.withLock { $0.revision } }
 
+    /// Takes one REGISTRY frame from the event loop that read it; it is applied on a queue of
+    /// the registry's own, in order (building a large directory and saving it with an fsync
+    /// would stall the loop). A frame out of order is logged and waits for the next snapshot.
+    public func enqueue(_ update: RegistryUpdate) {
+        self.queue.async {
+            do {
+                try self.receive(update)
+            } catch {
+                self.logger.warning("registry frame out of order; waiting for the next snapshot", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
     /// Takes one REGISTRY frame; once a snapshot is complete it replaces the directory and
     /// is written to disk. Returns true when the directory changed.
     ///
@@ -83,19 +101,28 @@ public final class RelayRegistry: Sendable {
                 throw WireError(.protocolViolation, field: "registry", "a REGISTRY frame of revision \(update.revision) out of order")
             }
             incoming.entries += update.entries
+            guard incoming.entries.count <= Self.maxEntries else {
+                state.incoming = nil
+                throw WireError(.limitExceeded, field: "registry", "a registry snapshot of more than \(Self.maxEntries) nodes")
+            }
             guard update.last else {
                 state.incoming = incoming
                 return nil
             }
             state.incoming = nil
             guard state.revision != update.revision else { return nil }
-            state.directory = NodeDirectory(incoming.entries)
-            state.revision = update.revision
-            state.frames = RegistryUpdate.frames(revision: update.revision, entries: state.directory.entries)
             return (update.revision, incoming.entries)
         }
         guard let (revision, entries) = complete else { return false }
-        self.save(revision: revision, entries: entries)
+        // Built outside the lock the event loops take for every batch, then swapped in.
+        let directory = NodeDirectory(entries)
+        let frames = RegistryUpdate.frames(revision: revision, entries: directory.entries)
+        self.state.withLock { state in
+            state.directory = directory
+            state.revision = revision
+            state.frames = frames
+        }
+        self.save(frames)
         self.logger.info("relay registry updated", metadata: ["nodes": "\(entries.count)", "revision": "\(revision)"])
         return true
     }
@@ -105,9 +132,9 @@ public final class RelayRegistry: Sendable {
         self.state.withLock { state in state.revision.map { ($0, state.frames) } }
     }
 
-    private func save(revision: UInt64, entries: [RegistryUpdate.Entry]) {
+    private func save(_ frames: [RegistryUpdate]) {
         var buffer = ByteBuffer()
-        for frame in RegistryUpdate.frames(revision: revision, entries: entries) { Frame.registry(frame).write(into: &buffer) }
+        for frame in frames { Frame.registry(frame).write(into: &buffer) }
         do {
             try SecretFile.write(buffer.readableBytesView, to: self.path, replacing: true)
         } catch {

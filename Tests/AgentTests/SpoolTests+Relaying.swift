@@ -146,6 +146,31 @@ extension SpoolTests {
         spool.close()
     }
 
+    @Test func aDrainedRelaySpoolWithASmallQuotaTakesBatchesAgain() async throws {
+        // A quota far below one segment: the space settled batches took must come back once
+        // everything is forwarded, not when the 8 MiB segment fills (found by faults.sh).
+        let folder = self.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        var kiosk = Downstream()
+        let spool = try self.open(folder) {
+            $0.quotaBytes = 8 << 10
+            $0.reserveBytes = 0
+        }
+        var sequence: UInt64 = 1
+        var keys: [BatchKey] = []
+        while true {
+            let batch = try kiosk.batch(sequence, records: 20)
+            guard try await spool.hold(batch, path: [UUID()]) == .held else { break }
+            keys.append(batch.key)
+            sequence += 1
+            try #require(keys.count < 1_000)
+        }
+        #expect(keys.count >= 2)
+        for key in keys { try spool.acknowledged(key) }
+        #expect(try await spool.hold(try kiosk.batch(sequence, records: 20), path: [UUID()]) == .held, "room came back")
+        #expect(spool.stats.bytes < 4 << 10)
+    }
+
     @Test func aTornForwardedEntryAtTheEndIsTruncated() async throws {
         let folder = self.folder()
         defer { try? FileManager.default.removeItem(atPath: folder) }

@@ -557,6 +557,18 @@ public final class Spool: Sendable {
             }
             state.segments[done.segment]?.live -= 1
             self.deleteFinishedSegments(&state)
+            // A drained spool whose active segment holds a good part of the quota starts a new
+            // one, so the space comes back: otherwise a quota small next to `segmentBytes` (a
+            // relay sized for its branch, say) would stay full until the segment fills.
+            if state.index.batches.isEmpty, state.index.unsealedCount == 0,
+                (state.segments[state.activeID]?.bytes ?? 0) >= self.configuration.quotaBytes / 4
+            {
+                do {
+                    try self.roll(&state)
+                } catch {
+                    self.logger.warning("cannot start a new segment to free a drained one", metadata: ["error": "\(error)"])
+                }
+            }
         }
     }
 

@@ -6,7 +6,8 @@
 #   2. alert latency, submit → webhook, p50/p99, for a probe agent straight on the hub, one
 #      behind one relay and one behind two (kiosk → branch → region → hub);
 #   3. a relay's resident memory while it holds a backlog (its link to the hub cut by a
-#      small proxy), and how fast it drains once the link is back.
+#      small proxy), and how fast it drains once the link is back (through that Python
+#      proxy, which costs CPU of its own).
 #
 #   scripts/bench-relay.sh
 #   RECORDS=2000000 BACKLOG=4000000 PROBES=200 scripts/bench-relay.sh
@@ -107,9 +108,11 @@ cat > "$out/hub/alerts.yaml" <<YAML
 targets:
   probe-manager: {url: "http://127.0.0.1:$receiver/hook", secret: "whsec_$(head -c 24 /dev/urandom | base64)"}
 routes:
-  - {site: "probe-*", target: probe-manager}
+  - {site: probe-0, target: probe-manager}
+  - {site: probe-1, target: probe-manager}
+  - {site: probe-2, target: probe-manager}
 rules:
-  - {name: detractor, scale: nps, sites: ["probe-*"]}
+  - {name: detractor, scale: nps, sites: [probe-0, probe-1, probe-2]}
 YAML
 echo "alerts: alerts.yaml" >> "$out/hub/hub.yaml"
 "$bin/feedback-hub" serve --config "$out/hub/hub.yaml" --log-level warning > "$out/hub.log" 2>&1 &
@@ -152,7 +155,8 @@ usage() { # pid name
     awk '/^VmRSS/ {r=$2} /^RssAnon/ {a=$2} /^VmHWM/ {h=$2} END {printf "   RSS %5.1f MiB (anon %5.1f)  peak %5.1f MiB\n", r/1024, a/1024, h/1024}' "/proc/$1/status"
 }
 
-node relay-region "127.0.0.1:$gate" "*" relay
+node relay-direct "127.0.0.1:$port" "*" relay  # phase 1: nothing between it and the hub
+node relay-region "127.0.0.1:$gate" "*" relay  # phases 2 and 3: its link to the hub can be cut
 node relay-branch "127.0.0.1:$(cat "$out/relay-region/port")" "*" relay
 sleep 3  # each relay has the hub's registry
 
@@ -174,7 +178,8 @@ load() {
 
 echo "== 1. throughput: $records records, $connections connections, batches of 1000"
 load "127.0.0.1:$port" "straight to the hub"
-load "127.0.0.1:$(cat "$out/relay-region/port")" "through one relay" --enroll-at "127.0.0.1:$port"
+load "127.0.0.1:$(cat "$out/relay-direct/port")" "through one relay" --enroll-at "127.0.0.1:$port"
+usage "$(cat "$out/relay-direct/pid")" "relay"
 
 echo "== 2. alert latency: $probes detractors per path, one every 100 ms"
 node probe-0 "127.0.0.1:$port" probe-0

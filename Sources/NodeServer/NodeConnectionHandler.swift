@@ -189,6 +189,9 @@ final class NodeConnectionHandler: ChannelInboundHandler {
         }
     }
 
+    /// How many times an agent's credit a relay connection gets.
+    static let relayCreditFactor: UInt32 = 8
+
     /// STATUS reports a connection may bring per ``statusWindow``: a relay passing on the
     /// reports of 1,000 nodes that report every 30 s needs a third of it.
     static let maxStatusesPerWindow = 1_000
@@ -238,6 +241,11 @@ final class NodeConnectionHandler: ChannelInboundHandler {
                 var welcome = baseWelcome
                 welcome.version = hello.version
                 welcome.resume = resume
+                if hello.role == .relay {
+                    // One relay carries a whole branch's batches on one connection: it gets the
+                    // window of several agents (its own in-flight byte cap still bounds memory).
+                    welcome.initialCredit = min(welcome.initialCredit.multipliedReportingOverflow(by: Self.relayCreditFactor).partialValue, 1_024)
+                }
                 return welcome
             }
         }.whenComplete { result in

@@ -243,7 +243,7 @@ class System:
         wait_for(lambda: get(f"http://127.0.0.1:{self.relay_http}/healthz"), 20, "the relay")
 
     def enroll_agent(self):
-        """Enrolls the agent with the hub directly: a relay does not redeem tokens (docs/MESH.md)."""
+        """Enrolls the agent with the hub directly (the faults are about the relay, not enrollment)."""
         subprocess.run([f"{BIN}/feedback-agent", "enroll", "--identity", f"{self.dir}/agent/agent.json", "--hub", self.hub_address,
                         "--ca", f"{self.dir}/hub/ca.pem", "--token", self.token], check=True, capture_output=True)
 

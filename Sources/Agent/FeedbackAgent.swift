@@ -124,7 +124,10 @@ public final class FeedbackAgent: Service, Sendable {
         let uplink = Uplink(configuration: uplinkConfiguration, spool: self.spool, logger: logger)
         self.uplink = uplink
         if let relay = configuration.relay, let registry {
-            let backend = RelayIngest(registry: registry, spool: self.spool, reports: reports, logger: logger, held: { uplink.notify() })
+            let backend = RelayIngest(
+                registry: registry, spool: self.spool, reports: reports, logger: logger, held: { uplink.notify() },
+                carryUp: { uplink.carryUp($0) }
+            )
             let metrics = NodeServerMetrics(factory: PrometheusMetricsFactory(registry: PrometheusCollectorRegistry()), prefix: "feedback_relay")
             self.relayServer = try NodeServer(configuration: relay, backend: backend, metrics: metrics, logger: logger)
         } else {

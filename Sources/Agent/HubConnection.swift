@@ -197,6 +197,23 @@ public final class HubConnection: Sendable {
         self.channel.writeAndFlush(Frame.status(report), promise: nil)
     }
 
+    /// Carries a node's enrollment up (a relay, version 2): the future completes with the
+    /// upstream's answer, or fails if the connection ends first or speaks version 1.
+    public func enroll(_ request: EnrollRequest) -> EventLoopFuture<EnrollAnswer> {
+        let promise = self.channel.eventLoop.makePromise(of: EnrollAnswer.self)
+        guard self.welcome.version >= ProtocolVersion.v2 else {
+            promise.fail(ConnectionError(reason: "the upstream speaks protocol version \(self.welcome.version), which cannot carry an enrollment"))
+            return promise.futureResult
+        }
+        self.channel.pipeline.handler(type: UplinkHandler.self).whenComplete { result in
+            switch result {
+            case .success(let handler): handler.enroll(request, promise: promise)
+            case .failure: promise.fail(ConnectionError(reason: "the connection is closed"))
+            }
+        }
+        return promise.futureResult
+    }
+
     /// Whether the connection is still usable (open, no GOAWAY received).
     public var isActive: Bool { self.channel.isActive }
 
@@ -236,6 +253,7 @@ final class UplinkHandler: ChannelInboundHandler {
     private var inFlight: [BatchKey: EventLoopPromise<BatchResult>] = [:]
     private var waiting: [(Frame, BatchKey, EventLoopPromise<BatchResult>)] = []
     private let onRegistry: (@Sendable (RegistryUpdate) -> Void)?
+    private var enrollments: [UUID: EventLoopPromise<EnrollAnswer>] = [:]
     private var context: ChannelHandlerContext?
     private var keepalive: RepeatedTask?
     private var ended: ConnectionError?
@@ -275,6 +293,17 @@ final class UplinkHandler: ChannelInboundHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         self.handshakeDeadline?.cancel()
         self.context = nil
+    }
+
+    func enroll(_ request: EnrollRequest, promise: EventLoopPromise<EnrollAnswer>) {
+        guard self.ended == nil, let context = self.context else {
+            promise.fail(self.ended ?? ConnectionError(reason: "the connection is closed"))
+            return
+        }
+        // One enrollment per node at a time: a second for the same node replaces the first.
+        self.enrollments.removeValue(forKey: request.hello.nodeID)?.fail(ConnectionError(reason: "a newer enrollment of the node replaced this one"))
+        self.enrollments[request.hello.nodeID] = promise
+        context.writeAndFlush(Self.wrapOutboundOut(.enroll(request)), promise: nil)
     }
 
     func send(_ batch: SealedBatch, path: [UUID], promise: EventLoopPromise<BatchResult>) {
@@ -360,7 +389,7 @@ final class UplinkHandler: ChannelInboundHandler {
             switch frame {
             case .ack(let ack): self.inFlight.removeValue(forKey: ack.key)?.succeed(.acknowledged(ack))
             case .reject(let reject): self.inFlight.removeValue(forKey: reject.key)?.succeed(.rejected(reject))
-            case .challenge, .hello, .welcome, .batch, .credit, .ping, .pong, .goAway, .forward, .registry, .status: break
+            case .challenge, .hello, .welcome, .batch, .credit, .ping, .pong, .goAway, .forward, .registry, .status, .enroll, .enrolled: break
             }
             self.end(ConnectionError(reason: "the hub closed the connection after GOAWAY"), context)
         case .connectionRejected(let reject):
@@ -375,6 +404,8 @@ final class UplinkHandler: ChannelInboundHandler {
             }
             // A relay-role client with no use for the registry (a test tool) lets it pass.
             self.onRegistry?(update)
+        case .enrollAnswered(let answer):
+            self.enrollments.removeValue(forKey: answer.nodeID)?.succeed(answer)
         }
     }
 
@@ -423,6 +454,9 @@ final class UplinkHandler: ChannelInboundHandler {
     }
 
     private func fail(_ error: ConnectionError) {
+        let enrollments = self.enrollments
+        self.enrollments = [:]
+        for promise in enrollments.values { promise.fail(error) }
         self.established?.fail(error)
         self.established = nil
         self.failWaiting(error)

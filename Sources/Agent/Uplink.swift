@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import Logging
 import NIOCore
@@ -94,6 +95,8 @@ public final class Uplink: Sendable {
     private let logger: Logger
     private let session = Mutex<AsyncStream<Event>.Continuation?>(nil)
     private let counters = Mutex(Stats())
+    /// The upstream connection in use, if any.
+    private let current = Mutex<HubConnection?>(nil)
     /// Batches whose mesh refusal (loop, hop limit) was logged: once each.
     private let meshRefusalsLogged = Mutex<Set<BatchKey>>([])
     private let statusSource = Mutex<(@Sendable (Bool) -> [StatusReport], @Sendable ([StatusReport]) -> Void)?>(nil)
@@ -114,6 +117,25 @@ public final class Uplink: Sendable {
         _ reports: @escaping @Sendable (_ ownDue: Bool) -> [StatusReport], putBack: @escaping @Sendable ([StatusReport]) -> Void = { _ in }
     ) {
         self.statusSource.withLock { $0 = (reports, putBack) }
+    }
+
+    /// Carries a node's enrollment to the upstream this node is connected to (a relay's
+    /// part of enrollment through the mesh) and waits up to `timeout` for the answer. Blocks:
+    /// call it off the event loops (the relay's listener runs it on its blocking pool).
+    public func carryUp(_ request: EnrollRequest, timeout: TimeAmount = .seconds(6)) -> Result<EnrollAnswer, Reject> {
+        guard let connection = self.current.withLock({ $0 }), connection.isActive else {
+            return .failure(.connection(.storeUnavailable, .retryable, "this relay is not connected upstream, so it cannot enroll the node now"))
+        }
+        let answer = Mutex<Result<EnrollAnswer, any Error>?>(nil)
+        let answered = DispatchSemaphore(value: 0)
+        connection.enroll(request).whenComplete { result in
+            answer.withLock { $0 = result }
+            answered.signal()
+        }
+        guard answered.wait(timeout: .now() + .nanoseconds(Int(timeout.nanoseconds))) == .success, let result = answer.withLock({ $0 }) else {
+            return .failure(.connection(.storeUnavailable, .retryable, "the upstream did not answer the enrollment in time; try again"))
+        }
+        return result.mapError { .connection(.storeUnavailable, .retryable, "the enrollment could not be carried upstream now: \($0)") }
     }
 
     /// New sealed batches are in the spool.
@@ -163,10 +185,12 @@ public final class Uplink: Sendable {
                 $0.connections += 1
                 $0.lastConnectionError = nil
             }
+            self.current.withLock { $0 = connection }
             self.logger.info("connected to hub", metadata: ["hub": "\(hub)"])
             let returnAt = index > 0 ? ContinuousClock.now + self.configuration.returnToPrimaryAfter : nil
             let end = await self.forward(over: connection, returnAt: returnAt)
             self.counters.withLock { $0.connectedHub = nil }
+            self.current.withLock { $0 = nil }
             await connection.close()
             // A hub that accepts the handshake and then fails every time must not be hammered:
             // the delays start over only after it got work done or stayed up a while.

@@ -81,6 +81,21 @@ public final class HubIngest: IngestBackend {
         self.statuses.offer(report, from: node)
     }
 
+    /// Redeems a token carried up by relays: the proof must answer a challenge of a
+    /// registered relay, then the registry checks it as if the node had connected here.
+    public func enroll(_ request: EnrollRequest, from relay: Hello, now: Int64) -> EnrollAnswer {
+        let node = request.hello.nodeID
+        guard self.registry.node(request.challenge.hubID)?.role == .relay, self.registry.node(request.challenge.hubID)?.revoked == false else {
+            return EnrollAnswer(nodeID: node, outcome: .refused(.connection(.originNotAllowed, .permanent, "the enrollment was not made through a registered relay")))
+        }
+        switch self.registry.authenticate(request.hello, challenge: request.challenge, now: now) {
+        case .success(let registered):
+            return EnrollAnswer(nodeID: node, outcome: .enrolled(role: registered.role, sites: registered.sites))
+        case .failure(let reject):
+            return EnrollAnswer(nodeID: node, outcome: .refused(reject))
+        }
+    }
+
     /// The registry as relays get it.
     public func registrySnapshot() -> (revision: UInt64, frames: [RegistryUpdate])? {
         self.registry.registrySnapshot

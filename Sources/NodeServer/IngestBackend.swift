@@ -42,6 +42,11 @@ public protocol IngestBackend: Sendable {
     /// and keeps it (the hub) or passes it on (a relay). From the event loop: no blocking.
     func received(_ report: StatusReport, from node: Hello)
 
+    /// A relay below carries a node's enrollment up (ENROLL, PROTOCOL.md §4.16): the hub
+    /// checks the proof against the carried challenge and redeems the token; a relay carries
+    /// it further up. Blocks (the blocking pool runs it); the answer goes back as ENROLLED.
+    func enroll(_ request: EnrollRequest, from relay: Hello, now: Int64) -> EnrollAnswer
+
     /// The registry snapshot to send to relays connected with version 2, and its revision,
     /// or nil for none. From memory: asked after each WELCOME to a relay and after each
     /// ``refresh()``; a new revision is sent to every connected relay.

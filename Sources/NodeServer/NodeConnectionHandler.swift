@@ -169,6 +169,16 @@ final class NodeConnectionHandler: ChannelInboundHandler {
             self.verify(hello, context)
         case .ingest(let batch, let path, let node):
             self.ingest(batch, path: path, from: node, context)
+        case .enroll(let request, let relay):
+            let backend = self.backend
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            self.blockingPool.runIfActive(eventLoop: context.eventLoop) {
+                backend.enroll(request, from: relay, now: now)
+            }.whenSuccess { answer in
+                guard let context = loopBound.value.context else { return }
+                context.writeAndFlush(Self.wrapOutboundOut(.enrolled(answer)), promise: nil)
+            }
         case .status(let report, let node):
             // A report costs a signature check and a JSON decode: a node (or a relay passing
             // its nodes' reports on) gets a budget per window; reports beyond it are dropped.

@@ -30,6 +30,8 @@ public struct ClientStateMachine: Sendable {
         case protocolError(WireError)
         /// Part of the upstream's registry snapshot arrived (version 2, relays only).
         case registryReceived(RegistryUpdate)
+        /// The upstream answered an ENROLL this relay carried (version 2).
+        case enrollAnswered(EnrollAnswer)
     }
 
     /// Whether a batch may be sent now.
@@ -153,7 +155,10 @@ public struct ClientStateMachine: Sendable {
                 return .goAway(goAway, closeNow: inFlight.isEmpty)
             case .registry(let update):
                 return self.registry(update, frame)
-            case .challenge, .hello, .welcome, .batch, .forward, .status:
+            case .enrolled(let answer):
+                guard self.agreedVersion >= ProtocolVersion.v2 else { return self.violation(frame, "on a version \(self.agreedVersion) connection") }
+                return .enrollAnswered(answer)
+            case .challenge, .hello, .welcome, .batch, .forward, .status, .enroll:
                 return self.violation(frame, "after the handshake")
             }
 
@@ -171,7 +176,10 @@ public struct ClientStateMachine: Sendable {
                 return .none
             case .registry(let update):
                 return self.registry(update, frame)
-            case .challenge, .hello, .welcome, .batch, .forward, .status:
+            case .enrolled(let answer):
+                guard self.agreedVersion >= ProtocolVersion.v2 else { return self.violation(frame, "on a version \(self.agreedVersion) connection") }
+                return .enrollAnswered(answer)
+            case .challenge, .hello, .welcome, .batch, .forward, .status, .enroll:
                 return self.violation(frame, "after the handshake")
             }
 
@@ -186,7 +194,8 @@ public struct ClientStateMachine: Sendable {
             switch frame {
             case .ack(let ack): return .acknowledged(ack)
             case .reject(let reject): return .batchRejected(reject)
-            case .challenge, .hello, .welcome, .batch, .credit, .ping, .pong, .goAway, .forward, .registry, .status: return .none
+            case .challenge, .hello, .welcome, .batch, .credit, .ping, .pong, .goAway, .forward, .registry, .status, .enroll, .enrolled:
+                return .none
             }
         }
         self.state = .closed

@@ -28,6 +28,10 @@ public enum FrameType: UInt8, Sendable, Hashable, CaseIterable {
     case registry = 0x0C
     /// Node → upstream (version 2): a signed report of the node's state. See ``StatusReport``.
     case status = 0x0D
+    /// Relay → upstream (version 2): a node's enrollment carried up. See ``EnrollRequest``.
+    case enroll = 0x0E
+    /// Upstream → relay (version 2): its answer. See ``EnrollAnswer``.
+    case enrolled = 0x0F
 
     /// The payload lengths this type allows, checked as soon as the 5-byte frame header is read.
     public func payloadLengths(_ limits: FrameLimits) -> ClosedRange<Int> {
@@ -48,6 +52,8 @@ public enum FrameType: UInt8, Sendable, Hashable, CaseIterable {
             )
         case .registry: RegistryUpdate.minimumLength...RegistryUpdate.maxLength
         case .status: StatusReport.minimumLength...(StatusReport.minimumLength + StatusReport.maxBodyLength)
+        case .enroll: (Challenge.length + Hello.minimumLength)...(Challenge.length + Hello.minimumLength + Hello.maxTokenLength)
+        case .enrolled: EnrollAnswer.minimumLength...EnrollAnswer.maxLength
         }
     }
 }
@@ -80,6 +86,10 @@ public enum Frame: Sendable, Hashable {
     case registry(RegistryUpdate)
     /// See ``StatusReport``.
     case status(StatusReport)
+    /// See ``EnrollRequest``.
+    case enroll(EnrollRequest)
+    /// See ``EnrollAnswer``.
+    case enrolled(EnrollAnswer)
 
     /// Bytes of the frame header: type and length.
     public static let headerLength = 5
@@ -100,6 +110,8 @@ public enum Frame: Sendable, Hashable {
         case .forward: .forward
         case .registry: .registry
         case .status: .status
+        case .enroll: .enroll
+        case .enrolled: .enrolled
         }
     }
 
@@ -131,6 +143,8 @@ public enum Frame: Sendable, Hashable {
         case .forward(let forwarded): forwarded.write(into: &buffer)
         case .registry(let update): update.write(into: &buffer)
         case .status(let report): report.write(into: &buffer)
+        case .enroll(let request): request.write(into: &buffer)
+        case .enrolled(let answer): answer.write(into: &buffer)
         }
         buffer.setInteger(UInt32(truncatingIfNeeded: buffer.writerIndex - start), at: lengthIndex)
     }
@@ -196,6 +210,8 @@ public enum Frame: Sendable, Hashable {
         case .forward: return .forward(try ForwardedBatch.read(from: &payload))
         case .registry: return .registry(try RegistryUpdate.read(from: &payload))
         case .status: return .status(try StatusReport.read(from: &payload))
+        case .enroll: return .enroll(try EnrollRequest.read(from: &payload))
+        case .enrolled: return .enrolled(try EnrollAnswer.read(from: &payload))
         }
     }
 }

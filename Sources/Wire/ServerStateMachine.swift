@@ -24,6 +24,8 @@ public struct ServerStateMachine: Sendable {
         case ingest(SealedBatch, path: [UUID], node: Hello)
         /// Check the report's signature under its node's key and keep (or pass on) it.
         case status(StatusReport, from: Hello)
+        /// Redeem (a hub) or carry up (a relay) a node's enrollment; answer with ENROLLED.
+        case enroll(EnrollRequest, from: Hello)
         /// Write these frames, in order; then close the connection when `close` is set.
         case write([Frame], close: Bool)
     }
@@ -115,11 +117,16 @@ public struct ServerStateMachine: Sendable {
                     return self.refuse(.unexpectedFrame, "STATUS needs protocol version 2; this connection speaks \(node.version)")
                 }
                 return .status(report, from: node)
+            case .enroll(let request):
+                guard node.version >= ProtocolVersion.v2, node.role == .relay else {
+                    return self.refuse(.unexpectedFrame, "ENROLL is sent only by relays, on protocol version 2")
+                }
+                return .enroll(request, from: node)
             case .ping(let value):
                 return .write([.pong(value)], close: false)
             case .pong:
                 return .none
-            case .challenge, .hello, .welcome, .ack, .reject, .credit, .goAway, .registry:
+            case .challenge, .hello, .welcome, .ack, .reject, .credit, .goAway, .registry, .enrolled:
                 return self.refuse(.unexpectedFrame, "\(frame.type) is not sent by nodes after the handshake")
             }
 
@@ -140,9 +147,9 @@ public struct ServerStateMachine: Sendable {
                 return .write([.reject(reject)], close: false)
             case .ping(let value):
                 return .write([.pong(value)], close: false)
-            case .pong, .status:
+            case .pong, .status, .enroll:
                 return .none
-            case .challenge, .hello, .welcome, .ack, .reject, .credit, .goAway, .registry:
+            case .challenge, .hello, .welcome, .ack, .reject, .credit, .goAway, .registry, .enrolled:
                 return self.refuse(.unexpectedFrame, "\(frame.type) is not sent by nodes after the handshake")
             }
 

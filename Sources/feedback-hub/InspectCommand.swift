@@ -91,6 +91,8 @@ struct Inspect: ParsableCommand {
             "FORWARD via \(f.path.map(\.uuidString).joined(separator: " → ")): " + Self.summary(.batch(f.batch))
         case .registry(let r):
             "REGISTRY revision \(r.revision)\(r.first ? " first" : "")\(r.last ? " last" : ""): \(r.entries.count) nodes"
+        case .enroll(let e): "ENROLL node \(e.hello.nodeID) \(e.hello.role) through the challenge of \(e.challenge.hubID)"
+        case .enrolled(let e): "ENROLLED node \(e.nodeID): \(e.outcome)"
         case .status(let s): "STATUS node \(s.nodeID) key \(s.keyID) sent at \(s.sentAt): \(s.body.count) bytes of report"
         }
     }

@@ -75,11 +75,12 @@ import Wire
             let running = Task { await batcher.run() }
             defer { running.cancel() }
             batcher.notify()
-            #expect(await eventually(seconds: 10) { spool.stats.unacknowledgedBatches == 2 }, "the two full batches are sealed")
+            // Generous: a CI machine starting every suite at once can stall tasks for seconds.
+            #expect(await eventually(seconds: 30) { spool.stats.unacknowledgedBatches == 2 }, "the two full batches are sealed")
             try await Task.sleep(for: .milliseconds(200))
             #expect(spool.stats.unsealedRecords == 50, "the partial batch waits for a hub")
             connected.withLock { $0 = true }
-            #expect(await eventually(seconds: 10) { spool.stats.unsealedRecords == 0 }, "and is sealed once one is connected")
+            #expect(await eventually(seconds: 30) { spool.stats.unsealedRecords == 0 }, "and is sealed once one is connected")
             #expect(spool.stats.unacknowledgedBatches == 3)
         }
     }

@@ -358,6 +358,44 @@ extension HubHarness {
         try await hub.stopAndRemove()
     }
 
+    @Test func aKioskThatReachesOnlyARelayEnrollsThroughItWithItsToken() async throws {
+        let hub = try await HubHarness.start()
+        let region = try await MeshNode.relay("region", hub: hub, upstreams: ["127.0.0.1:\(hub.port)"])
+        try await region.start()
+        let branch = try await MeshNode.relay("branch", hub: hub, upstreams: [region.address])
+        try await branch.start()
+        defer { for node in [region, branch] { if let process = node.process, process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) } } }
+        let token = "fmt_relayenroll\(UInt32.random(in: 0...UInt32.max))"
+        try hub.hub.store.addEnrollmentToken(
+            hash: NodeRegistry.tokenHash(token), sites: try SiteScope(["branch-042"]), role: .agent, createdAt: 0, expiresAt: .max
+        )
+        let kiosk = AgentIdentity.generate()
+        let tls = try HubConnection.tlsContext(trusting: hub.caPath)
+        // Two hops from the hub: the branch relay carries the token to the region, which
+        // carries it to the hub; the kiosk is welcomed once the hub redeemed it.
+        let connection = try await eventuallyConnected {
+            try await HubConnection.connect(host: "127.0.0.1", port: branch.relayPort, tls: tls, identity: kiosk, enrollmentToken: token)
+        }
+        let registered = try #require(hub.hub.registry.node(kiosk.nodeID), "the hub registered the kiosk")
+        #expect(registered.sites == (try SiteScope(["branch-042"])) && registered.role == .agent)
+        let batch = try BatchSealer(origin: kiosk.nodeID, signingKey: kiosk.signingKey).seal([Samples.kioskRecord(origin: kiosk.nodeID)], sequence: 1)
+        guard case .acknowledged = try await connection.send(batch).get() else {
+            Issue.record("the relay refused the newly enrolled kiosk's batch")
+            return
+        }
+        #expect(try await eventually(seconds: 20) { try hub.hub.store.isCommitted(batch.key) })
+        await connection.close()
+        // The token is spent: a second node with it is refused, for good, with the hub's reason.
+        do {
+            _ = try await HubConnection.connect(host: "127.0.0.1", port: branch.relayPort, tls: tls, identity: AgentIdentity.generate(), enrollmentToken: token)
+            Issue.record("a used token enrolled a second node")
+        } catch let error as ConnectionError {
+            #expect(error.reject?.code == .enrollmentRefused && error.reject?.disposition == .permanent)
+        }
+        for node in [branch, region] { await node.kill(SIGTERM) }
+        try await hub.stopAndRemove()
+    }
+
     /// Connects, retrying while the relay has not received the registry yet (a retryable
     /// refusal right after it starts).
     private func eventuallyConnected(_ connect: @escaping @Sendable () async throws -> HubConnection) async throws -> HubConnection {

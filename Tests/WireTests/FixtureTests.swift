@@ -78,6 +78,9 @@ import Wire
                     decompressor: ZstdDecompressor()
                 )
                 #expect(records == [Samples.kioskRecord(0), Samples.popupRecord(1)])
+            case (.enroll(let request), .enroll(let sample)):
+                try request.hello.verifyProof(for: request.challenge)
+                #expect(request.challenge == sample.challenge && request.hello.nodeID == sample.hello.nodeID)
             case (.status(let report), .status(let sample)):
                 #expect(try report.verified(by: Samples.agentKey.publicKey) == (try sample.verified(by: Samples.agentKey.publicKey)))
                 #expect(report.sentAt == sample.sentAt && report.nodeID == sample.nodeID)
@@ -107,7 +110,7 @@ import Wire
         for (name, bytes) in try Self.vectors() {
             let fixture = try Self.read(name)
             switch name {
-            case "frame-hello" where !ed25519Pinned, "frame-status" where !ed25519Pinned:
+            case "frame-hello" where !ed25519Pinned, "frame-status" where !ed25519Pinned, "frame-enroll" where !ed25519Pinned:
                 #expect(bytes.dropLast(64) == fixture.dropLast(64))
             case "frame-batch" where !(zstdPinned && ed25519Pinned):
                 // Header up to the lengths, which depend on the zstd version, must match.

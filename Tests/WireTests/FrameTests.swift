@@ -53,6 +53,8 @@ enum SampleFrames {
                     ]
                 )
             ),
+            .enroll(EnrollRequest(challenge: Samples.challenge, hello: hello)),
+            .enrolled(EnrollAnswer(nodeID: Samples.agentID, outcome: .enrolled(role: .agent, sites: try SiteScope(["branch-12"])))),
             .status(
                 try StatusReport(
                     nodeID: Samples.agentID, signingKey: Samples.agentKey, sentAt: Samples.baseTime,

@@ -374,6 +374,26 @@ private func hello(role: Hello.Role = .agent, version: UInt16 = 1) throws -> Hel
         #expect(meshClient.frameReceived(.registry(update)) == .registryReceived(update))
     }
 
+    @Test func onlyRelaysCarryEnrollments() throws {
+        let node = try Hello(answering: Self.challenge, version: 2, nodeID: Self.downstream, role: .agent, signingKey: Samples.otherKey,
+                             enrollmentToken: "fmt_x")
+        let request = EnrollRequest(challenge: Self.challenge, hello: node)
+        var (relay, hello) = try self.ready(role: .relay)
+        #expect(relay.frameReceived(.enroll(request)) == .enroll(request, from: hello))
+        var (agent, _) = try self.ready(role: .agent)
+        #expect(self.refusal(agent.frameReceived(.enroll(request)))?.code == .unexpectedFrame)
+        var (v1, _) = try self.ready(role: .relay, version: 1)
+        #expect(self.refusal(v1.frameReceived(.enroll(request)))?.code == .unexpectedFrame)
+        // The answer reaches a version 2 node only.
+        let answer = EnrollAnswer(nodeID: Self.downstream, outcome: .refused(.connection(.enrollmentRefused, .permanent, "used")))
+        var client = ClientStateMachine()
+        _ = client.frameReceived(.challenge(Self.challenge))
+        var agreed = welcome
+        agreed.version = 2
+        _ = client.frameReceived(.welcome(agreed))
+        #expect(client.frameReceived(.enrolled(answer)) == .enrollAnswered(answer))
+    }
+
     @Test func aStatusReportVerifiesOnlyUnderItsNodesKey() throws {
         let status = NodeStatus(version: "1", role: "relay", sites: ["branch-1"], backlogRecords: 5, backlogBatches: 1,
                                 oldestPendingAt: 7, sources: [], upstream: "hub:7443", downstream: 3)

@@ -23,15 +23,22 @@ final class RelayIngest: IngestBackend {
     private let spool: Spool
     private let reports: RelayedReports
     private let held: @Sendable () -> Void
+    private let carryUp: @Sendable (EnrollRequest) -> Result<EnrollAnswer, Reject>
     private let logger: Logger
 
-    /// - Parameter held: called after each batch taken, to wake the uplink.
-    init(registry: RelayRegistry, spool: Spool, reports: RelayedReports, logger: Logger, held: @escaping @Sendable () -> Void) {
+    /// - Parameters:
+    ///   - held: called after each batch taken, to wake the uplink.
+    ///   - carryUp: sends an enrollment upstream and waits (bounded) for the answer.
+    init(
+        registry: RelayRegistry, spool: Spool, reports: RelayedReports, logger: Logger, held: @escaping @Sendable () -> Void,
+        carryUp: @escaping @Sendable (EnrollRequest) -> Result<EnrollAnswer, Reject>
+    ) {
         self.registry = registry
         self.spool = spool
         self.reports = reports
         self.logger = logger
         self.held = held
+        self.carryUp = carryUp
     }
 
     /// Nodes the upstream has registered, checked as the hub checks them. Enrolling a new node
@@ -46,16 +53,42 @@ final class RelayIngest: IngestBackend {
             let held = self.spool.highestHeld(origin: hello.nodeID) ?? 0
             return .success([Welcome.ResumePoint(origin: hello.nodeID, committedSequence: held)])
         case nil:
+            if !hello.enrollmentToken.isEmpty {
+                // The hub redeems the token; this relay carries it up and, once the hub said
+                // yes, knows the node before the next registry snapshot says so.
+                switch self.carryUp(EnrollRequest(challenge: challenge, hello: hello)).map(\.outcome) {
+                case .failure(let reject), .success(.refused(let reject)):
+                    return .failure(reject)
+                case .success(.enrolled(let role, let sites)):
+                    self.admit(hello, role: role, sites: sites)
+                    self.logger.info("node enrolled through this relay", metadata: ["node": "\(hello.nodeID)", "role": "\(role)"])
+                    return .success([Welcome.ResumePoint(origin: hello.nodeID, committedSequence: 0)])
+                }
+            }
             guard self.registry.revision != nil else {
                 // Retryable: the registry arrives with the relay's first upstream connection.
                 return .failure(.connection(.storeUnavailable, .retryable, "this relay has not received the registry from its upstream yet"))
             }
-            let why =
-                hello.enrollmentToken.isEmpty
-                ? "node \(hello.nodeID) is not registered; enroll it with a token"
-                : "node \(hello.nodeID) is not registered, and this relay does not redeem enrollment tokens: enroll the node with the hub directly (docs/MESH.md)"
-            return .failure(.connection(.unknownKey, .retryable, why))
+            return .failure(.connection(.unknownKey, .retryable, "node \(hello.nodeID) is not registered; enroll it with a token"))
         }
+    }
+
+    /// A relay below carries an enrollment: it goes further up, the answer comes back down.
+    func enroll(_ request: EnrollRequest, from relay: Hello, now: Int64) -> EnrollAnswer {
+        switch self.carryUp(request) {
+        case .success(let answer):
+            if case .enrolled(let role, let sites) = answer.outcome { self.admit(request.hello, role: role, sites: sites) }
+            return answer
+        case .failure(let reject):
+            return EnrollAnswer(nodeID: request.hello.nodeID, outcome: .refused(reject))
+        }
+    }
+
+    /// A node the hub just enrolled through this relay (or one below it) is known here at once.
+    private func admit(_ hello: Hello, role: Hello.Role, sites: SiteScope) {
+        self.registry.admit(
+            RegistryUpdate.Entry(nodeID: hello.nodeID, keyID: hello.keyID, publicKey: hello.publicKey, role: role, revoked: false, sites: sites)
+        )
     }
 
     func rights(for batch: SealedBatch) -> Result<OriginRights, Reject> {

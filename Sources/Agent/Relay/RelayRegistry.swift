@@ -127,6 +127,16 @@ public final class RelayRegistry: Sendable {
         return true
     }
 
+    /// A node the hub has just enrolled through this relay: known here at once, until the
+    /// next snapshot (which holds it) replaces the directory.
+    public func admit(_ entry: RegistryUpdate.Entry) {
+        self.state.withLock { state in
+            var entries = state.directory.entries.filter { $0.nodeID != entry.nodeID }
+            entries.append(entry)
+            state.directory = NodeDirectory(entries)
+        }
+    }
+
     /// The snapshot in force as frames for the relays below this one, and its revision.
     public var snapshot: (revision: UInt64, frames: [RegistryUpdate])? {
         self.state.withLock { state in state.revision.map { ($0, state.frames) } }

@@ -120,19 +120,19 @@ import Wire
     }
 
     @Test func theIdleTimeoutStartsAtWelcomeAndCountsBytesNotFrames() async throws {
-        let hub = try await HubHarness.start { $0.limits.idleTimeoutMs = 400 }
+        let hub = try await HubHarness.start { $0.limits.idleTimeoutMs = 2_000 }
         let identity = AgentIdentity.generate()
         try hub.register(identity)
         // HubConnection pings every idle/3: it stays up well past the idle timeout.
         let connection = try await hub.connect(identity)
-        try await Task.sleep(for: .milliseconds(1_500))
+        try await Task.sleep(for: .milliseconds(5_000))
         #expect(connection.isActive)
         await connection.close()
 
         // Before WELCOME the node was never told the idle timeout: only the handshake
         // timeout (10 s here) applies.
         let (waiting, _) = try await hub.rawConnection()
-        try await Task.sleep(for: .milliseconds(1_200))
+        try await Task.sleep(for: .milliseconds(2_500))
         #expect(waiting.isActive)
         try? await waiting.close()
 
@@ -145,14 +145,14 @@ import Wire
         let pieces = stride(from: 0, to: bytes.count, by: max(1, bytes.count / 6)).map { Array(bytes[$0..<min($0 + max(1, bytes.count / 6), bytes.count)]) }
         for piece in pieces {
             try await session.writeAndFlush(ByteBuffer(bytes: piece))
-            try await Task.sleep(for: .milliseconds(250))
+            try await Task.sleep(for: .milliseconds(1_000))
         }
         #expect(await eventually {
             collector.frames.withLockedValue { frames in frames.contains { if case .ack(let ack) = $0 { ack.sequence == 1 } else { false } } }
-        }, "sent over \(pieces.count * 250) ms against an idle timeout of 400 ms")
+        }, "sent over \(pieces.count * 1_000) ms against an idle timeout of 2,000 ms")
 
         // Silence after WELCOME ends with idleTimeout.
-        #expect(await eventually(seconds: 5) { !session.isActive })
+        #expect(await eventually(seconds: 15) { !session.isActive })
         #expect(self.connectionReject(collector.frames.withLockedValue { $0 })?.code == .idleTimeout)
         try await hub.stopAndRemove()
     }

@@ -70,7 +70,9 @@ import Testing
             let (message, seconds) = self.failure(kind, path)
             #expect(message.contains("anchors and aliases"), "\(message)")
             #expect(message.contains("(line 3)") || message.contains("(line 4)"), "\(message)")
-            #expect(seconds < 1, "\(kind): \(seconds) s")
+            // A guard against a hang (expanding the bomb, reading the whole file), not a speed
+            // measure: the refusal itself is what the message asserts.
+            #expect(seconds < 30, "\(kind): \(seconds) s")
         }
     }
 
@@ -86,7 +88,9 @@ import Testing
             let (message, seconds) = self.failure(kind, path)
             #expect(message.contains("larger than 1 MiB"), "\(message.prefix(200))")
             #expect(message.count < 200, "\(message.prefix(300))")
-            #expect(seconds < 1, "\(kind): \(seconds) s")
+            // A guard against a hang (expanding the bomb, reading the whole file), not a speed
+            // measure: the refusal itself is what the message asserts.
+            #expect(seconds < 30, "\(kind): \(seconds) s")
         }
     }
 
@@ -119,7 +123,7 @@ import Testing
 @Suite(.serialized) struct HostileConfigProcessTests {
     private func expectRefusal(_ run: CLIRun, _ expected: String, sourceLocation: SourceLocation = #_sourceLocation) {
         #expect(!run.timedOut, "killed after \(run.seconds) s", sourceLocation: sourceLocation)
-        #expect(run.seconds < 10, sourceLocation: sourceLocation)
+        #expect(run.seconds < 60, sourceLocation: sourceLocation)  // a hang guard, not a speed measure
         #expect(run.status != 0, sourceLocation: sourceLocation)
         #expect(run.output.contains(expected), "\(run.output.prefix(300))", sourceLocation: sourceLocation)
         #expect(run.output.count < 400, "\(run.output.prefix(400))", sourceLocation: sourceLocation)

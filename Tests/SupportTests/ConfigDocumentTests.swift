@@ -40,7 +40,7 @@ import Testing
         let found = try #require(error)
         #expect(found.reason.contains("anchors and aliases"), "\(found)")
         #expect(found.line == 1)
-        #expect(time < 0.5, "refused in \(time) s")
+        #expect(time < 30, "refused in \(time) s")  // a hang guard (the bomb not expanded), not a speed measure
     }
 
     @Test func anAnchorAfterABlockScalarInASequenceIsStillSeen() {
@@ -96,7 +96,8 @@ import Testing
             do { _ = try ConfigDocument.read(path) } catch { thrown = error }
         }
         #expect("\(thrown.map { "\($0)" } ?? "accepted")".contains("larger than 1 MiB"))
-        #expect(time < 1, "refused in \(time) s")
+        // A hang guard, not a speed measure: the refusal by size is what the message asserts.
+        #expect(time < 30, "refused in \(time) s")
     }
 
     @Test func aHugeValueIsNeverEchoed() throws {

@@ -2,6 +2,11 @@
 # The full test suite: every unit and integration test, then a short fuzz run of the
 # Wire decoders. `swift test` alone runs the tests without the fuzzing.
 #
+# The tests run against a throwaway PostgreSQL server that this script starts in a temp
+# directory and stops and removes on exit (scripts/lib/postgres.sh; it installs the Debian
+# package `postgresql` if needed). Set FEEDBACK_TEST_POSTGRES_URL (and
+# FEEDBACK_TEST_POSTGRES_PASSWORD) to use a server of your own instead.
+#
 #   scripts/test.sh                  # FUZZ_SECONDS (default 30) per fuzz target
 #   FUZZ_SECONDS=0 scripts/test.sh   # skip fuzzing
 set -euo pipefail
@@ -14,9 +19,22 @@ if ! [[ "$fuzz_seconds" =~ ^[0-9]+$ ]]; then
     exit 2
 fi
 
+# shellcheck source=scripts/lib/postgres.sh
+. scripts/lib/postgres.sh
+
 swift build --build-tests
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+pgdir=""
+cleanup() {
+    if [ -n "$pgdir" ]; then
+        pg_stop "$pgdir" || true
+        rm -rf "$pgdir"
+    fi
+    rm -f "$log"
+}
+trap cleanup EXIT
+pgdir="$(mktemp -d -t feedback-pg.XXXXXX)"
+pg_start "$pgdir"   # exports FEEDBACK_TEST_POSTGRES_URL, _PASSWORD, _BIN, _DIR
 swift test --skip-build 2>&1 | tee "$log"
 
 if [ "$fuzz_seconds" -gt 0 ]; then

@@ -1,4 +1,5 @@
 import Logging
+import NIOPosix
 import NIOSSL
 import NodeServer
 import Prometheus
@@ -282,6 +283,9 @@ public final class FeedbackAgent: Service, Sendable {
             )
             group.cancelAll()
         }
-        self.spool.close()
+        // Closing waits for the spool's last fsync: on NIO's blocking pool, not on a
+        // concurrency thread.
+        let spool = self.spool
+        try? await NIOThreadPool.singleton.runIfActive { spool.close() }
     }
 }

@@ -1,14 +1,13 @@
 import Foundation
 import Logging
-import NIOPosix
 import ServiceLifecycle
 
 /// Watches the fleet: every ``interval`` it reads when each node was last seen, raises the
-/// silent rules' alerts (``SQLiteStore/raiseSilenceAlerts(rules:fleet:now:)``) and sets
+/// silent rules' alerts (``AlertStore/raiseSilenceAlerts(fleet:now:)``) and sets
 /// `feedback_hub_nodes_silent`. The store is read on NIO's blocking pool, never on an event
 /// loop or a concurrency thread.
 public final class FleetMonitor: Service, Sendable {
-    private let store: SQLiteStore
+    private let store: any AlertStore & FleetStatusStore
     private let rules: AlertRules
     private let silentAfterMilliseconds: Int64
     private let interval: Duration
@@ -23,7 +22,7 @@ public final class FleetMonitor: Service, Sendable {
     ///   - interval: how often it checks.
     ///   - now: the clock (ms since the epoch); tests inject one to make time pass.
     public init(
-        store: SQLiteStore, rules: AlertRules, silentAfterMinutes: Int, interval: Duration, metrics: HubMetrics, logger: Logger,
+        store: any AlertStore & FleetStatusStore, rules: AlertRules, silentAfterMinutes: Int, interval: Duration, metrics: HubMetrics, logger: Logger,
         now: @escaping @Sendable () -> Int64
     ) {
         self.store = store
@@ -39,7 +38,7 @@ public final class FleetMonitor: Service, Sendable {
     public func run() async throws {
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
             do {
-                try await NIOThreadPool.singleton.runIfActive { try self.check() }
+                try await StoreAccess.run { try self.check() }
             } catch {
                 self.logger.error("cannot check the fleet for silent nodes", metadata: ["error": "\(error)"])
             }
@@ -53,7 +52,7 @@ public final class FleetMonitor: Service, Sendable {
         let fleet = try self.store.fleet()
         // Alerts before the gauge: a scrape that sees the gauge of a check sees its alerts.
         if self.rules.rules.contains(where: { $0.silentForMilliseconds != nil }) {
-            _ = try self.store.raiseSilenceAlerts(rules: self.rules, fleet: fleet, now: now)
+            _ = try self.store.raiseSilenceAlerts(fleet: fleet, now: now)
         }
         self.metrics.nodesSilent.record(fleet.filter { $0.isSilent(at: now, after: self.silentAfterMilliseconds) }.count)
     }

@@ -35,7 +35,7 @@ public final class GroupCommitter: Sendable {
         var inTransaction = 0
     }
 
-    private let store: any FeedbackStore
+    private let store: any RecordStore
     private let limits: Limits
     private let metrics: HubMetrics
     private let logger: Logger
@@ -44,7 +44,7 @@ public final class GroupCommitter: Sendable {
     private let finished = DispatchSemaphore(value: 0)
 
     /// Starts the writer thread.
-    public init(store: any FeedbackStore, limits: Limits = Limits(), metrics: HubMetrics, logger: Logger) {
+    public init(store: any RecordStore, limits: Limits = Limits(), metrics: HubMetrics, logger: Logger) {
         self.store = store
         self.limits = limits
         self.metrics = metrics

@@ -16,8 +16,8 @@ import Synchronization
 public final class Hub: Sendable {
     /// The settings in force.
     public let configuration: HubConfiguration
-    /// The store.
-    public let store: SQLiteStore
+    /// The store: records, registry, alerts, reports and the fleet's status.
+    public let store: any FeedbackStore
     /// The node registry.
     public let registry: NodeRegistry
     /// The protocol server, taking batches into the store through ``HubIngest``.
@@ -30,6 +30,8 @@ public final class Hub: Sendable {
     public let alertDispatcher: AlertDispatcher?
     /// Counts silent nodes and raises the silent rules' alerts.
     public let fleetMonitor: FleetMonitor
+    /// Pings the store (readiness) and runs its upkeep.
+    public let storeWatch: StoreWatch
     private let metrics: HubMetrics
     private let clock: @Sendable () -> Int64
     private let httpBound = Mutex<SocketAddress?>(nil)
@@ -52,10 +54,11 @@ public final class Hub: Sendable {
         self.logger = logger
         self.clock = clock
         self.alertRules = try configuration.alerts.map(AlertRules.load(from:)) ?? .none
-        self.store = try SQLiteStore(path: configuration.store, alerts: self.alertRules)
+        self.store = try Self.openStore(configuration, alerts: self.alertRules, logger: logger)
         self.registry = try NodeRegistry(store: self.store)
         self.prometheus = PrometheusCollectorRegistry()
-        let metrics = HubMetrics(factory: PrometheusMetricsFactory(registry: self.prometheus))
+        let metrics = HubMetrics(factory: PrometheusMetricsFactory(registry: self.prometheus), store: self.store.kind)
+        self.storeWatch = StoreWatch(store: self.store, metrics: metrics, logger: logger, now: clock)
         self.metrics = metrics
         self.alertDispatcher =
             self.alertRules.rules.isEmpty
@@ -78,7 +81,8 @@ public final class Hub: Sendable {
             metrics: metrics, logger: logger, now: clock
         )
         let ingest = HubIngest(
-            store: self.store, registry: self.registry, commit: configuration.commit, metrics: metrics, logger: logger, clock: clock
+            store: self.store, registry: self.registry, commit: configuration.commit, metrics: metrics, logger: logger, clock: clock,
+            isStoreReachable: { [storeWatch = self.storeWatch] in storeWatch.isReachable }
         )
         do {
             self.server = try NodeServer(configuration: serverConfiguration, backend: ingest, metrics: metrics.server, logger: logger)
@@ -97,10 +101,11 @@ public final class Hub: Sendable {
         let http = try HostPort(self.configuration.http, key: "http")
         let router = Router()
         let server = self.server
+        let storeWatch = self.storeWatch
         let prometheus = self.prometheus
         router.get("healthz") { _, _ in "ok\n" }
         router.get("readyz") { _, _ -> Response in
-            let ready = server.isReady
+            let ready = server.isReady && storeWatch.isReachable
             return Response(
                 status: ready ? .ok : .serviceUnavailable,
                 headers: [.contentType: "text/plain; charset=utf-8"],
@@ -128,9 +133,20 @@ public final class Hub: Sendable {
     }
 
     private var services: [any Service] {
-        var services: [any Service] = [self.server, self.fleetMonitor]
+        var services: [any Service] = [self.server, self.fleetMonitor, self.storeWatch]
         if let dispatcher = self.alertDispatcher { services.append(dispatcher) }
         return services
+    }
+
+    /// The store the configuration names: the SQLite file, or the PostgreSQL database of a
+    /// `postgres://` URL.
+    /// The command line opens it too, beside running hubs.
+    public static func openStore(_ configuration: HubConfiguration, alerts: AlertRules, logger: Logger) throws -> any FeedbackStore {
+        if let settings = try configuration.postgres() {
+            logger.info("store: PostgreSQL", metadata: ["database": "\(settings.redactedURL)", "poolSize": "\(settings.poolSize)"])
+            return try PostgresStore(settings: settings, alerts: alerts, logger: logger)
+        }
+        return try SQLiteStore(path: configuration.store, alerts: alerts)
     }
 
     /// How often silent nodes are counted and silent rules evaluated: a node is silent after

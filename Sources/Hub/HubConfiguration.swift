@@ -54,8 +54,12 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
     public var listen: String = "0.0.0.0:7443"
     /// Operations HTTP listener (metrics, health), `HOST:PORT`.
     public var http: String = "127.0.0.1:7080"
-    /// The SQLite store file.
+    /// The store: a SQLite file, or a `postgres://USER@HOST:PORT/DATABASE` URL (then
+    /// ``postgres`` holds the rest of the connection settings).
     public var store: String = "feedback.sqlite"
+    /// The `postgres` section: how to reach the database `store` names. Read only with a
+    /// `postgres://` store.
+    public var postgresSection = PostgresSection()
     /// TLS files.
     public var tls: TLS
     /// Peer limits.
@@ -77,6 +81,62 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case hubID = "hubId", listen, http, store, tls, limits, commit, alerts, httpLimits, fleet
+        case postgresSection = "postgres"
+    }
+
+    /// The `postgres` section of hub.yaml, as written.
+    public struct PostgresSection: Sendable, Codable, Equatable {
+        /// A file holding the database password.
+        public var passwordFile: String?
+        /// An environment variable holding the database password.
+        public var passwordEnv: String?
+        /// `disable`, `require` or `verify`.
+        public var tls: String?
+        /// The CA that signed the database's certificate (`tls: verify`).
+        public var caFile: String?
+        /// Most connections this hub opens.
+        public var poolSize: Int?
+        /// Monthly record partitions made ahead.
+        public var partitionsAhead: Int?
+        /// Months of records kept; absent: all.
+        public var retentionMonths: Int?
+
+        /// Nothing set.
+        public init() {}
+
+        static let keys = ["passwordFile", "passwordEnv", "tls", "caFile", "poolSize", "partitionsAhead", "retentionMonths"]
+    }
+
+    /// The PostgreSQL settings when `store` is a `postgres://` URL; nil for a SQLite store.
+    ///
+    /// - Throws: ``ConfigurationError`` naming the setting that is wrong.
+    public func postgres(path: String = "configuration") throws -> PostgresSettings? {
+        guard PostgresSettings.isURL(self.store) else {
+            if self.postgresSection != PostgresSection() {
+                throw ConfigurationError(path: path, "has a postgres section, but store is not a postgres:// URL")
+            }
+            return nil
+        }
+        do {
+            var settings = try PostgresSettings(url: self.store)
+            let section = self.postgresSection
+            settings.passwordFile = section.passwordFile
+            settings.passwordEnv = section.passwordEnv
+            if let tls = section.tls {
+                guard let mode = PostgresSettings.TLSMode(rawValue: tls) else {
+                    throw PostgresSettingsError("postgres.tls: must be disable, require or verify, got \"\(tls)\"")
+                }
+                settings.tls = mode
+            }
+            settings.caFile = section.caFile
+            settings.poolSize = section.poolSize ?? settings.poolSize
+            settings.partitionsAhead = section.partitionsAhead ?? settings.partitionsAhead
+            settings.retentionMonths = section.retentionMonths
+            try settings.check()
+            return settings
+        } catch let error as PostgresSettingsError {
+            throw ConfigurationError(path: path, error.description)
+        }
     }
 
     public init(from decoder: any Decoder) throws {
@@ -91,6 +151,7 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
         self.alerts = try c.decodeIfPresent(String.self, forKey: .alerts)
         self.httpLimits = try c.decodeIfPresent(HTTPListenerLimits.self, forKey: .httpLimits) ?? HTTPListenerLimits()
         self.fleet = try c.decodeIfPresent(Fleet.self, forKey: .fleet) ?? Fleet()
+        self.postgresSection = try c.decodeIfPresent(PostgresSection.self, forKey: .postgresSection) ?? PostgresSection()
     }
 
     /// The batch limits these settings give.
@@ -120,7 +181,9 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
         func resolve(_ file: String) -> String {
             file.hasPrefix("/") ? file : folder.appendingPathComponent(file).path
         }
-        configuration.store = resolve(configuration.store)
+        if !PostgresSettings.isURL(configuration.store) { configuration.store = resolve(configuration.store) }
+        configuration.postgresSection.passwordFile = configuration.postgresSection.passwordFile.map(resolve)
+        configuration.postgresSection.caFile = configuration.postgresSection.caFile.map(resolve)
         configuration.tls.certificate = resolve(configuration.tls.certificate)
         configuration.tls.privateKey = resolve(configuration.tls.privateKey)
         configuration.tls.clientCA = configuration.tls.clientCA.map(resolve)
@@ -145,6 +208,7 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
         if let problem = self.httpLimits.problem {
             throw ConfigurationError(path: path, "httpLimits.\(problem)")
         }
+        _ = try self.postgres(path: path)
     }
 
     /// The settings hub.yaml may hold; anything else is refused.
@@ -155,6 +219,7 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
         "limits": .settings(Dictionary(uniqueKeysWithValues: NodeServer.Limits.settingNames.map { ($0, ConfigSchema.value) })),
         "commit": .keys("maxBatches", "maxRecords"),
         "fleet": .keys("silentAfterMinutes"),
+        "postgres": .settings(Dictionary(uniqueKeysWithValues: PostgresSection.keys.map { ($0, ConfigSchema.value) })),
     ])
 }
 

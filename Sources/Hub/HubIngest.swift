@@ -8,20 +8,26 @@ import Wire
 /// origin's key and sites, its group committer makes verified batches durable in the store,
 /// its status keeper keeps each node's newest STATUS report.
 public final class HubIngest: IngestBackend {
-    private let store: any FeedbackStore
+    private let store: any RecordStore
     private let registry: NodeRegistry
     private let committer: GroupCommitter
     private let statuses: StatusKeeper
+    private let isStoreReachable: @Sendable () -> Bool
 
     /// Starts the group committer (its writer thread) in front of `store`; reads the kept
     /// status reports' times (blocking).
     ///
-    /// - Parameter clock: ms since the epoch, when a STATUS report arrived.
+    /// - Parameters:
+    ///   - clock: ms since the epoch, when a STATUS report arrived.
+    ///   - isStoreReachable: whether the store answered its last ping (``StoreWatch``); while
+    ///     it does not, batches are refused at once as retryable instead of queueing behind
+    ///     commits that cannot succeed.
     public init(
-        store: any FeedbackStore & FleetStatusStore, registry: NodeRegistry, commit: HubConfiguration.Commit, metrics: HubMetrics,
-        logger: Logger, clock: @escaping @Sendable () -> Int64
+        store: any RecordStore & FleetStatusStore, registry: NodeRegistry, commit: HubConfiguration.Commit, metrics: HubMetrics,
+        logger: Logger, clock: @escaping @Sendable () -> Int64, isStoreReachable: @escaping @Sendable () -> Bool = { true }
     ) {
         self.store = store
+        self.isStoreReachable = isStoreReachable
         self.registry = registry
         self.statuses = StatusKeeper(store: store, registry: registry, clock: clock, logger: logger)
         var limits = GroupCommitter.Limits()
@@ -47,8 +53,10 @@ public final class HubIngest: IngestBackend {
         self.registry.rights(for: batch)
     }
 
-    /// Hands the batch to the group committer; the future fails when its transaction does.
+    /// Hands the batch to the group committer; the future fails when its transaction does,
+    /// and at once while the store does not answer (a retryable REJECT either way).
     public func take(_ batch: AcceptedBatch, on eventLoop: any EventLoop) -> EventLoopFuture<TakeOutcome> {
+        guard self.isStoreReachable() else { return eventLoop.makeFailedFuture(StoreError("the store does not answer")) }
         let incoming = IncomingBatch(key: batch.key, records: batch.records, receivedAt: batch.receivedAt)
         return self.committer.submit(incoming, on: eventLoop).map { outcome in
             switch outcome {

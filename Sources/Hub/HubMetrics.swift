@@ -18,22 +18,32 @@ public struct HubMetrics: Sendable {
     let tlsCertificateExpiry: Gauge
     /// Registered, unrevoked nodes seen before and not for `fleet.silentAfterMinutes`.
     let nodesSilent: Gauge
+    /// 1 while the store answers its ping, 0 while it does not.
+    let storeUp: Gauge
+    /// Store connections leased now (PostgreSQL).
+    let storePoolInUse: Gauge
+    /// The store's connection pool size (PostgreSQL).
+    let storePoolSize: Gauge
     private let factory: any MetricsFactory
 
-    /// Creates the metrics in `factory` (the hub's Prometheus registry, or a test factory).
-    public init(factory: any MetricsFactory) {
+    /// Creates the metrics in `factory` (the hub's Prometheus registry, or a test factory);
+    /// `store` (`sqlite` or `postgres`) labels the commit and store metrics.
+    public init(factory: any MetricsFactory, store: String = "sqlite") {
         self.factory = factory
         self.server = NodeServerMetrics(factory: factory, prefix: "feedback_hub")
         self.recordsStored = Counter(label: "feedback_hub_records_stored_total", factory: factory)
         self.batchesStored = Counter(label: "feedback_hub_batches_total", dimensions: [("outcome", "stored")], factory: factory)
         self.batchesDuplicate = Counter(label: "feedback_hub_batches_total", dimensions: [("outcome", "duplicate")], factory: factory)
-        self.commitDuration = Timer(label: "feedback_hub_commit_duration_seconds", factory: factory)
+        self.commitDuration = Timer(label: "feedback_hub_commit_duration_seconds", dimensions: [("store", store)], factory: factory)
         self.commitBatches = Recorder(label: "feedback_hub_commit_batches", factory: factory)
         self.alertsRaised = Counter(label: "feedback_hub_alerts_raised_total", factory: factory)
         self.alertsEscalated = Counter(label: "feedback_hub_alerts_escalated_total", factory: factory)
         self.alertLatency = Timer(label: "feedback_hub_alert_latency_seconds", factory: factory)
         self.tlsCertificateExpiry = Gauge(label: "feedback_hub_tls_certificate_expiry_timestamp_seconds", factory: factory)
         self.nodesSilent = Gauge(label: "feedback_hub_nodes_silent", factory: factory)
+        self.storeUp = Gauge(label: "feedback_hub_store_up", dimensions: [("store", store)], factory: factory)
+        self.storePoolInUse = Gauge(label: "feedback_hub_store_pool_connections", dimensions: [("state", "in_use")], factory: factory)
+        self.storePoolSize = Gauge(label: "feedback_hub_store_pool_connections", dimensions: [("state", "size")], factory: factory)
     }
 
     /// Alert delivery attempts by outcome: `delivered`, `failed` (will retry), `dead` (given up).

@@ -17,11 +17,20 @@ public final class NodeRegistry: Sendable {
         var frames: (revision: UInt64, frames: [RegistryUpdate])?
     }
 
-    private let store: any FeedbackStore
+    private let store: any RegistryStore
     private let snapshot: Mutex<Snapshot>
+    /// When a HELLO of a node unknown to the snapshot last made it reload (at most every
+    /// ``unknownNodeReloadInterval``).
+    private let reloadedForUnknown = Mutex<ContinuousClock.Instant?>(nil)
+
+    /// Fewest time between two reloads made for an unknown node: several hubs share one
+    /// registry, and a node enrolled through another hub is known here at the next
+    /// once-a-second refresh; a HELLO that comes sooner makes the hub look at once, but no
+    /// stream of unknown nodes can make it reload more often than this.
+    static let unknownNodeReloadInterval = Duration.milliseconds(250)
 
     /// Loads the registry from `store`.
-    public init(store: any FeedbackStore) throws {
+    public init(store: any RegistryStore) throws {
         self.store = store
         self.snapshot = Mutex(Snapshot())
         try self.refresh()
@@ -71,7 +80,11 @@ public final class NodeRegistry: Sendable {
     ///
     /// - Returns: the node, or the connection-level REJECT to send.
     public func authenticate(_ hello: Hello, challenge: Challenge, now: Int64) -> Result<RegisteredNode, Reject> {
-        let (directory, known) = self.snapshot.withLock { ($0.directory, $0.nodes[hello.nodeID]) }
+        var (directory, known) = self.snapshot.withLock { ($0.directory, $0.nodes[hello.nodeID]) }
+        if known == nil, hello.enrollmentToken.isEmpty, self.mayReloadForUnknown() {
+            try? self.refresh()
+            (directory, known) = self.snapshot.withLock { ($0.directory, $0.nodes[hello.nodeID]) }
+        }
         switch directory.authenticate(hello, challenge: challenge) {
         case .failure(let reject)?:
             return .failure(reject)
@@ -111,6 +124,15 @@ public final class NodeRegistry: Sendable {
             }
         } catch {
             return .failure(.connection(.storeUnavailable, .retryable, "enrollment could not be stored"))
+        }
+    }
+
+    private func mayReloadForUnknown() -> Bool {
+        let now = ContinuousClock.now
+        return self.reloadedForUnknown.withLock { last in
+            if let last, now - last < Self.unknownNodeReloadInterval { return false }
+            last = now
+            return true
         }
     }
 

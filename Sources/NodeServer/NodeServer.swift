@@ -158,8 +158,14 @@ public final class NodeServer: Service, Sendable {
         for channel in self.openChannels {
             try? await channel.close()
         }
-        // Whatever the backend already took is durable before we return.
-        self.backend.stopTaking()
+        // Whatever the backend already took is durable before we return. It blocks (the hub
+        // waits for its last commit): on the blocking pool, not on a concurrency thread.
+        let backend = self.backend
+        do {
+            try await self.blockingPool.runIfActive { backend.stopTaking() }
+        } catch {
+            backend.stopTaking()
+        }
         self.state.withLock { $0 = .stopped }
         try? await self.blockingPool.shutdownGracefully()
         try? await self.group.shutdownGracefully()

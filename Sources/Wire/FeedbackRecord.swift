@@ -170,3 +170,14 @@ extension FeedbackRecord {
         }
     }
 }
+
+extension FeedbackRecord {
+    /// The attribute a source sets to `"true"` on a rating it judges misuse (a kiosk button
+    /// hammered): such a rating is stored but never alerts and never counts in a window.
+    public static let misuseAttribute = "misuse"
+
+    /// Whether the source flagged this rating as misuse (``misuseAttribute``).
+    public var isFlaggedMisuse: Bool {
+        self.attributes[Self.misuseAttribute] == "true"
+    }
+}

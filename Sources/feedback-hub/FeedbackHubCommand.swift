@@ -55,10 +55,12 @@ struct ConfigOption: ParsableArguments {
         try reporting { try HubConfiguration.load(from: self.config) }
     }
 
-    /// Opens the configured store, which another process (the running hub) may share.
-    func openStore() throws -> SQLiteStore {
+    /// Opens the configured store (SQLite or PostgreSQL), which running hubs may share.
+    func openStore() throws -> any FeedbackStore {
         let configuration = try self.load()
-        return try reporting { try SQLiteStore(path: configuration.store) }
+        var logger = Logger(label: "feedback-hub")
+        logger.logLevel = .warning
+        return try reporting { try Hub.openStore(configuration, alerts: .none, logger: logger) }
     }
 }
 

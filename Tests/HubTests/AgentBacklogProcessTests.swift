@@ -126,13 +126,13 @@ import Testing
         let peakOverall = peak.withLockedValue { $0 }
         #expect(drained, "the backlog reached the hub")
 
-        let stored = try hub.hub.store.read { db in
+        let stored = try hub.hub.sqlite.read { db in
             try String.fetchAll(db, sql: "SELECT lower(hex(id)) FROM records")
         }
         let expected = Set(acceptedIDs.map { $0.replacingOccurrences(of: "-", with: "").lowercased() })
         #expect(stored.count == expected.count, "every accepted rating stored, none twice")
         #expect(Set(stored) == expected)
-        let resealed = try hub.hub.store.read { db in
+        let resealed = try hub.hub.sqlite.read { db in
             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM batches WHERE stored_records != record_count") ?? -1
         }
         #expect(resealed == 0, "no rating travelled in two batches")

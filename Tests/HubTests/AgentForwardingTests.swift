@@ -63,7 +63,7 @@ import Wire
         let again = try await HubHarness.start(folder: first.folder) { $0.listen = "127.0.0.1:\(port)" }
         #expect(await running.agent.flush(timeout: .seconds(30)))
         #expect(try again.recordCount == 300)
-        let stored = try again.hub.store.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(DISTINCT id) FROM records") ?? 0 }
+        let stored = try again.hub.sqlite.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(DISTINCT id) FROM records") ?? 0 }
         #expect(stored == 300)
         #expect(running.agent.status.uplink.batchesDeadLettered == 0)
         try await running.stop()
@@ -212,7 +212,7 @@ import Wire
         await running.value
         #expect(forwarding.stats.batchesDeadLettered == 0)
         func stored(_ origin: UUID) throws -> Int {
-            try hub.hub.store.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM records WHERE origin = ?", arguments: [origin]) ?? 0 }
+            try hub.hub.sqlite.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM records WHERE origin = ?", arguments: [origin]) ?? 0 }
         }
         #expect(try stored(kiosk.nodeID) == 60, "stored under the kiosk, not the relay that forwarded them")
         #expect(try stored(relay.nodeID) == 30)

@@ -96,7 +96,7 @@ import Wire
         #expect(await self.answers(health), "the agent came back up on its spool")
         defer { if agent.isRunning { kill(agent.processIdentifier, SIGKILL) } }
         let reachedHub = try await eventually(seconds: 30) {
-            let stored = try hub.hub.store.read { db in
+            let stored = try hub.hub.sqlite.read { db in
                 try String.fetchAll(db, sql: "SELECT lower(hex(id)) FROM records")
             }
             let storedIDs = Set(stored)
@@ -106,7 +106,7 @@ import Wire
         print("agent kill test: \(acceptedIDs.count) accepted, \(storedBeforeRestart) in the hub at the kill, \(try hub.recordCount) after the restart")
         // No rating travelled in two batches (a re-seal after the crash would show as a
         // batch whose records were already stored), and none beyond what was posted.
-        let resealed = try hub.hub.store.read { db in
+        let resealed = try hub.hub.sqlite.read { db in
             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM batches WHERE stored_records != record_count") ?? -1
         }
         #expect(resealed == 0)

@@ -272,3 +272,13 @@ func launch(_ binary: String, _ arguments: [String], log: String) throws -> Proc
     return process
 }
 
+
+extension Hub {
+    /// The hub's store as the SQLite store these tests run on, for checks written in SQL.
+    var sqlite: SQLiteStore {
+        get throws {
+            guard let store = self.store as? SQLiteStore else { throw StoreError("the hub's store is not SQLite") }
+            return store
+        }
+    }
+}

@@ -112,7 +112,7 @@ import Testing
 
     /// When each kiosk rating in the hub happened.
     static func pressTimes(_ hub: HubHarness) throws -> [Int64] {
-        try hub.hub.store.read { db in try Int64.fetchAll(db, sql: "SELECT occurred_at FROM records WHERE source = 2") }
+        try hub.hub.sqlite.read { db in try Int64.fetchAll(db, sql: "SELECT occurred_at FROM records WHERE source = 2") }
     }
 
     @Test func aFIFOIsReadNoFurtherWhileTheSpoolIsFullAndNoPressIsLost() async throws {

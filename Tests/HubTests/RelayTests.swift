@@ -117,7 +117,7 @@ extension HubHarness {
     /// Stored record ids (lower-case hex, no dashes) with how many times each is stored, and
     /// the origin each is stored under.
     func storedRecords() throws -> [String: (count: Int, origin: String)] {
-        let rows = try self.hub.store.read { db in
+        let rows = try self.hub.sqlite.read { db in
             try Row.fetchAll(db, sql: "SELECT lower(hex(id)) AS id, lower(hex(origin)) AS origin FROM records")
         }
         var stored: [String: (count: Int, origin: String)] = [:]
@@ -141,7 +141,7 @@ extension HubHarness {
         let originHex = origin.nodeID.uuidString.replacingOccurrences(of: "-", with: "").lowercased()
         #expect(wanted.allSatisfy { stored[$0].map { $0.count == 1 && $0.origin == originHex } ?? true }, "\(what): stored once, under the kiosk's origin")
         // No batch re-sealed or stored twice: every committed batch stored all its records.
-        let partial = try self.hub.store.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM batches WHERE stored_records != record_count") ?? -1 }
+        let partial = try self.hub.sqlite.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM batches WHERE stored_records != record_count") ?? -1 }
         #expect(partial == 0, "\(what): no batch's records arrived in another batch")
     }
 }

@@ -21,7 +21,7 @@ import Wire
     }
 
     private func storedSites(_ hub: HubHarness) throws -> [String] {
-        try hub.hub.store.read { db in try String.fetchAll(db, sql: "SELECT site FROM records ORDER BY site") }
+        try hub.hub.sqlite.read { db in try String.fetchAll(db, sql: "SELECT site FROM records ORDER BY site") }
     }
 
     @Test func anAgentEnrolledForOneSiteCannotReportForAnother() async throws {
@@ -94,7 +94,7 @@ import Wire
         do {
             // The store as the previous release left it: nodes and tokens with one `site`.
             let queue = try DatabaseQueue(path: path)
-            try SQLiteStore.migrator.migrate(queue, upTo: "v2-alerts")
+            try SQLiteSchema.migrator.migrate(queue, upTo: "v2-alerts")
             try queue.write { db in
                 // An old free-text site no record can name (over the 64-byte limit) stays listed
                 // and reports for nothing rather than vanishing from the registry.

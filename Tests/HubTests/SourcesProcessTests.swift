@@ -25,7 +25,7 @@ import Wire
 
     /// Rows of the hub's records from `source` (3 call, 2 kiosk, 4 api).
     private func stored(_ hub: HubHarness, source: Int) throws -> [(score: Int, site: String, subject: String, occurredAt: Int64, attributes: String)] {
-        try hub.hub.store.read { db in
+        try hub.hub.sqlite.read { db in
             try Row.fetchAll(db, sql: "SELECT score, site, subject, occurred_at, attributes FROM records WHERE source = ?", arguments: [source])
                 .map { ($0[0], $0[1], $0[2], $0[3], $0[4]) }
         }
@@ -193,7 +193,7 @@ import Wire
         #expect(output.contains("imported 3 ratings") && output.contains("1 bad lines skipped"), "\(output)")
         #expect(output.contains("survey-export.csv:4: skipped: score 11 is outside the nps scale"), "\(output)")
         #expect(output.contains("all acknowledged by the hub"), "\(output)")
-        let rows = try hub.hub.store.read { db in
+        let rows = try hub.hub.sqlite.read { db in
             try Row.fetchAll(db, sql: "SELECT score, comment, attributes FROM records ORDER BY occurred_at").map { ($0[0] as Int, $0[1] as String, $0[2] as String) }
         }
         #expect(rows.map(\.0) == [9, 2, 5])

@@ -1,4 +1,5 @@
 import Foundation
+import Wire
 
 /// One Linux input event (`struct input_event` on 64-bit Linux: `struct timeval` of two
 /// 64-bit fields, `u16 type`, `u16 code`, `s32 value`; 24 bytes, host byte order).
@@ -107,7 +108,7 @@ public struct KioskButtons: Sendable {
         self.recent.append(time)
         self.recent.removeAll { time - $0 >= self.misuseWindowMilliseconds }
         var attributes = ["kiosk": self.kiosk]
-        if self.recent.count > self.misuseLimit { attributes["misuse"] = "true" }
+        if self.recent.count > self.misuseLimit { attributes[FeedbackRecord.misuseAttribute] = "true" }
         return FeedbackSubmission(
             source: "kiosk", scale: self.scale, score: score, occurredAt: time, site: self.site, channel: "kiosk",
             subject: self.kiosk, survey: self.survey, attributes: attributes

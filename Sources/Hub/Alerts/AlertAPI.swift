@@ -10,8 +10,11 @@ import NIOCore
 ///   `{"note": "…"}` (a note is required to cancel): moves the alert along its life.
 ///
 /// Errors are `{"error":{"code","message","field"}}` with 400, 404 or 409.
+///
+/// The store is read and written on NIO's blocking pool (``StoreAccess``), never on the
+/// server's event loops.
 struct AlertAPI: Sendable {
-    let store: SQLiteStore
+    let store: any AlertStore
     let clock: @Sendable () -> Int64
 
     func register(on router: Router<BasicRequestContext>) {
@@ -35,14 +38,15 @@ struct AlertAPI: Sendable {
             }
             let overdue = query.get("overdue") == "true"
             let now = clock()
-            let alerts = try store.alerts(status: status, site: query.get("site"), overdueAt: overdue ? now : nil, limit: limit)
+            let (site, wanted, most) = (query.get("site"), status, limit)
+            let alerts = try await StoreAccess.run { try store.alerts(status: wanted, site: site, overdueAt: overdue ? now : nil, limit: most) }
             return Self.json(.ok, ["alerts": alerts.map { Self.object($0, now: now) }])
         }
         router.get("v1/alerts/:id") { _, context -> Response in
             guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)) else {
                 return Self.error(.badRequest, "invalidId", "the alert id must be a UUID", field: "id")
             }
-            guard let alert = try store.alert(id) else { return Self.error(.notFound, "notFound", "no alert has this id") }
+            guard let alert = try await StoreAccess.run({ try store.alert(id) }) else { return Self.error(.notFound, "notFound", "no alert has this id") }
             return Self.json(.ok, Self.object(alert, now: clock()))
         }
         for (action, status) in [("acknowledge", Alert.Status.acknowledged), ("resolve", .resolved), ("cancel", .cancelled)] {
@@ -70,7 +74,8 @@ struct AlertAPI: Sendable {
                 if status == .cancelled, note.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
                     return Self.error(.badRequest, "noteRequired", "cancelling an alert needs a note saying why", field: "note")
                 }
-                switch try store.transition(id, to: status, note: note, at: clock()) {
+                let kept = note
+                switch try await StoreAccess.run({ try store.transition(id, to: status, note: kept, at: clock()) }) {
                 case .success(let alert):
                     return Self.json(.ok, Self.object(alert, now: clock()))
                 case .failure(.notFound):

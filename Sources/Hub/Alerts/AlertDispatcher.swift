@@ -14,12 +14,19 @@ import Synchronization
 /// escalation. Each delivery has a stable id (the `webhook-id` header), the same on every
 /// retry; it is marked delivered only after the target answered 2xx, so a hub crash
 /// between the two makes it go again with the same id (at-least-once, deduplicated by id).
+///
+/// Every store call runs on NIO's blocking pool (``StoreAccess``), never on a concurrency
+/// thread. It also prunes the window rules' counts that can no longer matter, every
+/// ``pruneInterval``.
 public final class AlertDispatcher: Service, Sendable {
     /// Most deliveries in flight at once.
     public static let maxConcurrent = 32
+    /// How often window counts older than the evaluator's horizon are deleted, ms.
+    public static let pruneIntervalMilliseconds: Int64 = 600_000
 
-    private let store: SQLiteStore
+    private let store: any AlertStore
     private let rules: AlertRules
+    private let pruned = Mutex<Int64>(0)
     private let metrics: HubMetrics
     private let logger: Logger
     private let now: @Sendable () -> Int64
@@ -34,7 +41,7 @@ public final class AlertDispatcher: Service, Sendable {
     ///   - now: the clock (ms since the epoch); tests inject one to make deadlines pass.
     ///   - tick: how often retries and deadlines are checked without a wake-up.
     public init(
-        store: SQLiteStore, rules: AlertRules, metrics: HubMetrics, logger: Logger,
+        store: any AlertStore, rules: AlertRules, metrics: HubMetrics, logger: Logger,
         now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) },
         tick: Duration = .milliseconds(250)
     ) {
@@ -67,8 +74,9 @@ public final class AlertDispatcher: Service, Sendable {
                 }
             }
             for await _ in self.wakes.cancelOnGracefulShutdown() {
-                self.escalate()
-                for delivery in self.takeDue() {
+                await self.escalate()
+                await self.prune()
+                for delivery in await self.takeDue() {
                     group.addTask {
                         await self.deliver(delivery)
                         self.busy.withLock { _ = $0.remove(delivery.id) }
@@ -80,9 +88,10 @@ public final class AlertDispatcher: Service, Sendable {
         }
     }
 
-    private func escalate() {
+    private func escalate() async {
+        let (store, now) = (self.store, self.now())
         do {
-            for (id, level) in try self.store.escalateOverdue(rules: self.rules, now: self.now()) {
+            for (id, level) in try await StoreAccess.run({ try store.escalateOverdue(now: now) }) {
                 self.metrics.alertsEscalated.increment()
                 self.logger.warning("alert not acknowledged in time; escalated", metadata: ["alert": "\(id)", "level": "\(level)"])
             }
@@ -91,12 +100,30 @@ public final class AlertDispatcher: Service, Sendable {
         }
     }
 
-    private func takeDue() -> [DueDelivery] {
+    private func prune() async {
+        let now = self.now()
+        guard let horizon = AlertEvaluator(rules: self.rules).windowHorizon(now: now),
+            self.pruned.withLock({ last in
+                guard now - last >= Self.pruneIntervalMilliseconds else { return false }
+                last = now
+                return true
+            })
+        else { return }
+        let store = self.store
+        do {
+            try await StoreAccess.run { try store.pruneAlertWindows(before: horizon) }
+        } catch {
+            self.logger.error("cannot prune the alert windows", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func takeDue() async -> [DueDelivery] {
         let busy = self.busy.withLock { $0 }
         let room = Self.maxConcurrent - busy.count
         guard room > 0 else { return [] }
+        let (store, now) = (self.store, self.now())
         do {
-            let due = try self.store.dueDeliveries(now: self.now(), limit: room, excluding: busy)
+            let due = try await StoreAccess.run { try store.dueDeliveries(now: now, limit: room, excluding: busy) }
             self.busy.withLock { $0.formUnion(due.map(\.id)) }
             return due
         } catch {
@@ -108,7 +135,7 @@ public final class AlertDispatcher: Service, Sendable {
     private func deliver(_ delivery: DueDelivery) async {
         guard let target = self.rules.targets[delivery.target] else {
             // The rules changed since the alert was raised; nothing to send it to.
-            self.record(delivery, failure: "no target is named \"\(delivery.target)\"", permanent: true)
+            await self.record(delivery, failure: "no target is named \"\(delivery.target)\"", permanent: true)
             return
         }
         let message = WebhookMessage(delivery: delivery, target: target, timestamp: self.now() / 1000)
@@ -125,8 +152,8 @@ public final class AlertDispatcher: Service, Sendable {
             _ = try? await response.body.collect(upTo: 64 * 1024)
             if (200..<300).contains(response.status.code) {
                 do {
-                    let at = self.now()
-                    try self.store.deliveryDone(delivery.id, at: at)
+                    let (store, at) = (self.store, self.now())
+                    try await StoreAccess.run { try store.deliveryDone(delivery.id, at: at) }
                     self.metrics.alertDeliveries(outcome: "delivered").increment()
                     if delivery.level == 0 {
                         self.metrics.alertLatency.recordNanoseconds(max(0, at - delivery.capturedAt) * 1_000_000)
@@ -140,10 +167,10 @@ public final class AlertDispatcher: Service, Sendable {
         } catch {
             failure = "\(error)"
         }
-        self.record(delivery, failure: failure, permanent: false)
+        await self.record(delivery, failure: failure, permanent: false)
     }
 
-    private func record(_ delivery: DueDelivery, failure: String, permanent: Bool) {
+    private func record(_ delivery: DueDelivery, failure: String, permanent: Bool) async {
         let attempts = delivery.attempts + 1
         let settings = self.rules.delivery
         let dead = permanent || attempts >= settings.maxAttempts
@@ -151,7 +178,8 @@ public final class AlertDispatcher: Service, Sendable {
         let base = min(settings.firstRetryMilliseconds << min(attempts - 1, 30), settings.maxRetryMilliseconds)
         let retryAt = dead ? nil : self.now() + base + Int64.random(in: 0...max(base / 5, 0))
         do {
-            try self.store.deliveryFailed(delivery.id, error: failure, retryAt: retryAt)
+            let store = self.store
+            try await StoreAccess.run { try store.deliveryFailed(delivery.id, error: failure, retryAt: retryAt) }
         } catch {
             self.logger.error("cannot record a failed alert delivery", metadata: ["error": "\(error)"])
         }

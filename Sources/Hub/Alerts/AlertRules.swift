@@ -94,7 +94,7 @@ public struct AlertRules: Sendable {
 
         /// Whether `record` is one this rule counts (scale and filter; misuse is never counted).
         public func considers(_ record: FeedbackRecord) -> Bool {
-            self.scale != nil && record.scale == self.scale && record.attributes["misuse"] != "true" && self.filter.matches(record)
+            self.scale != nil && record.scale == self.scale && !record.isFlaggedMisuse && self.filter.matches(record)
         }
 
         /// Whether a silent rule watches `node`: any node without a `sites` filter, else a

@@ -1,32 +1,6 @@
 import Foundation
 import Wire
 
-/// A batch ready to commit: verified, decompressed and validated.
-public struct IncomingBatch: Sendable {
-    /// Origin and sequence.
-    public var key: BatchKey
-    /// The records, each already valid.
-    public var records: [FeedbackRecord]
-    /// When the hub received it, ms since the epoch.
-    public var receivedAt: Int64
-
-    /// Creates a batch to commit.
-    public init(key: BatchKey, records: [FeedbackRecord], receivedAt: Int64) {
-        self.key = key
-        self.records = records
-        self.receivedAt = receivedAt
-    }
-}
-
-/// What committing one batch did.
-public enum CommitOutcome: Sendable, Hashable {
-    /// First time this (origin, sequence) was seen: stored; `newRecords` of its records were
-    /// new (the others were already stored under their ids, from another batch).
-    case stored(newRecords: Int)
-    /// This (origin, sequence) was already committed; nothing was written.
-    case duplicate
-}
-
 /// A node key as the registry holds it.
 public struct RegisteredNode: Sendable, Hashable {
     /// Node id (an agent's origin).
@@ -84,22 +58,10 @@ public enum EnrollmentRefusal: Error, Sendable, Hashable, CustomStringConvertibl
     }
 }
 
-/// Where the hub keeps records, batches and the node registry. Every method blocks; call
-/// them off the event loops. Implementations must make ``commit(_:)`` durable before it
-/// returns: the hub acknowledges batches on its return.
-public protocol FeedbackStore: Sendable {
-    /// Commits `batches` in one transaction and returns one outcome per batch, in order.
-    /// Duplicates (same origin and sequence) store nothing; a record already stored under
-    /// its id is skipped.
-    func commit(_ batches: [IncomingBatch]) throws -> [CommitOutcome]
-
-    /// Whether the batch (origin, sequence) is committed.
-    func isCommitted(_ key: BatchKey) throws -> Bool
-
-    /// The highest committed sequence of `origin`, 0 when none.
-    func committedSequence(origin: UUID) throws -> UInt64
-
-    /// Every registered node.
+/// Where the hub keeps the node registry and the enrollment tokens. Every method blocks;
+/// call them off the event loops and off Swift concurrency's threads.
+public protocol RegistryStore: Sendable {
+    /// Every registered node, in registration order.
     func nodes() throws -> [RegisteredNode]
 
     /// Registers a node's key. Throws if the node id is taken.
@@ -116,12 +78,8 @@ public protocol FeedbackStore: Sendable {
 
     /// Redeems a token for `node` in one transaction: the token must exist, be unused and
     /// unexpired, and enroll a relay if `node.role` is relay; the node is registered with the
-    /// token's sites and role. A refused redemption leaves the token unused.
+    /// token's sites and role. A refused redemption leaves the token unused. The same node
+    /// with the same key redeeming its own token again is enrolled, not refused (its first
+    /// answer was lost).
     func redeemEnrollmentToken(hash: [UInt8], node: RegisteredNode, at time: Int64) throws -> Result<RegisteredNode, EnrollmentRefusal>
-
-    /// Number of stored records.
-    func recordCount() throws -> Int
-
-    /// Number of committed batches.
-    func batchCount() throws -> Int
 }

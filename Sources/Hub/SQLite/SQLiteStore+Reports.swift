@@ -2,29 +2,7 @@ import Foundation
 import GRDB
 import Wire
 
-/// One site's ratings, for `feedback-hub report` and dashboards.
-public struct SiteSummary: Sendable, Hashable {
-    /// The site ("" for records without one).
-    public var site: String
-    /// Ratings stored, every scale.
-    public var responses: Int
-    /// Negative ratings (detractors, csat 1–2, …).
-    public var negatives: Int
-    /// NPS ratings among them.
-    public var npsResponses: Int
-    /// NPS 9–10.
-    public var promoters: Int
-    /// NPS 0–6.
-    public var detractors: Int
-
-    /// Net Promoter Score: % promoters − % detractors of the NPS responses; nil without any.
-    public var nps: Double? {
-        guard self.npsResponses > 0 else { return nil }
-        return (Double(self.promoters) - Double(self.detractors)) * 100 / Double(self.npsResponses)
-    }
-}
-
-extension SQLiteStore {
+extension SQLiteStore: ReportStore {
     /// The text of `column`, whole: from its `COLUMN_bytes` copy (`CAST(column AS BLOB)`)
     /// when the query selected one. Text stored before PROTOCOL.md §2.4 refused control
     /// characters may hold a NUL, where reading it as a C string would cut it short.

@@ -3,25 +3,6 @@ import GRDB
 import Wire
 
 extension SQLiteStore: FleetStatusStore {
-    static func registerFleetStatusSchema(_ migrator: inout DatabaseMigrator) {
-        migrator.registerMigration("v4-node-status") { db in
-            // The index makes a node's newest batch one seek, so "last seen" costs one lookup
-            // per node and not a scan of its batches (built once, on upgrade).
-            try db.execute(
-                sql: """
-                    CREATE TABLE node_status (
-                        node_id BLOB NOT NULL PRIMARY KEY,
-                        received_at INTEGER NOT NULL,
-                        sent_at INTEGER NOT NULL,
-                        via BLOB,
-                        body TEXT NOT NULL
-                    ) WITHOUT ROWID;
-                    CREATE INDEX batches_by_origin_received ON batches (origin, received_at);
-                    """
-            )
-        }
-    }
-
     public func keep(_ statuses: [KeptStatus]) throws {
         guard !statuses.isEmpty else { return }
         try self.pool.write { db in

@@ -1,0 +1,159 @@
+import Foundation
+
+/// The PostgreSQL store's schema: every table, index and migration of ``PostgresStore``, in
+/// the order they were introduced. A migration, once released, never changes: a change is
+/// a new migration at the end. ``PostgresStore`` applies the missing ones at start, holding
+/// ``migrationLock`` (a session advisory lock), so hubs that start together migrate once.
+enum PostgresSchema {
+    /// The advisory lock key migrations and partition upkeep hold ("FMSH" as a number).
+    static let migrationLock: Int64 = 0x464D_5348
+
+    /// Migrations by version, in order.
+    static let migrations: [(version: String, sql: String)] = [
+        (
+            "v1",
+            """
+            CREATE TABLE nodes (
+                node_id uuid PRIMARY KEY,
+                public_key bytea NOT NULL,
+                key_id bigint NOT NULL,
+                role smallint NOT NULL,
+                sites text NOT NULL,
+                created_at bigint NOT NULL,
+                revoked_at bigint
+            );
+            CREATE TABLE enrollment_tokens (
+                token_hash bytea PRIMARY KEY,
+                sites text NOT NULL,
+                role smallint NOT NULL,
+                created_at bigint NOT NULL,
+                expires_at bigint NOT NULL,
+                used_at bigint,
+                node_id uuid
+            );
+            CREATE TABLE batches (
+                origin uuid NOT NULL,
+                sequence bigint NOT NULL,
+                record_count integer NOT NULL,
+                stored_records integer NOT NULL,
+                received_at bigint NOT NULL,
+                PRIMARY KEY (origin, sequence)
+            );
+            CREATE INDEX batches_by_origin_received ON batches (origin, received_at);
+            -- Partitioned by the record id's range: a UUIDv7 begins with its capture time in
+            -- ms, so a month of ids is one range, and the primary key (the id, which is the
+            -- partition key) stays unique across every partition: each duplicate is caught.
+            -- Ids outside the partitions made so far (a clock far ahead, ids of other
+            -- versions) land in the default partition.
+            CREATE TABLE records (
+                id uuid NOT NULL,
+                origin uuid NOT NULL,
+                sequence bigint NOT NULL,
+                source smallint NOT NULL,
+                scale smallint NOT NULL,
+                score smallint NOT NULL,
+                negative boolean NOT NULL,
+                occurred_at bigint NOT NULL,
+                captured_at bigint NOT NULL,
+                stored_at bigint NOT NULL,
+                site text NOT NULL,
+                channel text NOT NULL,
+                subject text NOT NULL,
+                topic text NOT NULL,
+                survey text NOT NULL,
+                customer text NOT NULL,
+                comment text NOT NULL,
+                attributes text NOT NULL,
+                PRIMARY KEY (id)
+            ) PARTITION BY RANGE (id);
+            CREATE TABLE records_default PARTITION OF records DEFAULT;
+            CREATE INDEX records_by_time ON records (occurred_at);
+            CREATE INDEX records_by_site ON records (site, occurred_at);
+            CREATE INDEX records_by_subject ON records (subject, occurred_at);
+            CREATE INDEX records_by_score ON records (scale, score, occurred_at);
+            CREATE TABLE alerts (
+                id uuid PRIMARY KEY,
+                rule text NOT NULL,
+                kind text NOT NULL,
+                status text NOT NULL,
+                level integer NOT NULL,
+                max_level integer NOT NULL,
+                site text NOT NULL,
+                subject text NOT NULL,
+                summary text NOT NULL,
+                details text NOT NULL,
+                record_id uuid,
+                created_at bigint NOT NULL,
+                captured_at bigint NOT NULL,
+                deadline_at bigint,
+                acknowledged_at bigint,
+                closed_at bigint,
+                note text NOT NULL DEFAULT ''
+            );
+            CREATE INDEX alerts_by_status ON alerts (status, created_at);
+            CREATE INDEX alerts_by_deadline ON alerts (status, deadline_at);
+            -- claimed_by and claimed_until: the hub sending a delivery holds a lease on it, so
+            -- each webhook goes out from one hub, and a dead hub's claims pass to the others
+            -- when the lease ends.
+            CREATE TABLE alert_deliveries (
+                id uuid PRIMARY KEY,
+                alert_id uuid NOT NULL,
+                level integer NOT NULL,
+                target text NOT NULL,
+                state text NOT NULL,
+                attempts integer NOT NULL DEFAULT 0,
+                next_attempt_at bigint NOT NULL,
+                last_error text NOT NULL DEFAULT '',
+                delivered_at bigint,
+                claimed_by uuid,
+                claimed_until bigint,
+                UNIQUE (alert_id, level, target)
+            );
+            CREATE INDEX alert_deliveries_due ON alert_deliveries (state, next_attempt_at);
+            CREATE TABLE alert_windows (
+                rule text NOT NULL,
+                key text NOT NULL,
+                firing boolean NOT NULL,
+                PRIMARY KEY (rule, key)
+            );
+            CREATE TABLE alert_window_events (
+                rule text NOT NULL,
+                key text NOT NULL,
+                occurred_at bigint NOT NULL,
+                record_id uuid NOT NULL,
+                negative boolean NOT NULL,
+                stored_at bigint NOT NULL,
+                PRIMARY KEY (rule, key, occurred_at, record_id)
+            );
+            CREATE INDEX alert_window_events_by_arrival ON alert_window_events (stored_at);
+            CREATE TABLE node_status (
+                node_id uuid PRIMARY KEY,
+                received_at bigint NOT NULL,
+                sent_at bigint NOT NULL,
+                via uuid,
+                body text NOT NULL
+            );
+            """
+        )
+    ]
+}
+
+extension PostgresSchema {
+    /// The statements of a migration, one per `;` at a line's end (PostgreSQL's extended
+    /// protocol takes one statement at a time). Comment lines are left out.
+    static func statements(of sql: String) -> [String] {
+        var statements: [String] = []
+        var current: [Substring] = []
+        for line in sql.split(separator: "\n") {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty || trimmed.hasPrefix("--") { continue }
+            current.append(line)
+            if trimmed.hasSuffix(";") {
+                statements.append(current.joined(separator: "\n"))
+                current = []
+            }
+        }
+        if !current.isEmpty { statements.append(current.joined(separator: "\n")) }
+        return statements
+    }
+}

@@ -1,0 +1,303 @@
+import Foundation
+import PostgresNIO
+
+extension PostgresStore: AlertStore {
+    /// How long a hub holds a delivery it took: twice the request's time limit and 5 s. A
+    /// hub that dies holding one loses it when the lease ends, and another hub sends it
+    /// (with the same `webhook-id`).
+    var claimMilliseconds: Int64 { self.evaluator.rules.delivery.timeoutMilliseconds * 2 + 5_000 }
+
+    public func onAlertsRaised(_ handler: @escaping @Sendable (Int) -> Void) {
+        self.alertsRaised.withLock { $0 = handler }
+    }
+
+    public func raiseSilenceAlerts(fleet: [FleetNode], now: Int64) throws -> Int {
+        let silences = self.evaluator.silences(in: fleet, now: now)
+        guard !silences.isEmpty else { return 0 }
+        let raised = try self.pool.transaction { session in
+            // Most ticks find only silences already raised: look before writing.
+            let known = Set(
+                try session.query("SELECT id FROM alerts WHERE id = ANY(\(silences.map(\.alertID))::uuid[])").map { try $0.decode(UUID.self) }
+            )
+            let ledger = PostgresAlertLedger(session: session)
+            for silence in silences where !known.contains(silence.alertID) {
+                try self.evaluator.raise(silence, now: now, in: ledger)
+            }
+            return try ledger.flush()
+        }
+        self.announce(raised)
+        return raised
+    }
+
+    /// Claims the due deliveries (`FOR UPDATE SKIP LOCKED`, then a lease): each goes out
+    /// from one hub at a time; one whose lease ended (its hub died) is claimable again.
+    public func dueDeliveries(now: Int64, limit: Int, excluding busy: Set<UUID>) throws -> [DueDelivery] {
+        let until = now + self.claimMilliseconds
+        return try self.pool.transaction { session in
+            let rows = try session.query(
+                """
+                UPDATE alert_deliveries d SET claimed_by = \(self.claimant), claimed_until = \(until)
+                FROM alerts a
+                WHERE a.id = d.alert_id AND d.id IN (
+                    SELECT id FROM alert_deliveries
+                    WHERE state = 'pending' AND next_attempt_at <= \(now) AND (claimed_until IS NULL OR claimed_until < \(now))
+                        AND NOT (id = ANY(\(Array(busy))::uuid[]))
+                    ORDER BY next_attempt_at LIMIT \(Int64(limit))
+                    FOR UPDATE SKIP LOCKED)
+                RETURNING d.id, d.alert_id, d.level, d.target, d.attempts, a.details, a.summary, a.captured_at, a.status
+                """
+            )
+            var due: [DueDelivery] = []
+            var closed: [UUID] = []
+            for row in rows {
+                let (id, alert, level, target, attempts, details, summary, capturedAt, status) = try row.decode(
+                    (UUID, UUID, Int32, String, Int32, String, String, Int64, String).self
+                )
+                if status == Alert.Status.resolved.rawValue || status == Alert.Status.cancelled.rawValue {
+                    closed.append(id)
+                    continue
+                }
+                due.append(
+                    DueDelivery(
+                        id: id, alertID: alert, level: Int(level), target: target, attempts: Int(attempts), details: details,
+                        summary: summary, capturedAt: capturedAt
+                    )
+                )
+            }
+            if !closed.isEmpty {
+                try session.execute("UPDATE alert_deliveries SET state = 'skipped', claimed_by = NULL WHERE id = ANY(\(closed)::uuid[])")
+            }
+            return due
+        }
+    }
+
+    public func deliveryDone(_ id: UUID, at time: Int64) throws {
+        try self.pool.withSession { session in
+            try session.execute(
+                """
+                UPDATE alert_deliveries SET state = 'delivered', attempts = attempts + 1, delivered_at = \(time),
+                    claimed_by = NULL, claimed_until = NULL
+                WHERE id = \(id)
+                """
+            )
+        }
+    }
+
+    public func deliveryFailed(_ id: UUID, error: String, retryAt: Int64?) throws {
+        try self.pool.withSession { session in
+            try session.execute(
+                """
+                UPDATE alert_deliveries SET attempts = attempts + 1, last_error = \(String(error.prefix(500))),
+                    state = CASE WHEN \(retryAt)::int8 IS NULL THEN 'dead' ELSE state END,
+                    next_attempt_at = COALESCE(\(retryAt)::int8, next_attempt_at), claimed_by = NULL, claimed_until = NULL
+                WHERE id = \(id)
+                """
+            )
+        }
+    }
+
+    /// The overdue alerts are locked (`FOR UPDATE SKIP LOCKED`) while they move up a level:
+    /// with several hubs, each escalation happens once.
+    public func escalateOverdue(now: Int64) throws -> [(id: UUID, level: Int)] {
+        try self.pool.transaction { session in
+            let rows = try session.query(
+                """
+                SELECT id, rule, level FROM alerts
+                WHERE status = 'open' AND deadline_at <= \(now) AND level < max_level
+                FOR UPDATE SKIP LOCKED
+                """
+            )
+            var escalated: [(id: UUID, level: Int)] = []
+            for row in rows {
+                let (id, rule, level) = try row.decode((UUID, String, Int32).self)
+                guard let step = self.evaluator.escalation(of: id, rule: rule, level: Int(level), now: now) else {
+                    // The rule changed since: stop escalating, keep it overdue.
+                    try session.execute("UPDATE alerts SET max_level = level WHERE id = \(id)")
+                    continue
+                }
+                try session.execute(
+                    "UPDATE alerts SET level = \(Int32(step.level)), deadline_at = \(step.deadlineAt) WHERE id = \(id)"
+                )
+                try PostgresAlertLedger.insert([step.delivery], session)
+                escalated.append((id, step.level))
+            }
+            return escalated
+        }
+    }
+
+    public func pruneAlertWindows(before time: Int64) throws {
+        try self.pool.withSession { try $0.execute("DELETE FROM alert_window_events WHERE stored_at < \(time)") }
+    }
+
+    public func deliveryCounts() throws -> [String: Int] {
+        try self.pool.withSession { session in
+            var counts: [String: Int] = [:]
+            for row in try session.query("SELECT state, COUNT(*) FROM alert_deliveries GROUP BY state") {
+                let (state, count) = try row.decode((String, Int).self)
+                counts[state] = count
+            }
+            return counts
+        }
+    }
+
+    public func alerts(status: Alert.Status?, site: String?, overdueAt now: Int64?, limit: Int) throws -> [Alert] {
+        try self.pool.withSession { session in
+            try session.query(
+                """
+                SELECT \(unescaped: Self.alertColumns) FROM alerts
+                WHERE (\(status?.rawValue)::text IS NULL OR status = \(status?.rawValue))
+                    AND (\(site)::text IS NULL OR site = \(site))
+                    AND (\(now)::int8 IS NULL OR (status = 'open' AND deadline_at <= \(now)))
+                ORDER BY created_at DESC LIMIT \(Int64(limit))
+                """
+            ).map(Self.alert)
+        }
+    }
+
+    public func alert(_ id: UUID) throws -> Alert? {
+        try self.pool.withSession { session in
+            try session.query("SELECT \(unescaped: Self.alertColumns) FROM alerts WHERE id = \(id)").first.map(Self.alert)
+        }
+    }
+
+    /// The alert's row is locked for the change, so two people (or hubs) acting at once
+    /// see one another's change.
+    public func transition(_ id: UUID, to status: Alert.Status, note: String, at time: Int64) throws -> Result<Alert, AlertTransitionError> {
+        try self.pool.transaction { session in
+            guard let current = try session.query("SELECT \(unescaped: Self.alertColumns) FROM alerts WHERE id = \(id) FOR UPDATE").first.map(Self.alert)
+            else { return .failure(.notFound) }
+            if let refusal = AlertTransitionError.check(from: current.status, to: status) { return .failure(refusal) }
+            let combined = note.isEmpty ? current.note : (current.note.isEmpty ? note : current.note + "\n" + note)
+            let row: PostgresRow?
+            if status == .acknowledged {
+                row = try session.query(
+                    """
+                    UPDATE alerts SET status = \(status.rawValue), acknowledged_at = \(time), note = \(combined) WHERE id = \(id)
+                    RETURNING \(unescaped: Self.alertColumns)
+                    """
+                ).first
+            } else {
+                row = try session.query(
+                    """
+                    UPDATE alerts SET status = \(status.rawValue), closed_at = \(time), note = \(combined) WHERE id = \(id)
+                    RETURNING \(unescaped: Self.alertColumns)
+                    """
+                ).first
+            }
+            guard let updated = try row.map(Self.alert) else { return .failure(.notFound) }
+            return .success(updated)
+        }
+    }
+
+    private static let alertColumns =
+        "id, rule, kind, status, level, site, subject, summary, record_id, created_at, captured_at, deadline_at, acknowledged_at, closed_at, note"
+
+    private static func alert(_ row: PostgresRow) throws -> Alert {
+        let (id, rule, kind, status, level, site, subject, summary, recordID, createdAt, capturedAt, deadlineAt, acknowledgedAt, closedAt, note) =
+            try row.decode((UUID, String, String, String, Int32, String, String, String, UUID?, Int64, Int64, Int64?, Int64?, Int64?, String).self)
+        return Alert(
+            id: id, rule: rule, kind: kind, status: Alert.Status(rawValue: status) ?? .open, level: Int(level), site: site, subject: subject,
+            summary: summary, recordID: recordID, createdAt: createdAt, capturedAt: capturedAt, deadlineAt: deadlineAt,
+            acknowledgedAt: acknowledgedAt, closedAt: closedAt, note: note
+        )
+    }
+}
+
+/// The alert ledger over an open PostgreSQL transaction. Window counts are read and written
+/// at once, under a transaction-scoped advisory lock per rule and key (several hubs count
+/// into one window one at a time); alerts and their deliveries wait in memory and go in
+/// with two statements at ``flush()``, before the commit.
+final class PostgresAlertLedger: AlertLedger {
+    let session: PostgresSession
+    private var alerts: [NewAlert] = []
+    private var deliveries: [NewDelivery] = []
+
+    init(session: PostgresSession) {
+        self.session = session
+    }
+
+    func countInWindow(
+        rule: String, key: String, recordID: UUID, occurredAt: Int64, storedAt: Int64, negative: Bool, from: Int64, through: Int64
+    ) throws -> (total: Int, negative: Int) {
+        try self.session.execute("SELECT pg_advisory_xact_lock(hashtext(\(rule)), hashtext(\(key)))")
+        try self.session.execute(
+            """
+            INSERT INTO alert_window_events (rule, key, occurred_at, record_id, negative, stored_at)
+            VALUES (\(rule), \(key), \(occurredAt), \(recordID), \(negative), \(storedAt)) ON CONFLICT DO NOTHING
+            """
+        )
+        let row = try self.session.query(
+            """
+            SELECT COUNT(*), COALESCE(SUM(CASE WHEN negative THEN 1 ELSE 0 END), 0) FROM alert_window_events
+            WHERE rule = \(rule) AND key = \(key) AND occurred_at > \(from) AND occurred_at <= \(through)
+            """
+        ).first
+        guard let row else { return (0, 0) }
+        let (total, negatives) = try row.decode((Int, Int).self)
+        return (total, negatives)
+    }
+
+    func isWindowFiring(rule: String, key: String) throws -> Bool {
+        try self.session.query("SELECT firing FROM alert_windows WHERE rule = \(rule) AND key = \(key)").first?.decode(Bool.self) ?? false
+    }
+
+    func setWindowFiring(_ firing: Bool, rule: String, key: String) throws {
+        try self.session.execute(
+            """
+            INSERT INTO alert_windows (rule, key, firing) VALUES (\(rule), \(key), \(firing))
+            ON CONFLICT (rule, key) DO UPDATE SET firing = excluded.firing
+            """
+        )
+    }
+
+    func raise(_ alert: NewAlert, deliveries: [NewDelivery]) throws {
+        self.alerts.append(alert)
+        self.deliveries.append(contentsOf: deliveries)
+    }
+
+    /// Stands for "no record" in the array of record ids (PostgreSQL arrays hold NULLs, the
+    /// driver's arrays do not).
+    static let noRecord = UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+
+    /// Writes the alerts held (those whose id exists are skipped, with their deliveries) and
+    /// returns how many were new.
+    func flush() throws -> Int {
+        guard !self.alerts.isEmpty else { return 0 }
+        let alerts = self.alerts
+        self.alerts = []
+        let inserted = try self.session.query(
+            """
+            INSERT INTO alerts (id, rule, kind, status, level, max_level, site, subject, summary, details, record_id, created_at,
+                captured_at, deadline_at)
+            SELECT id, rule, kind, 'open', 0, max_level, site, subject, summary, details, NULLIF(record_id, \(Self.noRecord)),
+                created_at, captured_at, NULLIF(deadline_at, -1)
+            FROM UNNEST(\(alerts.map(\.id))::uuid[], \(alerts.map(\.rule))::text[], \(alerts.map(\.kind))::text[],
+                \(alerts.map { Int32($0.maxLevel) })::int4[], \(alerts.map(\.site))::text[], \(alerts.map(\.subject))::text[],
+                \(alerts.map(\.summary))::text[], \(alerts.map(\.details))::text[], \(alerts.map { $0.recordID ?? Self.noRecord })::uuid[],
+                \(alerts.map(\.createdAt))::int8[], \(alerts.map(\.capturedAt))::int8[], \(alerts.map { $0.deadlineAt ?? -1 })::int8[])
+                AS t(id, rule, kind, max_level, site, subject, summary, details, record_id, created_at, captured_at, deadline_at)
+            ORDER BY id
+            ON CONFLICT (id) DO NOTHING
+            RETURNING id
+            """
+        )
+        let new = Set(try inserted.map { try $0.decode(UUID.self) })
+        try Self.insert(self.deliveries.filter { new.contains($0.alertID) }, self.session)
+        self.deliveries = []
+        return new.count
+    }
+
+    /// Queues `deliveries`, skipping those whose id exists.
+    static func insert(_ deliveries: [NewDelivery], _ session: PostgresSession) throws {
+        guard !deliveries.isEmpty else { return }
+        try session.execute(
+            """
+            INSERT INTO alert_deliveries (id, alert_id, level, target, state, next_attempt_at)
+            SELECT id, alert_id, level, target, 'pending', due_at
+            FROM UNNEST(\(deliveries.map(\.id))::uuid[], \(deliveries.map(\.alertID))::uuid[], \(deliveries.map { Int32($0.level) })::int4[],
+                \(deliveries.map(\.target))::text[], \(deliveries.map(\.dueAt))::int8[]) AS t(id, alert_id, level, target, due_at)
+            ON CONFLICT DO NOTHING
+            """
+        )
+    }
+}

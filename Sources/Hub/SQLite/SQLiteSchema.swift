@@ -1,0 +1,165 @@
+import GRDB
+
+/// The embedded store's schema: every table, index and migration of ``SQLiteStore``, in the
+/// order they were introduced. A migration, once released, never changes: a change is a new
+/// migration at the end.
+enum SQLiteSchema {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE nodes (
+                        node_id BLOB NOT NULL PRIMARY KEY,
+                        public_key BLOB NOT NULL,
+                        key_id INTEGER NOT NULL,
+                        role INTEGER NOT NULL,
+                        site TEXT NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        revoked_at INTEGER
+                    ) WITHOUT ROWID;
+                    CREATE TABLE enrollment_tokens (
+                        token_hash BLOB NOT NULL PRIMARY KEY,
+                        site TEXT NOT NULL,
+                        role INTEGER NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        expires_at INTEGER NOT NULL,
+                        used_at INTEGER,
+                        node_id BLOB
+                    ) WITHOUT ROWID;
+                    CREATE TABLE batches (
+                        origin BLOB NOT NULL,
+                        sequence INTEGER NOT NULL,
+                        record_count INTEGER NOT NULL,
+                        stored_records INTEGER NOT NULL,
+                        received_at INTEGER NOT NULL,
+                        PRIMARY KEY (origin, sequence)
+                    ) WITHOUT ROWID;
+                    CREATE TABLE records (
+                        id BLOB NOT NULL PRIMARY KEY,
+                        origin BLOB NOT NULL,
+                        sequence INTEGER NOT NULL,
+                        source INTEGER NOT NULL,
+                        scale INTEGER NOT NULL,
+                        score INTEGER NOT NULL,
+                        negative INTEGER NOT NULL,
+                        occurred_at INTEGER NOT NULL,
+                        captured_at INTEGER NOT NULL,
+                        stored_at INTEGER NOT NULL,
+                        site TEXT NOT NULL,
+                        channel TEXT NOT NULL,
+                        subject TEXT NOT NULL,
+                        topic TEXT NOT NULL,
+                        survey TEXT NOT NULL,
+                        customer TEXT NOT NULL,
+                        comment TEXT NOT NULL,
+                        attributes TEXT NOT NULL
+                    ) WITHOUT ROWID;
+                    CREATE INDEX records_by_time ON records (occurred_at);
+                    CREATE INDEX records_by_site ON records (site, occurred_at);
+                    CREATE INDEX records_by_subject ON records (subject, occurred_at);
+                    CREATE INDEX records_by_score ON records (scale, score, occurred_at);
+                    """
+            )
+        }
+        migrator.registerMigration("v2-alerts") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE alerts (
+                        id BLOB NOT NULL PRIMARY KEY,
+                        rule TEXT NOT NULL,
+                        kind TEXT NOT NULL,
+                        status TEXT NOT NULL,
+                        level INTEGER NOT NULL,
+                        max_level INTEGER NOT NULL,
+                        site TEXT NOT NULL,
+                        subject TEXT NOT NULL,
+                        summary TEXT NOT NULL,
+                        details TEXT NOT NULL,
+                        record_id BLOB,
+                        created_at INTEGER NOT NULL,
+                        captured_at INTEGER NOT NULL,
+                        deadline_at INTEGER,
+                        acknowledged_at INTEGER,
+                        closed_at INTEGER,
+                        note TEXT NOT NULL DEFAULT ''
+                    ) WITHOUT ROWID;
+                    CREATE INDEX alerts_by_status ON alerts (status, created_at);
+                    CREATE INDEX alerts_by_deadline ON alerts (status, deadline_at);
+                    CREATE TABLE alert_deliveries (
+                        id BLOB NOT NULL PRIMARY KEY,
+                        alert_id BLOB NOT NULL,
+                        level INTEGER NOT NULL,
+                        target TEXT NOT NULL,
+                        state TEXT NOT NULL,
+                        attempts INTEGER NOT NULL DEFAULT 0,
+                        next_attempt_at INTEGER NOT NULL,
+                        last_error TEXT NOT NULL DEFAULT '',
+                        delivered_at INTEGER,
+                        UNIQUE (alert_id, level, target)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX alert_deliveries_due ON alert_deliveries (state, next_attempt_at);
+                    CREATE TABLE alert_windows (
+                        rule TEXT NOT NULL,
+                        key TEXT NOT NULL,
+                        firing INTEGER NOT NULL,
+                        PRIMARY KEY (rule, key)
+                    ) WITHOUT ROWID;
+                    """
+            )
+        }
+        migrator.registerMigration("v3-site-scopes") { db in
+            // Before scopes a node's site was informational; "" meant none. A node or token
+            // with a site is bound to it; one without keeps reporting for any site, so an
+            // upgrade refuses none of its ratings (the hub logs how many such nodes there are;
+            // `feedback-hub agents sites` narrows them).
+            try db.execute(
+                sql: """
+                    ALTER TABLE nodes ADD COLUMN sites TEXT NOT NULL DEFAULT '*';
+                    UPDATE nodes SET sites = site WHERE site <> '';
+                    ALTER TABLE nodes DROP COLUMN site;
+                    ALTER TABLE enrollment_tokens ADD COLUMN sites TEXT NOT NULL DEFAULT '*';
+                    UPDATE enrollment_tokens SET sites = site WHERE site <> '';
+                    ALTER TABLE enrollment_tokens DROP COLUMN site;
+                    """
+            )
+        }
+        migrator.registerMigration("v4-node-status") { db in
+            // The index makes a node's newest batch one seek, so "last seen" costs one lookup
+            // per node and not a scan of its batches (built once, on upgrade).
+            try db.execute(
+                sql: """
+                    CREATE TABLE node_status (
+                        node_id BLOB NOT NULL PRIMARY KEY,
+                        received_at INTEGER NOT NULL,
+                        sent_at INTEGER NOT NULL,
+                        via BLOB,
+                        body TEXT NOT NULL
+                    ) WITHOUT ROWID;
+                    CREATE INDEX batches_by_origin_received ON batches (origin, received_at);
+                    """
+            )
+        }
+        migrator.registerMigration("v5-alert-window-events") { db in
+            // A window rule counts the ratings it considered (AlertEvaluator decides which, in
+            // Swift, once), not a query over `records` that repeated its filters in SQL. On
+            // upgrade the windows start empty: a window rule can fire again once its window
+            // has filled with new ratings.
+            try db.execute(
+                sql: """
+                    CREATE TABLE alert_window_events (
+                        rule TEXT NOT NULL,
+                        key TEXT NOT NULL,
+                        occurred_at INTEGER NOT NULL,
+                        record_id BLOB NOT NULL,
+                        negative INTEGER NOT NULL,
+                        stored_at INTEGER NOT NULL,
+                        PRIMARY KEY (rule, key, occurred_at, record_id)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX alert_window_events_by_arrival ON alert_window_events (stored_at);
+                    """
+            )
+        }
+        return migrator
+    }
+}

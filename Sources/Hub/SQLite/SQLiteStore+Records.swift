@@ -1,0 +1,163 @@
+import Foundation
+import GRDB
+import GRDBSQLite
+import Wire
+
+extension SQLiteStore: RecordStore {
+    public func commit(_ batches: [IncomingBatch]) throws -> [CommitOutcome] {
+        let storedAt = Int64(Date().timeIntervalSince1970 * 1000)
+        let evaluator = self.evaluator
+        var raised = 0
+        let outcomes = try self.pool.writeWithoutTransaction { db in
+            var outcomes: [CommitOutcome] = []
+            outcomes.reserveCapacity(batches.count)
+            try db.inTransaction(.immediate) {
+                outcomes.removeAll(keepingCapacity: true)
+                let ledger = SQLiteAlertLedger(db: db)
+                let connection = db.sqliteConnection
+                let insertBatch = try db.cachedStatement(
+                    sql: "INSERT OR IGNORE INTO batches (origin, sequence, record_count, stored_records, received_at) VALUES (?, ?, ?, 0, ?)"
+                ).sqliteStatement
+                let countBatch = try db.cachedStatement(
+                    sql: "UPDATE batches SET stored_records = ? WHERE origin = ? AND sequence = ?"
+                ).sqliteStatement
+                let insertRecord = try db.cachedStatement(
+                    sql: """
+                        INSERT OR IGNORE INTO records (id, origin, sequence, source, scale, score, negative,
+                            occurred_at, captured_at, stored_at, site, channel, subject, topic, survey,
+                            customer, comment, attributes)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """
+                ).sqliteStatement
+                for batch in batches {
+                    let sequence = Int64(bitPattern: batch.key.sequence)
+                    sqlite3_reset(insertBatch)
+                    Self.bind(insertBatch, 1, batch.key.origin)
+                    sqlite3_bind_int64(insertBatch, 2, sequence)
+                    sqlite3_bind_int64(insertBatch, 3, Int64(batch.records.count))
+                    sqlite3_bind_int64(insertBatch, 4, batch.receivedAt)
+                    try Self.step(insertBatch, connection)
+                    guard sqlite3_changes(connection) == 1 else {
+                        outcomes.append(.duplicate)
+                        continue
+                    }
+                    var newRecords = 0
+                    for record in batch.records {
+                        sqlite3_reset(insertRecord)
+                        Self.bind(insertRecord, 1, record.id)
+                        Self.bind(insertRecord, 2, record.origin)
+                        sqlite3_bind_int64(insertRecord, 3, sequence)
+                        sqlite3_bind_int(insertRecord, 4, Int32(record.source.rawValue))
+                        sqlite3_bind_int(insertRecord, 5, Int32(record.scale.rawValue))
+                        sqlite3_bind_int(insertRecord, 6, Int32(record.score))
+                        sqlite3_bind_int(insertRecord, 7, record.isNegative ? 1 : 0)
+                        sqlite3_bind_int64(insertRecord, 8, record.occurredAt)
+                        sqlite3_bind_int64(insertRecord, 9, record.capturedAt)
+                        sqlite3_bind_int64(insertRecord, 10, storedAt)
+                        Self.bind(insertRecord, 11, record.site)
+                        Self.bind(insertRecord, 12, record.channel)
+                        Self.bind(insertRecord, 13, record.subject)
+                        Self.bind(insertRecord, 14, record.topic)
+                        Self.bind(insertRecord, 15, record.survey)
+                        Self.bind(insertRecord, 16, record.customer)
+                        Self.bind(insertRecord, 17, record.comment)
+                        Self.bind(insertRecord, 18, AttributesJSON.encode(record.attributes))
+                        try Self.step(insertRecord, connection)
+                        guard sqlite3_changes(connection) == 1 else { continue }
+                        newRecords += 1
+                        // Only a record stored for the first time can alert: duplicates never do.
+                        if evaluator.readsRatings {
+                            try evaluator.raise(for: record, now: storedAt, in: ledger)
+                        }
+                    }
+                    sqlite3_reset(countBatch)
+                    sqlite3_bind_int64(countBatch, 1, Int64(newRecords))
+                    Self.bind(countBatch, 2, batch.key.origin)
+                    sqlite3_bind_int64(countBatch, 3, sequence)
+                    try Self.step(countBatch, connection)
+                    outcomes.append(.stored(newRecords: newRecords))
+                }
+                raised = ledger.raised
+                return .commit
+            }
+            return outcomes
+        }
+        self.announce(raised)
+        return outcomes
+    }
+
+    public func isCommitted(_ key: BatchKey) throws -> Bool {
+        try self.pool.read { db in
+            try Bool.fetchOne(
+                db, sql: "SELECT EXISTS (SELECT 1 FROM batches WHERE origin = ? AND sequence = ?)",
+                arguments: [key.origin, Int64(bitPattern: key.sequence)]
+            ) ?? false
+        }
+    }
+
+    public func committedSequence(origin: UUID) throws -> UInt64 {
+        try self.pool.read { db in
+            let value = try Int64.fetchOne(db, sql: "SELECT MAX(sequence) FROM batches WHERE origin = ?", arguments: [origin])
+            return UInt64(bitPattern: value ?? 0)
+        }
+    }
+
+    public func recordCount() throws -> Int {
+        try self.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM records") ?? 0 }
+    }
+
+    public func batchCount() throws -> Int {
+        try self.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM batches") ?? 0 }
+    }
+
+    // SQLite copies bound values (SQLITE_TRANSIENT) before the call returns.
+    static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+    static func bind(_ statement: OpaquePointer, _ index: Int32, _ uuid: UUID) {
+        withUnsafeBytes(of: uuid.uuid) { _ = sqlite3_bind_blob(statement, index, $0.baseAddress, 16, Self.transient) }
+    }
+
+    static func bind(_ statement: OpaquePointer, _ index: Int32, _ text: String) {
+        _ = sqlite3_bind_text(statement, index, text, Int32(text.utf8.count), Self.transient)
+    }
+
+    static func step(_ statement: OpaquePointer, _ connection: OpaquePointer?) throws {
+        let result = sqlite3_step(statement)
+        guard result == SQLITE_DONE else {
+            throw StoreError("SQLite: \(String(cString: sqlite3_errmsg(connection)))")
+        }
+    }
+}
+
+/// Attributes as a compact JSON object with sorted keys, for the `attributes` column.
+enum AttributesJSON {
+    static func encode(_ attributes: [String: String]) -> String {
+        if attributes.isEmpty { return "{}" }
+        var out = "{"
+        for (index, key) in attributes.keys.sorted().enumerated() {
+            if index > 0 { out += "," }
+            Self.append(key, to: &out)
+            out += ":"
+            Self.append(attributes[key] ?? "", to: &out)
+        }
+        return out + "}"
+    }
+
+    /// Appends `string` as a quoted JSON string.
+    static func append(_ string: String, to out: inout String) {
+        out += "\""
+        for scalar in string.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        out += "\""
+    }
+}

@@ -1,0 +1,56 @@
+import Foundation
+import Wire
+
+/// A batch ready to commit: verified, decompressed and validated.
+public struct IncomingBatch: Sendable {
+    /// Origin and sequence.
+    public var key: BatchKey
+    /// The records, each already valid.
+    public var records: [FeedbackRecord]
+    /// When the hub received it, ms since the epoch.
+    public var receivedAt: Int64
+
+    /// Creates a batch to commit.
+    public init(key: BatchKey, records: [FeedbackRecord], receivedAt: Int64) {
+        self.key = key
+        self.records = records
+        self.receivedAt = receivedAt
+    }
+}
+
+/// What committing one batch did.
+public enum CommitOutcome: Sendable, Hashable {
+    /// First time this (origin, sequence) was seen: stored; `newRecords` of its records were
+    /// new (the others were already stored under their ids, from another batch).
+    case stored(newRecords: Int)
+    /// This (origin, sequence) was already committed; nothing was written.
+    case duplicate
+}
+
+/// Where the hub keeps ratings: records and the batches that brought them. Every method
+/// blocks; call them off the event loops and off Swift concurrency's threads (the group
+/// committer's thread, a server's blocking pool, or ``StoreAccess``).
+///
+/// Implementations make ``commit(_:)`` durable before it returns (the hub acknowledges
+/// batches on its return) and evaluate the alert rules, through ``AlertEvaluator``, inside
+/// the commit's transaction for every record stored for the first time: an alert is raised
+/// exactly once, and only for a rating stored for the first time, whichever store holds it.
+public protocol RecordStore: Sendable {
+    /// Commits `batches` in one transaction and returns one outcome per batch, in order.
+    /// Duplicates (same origin and sequence) store nothing; a record already stored under
+    /// its id is skipped. The alerts the new records raise are written in the same
+    /// transaction.
+    func commit(_ batches: [IncomingBatch]) throws -> [CommitOutcome]
+
+    /// Whether the batch (origin, sequence) is committed.
+    func isCommitted(_ key: BatchKey) throws -> Bool
+
+    /// The highest committed sequence of `origin`, 0 when none.
+    func committedSequence(origin: UUID) throws -> UInt64
+
+    /// Number of stored records.
+    func recordCount() throws -> Int
+
+    /// Number of committed batches.
+    func batchCount() throws -> Int
+}

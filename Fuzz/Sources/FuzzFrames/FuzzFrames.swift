@@ -25,9 +25,15 @@ public func fuzzFrames(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
         switch frame {
         case .batch(let batch):
             _ = try? batch.open(verifyingWith: key, limits: limits.batch, decompressor: decompressor)
+        case .forward(let forwarded):
+            _ = try? forwarded.batch.open(verifyingWith: key, limits: limits.batch, decompressor: decompressor)
         case .hello(let hello):
             _ = try? hello.verifyProof(for: Challenge(hubID: hello.nodeID, nonce: Array(repeating: 0, count: 32)))
-        case .challenge, .welcome, .ack, .reject, .credit, .ping, .pong, .goAway:
+        case .enroll(let request):
+            _ = try? request.hello.verifyProof(for: request.challenge)
+        case .status(let report):
+            _ = try? report.verified(by: key)
+        case .challenge, .welcome, .ack, .reject, .credit, .ping, .pong, .goAway, .registry, .enrolled:
             break
         }
         // Whatever decoded must encode and decode to itself.

@@ -22,6 +22,8 @@ public final class NodeRegistry: Sendable {
     /// When a HELLO of a node unknown to the snapshot last made it reload (at most every
     /// ``unknownNodeReloadInterval``).
     private let reloadedForUnknown = Mutex<ContinuousClock.Instant?>(nil)
+    /// One reload at a time: a slower, older read must not replace a newer snapshot.
+    private let reloading = Mutex<Void>(())
 
     /// Fewest time between two reloads made for an unknown node: several hubs share one
     /// registry, and a node enrolled through another hub is known here at the next
@@ -39,6 +41,10 @@ public final class NodeRegistry: Sendable {
     /// Reloads every node from the store; the REGISTRY snapshot for relays is rebuilt only
     /// when something changed.
     public func refresh() throws {
+        try self.reloading.withLock { _ in try self.reload() }
+    }
+
+    private func reload() throws {
         let stored = try self.store.nodes()
         var nodes: [UUID: RegisteredNode] = [:]
         for node in stored { nodes[node.nodeID] = node }

@@ -111,6 +111,13 @@ struct PostgresStoreTests {
         let lease = rules.delivery.timeoutMilliseconds * 2 + 5_000
         let taken = try two.dueDeliveries(now: now + lease + 1, limit: 50, excluding: Set(second.map(\.id)))
         #expect(Set(taken.map(\.id)) == Set(first.map(\.id)))
+        // Hub one comes back late: its outcome no longer counts; hub two's does.
+        let late = try #require(taken.first)
+        try one.deliveryFailed(late.id, error: "late", retryAt: nil)
+        try one.deliveryDone(late.id, at: now)
+        #expect(try one.deliveryCounts()["dead"] == nil && one.deliveryCounts()["delivered"] == nil)
+        try two.deliveryDone(late.id, at: now + lease + 2)
+        #expect(try one.deliveryCounts()["delivered"] == 1)
     }
 
     /// Hubs starting together on an empty database migrate it once.
@@ -171,6 +178,13 @@ struct PostgresSettingsTests {
         #expect(try settings.password() == "hunter2")
         settings.passwordEnv = "X"
         #expect(throws: PostgresSettingsError.self) { try settings.check() }
+        // verify with an address and no CA: the name could not be checked.
+        var byAddress = try PostgresSettings(url: "postgres://u@10.0.0.5/x")
+        byAddress.tls = .verify
+        let refusal = #expect(throws: PostgresSettingsError.self) { try byAddress.check() }
+        #expect(refusal?.description.contains("needs postgres.caFile") == true)
+        byAddress.caFile = "/etc/db-ca.pem"
+        #expect(throws: Never.self) { try byAddress.check() }
     }
 
     @Test func thePostgresSectionIsCheckedInHubYAML() throws {

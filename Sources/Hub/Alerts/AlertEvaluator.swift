@@ -57,6 +57,15 @@ public struct AlertEvaluator: Sendable {
         }
     }
 
+    /// The windows `record` counts into: (rule, key) for each window rule that considers it.
+    /// A store with several writers locks them, in one order, before evaluating.
+    public func windows(of record: FeedbackRecord) -> [(rule: String, key: String)] {
+        self.rules.rules.compactMap { rule in
+            guard let window = rule.window, rule.considers(record) else { return nil }
+            return (rule.name, window.per == .site ? record.site : record.subject)
+        }
+    }
+
     /// A window rule fires when its window crosses the threshold, and re-arms when it falls
     /// back below: only the crossing alerts.
     private func evaluate(

@@ -99,6 +99,13 @@ public struct PostgresSettings: Sendable, Equatable {
         if self.caFile != nil, self.tls != .verify {
             throw PostgresSettingsError("postgres.caFile is read only with tls: verify")
         }
+        // The driver checks the certificate's name only for a host name; for an address
+        // only the chain is checked, which the system's roots would pass for any public name.
+        if self.tls == .verify, self.caFile == nil, self.host.contains(":") || self.host.allSatisfy({ $0.isNumber || $0 == "." }) {
+            throw PostgresSettingsError(
+                "postgres.tls: verify with an IP address needs postgres.caFile (the CA of the database's certificate): the name cannot be checked"
+            )
+        }
         do {
             try RangeError.check(self.poolSize, 1...200, "postgres.poolSize")
             try RangeError.check(self.partitionsAhead, 1...24, "postgres.partitionsAhead")

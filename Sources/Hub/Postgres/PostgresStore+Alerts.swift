@@ -77,7 +77,7 @@ extension PostgresStore: AlertStore {
                 """
                 UPDATE alert_deliveries SET state = 'delivered', attempts = attempts + 1, delivered_at = \(time),
                     claimed_by = NULL, claimed_until = NULL
-                WHERE id = \(id)
+                WHERE id = \(id) AND state = 'pending' AND claimed_by = \(self.claimant)
                 """
             )
         }
@@ -90,7 +90,7 @@ extension PostgresStore: AlertStore {
                 UPDATE alert_deliveries SET attempts = attempts + 1, last_error = \(String(error.prefix(500))),
                     state = CASE WHEN \(retryAt)::int8 IS NULL THEN 'dead' ELSE state END,
                     next_attempt_at = COALESCE(\(retryAt)::int8, next_attempt_at), claimed_by = NULL, claimed_until = NULL
-                WHERE id = \(id)
+                WHERE id = \(id) AND state = 'pending' AND claimed_by = \(self.claimant)
                 """
             )
         }
@@ -204,9 +204,9 @@ extension PostgresStore: AlertStore {
 }
 
 /// The alert ledger over an open PostgreSQL transaction. Window counts are read and written
-/// at once, under a transaction-scoped advisory lock per rule and key (several hubs count
-/// into one window one at a time); alerts and their deliveries wait in memory and go in
-/// with two statements at ``flush()``, before the commit.
+/// at once, under the transaction-scoped advisory locks ``lockWindows(_:_:)`` took for the
+/// commit (several hubs count into one window one at a time); alerts and their deliveries
+/// wait in memory and go in with two statements at ``flush()``, before the commit.
 final class PostgresAlertLedger: AlertLedger {
     let session: PostgresSession
     private var alerts: [NewAlert] = []
@@ -219,7 +219,6 @@ final class PostgresAlertLedger: AlertLedger {
     func countInWindow(
         rule: String, key: String, recordID: UUID, occurredAt: Int64, storedAt: Int64, negative: Bool, from: Int64, through: Int64
     ) throws -> (total: Int, negative: Int) {
-        try self.session.execute("SELECT pg_advisory_xact_lock(hashtext(\(rule)), hashtext(\(key)))")
         try self.session.execute(
             """
             INSERT INTO alert_window_events (rule, key, occurred_at, record_id, negative, stored_at)
@@ -235,6 +234,22 @@ final class PostgresAlertLedger: AlertLedger {
         guard let row else { return (0, 0) }
         let (total, negatives) = try row.decode((Int, Int).self)
         return (total, negatives)
+    }
+
+    /// Takes the transaction's advisory lock of each window, all in one statement and in the
+    /// order of their lock keys, so two hubs committing ratings of the same windows in
+    /// different orders wait for one another instead of deadlocking. Held until the commit.
+    static func lockWindows(_ windows: [(rule: String, key: String)], _ session: PostgresSession) throws {
+        guard !windows.isEmpty else { return }
+        try session.execute(
+            """
+            SELECT pg_advisory_xact_lock(r, k) FROM (
+                SELECT DISTINCT hashtext(rule) AS r, hashtext(key) AS k
+                FROM UNNEST(\(windows.map(\.rule))::text[], \(windows.map(\.key))::text[]) AS t(rule, key)
+                ORDER BY 1, 2
+            ) AS locks
+            """
+        )
     }
 
     func isWindowFiring(rule: String, key: String) throws -> Bool {

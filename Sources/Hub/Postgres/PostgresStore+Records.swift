@@ -34,17 +34,20 @@ extension PostgresStore: RecordStore {
 
             var outcomes = [CommitOutcome](repeating: .duplicate, count: batches.count)
             var claimed = newIDs
+            // Each new record counts for the first stored batch that holds it.
+            let fresh = stored.map { index in (index, batches[index].records.filter { claimed.remove($0.id) != nil }) }
             let ledger = PostgresAlertLedger(session: session)
+            if self.evaluator.readsRatings {
+                try PostgresAlertLedger.lockWindows(fresh.flatMap { $0.1.flatMap(self.evaluator.windows(of:)) }, session)
+            }
             var counts: [(key: BatchKey, count: Int32)] = []
-            for index in stored {
-                var newRecords = 0
-                for record in batches[index].records where claimed.remove(record.id) != nil {
-                    newRecords += 1
-                    // Only a record stored for the first time can alert: duplicates never do.
-                    if self.evaluator.readsRatings { try self.evaluator.raise(for: record, now: storedAt, in: ledger) }
+            for (index, records) in fresh {
+                // Only a record stored for the first time can alert: duplicates never do.
+                if self.evaluator.readsRatings {
+                    for record in records { try self.evaluator.raise(for: record, now: storedAt, in: ledger) }
                 }
-                outcomes[index] = .stored(newRecords: newRecords)
-                counts.append((batches[index].key, Int32(newRecords)))
+                outcomes[index] = .stored(newRecords: records.count)
+                counts.append((batches[index].key, Int32(records.count)))
             }
             if !counts.isEmpty {
                 try session.execute(

@@ -124,7 +124,8 @@ public protocol AlertStore: Sendable {
     /// of alerts resolved or cancelled meanwhile are dropped (state `skipped`).
     func dueDeliveries(now: Int64, limit: Int, excluding busy: Set<UUID>) throws -> [DueDelivery]
 
-    /// The target took the delivery.
+    /// The target took the delivery. (With several hubs, only the hub holding the delivery's
+    /// claim records it; after its lease ended the claim is another hub's.)
     func deliveryDone(_ id: UUID, at time: Int64) throws
 
     /// The target refused or could not be reached: try again at `retryAt`, or give up

@@ -238,6 +238,27 @@ func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async t
     }
 }
 
+/// Runs blocking `body` on a thread of its own, like ``offThePool(_:)``, but gives up with an
+/// error after `limit`: a hang guard for calls that must not block for ever (the thread is
+/// left to finish on its own).
+func offThePool<T: Sendable>(within limit: Duration, _ body: @escaping @Sendable () throws -> T) async throws -> T {
+    let resumed = NIOLockedValueBox(false)
+    return try await withCheckedThrowingContinuation { continuation in
+        let resume: @Sendable (Result<T, any Error>) -> Void = { result in
+            let first = resumed.withLockedValue { done in
+                defer { done = true }
+                return !done
+            }
+            if first { continuation.resume(with: result) }
+        }
+        Thread { resume(Result { try body() }) }.start()
+        Thread {
+            Thread.sleep(forTimeInterval: Double(limit.components.seconds))
+            resume(.failure(StoreError("still running after \(limit): it hangs")))
+        }.start()
+    }
+}
+
 /// Waits for `process` to exit (a graceful stop may take its drain timeout) off the pool.
 func waitForExit(_ process: Process) async {
     _ = try? await offThePool { process.waitUntilExit() }

@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import Hub
 import PostgresNIO
 import TestSupport
@@ -118,6 +119,63 @@ struct PostgresStoreTests {
         #expect(try one.deliveryCounts()["dead"] == nil && one.deliveryCounts()["delivered"] == nil)
         try two.deliveryDone(late.id, at: now + lease + 2)
         #expect(try one.deliveryCounts()["delivered"] == 1)
+    }
+
+    /// The server ends the store's sessions again and again, some in the middle of a commit's
+    /// transaction: a call whose connection was ended fails, bounded, the next connects
+    /// anew, and nothing is stored twice. (The driver drops a query written just after its
+    /// connection closed, and that query's future never completes: before the pool bounded
+    /// the wait, a database restart could hang a hub's committer for good.)
+    @Test func sessionsTheServerEndsCostOneCallEachAndNeverHang() async throws {
+        let settings = try TestStores.makeDatabase()
+        defer { try? TestStores.dropDatabase(settings) }
+        let store = try PostgresStore(settings: settings, alerts: try StoreContractTests.rules(), logger: TestStores.logger)
+        let done = NIOLockedValueBox(false)
+        let terminated = NIOLockedValueBox(0)
+        let stopped = DispatchSemaphore(value: 0)
+        // The store's sessions only: not the server's own (autovacuum) nor the one asking.
+        let terminator = Thread {
+            while !done.withLockedValue({ $0 }) {
+                let ended = try? TestStores.sql(
+                    settings,
+                    """
+                    SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                    WHERE datname = current_database() AND usename = current_user AND pid <> pg_backend_pid()
+                    """
+                ).count
+                terminated.withLockedValue { $0 += ended ?? 0 }
+                Thread.sleep(forTimeInterval: Double.random(in: 0.02...0.08))
+            }
+            stopped.signal()
+        }
+        terminator.start()
+        defer { done.withLockedValue { $0 = true } }
+        // A hang guard: each call is bounded (a second after its connection closed, 30 s at most).
+        let (stored, failures) = try await offThePool(within: .seconds(120)) { () throws -> (Int, Int) in
+            var (stored, failures) = (0, 0)
+            for sequence in 1...40 {
+                let batch = StoreContractTests.batch(UInt64(sequence), (0..<5).map { StoreContractTests.detractor(sequence * 10 + $0) })
+                // Retried until stored; on a busy machine a commit may lose many races in a row.
+                let deadline = ContinuousClock.now + .seconds(30)
+                while ContinuousClock.now < deadline {
+                    do {
+                        _ = try store.commit([batch])
+                        stored += 1
+                        break
+                    } catch {
+                        failures += 1
+                    }
+                }
+            }
+            return (stored, failures)
+        }
+        done.withLockedValue { $0 = true }
+        stopped.wait()
+        print("sessions ended: \(terminated.withLockedValue { $0 }), failed commits: \(failures)")
+        #expect(failures > 0, "the server ended sessions under the commits")
+        #expect(stored == 40, "every batch stored once retried (failed tries: \(failures))")
+        #expect(try store.recordCount() == 200)
+        #expect(try store.alerts(status: nil, site: nil, overdueAt: nil, limit: 1000).count == 200)
     }
 
     /// Hubs starting together on an empty database migrate it once.

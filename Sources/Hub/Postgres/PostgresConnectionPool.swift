@@ -13,13 +13,16 @@ import Synchronization
 /// A connection is opened when needed and kept; one that failed a query is closed (it may
 /// be mid-transaction or cut), so a database restart costs each caller one failed call, and
 /// the next call connects anew. Every wait is bounded: for a free connection
-/// (``leaseTimeout``), for a connection (the configuration's connect timeout) and for a query
-/// (``queryTimeout``: the connection is closed under it).
+/// (``leaseTimeout``), for a new connection (``connectTimeout``) and for a query
+/// (``queryTimeout``: the connection is closed under it; a second after the connection
+/// closed, since the driver may drop a query sent as it closes).
 final class PostgresConnectionPool: Sendable {
     /// Longest wait for a free connection.
     static let leaseTimeout: DispatchTimeInterval = .seconds(10)
     /// Longest a query may take before its connection is closed under it.
     static let queryTimeout = TimeAmount.seconds(30)
+    /// Longest wait for a new connection: TCP, TLS, startup and authentication.
+    static let connectTimeout = TimeAmount.seconds(10)
 
     let size: Int
     private let configuration: PostgresConnection.Configuration
@@ -87,10 +90,52 @@ final class PostgresConnectionPool: Sendable {
 
     private func connect() throws -> PostgresConnection {
         let id = self.nextID.add(1, ordering: .relaxed).oldValue
-        do {
-            return try PostgresConnection.connect(on: self.group.next(), configuration: self.configuration, id: id, logger: self.logger).wait()
-        } catch {
-            throw StoreError("PostgreSQL: cannot connect to \(self.configuration.host ?? "the server"):\(self.configuration.port ?? 0): \(PostgresSession.describe(error))")
+        let server = "\(self.configuration.host ?? "the server"):\(self.configuration.port ?? 0)"
+        let connecting = PostgresConnection.connect(on: self.group.next(), configuration: self.configuration, id: id, logger: self.logger)
+        // The driver bounds the TCP connect; a server that accepts and then says nothing
+        // (stuck in startup, or a black hole behind a proxy) is bounded here.
+        switch Self.wait(for: connecting, within: Self.connectTimeout) {
+        case .answered(.success(let connection)):
+            return connection
+        case .answered(.failure(let error)):
+            throw StoreError("PostgreSQL: cannot connect to \(server): \(PostgresSession.describe(error))")
+        case .closed, .timedOut:
+            connecting.whenSuccess { Self.discard($0) }
+            throw StoreError("PostgreSQL: cannot connect to \(server): no answer within \(Self.connectTimeout.nanoseconds / 1_000_000_000) s")
+        }
+    }
+
+    /// How a bounded wait for a future ended.
+    enum Wait<T> {
+        case answered(Result<T, any Error>)
+        /// `closing` completed and the future did not within a second after it.
+        case closed
+        case timedOut
+    }
+
+    /// Waits for `future`, at most `timeout`, and at most a second after `closing` completes.
+    ///
+    /// The driver writes a query to its channel without a promise for the write, so a query
+    /// sent on a connection the server closed a moment before is dropped and its future never
+    /// completes: no wait may rely on it alone. Blocks.
+    static func wait<T: Sendable>(
+        for future: EventLoopFuture<T>, closing: EventLoopFuture<Void>? = nil, within timeout: TimeAmount
+    ) -> Wait<T> {
+        let outcome = Mutex<Result<T, any Error>?>(nil)
+        let signal = DispatchSemaphore(value: 0)
+        future.whenComplete { result in
+            outcome.withLock { $0 = result }
+            signal.signal()
+        }
+        closing?.whenComplete { _ in signal.signal() }
+        let deadline = DispatchTime.now() + .nanoseconds(Int(timeout.nanoseconds))
+        var closedAt: DispatchTime?
+        while true {
+            let until = closedAt.map { Swift.min($0 + .seconds(1), deadline) } ?? deadline
+            let timedOut = signal.wait(timeout: until) == .timedOut
+            if let result = outcome.withLock({ $0 }) { return .answered(result) }
+            if timedOut { return closedAt == nil ? .timedOut : .closed }
+            closedAt = closedAt ?? .now()
         }
     }
 }
@@ -105,12 +150,18 @@ struct PostgresSession {
     @discardableResult
     func query(_ query: PostgresQuery) throws -> PostgresQueryResult {
         let connection = self.connection
-        let deadline = connection.eventLoop.scheduleTask(in: PostgresConnectionPool.queryTimeout) { PostgresConnectionPool.discard(connection) }
-        defer { deadline.cancel() }
-        do {
-            return try connection.query(query, logger: self.logger).wait()
-        } catch {
+        guard !connection.isClosed else { throw StoreError("PostgreSQL: the connection was closed (the server went away)") }
+        let answer = connection.query(query, logger: self.logger)
+        switch PostgresConnectionPool.wait(for: answer, closing: connection.closeFuture, within: PostgresConnectionPool.queryTimeout) {
+        case .answered(.success(let result)):
+            return result
+        case .answered(.failure(let error)):
             throw StoreError("PostgreSQL: \(Self.describe(error))")
+        case .closed:
+            throw StoreError("PostgreSQL: the connection was closed (the server went away)")
+        case .timedOut:
+            PostgresConnectionPool.discard(connection)
+            throw StoreError("PostgreSQL: no answer within \(PostgresConnectionPool.queryTimeout.nanoseconds / 1_000_000_000) s; the connection was closed")
         }
     }
 

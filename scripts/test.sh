@@ -9,6 +9,13 @@
 #
 #   scripts/test.sh                  # FUZZ_SECONDS (default 30) per fuzz target
 #   FUZZ_SECONDS=0 scripts/test.sh   # skip fuzzing
+#   TEST_WIDTH=4 scripts/test.sh     # at most 4 tests at once (default 8)
+#
+# The tests run at most TEST_WIDTH at a time (swift-testing's parallelization width; plain
+# `swift test` starts all of them at once). Most tests start real hubs, agents and
+# databases; all 280 at once on a 2-core machine left hubs' timers and HTTP handlers
+# waiting for tens of seconds for a thread of Swift's cooperative pool (one per core),
+# and hang guards fired. See docs/decisions.md, "Tests on a busy machine".
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -16,6 +23,11 @@ cd "$root"
 fuzz_seconds="${FUZZ_SECONDS:-30}"
 if ! [[ "$fuzz_seconds" =~ ^[0-9]+$ ]]; then
     echo "test.sh: FUZZ_SECONDS must be a whole number, got '$fuzz_seconds'" >&2
+    exit 2
+fi
+width="${TEST_WIDTH:-8}"
+if ! [[ "$width" =~ ^[1-9][0-9]*$ ]]; then
+    echo "test.sh: TEST_WIDTH must be a whole number of 1 or more, got '$width'" >&2
     exit 2
 fi
 
@@ -35,7 +47,9 @@ cleanup() {
 trap cleanup EXIT
 pgdir="$(mktemp -d -t feedback-pg.XXXXXX)"
 pg_start "$pgdir"   # exports FEEDBACK_TEST_POSTGRES_URL, _PASSWORD, _BIN, _DIR
-swift test --skip-build 2>&1 | tee "$log"
+# The test bundle itself, so swift-testing takes the width (`swift test` has no flag for it).
+NO_COLOR=1 "$(swift build --show-bin-path)/FeedbackMeshPackageTests.xctest" --testing-library swift-testing \
+    --experimental-maximum-parallelization-width "$width" 2>&1 | tee "$log"
 
 if [ "$fuzz_seconds" -gt 0 ]; then
     scripts/fuzz-wire.sh "$fuzz_seconds"

@@ -71,7 +71,7 @@ import Testing
         defer { if agent.isRunning { kill(agent.processIdentifier, SIGKILL) } }
         let intake = URL(string: "http://127.0.0.1:\(httpPort)/v1/feedback")!
         let statusURL = URL(string: "http://127.0.0.1:\(httpPort)/status")!
-        #expect(await eventually(seconds: 20) { await self.status(statusURL) != nil }, "the agent's HTTP intake came up")
+        #expect(await eventually { await self.status(statusURL) != nil }, "the agent's HTTP intake came up")
         // Idle: one request's worth of work done, so the figure includes the intake's first use.
         let warmup = await AgentProcessTests.post(intake, Self.body(-1), timeout: 30) ?? []
         try await Task.sleep(for: .seconds(1))

@@ -57,7 +57,7 @@ import Wire
         for _ in 0..<30 {
             try await running.agent.submit(self.submissions(10))
         }
-        #expect(await eventually(seconds: 10) { running.agent.status.uplink.connectFailures >= 2 })
+        #expect(await eventually { running.agent.status.uplink.connectFailures >= 2 })
         #expect(running.agent.status.spool.unacknowledgedRecords + running.agent.status.spool.unsealedRecords == 300)
 
         let again = try await HubHarness.start(folder: first.folder) { $0.listen = "127.0.0.1:\(port)" }
@@ -90,7 +90,7 @@ import Wire
         // The first hub comes up (same CA): the agent goes back to it by itself.
         let first = try await HubHarness.start(certificatesFrom: second.folder) { $0.listen = "127.0.0.1:\(firstPort)" }
         try first.register(identity)
-        #expect(await eventually(seconds: 20) { running.agent.status.uplink.connectedHub?.port == firstPort })
+        #expect(await eventually { running.agent.status.uplink.connectedHub?.port == firstPort })
         try await running.agent.submit(self.submissions(50))
         #expect(await running.agent.flush(timeout: .seconds(20)))
         #expect(try first.recordCount == 50)
@@ -159,7 +159,7 @@ import Wire
             ])
         }
         let running = try RunningAgent.start(identity: identity, hubs: [HubAddress(host: "127.0.0.1", port: hub.port)], ca: hub.caPath)
-        #expect(await eventually(seconds: 10) { running.agent.status.uplink.connectedHub != nil })
+        #expect(await eventually { running.agent.status.uplink.connectedHub != nil })
         #expect(running.agent.spool.nextSequence == 6)
         try await running.agent.submit(self.submissions(30))
         #expect(await running.agent.flush(timeout: .seconds(20)))
@@ -200,14 +200,14 @@ import Wire
         // The role reaches the hub: a node registered as an agent may not connect as a relay.
         let impostor = try uplink(kiosk)
         let refused = Task { await impostor.run() }
-        #expect(await eventually(seconds: 10) { impostor.stats.lastConnectionError?.contains("not registered as a relay") == true })
+        #expect(await eventually { impostor.stats.lastConnectionError?.contains("not registered as a relay") == true })
         refused.cancel()
         await refused.value
         #expect(spool.stats.unacknowledgedBatches == 6)
 
         let forwarding = try uplink(relay)
         let running = Task { await forwarding.run() }
-        #expect(await eventually(seconds: 20) { spool.stats.unacknowledgedBatches == 0 })
+        #expect(await eventually { spool.stats.unacknowledgedBatches == 0 })
         running.cancel()
         await running.value
         #expect(forwarding.stats.batchesDeadLettered == 0)

@@ -35,7 +35,7 @@ import Testing
         try appendText(#"{"source":"api","scale":"nps","score":9}"# + "\nnot json\n", to: feed)
         #expect(try await intake.request("POST", "/v1/feedback", body: #"{"source":"popup","scale":"nps","score":3}"#).status == 202)
         #expect(try await intake.request("POST", "/v1/feedback", body: "{score: 3").status == 400)
-        #expect(await eventually(seconds: 20) { intake.agent.status.sources[name]?.badLines == 1 })
+        #expect(await eventually { intake.agent.status.sources[name]?.badLines == 1 })
         #expect(await intake.agent.flush(timeout: .seconds(20)))
 
         let first = try await self.metrics(intake)

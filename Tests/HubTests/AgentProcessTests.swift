@@ -62,7 +62,7 @@ import Wire
 
         var agent = try self.start(config, log: log)
         let health = URL(string: "http://127.0.0.1:\(httpPort)/healthz")!
-        #expect(await eventually(seconds: 20) { FileManager.default.fileExists(atPath: folder + "/spool/segments") })
+        #expect(await eventually { FileManager.default.fileExists(atPath: folder + "/spool/segments") })
         #expect(await self.answers(health), "the agent's HTTP intake came up")
 
         // Four callers post ratings; once 200 are accepted the agent is killed, with more

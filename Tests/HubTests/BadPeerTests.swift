@@ -120,19 +120,24 @@ import Wire
     }
 
     @Test func theIdleTimeoutStartsAtWelcomeAndCountsBytesNotFrames() async throws {
-        let hub = try await HubHarness.start { $0.limits.idleTimeoutMs = 2_000 }
+        // Wide margins (each step is 1 s against a 4 s timeout) so a busy machine cannot
+        // turn a pause into a timeout.
+        let hub = try await HubHarness.start {
+            $0.limits.idleTimeoutMs = 4_000
+            $0.limits.handshakeTimeoutMs = 15_000
+        }
         let identity = AgentIdentity.generate()
         try hub.register(identity)
         // HubConnection pings every idle/3: it stays up well past the idle timeout.
         let connection = try await hub.connect(identity)
-        try await Task.sleep(for: .milliseconds(5_000))
+        try await Task.sleep(for: .milliseconds(7_000))
         #expect(connection.isActive)
         await connection.close()
 
         // Before WELCOME the node was never told the idle timeout: only the handshake
-        // timeout (10 s here) applies.
+        // timeout (15 s here) applies.
         let (waiting, _) = try await hub.rawConnection()
-        try await Task.sleep(for: .milliseconds(2_500))
+        try await Task.sleep(for: .milliseconds(6_000))
         #expect(waiting.isActive)
         try? await waiting.close()
 
@@ -142,14 +147,15 @@ import Wire
         var factory = RecordFactory(origin: identity.nodeID)
         let batch = try BatchSealer(origin: identity.nodeID, signingKey: identity.signingKey).seal(factory.records(50), sequence: 1)
         let bytes = Array(Samples.bytes(of: .batch(batch)).readableBytesView)
-        let pieces = stride(from: 0, to: bytes.count, by: max(1, bytes.count / 6)).map { Array(bytes[$0..<min($0 + max(1, bytes.count / 6), bytes.count)]) }
+        let step = max(1, bytes.count / 8)
+        let pieces = stride(from: 0, to: bytes.count, by: step).map { Array(bytes[$0..<min($0 + step, bytes.count)]) }
         for piece in pieces {
             try await session.writeAndFlush(ByteBuffer(bytes: piece))
             try await Task.sleep(for: .milliseconds(1_000))
         }
         #expect(await eventually {
             collector.frames.withLockedValue { frames in frames.contains { if case .ack(let ack) = $0 { ack.sequence == 1 } else { false } } }
-        }, "sent over \(pieces.count * 1_000) ms against an idle timeout of 2,000 ms")
+        }, "sent over \(pieces.count * 1_000) ms against an idle timeout of 4,000 ms")
 
         // Silence after WELCOME ends with idleTimeout.
         #expect(await eventually(seconds: 15) { !session.isActive })

@@ -50,7 +50,7 @@ import Wire
             process: process, folder: folder, config: config, ca: folder.appendingPathComponent("ca.pem").path, port: port,
             httpPort: httpPort
         )
-        guard await eventually(seconds: 20, { (try? await self.readiness(hub)) == 200 }) else {
+        guard await eventually({ (try? await self.readiness(hub)) == 200 }) else {
             hub.stop()
             throw StoreError("the hub did not become ready")
         }

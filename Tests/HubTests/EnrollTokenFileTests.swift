@@ -20,7 +20,7 @@ import Testing
         let config = work + "/hub/hub.yaml"
         let hub = try launch(CLIRun.hub, ["serve", "--config", config], log: work + "/hub.log")
         defer { if hub.isRunning { kill(hub.processIdentifier, SIGKILL) } }
-        let ready = await eventually(seconds: 20) {
+        let ready = await eventually {
             (try? Data(contentsOf: URL(string: "http://127.0.0.1:\(http)/readyz")!)) != nil
         }
         #expect(ready, "the hub came up")

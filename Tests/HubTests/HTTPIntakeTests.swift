@@ -51,7 +51,7 @@ import Wire
             let http = HTTPIntake(agent: agent, configuration: settings, logger: logger).application { bound.set($0) }
             let group = ServiceGroup(configuration: .init(services: [agent, http], logger: logger))
             let task = Task { try await group.run() }
-            #expect(await eventually(seconds: 10) { bound.get() != 0 })
+            #expect(await eventually { bound.get() != 0 })
             return Intake(agent: agent, group: group, task: task, base: "http://127.0.0.1:\(bound.get())", folder: folder)
         }
 

@@ -50,7 +50,7 @@ import Testing
             let log = folder + "/agent.log"
             let agent = try launch(SourcesProcessTests.binary, ["run", "--config", config, "--log-level", "info"], log: log)
             var stalled = StalledAgent(hubFolder: hub.folder, hubPort: hub.port, folder: folder, agent: agent, http: http, log: log, filled: 0)
-            #expect(await eventually(seconds: 20) { (try? await stalled.get("/healthz")) != nil }, "the agent's HTTP intake came up")
+            #expect(await eventually { (try? await stalled.get("/healthz")) != nil }, "the agent's HTTP intake came up")
             // Fill the spool to its quota: fifty ratings a request, then one, until refused.
             var filled = 0
             for size in [50, 1] {
@@ -126,7 +126,7 @@ import Testing
         defer { if stalled.agent.isRunning { kill(stalled.agent.processIdentifier, SIGKILL) } }
 
         var writer: Int32 = -1
-        _ = await eventually(seconds: 10) {
+        _ = await eventually {
             writer = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC)
             return writer >= 0
         }
@@ -171,7 +171,7 @@ import Testing
 
         let stalled = try await StalledAgent.start(device: device)
         defer { if stalled.agent.isRunning { kill(stalled.agent.processIdentifier, SIGKILL) } }
-        #expect(await eventually(seconds: 10) { (try? String(contentsOfFile: stalled.log, encoding: .utf8))?.contains("kiosk device opened") == true })
+        #expect(await eventually { (try? String(contentsOfFile: stalled.log, encoding: .utf8))?.contains("kiosk device opened") == true })
         let total = Self.capacity + 500
         let start = Int64(Date().timeIntervalSince1970) - 20_000
         let bytes = Self.presses(total, from: start)

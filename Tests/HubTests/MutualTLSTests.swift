@@ -127,7 +127,7 @@ import Wire
             }
         }
         #expect(accepted, "the agent's intake took the ratings")
-        let stored = try await eventually(seconds: 20) { try hub.recordCount == 2 }
+        let stored = try await eventually { try hub.recordCount == 2 }
         let log = (try? String(contentsOfFile: folder + "/agent.log", encoding: .utf8)) ?? ""
         #expect(stored, "the ratings reached the hub over mutual TLS; agent log:\n\(log)")
         kill(agent.processIdentifier, SIGTERM)

@@ -50,7 +50,7 @@ import FoundationNetworking
         let sealer = BatchSealer(origin: identity.nodeID, signingKey: identity.signingKey)
         let futures = try (1...40).map { connection.send(try sealer.seal(factory.records(500), sequence: UInt64($0))) }
         // Shut down once the hub has committed some, with more queued behind the credit.
-        #expect(await eventually(seconds: 20) { (try? hub.recordCount) ?? 0 > 0 })
+        #expect(await eventually { (try? hub.recordCount) ?? 0 > 0 })
         let store = hub.hub.store
         try await hub.stop()
         #expect(connection.reconnectAfter == .seconds(1), "the node got GOAWAY with the hub's reconnect delay")

@@ -88,7 +88,7 @@ final class MeshNode: @unchecked Sendable {
     func start() async throws {
         self.process = try launch(AgentProcessTests.binary, ["run", "--config", self.folder + "/agent.yaml", "--log-level", "info"], log: self.log)
         let health = URL(string: "http://127.0.0.1:\(self.httpPort)/healthz")!
-        let up = await eventually(seconds: 20) { (try? await URLSession.shared.data(from: health)) != nil }
+        let up = await eventually { (try? await URLSession.shared.data(from: health)) != nil }
         #expect(up, "\(self.name) came up (log: \(self.logText.suffix(2000)))")
     }
 
@@ -166,7 +166,7 @@ extension HubHarness {
         #expect(kiosks.allSatisfy { $0.logText.contains(relay.address) && !$0.logText.contains("127.0.0.1:\(hub.port)") })
         // Their STATUS reports travelled through it too: the hub keeps each, via the relay,
         // and the relay's own.
-        let reported = try await eventually(seconds: 20) {
+        let reported = try await eventually {
             let fleet = try hub.hub.store.fleet()
             let viaRelay = kiosks.allSatisfy { kiosk in
                 fleet.first { $0.node.nodeID == kiosk.identity.nodeID }?.status?.via == relay.identity.nodeID
@@ -211,7 +211,7 @@ extension HubHarness {
                 accepted.withLockedValue { $0 += ids }
             }
         }
-        _ = await eventually(seconds: 20) { accepted.withLockedValue { $0.count } >= 150 }
+        _ = await eventually { accepted.withLockedValue { $0.count } >= 150 }
         await relay.kill(SIGKILL)
         try await Task.sleep(for: .milliseconds(300))
         try await relay.start()
@@ -254,7 +254,7 @@ extension HubHarness {
             Issue.record("the relay refused a good batch")
             return
         }
-        let arrived = try await eventually(seconds: 20) { try hub.hub.store.isCommitted(BatchKey(origin: agent.nodeID, sequence: 2)) }
+        let arrived = try await eventually { try hub.hub.store.isCommitted(BatchKey(origin: agent.nodeID, sequence: 2)) }
         #expect(arrived)
         #expect(try !hub.hub.store.isCommitted(BatchKey(origin: agent.nodeID, sequence: 1)), "the forged batch never reached the hub")
         await connection.close()
@@ -295,7 +295,7 @@ extension HubHarness {
         // misconfigured into a ring: A forwards to B and B to A.
         for relay in [a, b] {
             try await relay.start()
-            #expect(await eventually(seconds: 20) { FileManager.default.fileExists(atPath: relay.folder + "/spool/registry") })
+            #expect(await eventually { FileManager.default.fileExists(atPath: relay.folder + "/spool/registry") })
             await relay.kill(SIGTERM)
         }
         try a.write(upstreams: [b.address], ca: hub.caPath, spool: "", relay: true)
@@ -337,7 +337,7 @@ extension HubHarness {
         // A revocation at the hub reaches the relay in its REGISTRY within seconds: the
         // revoked kiosk is refused there too.
         try await relay.start()
-        let connected = await eventually(seconds: 20) { relay.logText.contains("relay registry") }
+        let connected = await eventually { relay.logText.contains("relay registry") }
         #expect(connected)
         await kiosk.kill(SIGTERM)
         _ = try hub.hub.store.revokeNode(kiosk.identity.nodeID, at: 0)
@@ -383,7 +383,7 @@ extension HubHarness {
             Issue.record("the relay refused the newly enrolled kiosk's batch")
             return
         }
-        #expect(try await eventually(seconds: 20) { try hub.hub.store.isCommitted(batch.key) })
+        #expect(try await eventually { try hub.hub.store.isCommitted(batch.key) })
         await connection.close()
         // The token is spent: a second node with it is refused, for good, with the hub's reason.
         do {

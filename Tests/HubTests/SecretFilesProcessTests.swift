@@ -51,7 +51,7 @@ import Testing
         )
         defer { if serve.isRunning { kill(serve.processIdentifier, SIGKILL) } }
         #expect(
-            await eventually(seconds: 20) {
+            await eventually {
                 FileManager.default.fileExists(atPath: folder + "/feedback.sqlite-wal")
                     && FileManager.default.fileExists(atPath: folder + "/feedback.sqlite-shm")
             }, "the hub opened its store: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")"

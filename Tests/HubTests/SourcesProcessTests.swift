@@ -85,7 +85,7 @@ import Wire
             }
         }
         try appendText("this is not a CDR line\n", to: master)
-        #expect(try await eventually(seconds: 20) { try self.stored(hub, source: 3).count == expected.count }, "first calls reached the hub")
+        #expect(try await eventually { try self.stored(hub, source: 3).count == expected.count }, "first calls reached the hub")
 
         // Killed for real; while it is down the log rotates (rename) and more calls come.
         kill(agent.processIdentifier, SIGKILL)
@@ -95,19 +95,19 @@ import Wire
         for n in 32..<40 { try appendText(Self.cdr(n), to: master) }
         expected.formUnion(30..<40)
         agent = try launch(Self.binary, ["run", "--config", config, "--log-level", "info"], log: log)
-        #expect(try await eventually(seconds: 20) { try self.stored(hub, source: 3).count == expected.count }, "calls from both files")
+        #expect(try await eventually { try self.stored(hub, source: 3).count == expected.count }, "calls from both files")
 
         // Copy-truncate rotation while it runs.
         try await Task.sleep(for: .milliseconds(300))
         #expect(truncate(master, 0) == 0)
         for n in 40..<45 { try appendText(Self.cdr(n), to: master) }
         expected.formUnion(40..<45)
-        #expect(try await eventually(seconds: 20) { try self.stored(hub, source: 3).count == expected.count }, "calls after truncation")
+        #expect(try await eventually { try self.stored(hub, source: 3).count == expected.count }, "calls after truncation")
 
         // Kiosk: a button box writing input events into the FIFO.
         // Non-blocking, so a reader that never came would fail the test instead of hanging it.
         var writer: Int32 = -1
-        _ = await eventually(seconds: 10) {
+        _ = await eventually {
             writer = open(fifo, O_WRONLY | O_NONBLOCK)
             return writer >= 0
         }
@@ -132,7 +132,7 @@ import Wire
             to: feed
         )
 
-        #expect(try await eventually(seconds: 20) { try self.stored(hub, source: 2).count == 5 && self.stored(hub, source: 4).count == 2 })
+        #expect(try await eventually { try self.stored(hub, source: 2).count == 5 && self.stored(hub, source: 4).count == 2 })
         try await Task.sleep(for: .milliseconds(500))
 
         let calls = try self.stored(hub, source: 3)
@@ -207,7 +207,7 @@ import Wire
         // While the agent runs, its spool is its own.
         let agent = try launch(Self.binary, ["run", "--config", config], log: folder + "/agent.log")
         defer { if agent.isRunning { kill(agent.processIdentifier, SIGKILL) } }
-        #expect(await eventually(seconds: 20) { (try? String(contentsOfFile: folder + "/agent.log", encoding: .utf8))?.contains("connected to hub") == true })
+        #expect(await eventually { (try? String(contentsOfFile: folder + "/agent.log", encoding: .utf8))?.contains("connected to hub") == true })
         (status, output) = try runImport(folder + "/import-3.log")
         #expect(status != 0 && output.contains("is in use by another process"), "\(output)")
         kill(agent.processIdentifier, SIGTERM)
@@ -256,7 +256,7 @@ import Wire
         try await Task.sleep(for: .milliseconds(500))
         try appendText(Self.cdrWithLinkedID(1) + Self.cdrWithLinkedID(2), to: master)
         try appendText(survey(2, 5) + "{\"score\": 3}\n" + survey(3, 1), to: surveys)  // a bad line; call 3 never gets a CDR
-        #expect(try await eventually(seconds: 20) { try self.stored(hub, source: 3).count == 3 })
+        #expect(try await eventually { try self.stored(hub, source: 3).count == 3 })
 
         // Killed; meanwhile the CDR log rotates and calls 4 and 5 happen.
         kill(agent.processIdentifier, SIGKILL)
@@ -266,7 +266,7 @@ import Wire
         try appendText(Self.cdrWithLinkedID(5), to: master)
         try appendText(survey(4, 4) + survey(5, 1), to: surveys)
         agent = try launch(Self.binary, ["run", "--config", config, "--log-level", "info"], log: log)
-        #expect(try await eventually(seconds: 20) { try self.stored(hub, source: 3).count == 5 })
+        #expect(try await eventually { try self.stored(hub, source: 3).count == 5 })
         try await Task.sleep(for: .milliseconds(500))
 
         var byCall: [String: (score: Int, subject: String, occurredAt: Int64)] = [:]

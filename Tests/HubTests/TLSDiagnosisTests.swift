@@ -161,7 +161,7 @@ import Wire
         let log = folder + "/agent.log"
         let agent = try launch(Self.agentBinary, ["run", "--config", folder + "/agent.yaml"], log: log)
         defer { if agent.isRunning { kill(agent.processIdentifier, SIGKILL) } }
-        let logged = await eventually(seconds: 20) {
+        let logged = await eventually {
             ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("expired on \(until.formatted(.iso8601))")
         }
         #expect(logged, "the agent's log names the check: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")

@@ -4,10 +4,13 @@ faults injected for real, then a check that every rating the agent acknowledged 
 caller (HTTP 202) is in the hub's store exactly once, and every negative one raised
 exactly one alert (one webhook id at a real local receiver).
 
+The scale-out scenarios run two hubs on one PostgreSQL database of the server named by
+FEEDBACK_TEST_POSTGRES_URL, _PASSWORD, _BIN and _DIR (faults.sh starts a throwaway one).
+
 Run through scripts/faults.sh, which builds first. Every scenario is bounded in time.
 """
 import base64, collections, hashlib, hmac, http.server, json, os, random, shutil, signal, socket, sqlite3
-import subprocess, sys, tempfile, threading, time, urllib.error, urllib.request
+import subprocess, sys, tempfile, threading, time, urllib.error, urllib.parse, urllib.request, uuid
 
 BIN = sys.argv[1]
 RATINGS = int(os.environ.get("RATINGS", "2000"))
@@ -188,6 +191,10 @@ class GateProxy:
     def heal(self):
         self.open = True
 
+    def close(self):
+        self.cut()
+        self.listener.close()
+
 
 class System:
     def __init__(self, name, receiver, quota=None, segment_bytes=None, relay=False, relay_quota=None):
@@ -237,10 +244,7 @@ class System:
                     f'relay: {{listen: "{self.relay_address}", certificate: relay.pem, privateKey: relay-key.pem}}\n')
 
     def start_relay(self):
-        log = open(f"{self.dir}/relay.log", "a")
-        self.relay_process = subprocess.Popen([f"{BIN}/feedback-agent", "run", "--config", f"{self.dir}/relay/agent.yaml",
-                                               "--log-level", "warning"], stdout=log, stderr=log)
-        wait_for(lambda: get(f"http://127.0.0.1:{self.relay_http}/healthz"), 20, "the relay")
+        self.relay_process = self.launch("relay", "feedback-agent run", "relay/agent.yaml", f"{self.relay_http}/healthz")
 
     def enroll_agent(self):
         """Enrolls the agent with the hub directly (the faults are about the relay, not enrollment)."""
@@ -255,17 +259,21 @@ class System:
                     f'enrollmentToken: "{self.token}"\n{spool}\nbatch: {{maxRecords: 100, maxAgeMs: 20}}\n'
                     f'http: {{listen: "127.0.0.1:{self.intake}"}}\ndrainTimeoutMs: 2000\n')
 
+    def launch(self, name, command, config, ready_path):
+        """Starts `command` (e.g. "feedback-hub serve") on the config under self.dir, logging to
+        name.log, and waits until http://127.0.0.1:ready_path answers."""
+        log = open(f"{self.dir}/{name}.log", "a")
+        program, verb = command.split()
+        process = subprocess.Popen([f"{BIN}/{program}", verb, "--config", f"{self.dir}/{config}", "--log-level", "warning"],
+                                   stdout=log, stderr=log)
+        wait_for(lambda: get(f"http://127.0.0.1:{ready_path}"), 20, name)
+        return process
+
     def start_hub(self):
-        log = open(f"{self.dir}/hub.log", "a")
-        self.hub_process = subprocess.Popen([f"{BIN}/feedback-hub", "serve", "--config", f"{self.dir}/hub/hub.yaml",
-                                             "--log-level", "warning"], stdout=log, stderr=log)
-        wait_for(lambda: get(f"http://127.0.0.1:{self.http}/readyz"), 20, "the hub")
+        self.hub_process = self.launch("hub", "feedback-hub serve", "hub/hub.yaml", f"{self.http}/readyz")
 
     def start_agent(self):
-        log = open(f"{self.dir}/agent.log", "a")
-        self.agent_process = subprocess.Popen([f"{BIN}/feedback-agent", "run", "--config", f"{self.dir}/agent/agent.yaml",
-                                               "--log-level", "warning"], stdout=log, stderr=log)
-        wait_for(lambda: get(f"http://127.0.0.1:{self.intake}/healthz"), 20, "the agent")
+        self.agent_process = self.launch("agent", "feedback-agent run", "agent/agent.yaml", f"{self.intake}/healthz")
 
     @staticmethod
     def kill(process, sig=signal.SIGKILL):
@@ -336,23 +344,47 @@ def check(name, system, receiver, accepted, refused, seconds=60):
                 alerts=len(negatives) - missed, missed=missed, twice=twice)
 
 
+def fault_at_half(title, s, receiver, fault, seconds=60, settle=0.0):
+    """Posts RATINGS ratings to a running system, calls fault() once when half are accepted,
+    then checks that every accepted rating arrived once."""
+    accepted, refused = {}, [0]
+    fired = [False]
+
+    def progress(n):
+        if n >= RATINGS // 2 and not fired[0]:
+            fired[0] = True
+            fault()
+    s.post(RATINGS, accepted, refused, on_progress=progress)
+    result = check(title, s, receiver, accepted, refused, seconds=seconds)
+    time.sleep(settle)
+    s.stop()
+    return result
+
+
+def link_down_for_six_seconds(title, s, receiver, link):
+    """A quarter of the ratings, the link cut, half of them while it is down (longer than the
+    agents' retry backoff), the link healed, the rest; then the check."""
+    accepted, refused = {}, [0]
+    s.post(RATINGS // 4, accepted, refused)
+    link.cut()
+    s.post(RATINGS // 2, accepted, refused)
+    time.sleep(6)
+    link.heal()
+    s.post(RATINGS - RATINGS // 4 - RATINGS // 2, accepted, refused)
+    result = check(title, s, receiver, accepted, refused, seconds=90)
+    s.stop()
+    return result
+
+
 def scenario_hub_kill(receiver):
     s = System("hub-kill", receiver)
     s.write_agent_config()
     s.start_hub(); s.start_agent()
-    accepted, refused = {}, [0]
-    killed = [False]
 
-    def progress(n):
-        if n >= RATINGS // 2 and not killed[0]:
-            killed[0] = True
-            System.kill(s.hub_process)
-            threading.Timer(1.0, s.start_hub).start()
-    s.post(RATINGS, accepted, refused, on_progress=progress)
-    result = check("SIGKILL hub during load", s, receiver, accepted, refused)
-    time.sleep(1.5)
-    s.stop()
-    return result
+    def kill_and_restart():
+        System.kill(s.hub_process)
+        threading.Timer(1.0, s.start_hub).start()
+    return fault_at_half("SIGKILL hub during load", s, receiver, kill_and_restart, settle=1.5)
 
 
 def scenario_agent_kill(receiver):
@@ -483,33 +515,17 @@ def relayed_system(name, receiver, relay_quota=None):
 
 def scenario_relay_kill(receiver):
     s, _ = relayed_system("relay-kill", receiver)
-    accepted, refused = {}, [0]
-    killed = [False]
 
-    def progress(n):
-        if n >= RATINGS // 2 and not killed[0]:
-            killed[0] = True
-            System.kill(s.relay_process)
-            threading.Timer(0.5, s.start_relay).start()
-    s.post(RATINGS, accepted, refused, on_progress=progress)
-    result = check("relay: SIGKILL relay mid-stream", s, receiver, accepted, refused)
-    time.sleep(1)
-    s.stop()
-    return result
+    def kill_and_restart():
+        System.kill(s.relay_process)
+        threading.Timer(0.5, s.start_relay).start()
+    return fault_at_half("relay: SIGKILL relay mid-stream", s, receiver, kill_and_restart, settle=1.0)
 
 
 def scenario_relay_link_down(receiver):
+    # The branch's WAN link goes down.
     s, proxy = relayed_system("relay-link", receiver)
-    accepted, refused = {}, [0]
-    s.post(RATINGS // 4, accepted, refused)
-    proxy.cut()  # the branch's WAN link goes down, longer than the agents' retry backoff
-    s.post(RATINGS // 2, accepted, refused)
-    time.sleep(6)
-    proxy.heal()
-    s.post(RATINGS - RATINGS // 4 - RATINGS // 2, accepted, refused)
-    result = check("relay: relay → hub link down for 6 s", s, receiver, accepted, refused, seconds=90)
-    s.stop()
-    return result
+    return link_down_for_six_seconds("relay: relay → hub link down for 6 s", s, receiver, proxy)
 
 
 def scenario_relay_full(receiver):
@@ -522,7 +538,7 @@ def scenario_relay_full(receiver):
     metrics = get(f"http://127.0.0.1:{s.intake}/metrics").decode()
     retried = sum(int(float(line.split()[-1])) for line in metrics.splitlines() if line.startswith("feedback_agent_batches_retried_total"))
     proxy.heal()
-    result = check("relay: relay quota reached during an outage", s, receiver, accepted, refused, seconds=90)
+    result = check("relay: quota full in an outage", s, receiver, accepted, refused, seconds=90)
     result["scenario"] += f" ({retried} retried)"
     if retried == 0:  # the relay never filled up: the scenario did not happen
         result["lost"] = max(result["lost"], 1)
@@ -531,10 +547,107 @@ def scenario_relay_full(receiver):
     return result
 
 
+class ScaleOutSystem(System):
+    """Two hubs on one PostgreSQL database (a fresh one on the server faults.sh started), an
+    agent listing both. With `db_proxy` the hubs reach the database through a GateProxy, so
+    the test can cut that link."""
+
+    def __init__(self, name, receiver, db_proxy=False):
+        super().__init__(name, receiver)
+        url = urllib.parse.urlsplit(os.environ["FEEDBACK_TEST_POSTGRES_URL"])
+        self.pg = dict(host=url.hostname, port=url.port or 5432, user=url.username or "feedback")
+        self.database = "faults_" + name.replace("-", "_") + "_" + os.urandom(4).hex()
+        self.psql(f"CREATE DATABASE {self.database}", database=url.path.lstrip("/") or "feedback")
+        self.db_proxy = GateProxy(self.pg["port"]) if db_proxy else None
+        store_port = self.db_proxy.port if self.db_proxy else self.pg["port"]
+        store = f'store: "postgres://{self.pg["user"]}@{self.pg["host"]}:{store_port}/{self.database}"\n' \
+                "postgres: {passwordEnv: FEEDBACK_TEST_POSTGRES_PASSWORD, poolSize: 6}\n"
+        hub1 = f"{self.dir}/hub"
+        self.port2, self.http2 = free_port(), free_port()
+        os.makedirs(f"{self.dir}/hub2", mode=0o700)
+        with open(f"{self.dir}/hub2/hub.yaml", "w") as f:
+            f.write(f"hubId: {uuid.uuid4()}\nlisten: \"127.0.0.1:{self.port2}\"\nhttp: \"127.0.0.1:{self.http2}\"\n"
+                    f"tls: {{certificate: {hub1}/hub.pem, privateKey: {hub1}/hub-key.pem}}\nalerts: {hub1}/alerts.yaml\n")
+        for config in (f"{hub1}/hub.yaml", f"{self.dir}/hub2/hub.yaml"):
+            with open(config) as f:
+                lines = [line for line in f.read().splitlines() if not line.startswith("store:")]
+            with open(config, "w") as f:
+                f.write("\n".join(lines) + "\n" + store)
+        # A delivery the killed hub had claimed goes out from the other one when its lease
+        # ends (2 x timeout + 5 s): a short timeout keeps that within the check's wait.
+        with open(f"{hub1}/alerts.yaml") as f:
+            rules = f.read().replace("delivery: {firstRetry: 100ms, maxRetry: 1s}", "delivery: {firstRetry: 100ms, maxRetry: 1s, timeout: 2s}")
+        with open(f"{hub1}/alerts.yaml", "w") as f:
+            f.write(rules)
+        # The token System made went into the SQLite file `init` left: make one in the database.
+        self.token = subprocess.run([f"{BIN}/feedback-hub", "agents", "token", "--config", f"{hub1}/hub.yaml", "--site", "faults"],
+                                    check=True, capture_output=True, text=True).stdout.strip()
+        self.hub2_process = None
+
+    def psql(self, query, database=None):
+        environment = dict(os.environ, PGPASSWORD=os.environ["FEEDBACK_TEST_POSTGRES_PASSWORD"])
+        return subprocess.run([f"{os.environ['FEEDBACK_TEST_POSTGRES_BIN']}/psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                               "-h", self.pg["host"], "-p", str(self.pg["port"]), "-U", self.pg["user"], "-d", database or self.database,
+                               "-c", query], check=True, capture_output=True, text=True, env=environment, timeout=60).stdout
+
+    def write_agent_config(self, hub_address=None):
+        super().write_agent_config(hub_address=f'{self.hub_address}", "127.0.0.1:{self.port2}')
+
+    def start_hub(self):
+        super().start_hub()
+        self.start_hub2()
+
+    def start_hub2(self):
+        self.hub2_process = self.launch("hub2", "feedback-hub serve", "hub2/hub.yaml", f"{self.http2}/readyz")
+
+    def stop(self):
+        super().stop()
+        self.kill(self.hub2_process, signal.SIGTERM)
+        if self.db_proxy:
+            self.db_proxy.close()
+        try:
+            self.psql(f"DROP DATABASE IF EXISTS {self.database} WITH (FORCE)", database="postgres")
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
+            print(f"  could not drop {self.database}: {error}", file=sys.stderr)
+
+    def stored(self):
+        return collections.Counter(line.replace("-", "") for line in self.psql("SELECT id::text FROM records").split())
+
+
+def scenario_scaleout_hub_kill(receiver):
+    s = ScaleOutSystem("scaleout-kill", receiver)
+    s.write_agent_config()
+    s.start_hub(); s.start_agent()
+    # The agent fails over to hub 2; hub 1 stays down.
+    return fault_at_half("2 hubs on PostgreSQL: SIGKILL hub 1", s, receiver, lambda: System.kill(s.hub_process))
+
+
+def scenario_scaleout_db_restart(receiver):
+    s = ScaleOutSystem("scaleout-restart", receiver)
+    s.write_agent_config()
+    s.start_hub(); s.start_agent()
+    restart = ["/bin/sh", f"{os.environ['FEEDBACK_TEST_POSTGRES_DIR']}/restart.sh"]
+
+    def restart_in_background():
+        threading.Thread(target=lambda: subprocess.run(restart, capture_output=True, timeout=120)).start()
+    return fault_at_half("2 hubs on PostgreSQL: database restart", s, receiver, restart_in_background, seconds=90)
+
+
+def scenario_scaleout_db_link_down(receiver):
+    # Both hubs lose the database: not ready, batches refused as retryable.
+    s = ScaleOutSystem("scaleout-link", receiver, db_proxy=True)
+    s.write_agent_config()
+    s.start_hub(); s.start_agent()
+    return link_down_for_six_seconds("2 hubs on PostgreSQL: DB link down 6 s", s, receiver, s.db_proxy)
+
+
 def main():
     receiver = Receiver()
     scenarios = [scenario_hub_kill, scenario_agent_kill, scenario_hub_down, scenario_cut, scenario_full, scenario_disk_full,
-                 scenario_corrupt, scenario_relay_kill, scenario_relay_link_down, scenario_relay_full]
+                 scenario_corrupt, scenario_relay_kill, scenario_relay_link_down, scenario_relay_full,
+                 scenario_scaleout_hub_kill, scenario_scaleout_db_restart, scenario_scaleout_db_link_down]
+    only = os.environ.get("ONLY", "")
+    scenarios = [scenario for scenario in scenarios if only in scenario.__name__]
     results = []
     started = time.time()
     for scenario in scenarios:
@@ -558,10 +671,11 @@ def main():
     print(f"\n{len(results)} scenarios in {time.time() - started:.0f} s; {receiver.bad_signatures} webhooks with a bad signature, "
           f"{receiver.torn} cut off by a killed hub")
     failed = [r for r in results if r["lost"] != 0 or r["duplicated"] != 0 or r["missed"] != 0 or r["twice"] != 0 or r["accepted"] == 0]
-    shutil.rmtree(WORK, ignore_errors=True)
     if failed or receiver.bad_signatures:
+        print(f"faults: kept {WORK} (each scenario's hub, agent and relay logs)", file=sys.stderr)
         print("faults: FAILED: " + ", ".join(r["scenario"] for r in failed), file=sys.stderr)
         sys.exit(1)
+    shutil.rmtree(WORK, ignore_errors=True)
     print("faults: OK: zero lost, zero duplicated, every negative alerted exactly once")
 
 

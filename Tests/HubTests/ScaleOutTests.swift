@@ -99,6 +99,16 @@ final class ScaleOut: @unchecked Sendable {
         return (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
     }
 
+    /// The value of one series on hub `index`'s `/metrics` (the full series text before the
+    /// value), as a whole number; nil when the hub does not answer or has no such series.
+    func metric(_ index: Int, _ series: String) async -> Int? {
+        guard let url = URL(string: "http://127.0.0.1:\(self.hubs[index].http)/metrics"),
+            let (data, _) = try? await URLSession.shared.data(from: url)
+        else { return nil }
+        let line = String(decoding: data, as: UTF8.self).split(separator: "\n").first { $0.hasPrefix(series + " ") }
+        return line.flatMap { Double($0.dropFirst(series.count + 1)) }.map { Int($0) }
+    }
+
     func kill(_ index: Int, _ signal: Int32 = SIGKILL) async {
         guard let process = self.hubs[index].process, process.isRunning else { return }
         Foundation.kill(process.processIdentifier, signal)
@@ -181,7 +191,7 @@ struct ScaleOutTests {
         let agent = try launch(AgentProcessTests.binary, ["run", "--config", folder + "/agent.yaml", "--log-level", "info"], log: folder + "/agent.log")
         defer { Foundation.kill(agent.processIdentifier, SIGKILL) }
         let intake = URL(string: "http://127.0.0.1:\(httpPort)/v1/feedback")!
-        #expect(await eventually(seconds: 20) { (try? await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(httpPort)/healthz")!)) != nil })
+        #expect(await eventually { (try? await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(httpPort)/healthz")!)) != nil })
 
         // Ratings in requests of 10, every third a detractor; hub 1 dies once 300 are stored.
         var accepted: [String] = []
@@ -212,7 +222,9 @@ struct ScaleOutTests {
 
     /// The same sealed batch at both hubs at the same moment: the database decides.
     @Test func theSameBatchAtBothHubsAtOnceIsStoredOnceAndAlertsOnce() async throws {
-        let setup = try await ScaleOut.make()
+        // A timeout no busy machine reaches: a delivery that timed out after the receiver took
+        // it would go again with its id (at-least-once), and the count below is exact.
+        let setup = try await ScaleOut.make(deliveryTimeout: "10s")
         defer { Task { try? await setup.stop() } }
         try await setup.start(0)
         try await setup.start(1)
@@ -250,6 +262,52 @@ struct ScaleOutTests {
         #expect(setup.receiver.received("manager").count == 20, "one webhook per alert, from one of the two hubs")
     }
 
+    /// Both hubs commit alerts and both deliver from the one outbox, against one receiver that
+    /// fails its first requests: each alert reaches it once (no hub died, so the crash window
+    /// of at-least-once delivery never opens), none is lost, and both hubs took part.
+    @Test func twoHubsDeliveringToOneReceiverDeliverEachAlertOnce() async throws {
+        let setup = try await ScaleOut.make(deliveryTimeout: "10s")  // as above: the counts are exact
+        defer { Task { try? await setup.stop() } }
+        try await setup.start(0)
+        try await setup.start(1)
+        let identity = AgentIdentity.generate()
+        try await setup.register(identity)
+        setup.receiver.fail("manager", times: 40)
+        let sealer = BatchSealer(origin: identity.nodeID, signingKey: identity.signingKey)
+        var factory = RecordFactory(origin: identity.nodeID)
+        for sequence in 1...40 {
+            // Every fifth of 25 records a detractor: 5 alerts per batch, batches alternating hubs.
+            var records = factory.records(25)
+            for index in stride(from: 0, to: records.count, by: 5) {
+                records[index].scale = .nps
+                records[index].score = 2
+            }
+            let connection = try await setup.connect(sequence % 2, identity)
+            let result = try await connection.send(try sealer.seal(records, sequence: UInt64(sequence))).get()
+            await connection.close()
+            guard case .acknowledged = result else {
+                Issue.record("batch \(sequence) refused: \(result)")
+                continue
+            }
+        }
+        #expect(try setup.count("SELECT COUNT(*) FROM alerts") == 200)
+        func delivered() -> [String] {
+            setup.receiver.received("manager").filter { $0.status == 204 }.compactMap { $0.headers["webhook-id"] }
+        }
+        #expect(await eventually(seconds: 60) { Set(delivered()).count == 200 }, "every alert delivered: \(Set(delivered()).count) of 200")
+        try await Task.sleep(for: .seconds(1))
+        #expect(delivered().count == 200, "each alert delivered once, not once per hub")
+        #expect(try setup.count("SELECT COUNT(*) FROM alert_deliveries WHERE state = 'delivered'") == 200)
+        #expect(try setup.count("SELECT COUNT(*) FROM alert_deliveries WHERE claimed_by IS NOT NULL") == 0, "no claim left behind")
+        var perHub: [Int] = []
+        for index in 0..<2 {
+            perHub.append(await setup.metric(index, #"feedback_hub_alert_deliveries_total{outcome="delivered"}"#) ?? 0)
+        }
+        #expect(perHub.reduce(0, +) == 200, "deliveries counted by the hubs: \(perHub)")
+        #expect(perHub.allSatisfy { $0 > 0 }, "both hubs delivered: \(perHub)")
+        print("two hubs, one receiver: 200 alerts, \(setup.receiver.received("manager").count) requests, delivered per hub \(perHub)")
+    }
+
     /// A key revoked through hub 1 is refused by hub 2 within about a second.
     @Test func aRevocationOnOneHubIsRefusedByTheOther() async throws {
         let setup = try await ScaleOut.make()
@@ -258,7 +316,7 @@ struct ScaleOutTests {
         try await setup.start(1)
         let identity = AgentIdentity.generate()
         try await setup.register(identity)
-        #expect(await eventually(seconds: 5) { (try? await setup.connect(1, identity)) != nil })
+        #expect(await eventually { (try? await setup.connect(1, identity)) != nil })
         _ = try await CrashTests.runHub(["agents", "revoke", "--config", setup.hubs[0].config, identity.nodeID.uuidString])
         let revokedAt = ContinuousClock.now
         let refused = await eventually(seconds: 10) { (try? await setup.connect(1, identity)) == nil }
@@ -308,7 +366,7 @@ struct ScaleOutTests {
         #expect(acknowledged.count == 60)
         #expect(try setup.count("SELECT COUNT(*) FROM records") == 6000)
         #expect(try setup.count("SELECT COUNT(*) FROM batches") == 60)
-        #expect(await eventually(seconds: 20) { await setup.isReady(0) }, "the hub is ready again")
+        #expect(await eventually { await setup.isReady(0) }, "the hub is ready again")
         #expect(setup.log(0).contains("the store answers again") || !setup.log(0).contains("the store does not answer"))
     }
 }

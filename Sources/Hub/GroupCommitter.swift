@@ -9,8 +9,10 @@ import Wire
 /// Commits batches from every connection together: one store transaction (and so one
 /// fsync) for whatever arrived while the previous transaction was being written.
 ///
-/// A single writer thread takes all waiting batches (up to ``Limits``), commits them in
-/// one transaction, then completes each batch's promise on its own event loop. A failed
+/// Each of `writers` writer threads (one for SQLite; ``RecordStore/commitWriters``) takes
+/// the batches waiting for it (up to ``Limits``), commits them in one transaction, then
+/// completes each batch's promise on its own event loop. A batch goes to the writer its
+/// origin maps to, so one origin's batches commit in the order they came. A failed
 /// transaction fails every batch in it; nothing in it is acknowledged.
 public final class GroupCommitter: Sendable {
     /// How much one transaction may hold.
@@ -24,6 +26,45 @@ public final class GroupCommitter: Sendable {
         public init() {}
     }
 
+    private let writers: [Writer]
+
+    /// Starts `writers` writer threads (at least one).
+    public init(store: any RecordStore, writers: Int = 1, limits: Limits = Limits(), metrics: HubMetrics, logger: Logger) {
+        self.writers = (0..<max(1, writers)).map { index in
+            Writer(name: "hub-commit-\(index + 1)", store: store, limits: limits, metrics: metrics, logger: logger)
+        }
+    }
+
+    /// Queues `batch`; the future completes once its transaction is durable.
+    public func submit(_ batch: IncomingBatch, on eventLoop: any EventLoop) -> EventLoopFuture<CommitOutcome> {
+        self.writers[Self.writer(of: batch.key.origin, among: self.writers.count)].submit(batch, on: eventLoop)
+    }
+
+    /// Batches queued or being committed.
+    public var pendingCount: Int {
+        self.writers.reduce(0) { $0 + $1.pendingCount }
+    }
+
+    /// Commits everything already queued, refuses new batches, and stops the threads.
+    public func stop() {
+        for writer in self.writers { writer.beginStopping() }
+        for writer in self.writers { writer.stop() }
+    }
+
+    /// The writer that commits `origin`'s batches: the same one for the committer's life.
+    static func writer(of origin: UUID, among count: Int) -> Int {
+        guard count > 1 else { return 0 }
+        // FNV-1a over the id's bytes: stable, unlike `hashValue`, and spread for UUIDv4 and v7 alike.
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        withUnsafeBytes(of: origin.uuid) { bytes in
+            for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        }
+        return Int(hash % UInt64(count))
+    }
+}
+
+/// One writer thread and its queue.
+private final class Writer: Sendable {
     struct Pending: Sendable {
         var batch: IncomingBatch
         var promise: EventLoopPromise<CommitOutcome>
@@ -36,26 +77,26 @@ public final class GroupCommitter: Sendable {
     }
 
     private let store: any RecordStore
-    private let limits: Limits
+    private let limits: GroupCommitter.Limits
     private let metrics: HubMetrics
     private let logger: Logger
     private let state = Mutex(State())
     private let wakeUp = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
 
-    /// Starts the writer thread.
-    public init(store: any RecordStore, limits: Limits = Limits(), metrics: HubMetrics, logger: Logger) {
+    init(name: String, store: any RecordStore, limits: GroupCommitter.Limits, metrics: HubMetrics, logger: Logger) {
         self.store = store
         self.limits = limits
         self.metrics = metrics
         self.logger = logger
-        let thread = Thread { [self] in self.run() }
-        thread.name = "feedback-hub-commit"
+        let thread = Thread { [self] in
+            Thread.current.name = name  // from the thread itself (Linux names only the current one), at most 15 bytes
+            self.run()
+        }
         thread.start()
     }
 
-    /// Queues `batch`; the future completes once its transaction is durable.
-    public func submit(_ batch: IncomingBatch, on eventLoop: any EventLoop) -> EventLoopFuture<CommitOutcome> {
+    func submit(_ batch: IncomingBatch, on eventLoop: any EventLoop) -> EventLoopFuture<CommitOutcome> {
         let promise = eventLoop.makePromise(of: CommitOutcome.self)
         let accepted = self.state.withLock { state -> Bool in
             guard !state.stopping else { return false }
@@ -70,20 +111,26 @@ public final class GroupCommitter: Sendable {
         return promise.futureResult
     }
 
-    /// Batches queued or being committed.
-    public var pendingCount: Int {
+    var pendingCount: Int {
         self.state.withLock { $0.queue.count + $0.inTransaction }
     }
 
-    /// Commits everything already queued, refuses new batches, and stops the thread.
-    public func stop() {
+    /// Refuses new batches; returns whether it was already stopping.
+    @discardableResult
+    func beginStopping() -> Bool {
         let alreadyStopping = self.state.withLock { state in
             defer { state.stopping = true }
             return state.stopping
         }
-        guard !alreadyStopping else { return }
-        self.wakeUp.signal()
+        if !alreadyStopping { self.wakeUp.signal() }
+        return alreadyStopping
+    }
+
+    /// Waits until everything queued is committed and the thread has ended.
+    func stop() {
+        self.beginStopping()
         self.finished.wait()
+        self.finished.signal()  // a second stop() returns at once
     }
 
     private func run() {

@@ -96,6 +96,8 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
         public var caFile: String?
         /// Most connections this hub opens.
         public var poolSize: Int?
+        /// Commit transactions at once.
+        public var commitWriters: Int?
         /// Monthly record partitions made ahead.
         public var partitionsAhead: Int?
         /// Months of records kept; absent: all.
@@ -104,7 +106,7 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
         /// Nothing set.
         public init() {}
 
-        static let keys = ["passwordFile", "passwordEnv", "tls", "caFile", "poolSize", "partitionsAhead", "retentionMonths"]
+        static let keys = ["passwordFile", "passwordEnv", "tls", "caFile", "poolSize", "commitWriters", "partitionsAhead", "retentionMonths"]
     }
 
     /// The PostgreSQL settings when `store` is a `postgres://` URL; nil for a SQLite store.
@@ -130,6 +132,7 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
             }
             settings.caFile = section.caFile
             settings.poolSize = section.poolSize ?? settings.poolSize
+            settings.commitWriters = section.commitWriters ?? settings.commitWriters
             settings.partitionsAhead = section.partitionsAhead ?? settings.partitionsAhead
             settings.retentionMonths = section.retentionMonths
             try settings.check()

@@ -33,7 +33,7 @@ public final class HubIngest: IngestBackend {
         var limits = GroupCommitter.Limits()
         limits.maxBatches = commit.maxBatches
         limits.maxRecords = commit.maxRecords
-        self.committer = GroupCommitter(store: store, limits: limits, metrics: metrics, logger: logger)
+        self.committer = GroupCommitter(store: store, writers: store.commitWriters, limits: limits, metrics: metrics, logger: logger)
     }
 
     /// Authenticates through the registry (redeeming a token if the HELLO brings one); the

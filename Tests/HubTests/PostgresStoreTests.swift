@@ -1,6 +1,9 @@
+import CoreMetrics
 import Foundation
+import Logging
 import NIOConcurrencyHelpers
-import Hub
+import NIOPosix
+@testable import Hub
 import PostgresNIO
 import TestSupport
 import Testing
@@ -90,6 +93,47 @@ struct PostgresStoreTests {
         }
         #expect(try one.recordCount() == 800)
         #expect(try one.alerts(status: nil, site: nil, overdueAt: nil, limit: 1000).count == 800)
+    }
+
+    /// A hub on PostgreSQL commits on two connections at once (`commitWriters`): every
+    /// batch is stored once, each origin's batches are committed in order by one writer,
+    /// and both writers work.
+    @Test func twoCommitWritersKeepEachOriginsBatchesInOrder() async throws {
+        let settings = try TestStores.makeDatabase()
+        defer { try? TestStores.dropDatabase(settings) }
+        let store = CommitLog(try PostgresStore(settings: settings, alerts: try StoreContractTests.rules(), logger: TestStores.logger))
+        #expect(store.commitWriters == 2, "the default")
+        // Three origins for each writer.
+        var origins: [UUID] = []
+        while origins.count < 6 {
+            let origin = UUID()
+            if origins.filter({ GroupCommitter.writer(of: $0, among: 2) == GroupCommitter.writer(of: origin, among: 2) }).count < 3 {
+                origins.append(origin)
+            }
+        }
+        let committer = GroupCommitter(store: store, writers: store.commitWriters, metrics: HubMetrics(factory: NOOPMetricsHandler.instance), logger: TestStores.logger)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        var futures: [EventLoopFuture<CommitOutcome>] = []
+        for sequence in 1...30 {
+            for (index, origin) in origins.enumerated() {
+                let records = (0..<10).map { StoreContractTests.calm(index * 10_000 + sequence * 10 + $0) }
+                futures.append(committer.submit(StoreContractTests.batch(UInt64(sequence), records, origin: origin), on: group.next()))
+            }
+        }
+        let outcomes = try await EventLoopFuture.whenAllSucceed(futures, on: group.next()).get()
+        committer.stop()
+        try await group.shutdownGracefully()
+
+        #expect(outcomes.allSatisfy { $0 == .stored(newRecords: 10) })
+        #expect(try store.recordCount() == 1_800)
+        let calls = store.calls.withLockedValue { $0 }
+        for origin in origins {
+            let handed = calls.flatMap { call in call.keys.filter { $0.origin == origin }.map { (call.thread, $0.sequence) } }
+            #expect(handed.map(\.1) == Array(1...30), "origin \(origin) committed in order")
+            #expect(Set(handed.map(\.0)).count == 1, "origin \(origin) by one writer")
+            #expect(try store.committedSequence(origin: origin) == 30)
+        }
+        #expect(Set(calls.map(\.thread)).count == 2, "both writers committed: \(Set(calls.map(\.thread)))")
     }
 
     /// Two hubs asking for due deliveries at once each get their own; a claim whose lease
@@ -256,6 +300,8 @@ struct PostgresSettingsTests {
             ("store: postgres://u@db/x\npostgres: {tls: maybe}\n", "postgres.tls: must be disable, require or verify"),
             ("store: postgres://u@db/x\npostgres: {passwordFile: a, passwordEnv: B}\n", "not both"),
             ("store: postgres://u@db/x\npostgres: {colour: red}\n", "colour"),
+            ("store: postgres://u@db/x\npostgres: {commitWriters: 0}\n", "postgres.commitWriters must be 1–16, got 0"),
+            ("store: postgres://u@db/x\npostgres: {poolSize: 2, commitWriters: 2}\n", "must be less than postgres.poolSize (2)"),
         ]
         for (text, message) in cases {
             let path = folder.appendingPathComponent("hub.yaml").path
@@ -264,9 +310,31 @@ struct PostgresSettingsTests {
             #expect(error?.description.contains(message) == true, "\(text): \(error?.description ?? "accepted")")
         }
         let path = folder.appendingPathComponent("hub.yaml").path
-        try (base + "store: postgres://u@db:5433/x\npostgres: {passwordEnv: PW, tls: require, poolSize: 3, retentionMonths: 12}\n")
+        try (base + "store: postgres://u@db:5433/x\npostgres: {passwordEnv: PW, tls: require, poolSize: 3, commitWriters: 1, retentionMonths: 12}\n")
             .write(toFile: path, atomically: true, encoding: .utf8)
         let settings = try #require(try HubConfiguration.load(from: path).postgres())
-        #expect(settings.port == 5433 && settings.tls == .require && settings.poolSize == 3 && settings.retentionMonths == 12)
+        #expect(settings.port == 5433 && settings.tls == .require && settings.poolSize == 3 && settings.commitWriters == 1 && settings.retentionMonths == 12)
     }
+}
+
+/// The real store, with a note of each commit call: which thread made it, and the
+/// keys it was handed, in order.
+private final class CommitLog: RecordStore, Sendable {
+    let store: PostgresStore
+    let calls = NIOLockedValueBox<[(thread: String, keys: [BatchKey])]>([])
+
+    init(_ store: PostgresStore) {
+        self.store = store
+    }
+
+    func commit(_ batches: [IncomingBatch]) throws -> [CommitOutcome] {
+        self.calls.withLockedValue { $0.append(("\(pthread_self())", batches.map(\.key))) }
+        return try self.store.commit(batches)
+    }
+
+    func isCommitted(_ key: BatchKey) throws -> Bool { try self.store.isCommitted(key) }
+    func committedSequence(origin: UUID) throws -> UInt64 { try self.store.committedSequence(origin: origin) }
+    func recordCount() throws -> Int { try self.store.recordCount() }
+    func batchCount() throws -> Int { try self.store.batchCount() }
+    var commitWriters: Int { self.store.commitWriters }
 }

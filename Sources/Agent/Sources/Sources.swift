@@ -350,8 +350,11 @@ final class SourceRunner: Sendable {
                 }
             }
         )
-        let thread = Thread { reader.run() }
-        thread.name = "feedback-agent-kiosk-\(source.name)"
+        let name = "kiosk-\(source.name.prefix(9))"
+        let thread = Thread {
+            Thread.current.name = name  // from the thread itself (Linux names only the current one), at most 15 bytes
+            reader.run()
+        }
         thread.start()
         defer { reader.stop() }
         var buttons = buttons

@@ -35,6 +35,9 @@ public struct PostgresSettings: Sendable, Equatable {
     public var caFile: String?
     /// Connections this hub opens at most.
     public var poolSize: Int = 8
+    /// Group-commit transactions this hub runs at once, each on its own connection; a node's
+    /// batches always go to the same one, so each node's stay in order.
+    public var commitWriters: Int = 2
     /// Monthly record partitions created ahead of the current month.
     public var partitionsAhead: Int = 2
     /// Months of records kept: partitions wholly older are dropped. Nil keeps everything.
@@ -108,10 +111,16 @@ public struct PostgresSettings: Sendable, Equatable {
         }
         do {
             try RangeError.check(self.poolSize, 1...200, "postgres.poolSize")
+            try RangeError.check(self.commitWriters, 1...16, "postgres.commitWriters")
             try RangeError.check(self.partitionsAhead, 1...24, "postgres.partitionsAhead")
             if let months = self.retentionMonths { try RangeError.check(months, 1...1_200, "postgres.retentionMonths") }
         } catch {
             throw PostgresSettingsError(error.description)
+        }
+        guard self.commitWriters < self.poolSize else {
+            throw PostgresSettingsError(
+                "postgres.commitWriters (\(self.commitWriters)) must be less than postgres.poolSize (\(self.poolSize)): the alert API, deliveries and enrollments need connections too"
+            )
         }
     }
 

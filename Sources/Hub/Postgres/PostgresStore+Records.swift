@@ -103,6 +103,10 @@ extension PostgresStore: RecordStore {
         }
     }
 
+    /// `postgres.commitWriters`: concurrent commits are safe, the unique keys and the window
+    /// locks decide between them as they do between hubs.
+    public var commitWriters: Int { self.settings.commitWriters }
+
     public func committedSequence(origin: UUID) throws -> UInt64 {
         try self.pool.withSession { session in
             let value = try session.query("SELECT MAX(sequence) FROM batches WHERE origin = \(origin)").first?.decode(Int64?.self)

@@ -53,4 +53,13 @@ public protocol RecordStore: Sendable {
 
     /// Number of committed batches.
     func batchCount() throws -> Int
+
+    /// How many ``commit(_:)`` calls may run at once (from different threads). Calls for
+    /// one origin are never made at once, so each origin's batches commit in order.
+    var commitWriters: Int { get }
+}
+
+extension RecordStore {
+    /// One: a store with a single writer (SQLite).
+    public var commitWriters: Int { 1 }
 }

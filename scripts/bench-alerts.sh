@@ -6,8 +6,12 @@
 #
 #   scripts/bench-alerts.sh                          # 10,000 records/s background, 200 probes
 #   RATE=20000 PROBES=500 scripts/bench-alerts.sh
+#   STORE=postgres scripts/bench-alerts.sh           # the hub on PostgreSQL (COMMIT_WRITERS: its
+#                                                    # postgres.commitWriters, default 2; a throwaway server
+#                                                    # from scripts/lib/postgres.sh, or the one
+#                                                    # FEEDBACK_TEST_POSTGRES_URL and _PASSWORD name)
 #
-# Real processes on loopback: `feedback-hub serve` (release build, SQLite, TLS 1.3) with an
+# Real processes on loopback: `feedback-hub serve` (release build, SQLite or PostgreSQL, TLS 1.3) with an
 # alert rule for the probe site; `feedback-agent run` (HTTP intake, default batching:
 # 100 ms); `feedback-bench load --rate` for the background load; a Python webhook receiver
 # that records, per alert, arrival time minus the rating's capture time (the agent stamps
@@ -22,8 +26,13 @@ probes="${PROBES:-200}"
 interval_ms="${INTERVAL_MS:-100}"
 seconds="${SECONDS_MAX:-60}"
 config="${BUILD_CONFIG:-release}"
+store="${STORE:-sqlite}"
 out="${OUT:-$(mktemp -d)}"
 mkdir -p "$out"
+case "$store" in
+    sqlite | postgres) ;;
+    *) echo "bench-alerts.sh: STORE must be sqlite or postgres, got '$store'" >&2; exit 2 ;;
+esac
 
 swift build -c "$config" --product feedback-hub
 swift build -c "$config" --product feedback-agent
@@ -33,7 +42,19 @@ bin="$(swift build -c "$config" --show-bin-path)"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port=$(free_port); http=$(free_port); intake=$(free_port); receiver=$(free_port)
 pids=()
-trap 'for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done' EXIT
+pgdir=""
+cleanup() {
+    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    wait "${pids[@]}" 2>/dev/null || true  # reaped quietly: no "Killed" lines
+    if [ -n "$pgdir" ]; then
+        pg_stop "$pgdir" || true
+        rm -rf "$pgdir"
+    elif [ -n "${database:-}" ]; then  # a server of your own: drop what this run made
+        PGPASSWORD="$FEEDBACK_TEST_POSTGRES_PASSWORD" "$FEEDBACK_TEST_POSTGRES_BIN/psql" -X -q "$FEEDBACK_TEST_POSTGRES_URL" \
+            -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" > /dev/null 2>&1 || true
+    fi
+}
+trap cleanup EXIT
 
 # The receiver: one line per webhook, "latency_ms type".
 cat > "$out/receiver.py" <<'PY'
@@ -67,6 +88,19 @@ rules:
   - {name: detractor, scale: nps, sites: [probe-site]}
 YAML
 echo "alerts: alerts.yaml" >> "$out/hub/hub.yaml"
+if [ "$store" = postgres ]; then
+    # shellcheck source=scripts/lib/postgres.sh
+    . scripts/lib/postgres.sh
+    if [ -z "${FEEDBACK_TEST_POSTGRES_URL:-}" ]; then pgdir="$(mktemp -d -t feedback-pg.XXXXXX)"; fi
+    pg_start "${pgdir:-/nonexistent}"
+    database="bench_alerts_$$"
+    PGPASSWORD="$FEEDBACK_TEST_POSTGRES_PASSWORD" "$FEEDBACK_TEST_POSTGRES_BIN/psql" -X -q "$FEEDBACK_TEST_POSTGRES_URL" \
+        -c "CREATE DATABASE $database" > /dev/null
+    sed -i '/^store:/d' "$out/hub/hub.yaml"
+    printf 'store: "%s/%s"\npostgres: {passwordEnv: FEEDBACK_TEST_POSTGRES_PASSWORD, commitWriters: %s}\n' "${FEEDBACK_TEST_POSTGRES_URL%/*}" "$database" "${COMMIT_WRITERS:-2}" \
+        >> "$out/hub/hub.yaml"
+    echo "== the hub on PostgreSQL: database $database on ${FEEDBACK_TEST_POSTGRES_URL%/*}"
+fi
 "$bin/feedback-hub" agents token --config "$out/hub/hub.yaml" --any-site --count 10 > "$out/tokens.txt"
 "$bin/feedback-hub" serve --config "$out/hub/hub.yaml" --log-level warning > "$out/hub.log" 2>&1 &
 hub=$!
@@ -110,6 +144,8 @@ PY
 for _ in $(seq 1 100); do [ "$(wc -l < "$out/latencies.txt")" -ge "$probes" ] && break; sleep 0.1; done
 stored_during=$(curl -fs "http://127.0.0.1:$http/metrics" | awk '/^feedback_hub_records_stored_total/ {print $2}')
 wait $bench || true
+# The hub's own view: how long its commits took and how many batches each held.
+curl -fs "http://127.0.0.1:$http/metrics" > "$out/hub-metrics.txt" || true
 # CPU seconds and peak resident memory of the hub and the agent over the whole run.
 usage() { # pid name
     awk -v t="$(getconf CLK_TCK)" -v n="$2" '{printf "%-6s CPU %6.1f s", n, ($14 + $15) / t}' "/proc/$1/stat"
@@ -130,5 +166,6 @@ if values:
     print(f"submit -> webhook latency ms: p50 {q(0.50):.1f}  p90 {q(0.90):.1f}  p99 {q(0.99):.1f}  max {values[-1]:.1f}")
 PY
 echo "hub records stored by the end of the probes: $stored_during"
+grep -E '^feedback_hub_(commit_duration_seconds|commit_batches|alert_latency_seconds)' "$out/hub-metrics.txt" | grep -v '_bucket' || true
 echo "$resources"
 echo "files: $out"

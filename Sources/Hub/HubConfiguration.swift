@@ -132,7 +132,7 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
             }
             settings.caFile = section.caFile
             settings.poolSize = section.poolSize ?? settings.poolSize
-            settings.commitWriters = section.commitWriters ?? settings.commitWriters
+            settings.commitWriters = section.commitWriters ?? PostgresSettings.defaultCommitWriters(poolSize: settings.poolSize)
             settings.partitionsAhead = section.partitionsAhead ?? settings.partitionsAhead
             settings.retentionMonths = section.retentionMonths
             try settings.check()

@@ -14,7 +14,7 @@ public final class HubIngest: IngestBackend {
     private let statuses: StatusKeeper
     private let isStoreReachable: @Sendable () -> Bool
 
-    /// Starts the group committer (its writer thread) in front of `store`; reads the kept
+    /// Starts the group committer (its writer threads, ``RecordStore/commitWriters``) in front of `store`; reads the kept
     /// status reports' times (blocking).
     ///
     /// - Parameters:

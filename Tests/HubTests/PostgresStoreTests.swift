@@ -302,6 +302,7 @@ struct PostgresSettingsTests {
             ("store: postgres://u@db/x\npostgres: {colour: red}\n", "colour"),
             ("store: postgres://u@db/x\npostgres: {commitWriters: 0}\n", "postgres.commitWriters must be 1–16, got 0"),
             ("store: postgres://u@db/x\npostgres: {poolSize: 2, commitWriters: 2}\n", "must be less than postgres.poolSize (2)"),
+            ("store: postgres://u@db/x\npostgres: {poolSize: 1, commitWriters: 2}\n", "must be less than postgres.poolSize (1)"),
         ]
         for (text, message) in cases {
             let path = folder.appendingPathComponent("hub.yaml").path
@@ -314,6 +315,12 @@ struct PostgresSettingsTests {
             .write(toFile: path, atomically: true, encoding: .utf8)
         let settings = try #require(try HubConfiguration.load(from: path).postgres())
         #expect(settings.port == 5433 && settings.tls == .require && settings.poolSize == 3 && settings.commitWriters == 1 && settings.retentionMonths == 12)
+        // Unset, the writers fit the pool: a pool of one or two (valid before there were
+        // writers) gets one writer.
+        for (pool, writers) in [(1, 1), (2, 1), (3, 2), (8, 2)] {
+            try (base + "store: postgres://u@db/x\npostgres: {poolSize: \(pool)}\n").write(toFile: path, atomically: true, encoding: .utf8)
+            #expect(try HubConfiguration.load(from: path).postgres()?.commitWriters == writers, "poolSize \(pool)")
+        }
     }
 }
 

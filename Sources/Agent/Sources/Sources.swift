@@ -350,9 +350,13 @@ final class SourceRunner: Sendable {
                 }
             }
         )
-        let name = "kiosk-\(source.name.prefix(9))"
-        let thread = Thread {
-            Thread.current.name = name  // from the thread itself (Linux names only the current one), at most 15 bytes
+        var name = "kiosk-"  // Linux takes at most 15 bytes, else sets no name
+        for character in source.name {
+            guard name.utf8.count + character.utf8.count <= 15 else { break }
+            name.append(character)
+        }
+        let thread = Thread { [name] in
+            Thread.current.name = name  // from the thread itself: Linux names only the current one
             reader.run()
         }
         thread.start()

@@ -38,6 +38,17 @@ public struct PostgresSettings: Sendable, Equatable {
     /// Group-commit transactions this hub runs at once, each on its own connection; a node's
     /// batches always go to the same one, so each node's stay in order.
     public var commitWriters: Int = 2
+
+    /// The most commit writers `poolSize` connections allow: one connection is left for
+    /// everything else, except in a pool of one, which its single writer shares.
+    public static func mostCommitWriters(poolSize: Int) -> Int {
+        max(1, poolSize - 1)
+    }
+
+    /// `commitWriters` when hub.yaml does not set it: 2, or fewer in a pool of 2 or less.
+    public static func defaultCommitWriters(poolSize: Int) -> Int {
+        min(2, Self.mostCommitWriters(poolSize: poolSize))
+    }
     /// Monthly record partitions created ahead of the current month.
     public var partitionsAhead: Int = 2
     /// Months of records kept: partitions wholly older are dropped. Nil keeps everything.
@@ -117,7 +128,7 @@ public struct PostgresSettings: Sendable, Equatable {
         } catch {
             throw PostgresSettingsError(error.description)
         }
-        guard self.commitWriters < self.poolSize else {
+        guard self.commitWriters <= Self.mostCommitWriters(poolSize: self.poolSize) else {
             throw PostgresSettingsError(
                 "postgres.commitWriters (\(self.commitWriters)) must be less than postgres.poolSize (\(self.poolSize)): the alert API, deliveries and enrollments need connections too"
             )

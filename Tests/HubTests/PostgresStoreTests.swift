@@ -136,6 +136,23 @@ struct PostgresStoreTests {
         #expect(Set(calls.map(\.thread)).count == 2, "both writers committed: \(Set(calls.map(\.thread)))")
     }
 
+    /// Old window events go in chunks, however many there are; newer ones stay.
+    @Test func pruningWindowEventsTakesEveryOldOneInChunksAndKeepsTheRest() throws {
+        let settings = try TestStores.makeDatabase()
+        defer { try? TestStores.dropDatabase(settings) }
+        let store = try PostgresStore(settings: settings, logger: TestStores.logger)
+        _ = try TestStores.sql(
+            settings,
+            """
+            INSERT INTO alert_window_events (rule, key, occurred_at, record_id, negative, stored_at)
+            SELECT 'r', 'k', n, gen_random_uuid(), false, n FROM generate_series(1, 25000) AS n
+            """
+        )
+        try store.pruneAlertWindows(before: 24_001)
+        let left = try TestStores.sql(settings, "SELECT COUNT(*), MIN(stored_at) FROM alert_window_events").first?.decode((Int, Int64).self)
+        #expect(left?.0 == 1_000 && left?.1 == 24_001, "\(String(describing: left))")
+    }
+
     /// Two hubs asking for due deliveries at once each get their own; a claim whose lease
     /// ended (its hub died) goes to the other.
     @Test func aDeliveryIsClaimedByOneHubAndPassesOnWhenItsLeaseEnds() async throws {
@@ -278,6 +295,23 @@ struct PostgresSettingsTests {
         #expect(error?.description.contains("chmod 600") == true)
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
         #expect(try settings.password() == "hunter2")
+        // Saved with Windows line endings: the password without them.
+        try Data("hunter2\r\nsecond line\r\n".utf8).write(to: URL(fileURLWithPath: path))
+        #expect(try settings.password() == "hunter2")
+        // Through a symbolic link (as container secrets are mounted): the file's mode counts.
+        let link = path + ".link"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: path)
+        defer { try? FileManager.default.removeItem(atPath: link) }
+        settings.passwordFile = link
+        #expect(try settings.password() == "hunter2")
+        // A FIFO would block the hub's start: refused, not opened.
+        let fifo = path + ".fifo"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        defer { try? FileManager.default.removeItem(atPath: fifo) }
+        settings.passwordFile = fifo
+        let notAFile = #expect(throws: PostgresSettingsError.self) { try settings.password() }
+        #expect(notAFile?.description.contains("is not a regular file") == true)
+        settings.passwordFile = path
         settings.passwordEnv = "X"
         #expect(throws: PostgresSettingsError.self) { try settings.check() }
         // verify with an address and no CA: the name could not be checked.

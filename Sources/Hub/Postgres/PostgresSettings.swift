@@ -146,8 +146,17 @@ public struct PostgresSettings: Sendable, Equatable {
             return value
         }
         guard let path = self.passwordFile else { return nil }
-        let mode = (try? FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int) ?? nil
-        if let mode, mode & 0o077 != 0 {
+        // stat, not lstat: a secret mounted as a symbolic link is judged by what it names.
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            throw PostgresSettingsError("postgres.passwordFile: \(path) cannot be read (\(String(cString: strerror(errno))))")
+        }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            // A FIFO or a device would block the start or never end.
+            throw PostgresSettingsError("postgres.passwordFile: \(path) is not a regular file")
+        }
+        let mode = Int(info.st_mode & 0o777)
+        if mode & 0o077 != 0 {
             throw PostgresSettingsError("postgres.passwordFile: \(path) may be read by others (mode \(String(mode, radix: 8))); chmod 600 it")
         }
         let read: [UInt8]?
@@ -160,7 +169,8 @@ public struct PostgresSettings: Sendable, Equatable {
             throw PostgresSettingsError("postgres.passwordFile: \(path) is over 4 KiB; it holds one line, the password")
         }
         let text = String(decoding: bytes, as: UTF8.self)
-        guard let line = text.split(separator: "\n", omittingEmptySubsequences: false).first.map({ $0.trimmingCharacters(in: .whitespaces) }),
+        // The first line, whatever its ending ("\r\n" is one Character in Swift).
+        guard let line = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).first.map({ $0.trimmingCharacters(in: .whitespaces) }),
             !line.isEmpty
         else {
             throw PostgresSettingsError("postgres.passwordFile: \(path) is empty")

@@ -125,8 +125,23 @@ extension PostgresStore: AlertStore {
         }
     }
 
+    /// Deletes in chunks of 10,000 rows, each its own statement, so a large backlog never
+    /// meets the statement timeout (and then never shrinks).
     public func pruneAlertWindows(before time: Int64) throws {
-        try self.pool.withSession { try $0.execute("DELETE FROM alert_window_events WHERE stored_at < \(time)") }
+        try self.pool.withSession { session in
+            while true {
+                let deleted = try session.query(
+                    """
+                    WITH gone AS (
+                        DELETE FROM alert_window_events WHERE ctid IN (
+                            SELECT ctid FROM alert_window_events WHERE stored_at < \(time) LIMIT 10000
+                        ) RETURNING 1
+                    ) SELECT COUNT(*) FROM gone
+                    """
+                ).first?.decode(Int.self) ?? 0
+                if deleted < 10_000 { break }
+            }
+        }
     }
 
     public func deliveryCounts() throws -> [String: Int] {

@@ -182,7 +182,8 @@ extension PostgresStore: StoreUpkeep {
         )
         for row in rows {
             guard let partition = RecordPartition(name: try row.decode(String.self)), partition.monthIndex < month else { continue }
-            try session.execute(PostgresQuery(unsafeSQL: "ALTER TABLE records DETACH PARTITION \(partition.name)"))
+            // One statement: dropping a partition detaches it, so a hub that dies here leaves
+            // the month attached (and dropped next time), never detached and forgotten.
             try session.execute(PostgresQuery(unsafeSQL: "DROP TABLE \(partition.name)"))
             self.logger.notice("record partition dropped by the retention setting", metadata: ["partition": "\(partition.name)"])
         }

@@ -109,6 +109,22 @@ struct StoreContractTests {
         #expect(try store.deliveryCounts() == ["delivered": 1, "dead": 1])
     }
 
+    /// A backlog of overdue alerts (after an outage, say) is escalated whole by one sweep,
+    /// each once, though PostgreSQL takes them a hundred per transaction.
+    @Test(arguments: TestStores.Kind.allCases)
+    func aBacklogOfOverdueAlertsEscalatesWholeAndOnce(_ kind: TestStores.Kind) throws {
+        let opened = try TestStores.open(kind, alerts: try Self.rules())
+        defer { opened.remove() }
+        let store = opened.store
+        _ = try store.commit([Self.batch(1, (1...250).map(Self.detractor))])
+        let alerts = try store.alerts(status: .open, site: nil, overdueAt: nil, limit: 1_000)
+        #expect(alerts.count == 250)
+        let latest = try #require(alerts.compactMap(\.deadlineAt).max())
+        let escalated = try store.escalateOverdue(now: latest)
+        #expect(escalated.count == 250 && Set(escalated.map(\.id)) == Set(alerts.map(\.id)))
+        #expect(try store.escalateOverdue(now: latest + 3_600_000).isEmpty)
+    }
+
     @Test(arguments: TestStores.Kind.allCases)
     func anOverdueAlertEscalatesOnceAndItsLifeIsChecked(_ kind: TestStores.Kind) throws {
         let opened = try TestStores.open(kind, alerts: try Self.rules())

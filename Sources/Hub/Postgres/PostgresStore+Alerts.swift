@@ -97,18 +97,34 @@ extension PostgresStore: AlertStore {
     }
 
     /// The overdue alerts are locked (`FOR UPDATE SKIP LOCKED`) while they move up a level:
-    /// with several hubs, each escalation happens once.
+    /// with several hubs, each escalation happens once. A hundred per transaction, the
+    /// earliest deadlines first, so a backlog after an outage never holds many rows locked
+    /// (acknowledgements wait on them) nor one long transaction; at most 10,000 per call.
     public func escalateOverdue(now: Int64) throws -> [(id: UUID, level: Int)] {
+        var escalated: [(id: UUID, level: Int)] = []
+        for _ in 0..<100 {
+            let (done, taken) = try self.escalateOverdue(now: now, atMost: 100)
+            escalated += done
+            if taken < 100 { break }
+        }
+        return escalated
+    }
+
+    /// One transaction of ``escalateOverdue(now:)``: the alerts it moved up, and how many it took.
+    private func escalateOverdue(now: Int64, atMost limit: Int) throws -> (escalated: [(id: UUID, level: Int)], taken: Int) {
         try self.pool.transaction { session in
             let rows = try session.query(
                 """
                 SELECT id, rule, level FROM alerts
                 WHERE status = 'open' AND deadline_at <= \(now) AND level < max_level
+                ORDER BY deadline_at LIMIT \(limit)
                 FOR UPDATE SKIP LOCKED
                 """
             )
             var escalated: [(id: UUID, level: Int)] = []
+            var taken = 0
             for row in rows {
+                taken += 1
                 let (id, rule, level) = try row.decode((UUID, String, Int32).self)
                 guard let step = self.evaluator.escalation(of: id, rule: rule, level: Int(level), now: now) else {
                     // The rule changed since: stop escalating, keep it overdue.
@@ -121,7 +137,7 @@ extension PostgresStore: AlertStore {
                 try PostgresAlertLedger.insert([step.delivery], session)
                 escalated.append((id, step.level))
             }
-            return escalated
+            return (escalated, taken)
         }
     }
 

@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import Logging
 import NIOCore
+import Support
 import Synchronization
 import Wire
 
@@ -89,11 +90,7 @@ private final class Writer: Sendable {
         self.limits = limits
         self.metrics = metrics
         self.logger = logger
-        let thread = Thread { [self] in
-            Thread.current.name = name  // from the thread itself (Linux names only the current one), at most 15 bytes
-            self.run()
-        }
-        thread.start()
+        Thread.start(named: name) { [self] in self.run() }
     }
 
     func submit(_ batch: IncomingBatch, on eventLoop: any EventLoop) -> EventLoopFuture<CommitOutcome> {
@@ -115,15 +112,13 @@ private final class Writer: Sendable {
         self.state.withLock { $0.queue.count + $0.inTransaction }
     }
 
-    /// Refuses new batches; returns whether it was already stopping.
-    @discardableResult
-    func beginStopping() -> Bool {
+    /// Refuses new batches and wakes the thread to commit what is queued and end.
+    func beginStopping() {
         let alreadyStopping = self.state.withLock { state in
             defer { state.stopping = true }
             return state.stopping
         }
         if !alreadyStopping { self.wakeUp.signal() }
-        return alreadyStopping
     }
 
     /// Waits until everything queued is committed and the thread has ended.

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Support
 import Synchronization
 import Wire
 
@@ -350,16 +351,7 @@ final class SourceRunner: Sendable {
                 }
             }
         )
-        var name = "kiosk-"  // Linux takes at most 15 bytes, else sets no name
-        for character in source.name {
-            guard name.utf8.count + character.utf8.count <= 15 else { break }
-            name.append(character)
-        }
-        let thread = Thread { [name] in
-            Thread.current.name = name  // from the thread itself: Linux names only the current one
-            reader.run()
-        }
-        thread.start()
+        Thread.start(named: "kiosk-\(source.name)") { reader.run() }
         defer { reader.stop() }
         var buttons = buttons
         await withTaskCancellationHandler {

@@ -13,7 +13,7 @@
 #
 # The tests run at most TEST_WIDTH at a time (swift-testing's parallelization width; plain
 # `swift test` starts all of them at once). Most tests start real hubs, agents and
-# databases; all 280 at once on a 2-core machine left hubs' timers and HTTP handlers
+# databases; all of them (about 300) at once on a 2-core machine left hubs' timers and HTTP handlers
 # waiting for tens of seconds for a thread of Swift's cooperative pool (one per core),
 # and hang guards fired. See docs/decisions.md, "Tests on a busy machine".
 set -euo pipefail

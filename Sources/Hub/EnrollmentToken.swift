@@ -7,21 +7,7 @@ import Wire
 public enum EnrollmentToken {
     /// A new random token.
     public static func generate() -> String {
-        var rng = SystemRandomNumberGenerator()
-        let bytes = (0..<20).map { _ in UInt8.random(in: 0...255, using: &rng) }
-        let alphabet = Array("abcdefghijklmnopqrstuvwxyz234567")
-        var bits = 0
-        var value = 0
-        var out = "fmt_"
-        for byte in bytes {
-            value = value << 8 | Int(byte)
-            bits += 8
-            while bits >= 5 {
-                out.append(alphabet[(value >> (bits - 5)) & 31])
-                bits -= 5
-            }
-        }
-        return out
+        SecretToken.generate(prefix: "fmt_", byteCount: 20)
     }
 }
 

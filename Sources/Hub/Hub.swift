@@ -1,15 +1,19 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import ListenerLimits
 import Logging
 import NIOCore
+import NIOSSL
 import NodeServer
 import Prometheus
 import ServiceLifecycle
 import Synchronization
 
 /// One hub: the store, the registry, the protocol server and the operations HTTP endpoints
-/// (`/metrics`, `/healthz`, `/readyz`), assembled from a configuration.
+/// (`/metrics`, `/healthz`, `/readyz`, and the `/v1` API behind API tokens), assembled from
+/// a configuration.
 ///
 /// ``application`` is a `Service`: run it in a `ServiceGroup` (the CLI uses
 /// `runService()`, which also turns SIGTERM into a graceful drain).
@@ -35,6 +39,8 @@ public final class Hub: Sendable {
     private let metrics: HubMetrics
     private let clock: @Sendable () -> Int64
     private let httpBound = Mutex<SocketAddress?>(nil)
+    /// The operations port's TLS, when `operations.tls` names files.
+    private let httpTLS: TLSConfiguration?
     private let logger: Logger
 
     /// Opens the store, reads the alert rules and prepares the servers; nothing listens
@@ -53,6 +59,15 @@ public final class Hub: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.clock = clock
+        if let files = configuration.operations.tls {
+            do {
+                self.httpTLS = try ServerTLS.configuration(.init(certificate: files.certificate, privateKey: files.privateKey), minimumVersion: .tlsv12)
+            } catch {
+                throw ConfigurationError(path: files.certificate, "(operations.tls) cannot be used for TLS with key \(files.privateKey): \(error)")
+            }
+        } else {
+            self.httpTLS = nil
+        }
         self.alertRules = try configuration.alerts.map(AlertRules.load(from:)) ?? .none
         self.store = try Self.openStore(configuration, alerts: self.alertRules, logger: logger)
         self.registry = try NodeRegistry(store: self.store)
@@ -99,7 +114,13 @@ public final class Hub: Sendable {
     /// The operations HTTP application, with the protocol server as one of its services.
     public func application() throws -> some Service {
         let http = try HostPort(self.configuration.http, key: "http")
-        let router = Router()
+        let router = Router(context: OperationsContext.self)
+        router.add(
+            middleware: AccessGuard(
+                store: self.store, access: self.configuration.operations, scheme: self.httpTLS == nil ? "http" : "https", metrics: self.metrics,
+                clock: self.clock
+            )
+        )
         let server = self.server
         let storeWatch = self.storeWatch
         let prometheus = self.prometheus
@@ -113,6 +134,7 @@ public final class Hub: Sendable {
             )
         }
         AlertAPI(store: self.store, clock: self.clock).register(on: router)
+        AccessAPI(store: self.store).register(on: router)
         router.get("metrics") { _, _ -> Response in
             Response(
                 status: .ok,
@@ -122,9 +144,10 @@ public final class Hub: Sendable {
         }
         let metrics = self.metrics
         let httpSlots = HTTPConnectionSlots(limits: self.configuration.httpLimits) { metrics.httpConnectionClosed($0) }
+        let http1 = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [httpSlots.makeGuard()]))
         return Application(
             router: router,
-            server: .http1(configuration: .init(additionalChannelHandlers: [httpSlots.makeGuard()])),
+            server: try self.httpTLS.map { try .tls(http1, tlsConfiguration: $0) } ?? http1,
             configuration: .init(address: .hostname(http.host, port: http.port)),
             services: self.services,
             onServerRunning: { channel in self.httpBound.withLock { $0 = channel.localAddress } },

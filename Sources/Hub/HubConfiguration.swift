@@ -48,6 +48,81 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
         }
     }
 
+    /// Who may use the operations port (`operations`): every `/v1` endpoint needs an API
+    /// token (`feedback-hub tokens add`); health and metrics are open or need one, by setting.
+    public struct Operations: Sendable, Codable, Equatable {
+        /// Whether an endpoint is open to anyone who reaches the port or needs a token (of
+        /// any role).
+        public enum Access: String, Sendable, Codable, Equatable, CaseIterable {
+            /// Anyone who reaches the port.
+            case open
+            /// A valid API token of any role.
+            case token
+        }
+
+        /// `/metrics`: open by default, for a Prometheus on the same host or network.
+        public var metrics: Access = .open
+        /// `/healthz` and `/readyz`: open by default, for load balancers and orchestrators.
+        public var health: Access = .open
+        /// The port's certificate chain and key (PEM): set, it serves HTTPS only (TLS 1.2 or
+        /// later), so it may listen beyond loopback. The hub's own `hub.pem` and `hub-key.pem`
+        /// do, for the names `init` was given; or the operator's own certificate.
+        public var tls: TLSFiles?
+        /// Origins besides the port's own (`https://ops.example.com`) whose pages may change
+        /// things: the names a TLS proxy in front of the port serves it under.
+        public var origins: [String] = []
+
+        /// The files of ``tls``.
+        public struct TLSFiles: Sendable, Codable, Equatable {
+            /// PEM certificate chain.
+            public var certificate: String
+            /// PEM private key.
+            public var privateKey: String
+
+            /// Names the files.
+            public init(certificate: String, privateKey: String) {
+                self.certificate = certificate
+                self.privateKey = privateKey
+            }
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case metrics, health, tls, origins
+        }
+
+        /// The defaults.
+        public init() {}
+
+        /// Settings left out keep their defaults.
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.metrics = try Self.access(c, .metrics) ?? self.metrics
+            self.health = try Self.access(c, .health) ?? self.health
+            self.tls = try c.decodeIfPresent(TLSFiles.self, forKey: .tls)
+            self.origins = try c.decodeIfPresent([String].self, forKey: .origins) ?? []
+        }
+
+        /// What is wrong with ``origins``, if anything: each must be `http(s)://HOST[:PORT]`.
+        var problem: String? {
+            for origin in self.origins {
+                guard let url = URL(string: origin), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host?.isEmpty == false,
+                    url.path.isEmpty, url.query == nil, url.user == nil
+                else {
+                    return "operations.origins: each must be http(s)://HOST[:PORT] with nothing after, got \(TerminalText.excerpt(origin))"
+                }
+            }
+            return nil
+        }
+
+        private static func access(_ c: KeyedDecodingContainer<CodingKeys>, _ key: CodingKeys) throws -> Access? {
+            guard let text = try c.decodeIfPresent(String.self, forKey: key) else { return nil }
+            guard let access = Access(rawValue: text) else {
+                throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "must be open or token, got \(TerminalText.excerpt(text))")
+            }
+            return access
+        }
+    }
+
     /// This hub's node id, sent in every CHALLENGE.
     public var hubID: UUID
     /// Protocol listener, `HOST:PORT`.
@@ -72,6 +147,8 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
     public var httpLimits = HTTPListenerLimits()
     /// Fleet status settings.
     public var fleet = Fleet()
+    /// Access to the operations port.
+    public var operations = Operations()
 
     /// Creates a configuration with defaults for everything but the identity and TLS files.
     public init(hubID: UUID, tls: TLS) {
@@ -80,7 +157,7 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case hubID = "hubId", listen, http, store, tls, limits, commit, alerts, httpLimits, fleet
+        case hubID = "hubId", listen, http, store, tls, limits, commit, alerts, httpLimits, fleet, operations
         case postgresSection = "postgres"
     }
 
@@ -154,6 +231,7 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
         self.alerts = try c.decodeIfPresent(String.self, forKey: .alerts)
         self.httpLimits = try c.decodeIfPresent(HTTPListenerLimits.self, forKey: .httpLimits) ?? HTTPListenerLimits()
         self.fleet = try c.decodeIfPresent(Fleet.self, forKey: .fleet) ?? Fleet()
+        self.operations = try c.decodeIfPresent(Operations.self, forKey: .operations) ?? Operations()
         self.postgresSection = try c.decodeIfPresent(PostgresSection.self, forKey: .postgresSection) ?? PostgresSection()
     }
 
@@ -191,6 +269,11 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
         configuration.tls.privateKey = resolve(configuration.tls.privateKey)
         configuration.tls.clientCA = configuration.tls.clientCA.map(resolve)
         configuration.alerts = configuration.alerts.map(resolve)
+        if var files = configuration.operations.tls {
+            files.certificate = resolve(files.certificate)
+            files.privateKey = resolve(files.privateKey)
+            configuration.operations.tls = files
+        }
         try configuration.validate(path: path)
         return configuration
     }
@@ -211,6 +294,9 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
         if let problem = self.httpLimits.problem {
             throw ConfigurationError(path: path, "httpLimits.\(problem)")
         }
+        if let problem = self.operations.problem {
+            throw ConfigurationError(path: path, problem)
+        }
         _ = try self.postgres(path: path)
     }
 
@@ -222,6 +308,7 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
         "limits": .settings(Dictionary(uniqueKeysWithValues: NodeServer.Limits.settingNames.map { ($0, ConfigSchema.value) })),
         "commit": .keys("maxBatches", "maxRecords"),
         "fleet": .keys("silentAfterMinutes"),
+        "operations": .settings(["metrics": .value, "health": .value, "origins": .value, "tls": .keys("certificate", "privateKey")]),
         "postgres": .settings(Dictionary(uniqueKeysWithValues: PostgresSection.keys.map { ($0, ConfigSchema.value) })),
     ])
 }

@@ -24,7 +24,7 @@ public struct HubMetrics: Sendable {
     let storePoolInUse: Gauge
     /// The store's connection pool size (PostgreSQL).
     let storePoolSize: Gauge
-    private let factory: any MetricsFactory
+    let factory: any MetricsFactory
 
     /// Creates the metrics in `factory` (the hub's Prometheus registry, or a test factory);
     /// `store` (`sqlite` or `postgres`) labels the commit and store metrics.
@@ -55,5 +55,13 @@ public struct HubMetrics: Sendable {
     func httpConnectionClosed(_ reason: HTTPConnectionSlots.Closure) {
         Counter(label: "feedback_hub_http_connections_closed_total", dimensions: [("reason", reason.rawValue)], factory: self.factory)
             .increment()
+    }
+}
+
+extension HubMetrics {
+    /// An operations-port request refused before routing: `missing`, `malformed` or `invalid`
+    /// token, or `foreign_origin`.
+    func httpAuthRefused(_ reason: String) {
+        Counter(label: "feedback_hub_http_auth_refusals_total", dimensions: [("reason", reason)], factory: self.factory).increment()
     }
 }

@@ -149,6 +149,6 @@ public final class NodeRegistry: Sendable {
 
     /// The stored form of an enrollment token: its SHA-256.
     public static func tokenHash(_ token: String) -> [UInt8] {
-        Array(SHA256.hash(data: Data(token.utf8)))
+        SecretToken.hash(token)
     }
 }

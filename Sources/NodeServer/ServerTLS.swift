@@ -29,13 +29,7 @@ public enum ServerTLS {
     /// - Throws: ``NodeServerError`` with code `tlsFiles` when a file is missing or unusable.
     public static func serverContext(_ files: Files) throws -> NIOSSLContext {
         do {
-            let chain = try NIOSSLCertificate.fromPEMFile(files.certificate)
-            let key = try NIOSSLPrivateKey(file: files.privateKey, format: .pem)
-            var configuration = TLSConfiguration.makeServerConfiguration(
-                certificateChain: chain.map { .certificate($0) },
-                privateKey: .privateKey(key)
-            )
-            configuration.minimumTLSVersion = .tlsv13
+            var configuration = try Self.configuration(files, minimumVersion: .tlsv13)
             if let clientCA = files.clientCA {
                 configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(clientCA))
                 configuration.certificateVerification = .noHostnameVerification
@@ -44,6 +38,21 @@ public enum ServerTLS {
         } catch {
             throw NodeServerError(.tlsFiles, "cannot be used for TLS (with key \(files.privateKey)): \(error)")
         }
+    }
+
+    /// A server configuration from a certificate chain and key (PEM files), accepting
+    /// `minimumVersion` and later; no client certificates.
+    ///
+    /// - Throws: NIOSSL's error when a file is missing or unusable.
+    public static func configuration(_ files: Files, minimumVersion: TLSVersion) throws -> TLSConfiguration {
+        let chain = try NIOSSLCertificate.fromPEMFile(files.certificate)
+        let key = try NIOSSLPrivateKey(file: files.privateKey, format: .pem)
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: chain.map { .certificate($0) },
+            privateKey: .privateKey(key)
+        )
+        configuration.minimumTLSVersion = minimumVersion
+        return configuration
     }
 
     /// Why a node that presented `certificate` may not speak as `nodeID`, or nil when it may.

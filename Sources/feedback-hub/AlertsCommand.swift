@@ -52,7 +52,7 @@ struct Alerts: ParsableCommand {
             let store = try self.config.openStore()
             let now = Int64(Date().timeIntervalSince1970 * 1000)
             let alerts = try reporting {
-                try store.alerts(status: status, site: self.site, overdueAt: self.overdue ? now : nil, limit: self.limit)
+                try store.alerts(status: status, site: self.site, within: .any, overdueAt: self.overdue ? now : nil, limit: self.limit)
             }
             if alerts.isEmpty { print("no alerts") }
             for alert in alerts {

@@ -12,7 +12,7 @@ struct FeedbackHubCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "feedback-hub",
         abstract: "Receives, verifies and stores FeedbackMesh ratings.",
-        subcommands: [Init.self, Serve.self, Agents.self, Certs.self, Alerts.self, Report.self, Inspect.self]
+        subcommands: [Init.self, Serve.self, Agents.self, Tokens.self, Certs.self, Alerts.self, Report.self, Inspect.self]
     )
 }
 
@@ -64,20 +64,21 @@ struct ConfigOption: ParsableArguments {
     }
 }
 
-/// The sites an enrollment allows, from `--site` (repeatable) or `--any-site`.
+/// The sites an enrollment or an API token allows, from `--site` (repeatable) or `--any-site`.
 struct SiteOptions: ParsableArguments {
     @Option(
         name: .customLong("site"),
-        help: "A site the node may report for (repeatable); `*` matches any run of characters, as in `branch-*`."
+        help: "A site it may report for or see (repeatable); `*` matches any run of characters, as in `branch-*`."
     )
     var sites: [String] = []
 
-    @Flag(help: "Let the node report for any site (a product backend serving every site).")
+    @Flag(help: "Every site (a product backend serving every site, an operations team).")
     var anySite = false
 
-    func scope() throws -> SiteScope {
+    /// The scope; `what` names what it is for in the error ("the node may report for").
+    func scope(_ what: String = "the node may report for") throws -> SiteScope {
         switch (self.sites.isEmpty, self.anySite) {
-        case (true, false): throw CLIError("say which sites the node may report for: --site NAME (repeatable, `*` as a wildcard) or --any-site")
+        case (true, false): throw CLIError("say which sites \(what): --site NAME (repeatable, `*` as a wildcard) or --any-site")
         case (false, true): throw CLIError("--any-site and --site exclude each other")
         case (true, true): return .any
         case (false, false):

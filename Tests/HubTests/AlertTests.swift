@@ -21,8 +21,10 @@ import Wire
         let receiver: WebhookReceiver
         let identity: AgentIdentity
         let offset: NIOLockedValueBox<Int64>
+        /// A manager's token for every site.
+        let token: String
 
-        static func start(extraRules: String = "") async throws -> Setup {
+        static func start(extraRules: String = "", adjust: (inout HubConfiguration) -> Void = { _ in }) async throws -> Setup {
             let receiver = try await WebhookReceiver.start()
             let folder = FileManager.default.temporaryDirectory.appendingPathComponent("hub-\(UUID())")
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -52,12 +54,17 @@ import Wire
             """.write(toFile: rules, atomically: true, encoding: .utf8)
             let offset = NIOLockedValueBox<Int64>(0)
             let hub = try await HubHarness.start(
-                folder: folder, adjust: { $0.alerts = rules },
+                folder: folder,
+                adjust: {
+                    $0.alerts = rules
+                    adjust(&$0)
+                },
                 clock: { Int64(Date().timeIntervalSince1970 * 1000) + offset.withLockedValue { $0 } }
             )
             let identity = AgentIdentity.generate()
             try hub.register(identity)
-            return Setup(hub: hub, receiver: receiver, identity: identity, offset: offset)
+            let token = try OperationsClient.token(in: hub.hub.store, role: .manager).secret
+            return Setup(hub: hub, receiver: receiver, identity: identity, offset: offset, token: token)
         }
 
         func stop() async throws {
@@ -84,14 +91,14 @@ import Wire
             return record
         }
 
+        func isAcknowledged(_ result: BatchResult) -> Bool {
+            if case .acknowledged = result { return true }
+            return false
+        }
+
         func api(_ method: String, _ path: String, body: String? = nil) async throws -> (status: Int, json: [String: Any]) {
-            let port = try #require(self.hub.hub.httpAddress?.port)
-            var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
-            request.httpMethod = method
-            request.httpBody = body.map { Data($0.utf8) }
-            let (data, response) = try await URLSession.shared.data(for: request)
-            let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
-            return (try #require(response as? HTTPURLResponse).statusCode, json)
+            let answer = try await OperationsClient(self.hub.hub).call(method, path, token: self.token, body: body)
+            return (answer.status, answer.json)
         }
     }
 

@@ -202,7 +202,7 @@ import Wire
         try await report(kiosk)
         offset.withLockedValue { $0 = 40 * 60_000 }
         #expect(await checked(silent: 1), "only the node at branch-7 is silent")
-        #expect(try hub.hub.store.alerts(status: nil, site: nil, overdueAt: nil, limit: 100).isEmpty)
+        #expect(try hub.hub.store.alerts(status: nil, site: nil, within: .any, overdueAt: nil, limit: 100).isEmpty)
 
         // 35 minutes after its last report: one alert, to the receiver, and not one per check.
         offset.withLockedValue { $0 = 55 * 60_000 }
@@ -226,7 +226,7 @@ import Wire
         let requests = receiver.received("ops")
         #expect(requests.count == 2)
         #expect(Set(requests.compactMap { $0.headers["webhook-id"] }).count == 2, "two silences, two alerts")
-        #expect(try hub.hub.store.alerts(status: nil, site: nil, overdueAt: nil, limit: 100).count == 2)
+        #expect(try hub.hub.store.alerts(status: nil, site: nil, within: .any, overdueAt: nil, limit: 100).count == 2)
     }
 
     @Test func theSilentNodesMetricCountsSeenUnrevokedNodesNotSeenForTheSetting() async throws {

@@ -67,6 +67,8 @@ final class HubHarness: Sendable {
         let group = ServiceGroup(configuration: .init(services: [try hub.application()], logger: logger))
         let task = Task { try await group.run() }
         let address = try await hub.server.listeningAddress()
+        // The operations port binds beside it; tests call both.
+        _ = await eventually { hub.httpAddress != nil }
         return HubHarness(
             folder: folder, configuration: configuration, hub: hub, caPath: caPath, group: group, task: task,
             port: address.port ?? 0

@@ -81,7 +81,7 @@ struct StoreContractTests {
         _ = try store.commit([Self.batch(1, [Self.detractor(1), Self.calm(2)])])
         // Re-sent in another batch (a resealed spool), and the same batch again: no new alert.
         _ = try store.commit([Self.batch(2, [Self.detractor(1)]), Self.batch(1, [Self.detractor(1), Self.calm(2)])])
-        let alerts = try store.alerts(status: nil, site: nil, overdueAt: nil, limit: 100)
+        let alerts = try store.alerts(status: nil, site: nil, within: .any, overdueAt: nil, limit: 100)
         #expect(alerts.count == 1)
         let alert = try #require(alerts.first)
         #expect(alert.rule == "detractor" && alert.recordID == Samples.recordID(1) && alert.status == .open && alert.site == "web-eu")
@@ -117,7 +117,7 @@ struct StoreContractTests {
         defer { opened.remove() }
         let store = opened.store
         _ = try store.commit([Self.batch(1, (1...250).map(Self.detractor))])
-        let alerts = try store.alerts(status: .open, site: nil, overdueAt: nil, limit: 1_000)
+        let alerts = try store.alerts(status: .open, site: nil, within: .any, overdueAt: nil, limit: 1_000)
         #expect(alerts.count == 250)
         let latest = try #require(alerts.compactMap(\.deadlineAt).max())
         let escalated = try store.escalateOverdue(now: latest)
@@ -131,7 +131,7 @@ struct StoreContractTests {
         defer { opened.remove() }
         let store = opened.store
         _ = try store.commit([Self.batch(1, [Self.detractor(1)])])
-        let alert = try #require(try store.alerts(status: .open, site: nil, overdueAt: nil, limit: 10).first)
+        let alert = try #require(try store.alerts(status: .open, site: nil, within: .any, overdueAt: nil, limit: 10).first)
         let deadline = try #require(alert.deadlineAt)
         #expect(try store.escalateOverdue(now: deadline - 1).isEmpty)
         let escalated = try store.escalateOverdue(now: deadline)
@@ -140,19 +140,19 @@ struct StoreContractTests {
         #expect(try store.escalateOverdue(now: deadline + 3_600_000).isEmpty)
         let targets = try store.dueDeliveries(now: deadline + 1, limit: 10, excluding: []).map(\.target).sorted()
         #expect(targets == ["manager", "regional"])
-        #expect(try store.alerts(status: nil, site: nil, overdueAt: deadline + 3_600_000, limit: 10).count == 1)
-        guard case .success(let acknowledged) = try store.transition(alert.id, to: .acknowledged, note: "calling", at: deadline + 2) else {
+        #expect(try store.alerts(status: nil, site: nil, within: .any, overdueAt: deadline + 3_600_000, limit: 10).count == 1)
+        guard case .success(let acknowledged) = try store.transition(alert.id, to: .acknowledged, note: "calling", by: .commandLine, at: deadline + 2) else {
             Issue.record("acknowledging an open alert was refused")
             return
         }
         #expect(acknowledged.status == .acknowledged && acknowledged.acknowledgedAt == deadline + 2)
-        #expect(try store.transition(alert.id, to: .acknowledged, note: "", at: deadline + 3) == .failure(.notAllowed(from: .acknowledged, action: "acknowledged")))
-        guard case .success(let resolved) = try store.transition(alert.id, to: .resolved, note: "called back", at: deadline + 4) else {
+        #expect(try store.transition(alert.id, to: .acknowledged, note: "", by: .commandLine, at: deadline + 3) == .failure(.notAllowed(from: .acknowledged, action: "acknowledged")))
+        guard case .success(let resolved) = try store.transition(alert.id, to: .resolved, note: "called back", by: .commandLine, at: deadline + 4) else {
             Issue.record("resolving an acknowledged alert was refused")
             return
         }
         #expect(resolved.status == .resolved && resolved.note == "calling\ncalled back" && resolved.closedAt == deadline + 4)
-        #expect(try store.transition(UUID(), to: .resolved, note: "", at: 0) == .failure(.notFound))
+        #expect(try store.transition(UUID(), to: .resolved, note: "", by: .commandLine, at: 0) == .failure(.notFound))
     }
 
     @Test(arguments: TestStores.Kind.allCases)
@@ -168,10 +168,10 @@ struct StoreContractTests {
         }
         // Four ratings, two red, and five hammered red presses that do not count.
         _ = try store.commit([Self.batch(1, [kiosk(0, 4), kiosk(1, 1), kiosk(2, 4), kiosk(3, 1)] + (10..<15).map { kiosk($0, 1, misuse: true) })])
-        #expect(try store.alerts(status: nil, site: nil, overdueAt: nil, limit: 10).isEmpty)
+        #expect(try store.alerts(status: nil, site: nil, within: .any, overdueAt: nil, limit: 10).isEmpty)
         // The fifth counted rating is red: 3 of 5 (60 % ≥ 40 %) fires; more red while over: no new alert.
         _ = try store.commit([Self.batch(2, [kiosk(4, 2)]), Self.batch(3, (5..<9).map { kiosk($0, 1) })])
-        let alerts = try store.alerts(status: nil, site: nil, overdueAt: nil, limit: 10)
+        let alerts = try store.alerts(status: nil, site: nil, within: .any, overdueAt: nil, limit: 10)
         #expect(alerts.count == 1 && alerts.first?.rule == "wave" && alerts.first?.kind == "window")
         #expect(alerts.first?.summary.contains("3 of 5") == true)
     }
@@ -193,7 +193,7 @@ struct StoreContractTests {
         #expect(try store.raiseSilenceAlerts(fleet: fleet, now: seen + 29 * 60_000) == 0)
         #expect(try store.raiseSilenceAlerts(fleet: fleet, now: seen + 31 * 60_000) == 1)
         #expect(try store.raiseSilenceAlerts(fleet: fleet, now: seen + 45 * 60_000) == 0)
-        #expect(try store.alerts(status: nil, site: nil, overdueAt: nil, limit: 10).first?.kind == "silent")
+        #expect(try store.alerts(status: nil, site: nil, within: .any, overdueAt: nil, limit: 10).first?.kind == "silent")
     }
 
     @Test(arguments: TestStores.Kind.allCases)

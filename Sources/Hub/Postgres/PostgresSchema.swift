@@ -134,7 +134,34 @@ enum PostgresSchema {
                 body text NOT NULL
             );
             """
-        )
+        ),
+        (
+            "v2-access",
+            """
+            CREATE TABLE api_tokens (
+                id uuid PRIMARY KEY,
+                token_hash bytea NOT NULL UNIQUE,
+                name text NOT NULL,
+                role text NOT NULL,
+                sites text NOT NULL,
+                created_at bigint NOT NULL,
+                expires_at bigint,
+                revoked_at bigint
+            );
+            CREATE TABLE audit (
+                sequence bigserial PRIMARY KEY,
+                at bigint NOT NULL,
+                actor_token uuid,
+                actor_name text NOT NULL,
+                action text NOT NULL,
+                object uuid NOT NULL,
+                from_state text NOT NULL,
+                to_state text NOT NULL,
+                note text NOT NULL
+            );
+            CREATE INDEX audit_by_object ON audit (object, sequence);
+            """
+        ),
     ]
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import PostgresNIO
+import Wire
 
 extension PostgresStore: AlertStore {
     /// How long a hub holds a delivery it took: twice the request's time limit and 5 s. A
@@ -171,13 +172,15 @@ extension PostgresStore: AlertStore {
         }
     }
 
-    public func alerts(status: Alert.Status?, site: String?, overdueAt now: Int64?, limit: Int) throws -> [Alert] {
-        try self.pool.withSession { session in
+    public func alerts(status: Alert.Status?, site: String?, within scope: SiteScope, overdueAt now: Int64?, limit: Int) throws -> [Alert] {
+        let patterns: [String]? = scope.allowsAnySite ? nil : scope.postgresLikePatterns
+        return try self.pool.withSession { session in
             try session.query(
                 """
                 SELECT \(unescaped: Self.alertColumns) FROM alerts
                 WHERE (\(status?.rawValue)::text IS NULL OR status = \(status?.rawValue))
                     AND (\(site)::text IS NULL OR site = \(site))
+                    AND (\(patterns)::text[] IS NULL OR site LIKE ANY (\(patterns)::text[]))
                     AND (\(now)::int8 IS NULL OR (status = 'open' AND deadline_at <= \(now)))
                 ORDER BY created_at DESC LIMIT \(Int64(limit))
                 """
@@ -193,7 +196,9 @@ extension PostgresStore: AlertStore {
 
     /// The alert's row is locked for the change, so two people (or hubs) acting at once
     /// see one another's change.
-    public func transition(_ id: UUID, to status: Alert.Status, note: String, at time: Int64) throws -> Result<Alert, AlertTransitionError> {
+    public func transition(
+        _ id: UUID, to status: Alert.Status, note: String, by actor: AuditActor, at time: Int64
+    ) throws -> Result<Alert, AlertTransitionError> {
         try self.pool.transaction { session in
             guard let current = try session.query("SELECT \(unescaped: Self.alertColumns) FROM alerts WHERE id = \(id) FOR UPDATE").first.map(Self.alert)
             else { return .failure(.notFound) }
@@ -216,6 +221,10 @@ extension PostgresStore: AlertStore {
                 ).first
             }
             guard let updated = try row.map(Self.alert) else { return .failure(.notFound) }
+            try Self.audit(
+                session, at: time, actor: actor, action: "alert.\(status.rawValue)", object: id, from: current.status.rawValue,
+                to: status.rawValue, note: note
+            )
             return .success(updated)
         }
     }

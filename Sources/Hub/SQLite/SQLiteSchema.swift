@@ -160,6 +160,36 @@ enum SQLiteSchema {
                     """
             )
         }
+        migrator.registerMigration("v6-access") { db in
+            // API tokens of the operations port (their secrets' SHA-256 only) and the audit
+            // trail of changes made through it or the command line.
+            try db.execute(
+                sql: """
+                    CREATE TABLE api_tokens (
+                        id BLOB NOT NULL PRIMARY KEY,
+                        token_hash BLOB NOT NULL UNIQUE,
+                        name TEXT NOT NULL,
+                        role TEXT NOT NULL,
+                        sites TEXT NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        expires_at INTEGER,
+                        revoked_at INTEGER
+                    ) WITHOUT ROWID;
+                    CREATE TABLE audit (
+                        sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+                        at INTEGER NOT NULL,
+                        actor_token BLOB,
+                        actor_name TEXT NOT NULL,
+                        action TEXT NOT NULL,
+                        object BLOB NOT NULL,
+                        from_state TEXT NOT NULL,
+                        to_state TEXT NOT NULL,
+                        note TEXT NOT NULL
+                    );
+                    CREATE INDEX audit_by_object ON audit (object, sequence);
+                    """
+            )
+        }
         return migrator
     }
 }

@@ -149,8 +149,7 @@ extension SQLiteStore: AlertStore {
 
     // MARK: Lifecycle and lists
 
-    /// Alerts, newest first, filtered by status, site and whether overdue at `now`.
-    public func alerts(status: Alert.Status?, site: String?, overdueAt now: Int64?, limit: Int) throws -> [Alert] {
+    public func alerts(status: Alert.Status?, site: String?, within scope: SiteScope, overdueAt now: Int64?, limit: Int) throws -> [Alert] {
         var sql = "SELECT \(Self.alertColumns) FROM alerts WHERE 1 = 1"
         var arguments: StatementArguments = []
         if let status {
@@ -160,6 +159,11 @@ extension SQLiteStore: AlertStore {
         if let site {
             sql += " AND site = ?"
             _ = arguments.append(contentsOf: [site])
+        }
+        if !scope.allowsAnySite {
+            let globs = scope.sqliteGlobs
+            sql += globs.isEmpty ? " AND 0" : " AND (" + globs.map { _ in "site GLOB ?" }.joined(separator: " OR ") + ")"
+            _ = arguments.append(contentsOf: StatementArguments(globs))
         }
         if let now {
             sql += " AND status = 'open' AND deadline_at <= ?"
@@ -179,9 +183,9 @@ extension SQLiteStore: AlertStore {
         }
     }
 
-    /// Moves an alert along its life: `acknowledge` (open → acknowledged), `resolve` or
-    /// `cancel` (open or acknowledged → resolved or cancelled). The note is kept.
-    public func transition(_ id: UUID, to status: Alert.Status, note: String, at time: Int64) throws -> Result<Alert, AlertTransitionError> {
+    public func transition(
+        _ id: UUID, to status: Alert.Status, note: String, by actor: AuditActor, at time: Int64
+    ) throws -> Result<Alert, AlertTransitionError> {
         try self.pool.write { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT \(Self.alertColumns) FROM alerts WHERE id = ?", arguments: [id]), let current = Self.alert(row)
             else { return .failure(.notFound) }
@@ -201,6 +205,10 @@ extension SQLiteStore: AlertStore {
             guard let updated = try Row.fetchOne(db, sql: "SELECT \(Self.alertColumns) FROM alerts WHERE id = ?", arguments: [id]).flatMap(Self.alert) else {
                 return .failure(.notFound)
             }
+            try Self.audit(
+                db, at: time, actor: actor, action: "alert.\(status.rawValue)", object: id, from: current.status.rawValue, to: status.rawValue,
+                note: note
+            )
             return .success(updated)
         }
     }

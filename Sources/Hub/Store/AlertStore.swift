@@ -143,14 +143,17 @@ public protocol AlertStore: Sendable {
     /// Counts of deliveries by state, for metrics and tests.
     func deliveryCounts() throws -> [String: Int]
 
-    /// Alerts, newest first, filtered by status, site and whether overdue at `now`.
-    func alerts(status: Alert.Status?, site: String?, overdueAt now: Int64?, limit: Int) throws -> [Alert]
+    /// Alerts, newest first, filtered by status, site, the sites of a scope (a token's) and
+    /// whether overdue at `now`.
+    func alerts(status: Alert.Status?, site: String?, within scope: SiteScope, overdueAt now: Int64?, limit: Int) throws -> [Alert]
 
     /// One alert.
     func alert(_ id: UUID) throws -> Alert?
 
     /// Moves an alert along its life: `acknowledge` (open → acknowledged), `resolve` or
-    /// `cancel` (open or acknowledged → resolved or cancelled). The note is kept.
-    func transition(_ id: UUID, to status: Alert.Status, note: String, at time: Int64) throws -> Result<Alert, AlertTransitionError>
+    /// `cancel` (open or acknowledged → resolved or cancelled). The note is kept, and the
+    /// change enters the audit trail (``AccessStore/auditTrail(object:limit:)``) in the same
+    /// transaction, as `alert.STATUS` by `actor`.
+    func transition(_ id: UUID, to status: Alert.Status, note: String, by actor: AuditActor, at time: Int64) throws -> Result<Alert, AlertTransitionError>
 }
 

@@ -7,7 +7,7 @@ import NIOPosix
 /// the embedded default, or ``PostgresStore``, which several hubs share.
 ///
 /// Each part of the hub takes only the protocol of what it uses.
-public typealias FeedbackStore = AlertStore & FleetStatusStore & RecordStore & RegistryStore & ReportStore & StoreUpkeep
+public typealias FeedbackStore = AccessStore & AlertStore & FleetStatusStore & RecordStore & RegistryStore & ReportStore & StoreUpkeep
 
 /// A store failure, with a message naming what failed.
 public struct StoreError: Error, CustomStringConvertible {

@@ -1,0 +1,69 @@
+import Foundation
+import Hummingbird
+
+/// Who the caller is, the token list and the audit trail, on the operations port:
+///
+/// - `GET /v1/me`: the caller's token (id, name, role, sites, expiry); any role.
+/// - `GET /v1/tokens`: every token, without secrets; admin.
+/// - `GET /v1/audit?limit=N&object=UUID`: the audit trail, newest first; admin.
+///
+/// Tokens are made and revoked with `feedback-hub tokens` on the hub's host: a stolen token
+/// cannot mint another.
+struct AccessAPI: Sendable {
+    let store: any AccessStore
+
+    func register(on router: Router<OperationsContext>) {
+        let store = self.store
+        router.get("v1/me") { _, context -> Response in
+            switch context.caller(allowedTo: .read) {
+            case .success(let caller): OperationsJSON.response(.ok, Self.object(caller))
+            case .failure(let refusal): refusal.response
+            }
+        }
+        router.get("v1/tokens") { _, context -> Response in
+            if case .failure(let refusal) = context.caller(allowedTo: .administer) { return refusal.response }
+            let tokens = try await StoreAccess.run { try store.apiTokens() }
+            return OperationsJSON.response(.ok, ["tokens": tokens.map(Self.object)])
+        }
+        router.get("v1/audit") { request, context -> Response in
+            if case .failure(let refusal) = context.caller(allowedTo: .administer) { return refusal.response }
+            let query = request.uri.queryParameters
+            var limit = 100
+            if let text = query.get("limit") {
+                guard let parsed = Int(text), (1...1_000).contains(parsed) else {
+                    return OperationsJSON.error(.badRequest, "invalidQuery", "limit must be 1...1000", field: "limit")
+                }
+                limit = parsed
+            }
+            var object: UUID?
+            if let text = query.get("object") {
+                guard let parsed = UUID(uuidString: text) else {
+                    return OperationsJSON.error(.badRequest, "invalidQuery", "object must be a UUID", field: "object")
+                }
+                object = parsed
+            }
+            let (most, about) = (limit, object)
+            let entries = try await StoreAccess.run { try store.auditTrail(object: about, limit: most) }
+            return OperationsJSON.response(.ok, ["audit": entries.map(Self.object)])
+        }
+    }
+
+    static func object(_ token: APIToken) -> [String: Any] {
+        var object: [String: Any] = [
+            "id": token.id.uuidString.lowercased(), "name": token.name, "role": token.role.rawValue, "sites": token.sites.patterns,
+            "createdAt": token.createdAt,
+        ]
+        if let expires = token.expiresAt { object["expiresAt"] = expires }
+        if let revoked = token.revokedAt { object["revokedAt"] = revoked }
+        return object
+    }
+
+    static func object(_ entry: AuditEntry) -> [String: Any] {
+        var actor: [String: Any] = ["name": entry.actor.name]
+        if let token = entry.actor.tokenID { actor["tokenId"] = token.uuidString.lowercased() }
+        return [
+            "sequence": entry.sequence, "at": entry.at, "actor": actor, "action": entry.action,
+            "object": entry.object.uuidString.lowercased(), "from": entry.from, "to": entry.to, "note": entry.note,
+        ]
+    }
+}

@@ -1,0 +1,38 @@
+import Wire
+
+extension SiteScope {
+    /// The scope as SQLite `GLOB` patterns, one per pattern: `*` stays the wildcard, and
+    /// GLOB's other specials (`?`, `[`) are matched literally by wrapping them in a set.
+    /// (`LIKE` would not do: SQLite's is case-insensitive for ASCII, ``allows(_:)`` is not.)
+    var sqliteGlobs: [String] {
+        self.patterns.map { pattern in
+            // By Unicode scalar, not Character: `?` followed by a combining mark is one
+            // Character but still GLOB's wildcard to SQLite.
+            var glob = ""
+            for scalar in pattern.unicodeScalars {
+                switch scalar {
+                case "?": glob += "[?]"
+                case "[": glob += "[[]"
+                default: glob.unicodeScalars.append(scalar)
+                }
+            }
+            return glob
+        }
+    }
+
+    /// The scope as PostgreSQL `LIKE` patterns with `\` as the escape: `*` becomes `%`, and
+    /// `%`, `_` and `\` are matched literally.
+    var postgresLikePatterns: [String] {
+        self.patterns.map { pattern in
+            var like = ""
+            for scalar in pattern.unicodeScalars {
+                switch scalar {
+                case "*": like += "%"
+                case "%", "_", "\\": like += "\\" + String(scalar)
+                default: like.unicodeScalars.append(scalar)
+                }
+            }
+            return like
+        }
+    }
+}

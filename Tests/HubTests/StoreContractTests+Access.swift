@@ -1,0 +1,78 @@
+import Foundation
+import Hub
+import TestSupport
+import Testing
+import Wire
+
+/// What every store promises about API tokens, the audit trail and site-scoped alert lists.
+extension StoreContractTests {
+    @Test(arguments: TestStores.Kind.allCases)
+    func aTokenIsFoundByItsSecretsHashOnlyAndRevokedOnceWithItsAuditEntries(_ kind: TestStores.Kind) throws {
+        let opened = try TestStores.open(kind)
+        defer { opened.remove() }
+        let store = opened.store
+        let secret = APIToken.newSecret()
+        let token = APIToken(id: UUID(), name: "Anna, branch 42", role: .manager, sites: try SiteScope(["branch-42", "kiosk-*"]), createdAt: 1_000, expiresAt: 9_000)
+        let anna = AuditActor(tokenID: nil, name: "cli:root")
+        try store.addAPIToken(token, hash: SecretToken.hash(secret), by: anna)
+        #expect(try store.apiToken(hash: SecretToken.hash(secret)) == token)
+        #expect(try store.apiToken(hash: SecretToken.hash(APIToken.newSecret())) == nil)
+        #expect(try store.apiToken(hash: Array(secret.utf8)) == nil, "the secret itself is not what is stored")
+        #expect(throws: StoreError.self) { try store.addAPIToken(token, hash: SecretToken.hash(APIToken.newSecret()), by: anna) }
+        #expect(try store.apiTokens() == [token])
+
+        #expect(try store.revokeAPIToken(token.id, at: 5_000, by: anna))
+        #expect(try store.revokeAPIToken(token.id, at: 6_000, by: anna), "revoking again is not an error")
+        #expect(try !store.revokeAPIToken(UUID(), at: 6_000, by: anna))
+        let revoked = try #require(try store.apiToken(hash: SecretToken.hash(secret)))
+        #expect(revoked.revokedAt == 5_000 && !revoked.isValid(at: 5_001))
+        #expect(token.isValid(at: 8_999) && !token.isValid(at: 9_000), "expiry is exclusive")
+
+        let trail = try store.auditTrail(object: token.id, limit: 10)
+        #expect(trail.map(\.action) == ["token.revoked", "token.added"], "newest first, the second revocation not entered")
+        #expect(trail.allSatisfy { $0.actor == anna && $0.object == token.id })
+        #expect(trail[1].to == "manager" && trail[0].from == "manager" && trail[0].to == "revoked" && trail[0].at == 5_000)
+        #expect(trail[1].note == "Anna, branch 42; sites branch-42, kiosk-*; expires at 9000", "what the token was allowed")
+        #expect(try store.auditTrail(object: UUID(), limit: 10).isEmpty)
+    }
+
+    @Test(arguments: TestStores.Kind.allCases)
+    func anAlertChangeEntersTheAuditTrailInItsTransactionAndAListKeepsToAScope(_ kind: TestStores.Kind) throws {
+        let opened = try TestStores.open(kind, alerts: try Self.rules())
+        defer { opened.remove() }
+        let store = opened.store
+        // Sites holding the specials of GLOB and LIKE, alone and followed by a combining mark
+        // (one Character, two scalars), and letters in both cases.
+        let sites = [
+            "branch-1", "branch-10", "Branch-2", "a_b", "axb", "a%b", "a?b", "a[b]", "ab", "kiosk*7", "web-eu", "ax\u{301}", "a?\u{301}",
+            "a[\u{301}b", "a%\u{301}b", "a_\u{301}b",
+        ]
+        _ = try store.commit([Self.batch(1, sites.enumerated().map { index, site in
+            var record = Self.detractor(index)
+            record.site = site
+            return record
+        })])
+        #expect(try store.alerts(status: nil, site: nil, within: .any, overdueAt: nil, limit: 100).count == sites.count)
+        let scopes: [[String]] = [
+            ["branch-*"], ["a_b"], ["a%b"], ["a?b"], ["a[b]"], ["a*b"], ["*b"], ["kiosk*7"], ["branch-1", "web-*"], ["B*"], ["nowhere"], ["*"],
+            ["**"], ["a?\u{301}"], ["a[\u{301}*"], ["a%\u{301}*"], ["a_\u{301}b"], ["a*\u{301}*"], ["*\u{301}"],
+        ]
+        for patterns in scopes {
+            let scope = try SiteScope(patterns)
+            let listed = try store.alerts(status: nil, site: nil, within: scope, overdueAt: nil, limit: 100).map(\.site).sorted()
+            #expect(listed == sites.filter(scope.allows).sorted(), "scope \(patterns)")
+        }
+        #expect(try store.alerts(status: nil, site: "web-eu", within: try SiteScope(["branch-*"]), overdueAt: nil, limit: 100).isEmpty)
+
+        let alert = try #require(try store.alerts(status: nil, site: "a_b", within: .any, overdueAt: nil, limit: 1).first)
+        let maria = AuditActor(tokenID: UUID(), name: "Maria")
+        #expect(try store.transition(alert.id, to: .acknowledged, note: "calling", by: maria, at: 10) == .success(try #require(try store.alert(alert.id))))
+        _ = try store.transition(alert.id, to: .acknowledged, note: "again", by: maria, at: 11)
+        _ = try store.transition(alert.id, to: .cancelled, note: "test rating", by: .commandLine, at: 12)
+        let trail = try store.auditTrail(object: alert.id, limit: 10)
+        #expect(trail.map(\.action) == ["alert.cancelled", "alert.acknowledged"], "a refused change is not entered")
+        #expect(trail[1].actor == maria && trail[1].from == "open" && trail[1].to == "acknowledged" && trail[1].note == "calling" && trail[1].at == 10)
+        #expect(trail[0].actor.tokenID == nil && trail[0].actor.name.hasPrefix("cli:") && trail[0].from == "acknowledged" && trail[0].note == "test rating")
+        #expect(try store.auditTrail(object: nil, limit: 1).map(\.action) == ["alert.cancelled"])
+    }
+}

@@ -162,6 +162,7 @@ let package = Package(
             dependencies: [
                 "AgentBench",
                 "Agent",
+                "Hub",
                 "Support",
                 "Wire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

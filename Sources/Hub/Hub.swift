@@ -135,6 +135,9 @@ public final class Hub: Sendable {
         }
         AlertAPI(store: self.store, clock: self.clock).register(on: router)
         AccessAPI(store: self.store).register(on: router)
+        let reports = ReportAPI(store: self.store, clock: self.clock)
+        reports.register(on: router)
+        reports.registerRatings(on: router)
         router.get("metrics") { _, _ -> Response in
             Response(
                 status: .ok,
@@ -164,12 +167,18 @@ public final class Hub: Sendable {
     /// The store the configuration names: the SQLite file, or the PostgreSQL database of a
     /// `postgres://` URL.
     /// The command line opens it too, beside running hubs.
-    public static func openStore(_ configuration: HubConfiguration, alerts: AlertRules, logger: Logger) throws -> any FeedbackStore {
+    ///
+    /// With `keepReportZone` the store keeps the zone its daily rollups were counted in
+    /// instead of `reports.timeZone` (the command line, beside a running hub, never recounts).
+    public static func openStore(
+        _ configuration: HubConfiguration, alerts: AlertRules, logger: Logger, keepReportZone: Bool = false
+    ) throws -> any FeedbackStore {
+        let zone: TimeZone? = keepReportZone ? nil : (configuration.reports.zone ?? .gmt)
         if let settings = try configuration.postgres() {
             logger.info("store: PostgreSQL", metadata: ["database": "\(settings.redactedURL)", "poolSize": "\(settings.poolSize)"])
-            return try PostgresStore(settings: settings, alerts: alerts, logger: logger)
+            return try PostgresStore(settings: settings, alerts: alerts, logger: logger, reportZone: zone)
         }
-        return try SQLiteStore(path: configuration.store, alerts: alerts)
+        return try SQLiteStore(path: configuration.store, alerts: alerts, reportZone: zone)
     }
 
     /// How often silent nodes are counted and silent rules evaluated: a node is silent after

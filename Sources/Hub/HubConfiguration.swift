@@ -123,6 +123,26 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
         }
     }
 
+    /// Reports (`reports`).
+    public struct Reports: Sendable, Codable, Equatable {
+        /// The IANA zone whose dates the daily rollups count: reports in this zone over
+        /// whole days read them (docs/REPORTS.md). Every hub of a PostgreSQL store should
+        /// name the same one; a change recounts the daily rollups at the next start.
+        public var timeZone: String = "UTC"
+
+        /// The defaults.
+        public init() {}
+
+        /// Settings left out keep their defaults.
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.timeZone = try c.decodeIfPresent(String.self, forKey: .timeZone) ?? self.timeZone
+        }
+
+        /// The zone ``timeZone`` names; nil for a name that is not an IANA zone.
+        public var zone: TimeZone? { TimeZone(identifier: self.timeZone) }
+    }
+
     /// This hub's node id, sent in every CHALLENGE.
     public var hubID: UUID
     /// Protocol listener, `HOST:PORT`.
@@ -149,6 +169,8 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
     public var fleet = Fleet()
     /// Access to the operations port.
     public var operations = Operations()
+    /// Report settings.
+    public var reports = Reports()
 
     /// Creates a configuration with defaults for everything but the identity and TLS files.
     public init(hubID: UUID, tls: TLS) {
@@ -157,7 +179,7 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case hubID = "hubId", listen, http, store, tls, limits, commit, alerts, httpLimits, fleet, operations
+        case hubID = "hubId", listen, http, store, tls, limits, commit, alerts, httpLimits, fleet, operations, reports
         case postgresSection = "postgres"
     }
 
@@ -232,6 +254,7 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
         self.httpLimits = try c.decodeIfPresent(HTTPListenerLimits.self, forKey: .httpLimits) ?? HTTPListenerLimits()
         self.fleet = try c.decodeIfPresent(Fleet.self, forKey: .fleet) ?? Fleet()
         self.operations = try c.decodeIfPresent(Operations.self, forKey: .operations) ?? Operations()
+        self.reports = try c.decodeIfPresent(Reports.self, forKey: .reports) ?? Reports()
         self.postgresSection = try c.decodeIfPresent(PostgresSection.self, forKey: .postgresSection) ?? PostgresSection()
     }
 
@@ -297,6 +320,11 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
         if let problem = self.operations.problem {
             throw ConfigurationError(path: path, problem)
         }
+        if self.reports.zone == nil {
+            throw ConfigurationError(
+                path: path, "reports.timeZone must be an IANA time zone such as Europe/Berlin, got \(TerminalText.excerpt(self.reports.timeZone))"
+            )
+        }
         _ = try self.postgres(path: path)
     }
 
@@ -308,6 +336,7 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
         "limits": .settings(Dictionary(uniqueKeysWithValues: NodeServer.Limits.settingNames.map { ($0, ConfigSchema.value) })),
         "commit": .keys("maxBatches", "maxRecords"),
         "fleet": .keys("silentAfterMinutes"),
+        "reports": .keys("timeZone"),
         "operations": .settings(["metrics": .value, "health": .value, "origins": .value, "tls": .keys("certificate", "privateKey")]),
         "postgres": .settings(Dictionary(uniqueKeysWithValues: PostgresSection.keys.map { ($0, ConfigSchema.value) })),
     ])

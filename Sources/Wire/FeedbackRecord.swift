@@ -178,6 +178,12 @@ extension FeedbackRecord {
 
     /// Whether the source flagged this rating as misuse (``misuseAttribute``).
     public var isFlaggedMisuse: Bool {
-        self.attributes[Self.misuseAttribute] == "true"
+        Self.isFlaggedMisuse(self.attributes)
+    }
+
+    /// Whether `attributes` flag a rating as misuse: the rule, for records read back from a
+    /// store as well as for records in hand.
+    public static func isFlaggedMisuse(_ attributes: [String: String]) -> Bool {
+        attributes[Self.misuseAttribute] == "true"
     }
 }

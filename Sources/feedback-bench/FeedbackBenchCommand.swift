@@ -6,7 +6,7 @@ import ArgumentParser
 struct FeedbackBenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "feedback-bench",
-        abstract: "Benchmarks for FeedbackMesh: hub ingest under load, durable spool appends.",
-        subcommands: [LoadCommand.self, SpoolCommand.self]
+        abstract: "Benchmarks for FeedbackMesh: hub ingest under load, durable spool appends, report latency.",
+        subcommands: [LoadCommand.self, SpoolCommand.self, ReportsCommand.self]
     )
 }

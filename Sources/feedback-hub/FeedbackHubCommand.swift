@@ -60,7 +60,7 @@ struct ConfigOption: ParsableArguments {
         let configuration = try self.load()
         var logger = Logger(label: "feedback-hub")
         logger.logLevel = .warning
-        return try reporting { try Hub.openStore(configuration, alerts: .none, logger: logger) }
+        return try reporting { try Hub.openStore(configuration, alerts: .none, logger: logger, keepReportZone: true) }
     }
 }
 

@@ -69,6 +69,8 @@ import Wire
             ("GET", "/v1/alerts/\(branch)", ["viewer": 200, "manager": 200, "admin": 200, "branchManager": 200, "webViewer": 404, "branchAdmin": 200]),
             ("GET", "/v1/alerts/\(web)", ["viewer": 200, "manager": 200, "admin": 200, "branchManager": 404, "webViewer": 200, "branchAdmin": 404]),
             ("GET", "/v1/alerts/\(web)/history", ["viewer": 200, "manager": 200, "admin": 200, "branchManager": 404, "webViewer": 200]),
+            ("GET", "/v1/reports/ratings", ["viewer": 200, "manager": 200, "admin": 200, "branchManager": 200, "webViewer": 200, "branchAdmin": 200]),
+            ("GET", "/v1/ratings", ["viewer": 200, "manager": 200, "admin": 200, "branchManager": 200, "webViewer": 200, "branchAdmin": 200]),
             ("GET", "/v1/tokens", ["viewer": 403, "manager": 403, "admin": 200, "branchManager": 403, "webViewer": 403, "branchAdmin": 403]),
             ("GET", "/v1/audit", ["viewer": 403, "manager": 403, "admin": 200, "branchManager": 403, "webViewer": 403, "branchAdmin": 403]),
             // Acting: viewers are refused by role; a manager outside the alert's sites does

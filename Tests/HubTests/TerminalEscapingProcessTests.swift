@@ -63,6 +63,15 @@ import Testing
             )
         }
 
+        // Those records were kept by a release before the rollups: the next open counts them.
+        try await queue.write { db in
+            try db.execute(
+                sql: """
+                    DROP TABLE rollups; DROP TABLE daily_rollups; DROP TABLE report_settings; DROP INDEX records_negative_by_site;
+                    DELETE FROM grdb_migrations WHERE identifier = 'v7-rollups'
+                    """
+            )
+        }
         let report = try await CLIRun.run(CLIRun.hub, ["report", "--config", config])
         #expect(report.status == 0, "\(report.output)")
         #expect(self.controls(in: report.output).isEmpty, "\(report.output.debugDescription)")

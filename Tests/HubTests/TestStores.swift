@@ -31,16 +31,27 @@ enum TestStores {
         }
     }
 
-    static func open(_ kind: Kind, alerts: AlertRules = .none) throws -> Opened {
+    static func open(_ kind: Kind, alerts: AlertRules = .none, reportZone: TimeZone = .gmt) throws -> Opened {
         switch kind {
         case .sqlite:
             let folder = FileManager.default.temporaryDirectory.appendingPathComponent("store-\(UUID())")
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-            return Opened(store: try SQLiteStore(path: folder.appendingPathComponent("feedback.sqlite").path, alerts: alerts), settings: nil, folder: folder)
+            let store = try SQLiteStore(path: folder.appendingPathComponent("feedback.sqlite").path, alerts: alerts, reportZone: reportZone)
+            return Opened(store: store, settings: nil, folder: folder)
         case .postgres:
             let settings = try self.makeDatabase()
-            return Opened(store: try PostgresStore(settings: settings, alerts: alerts, logger: self.logger), settings: settings, folder: nil)
+            let store = try PostgresStore(settings: settings, alerts: alerts, logger: self.logger, reportZone: reportZone)
+            return Opened(store: store, settings: settings, folder: nil)
         }
+    }
+
+    /// The same store opened again, as a restarted hub would (with another report zone).
+    static func reopen(_ opened: Opened, reportZone: TimeZone = .gmt) throws -> any FeedbackStore {
+        if let folder = opened.folder {
+            return try SQLiteStore(path: folder.appendingPathComponent("feedback.sqlite").path, reportZone: reportZone)
+        }
+        guard let settings = opened.settings else { throw StoreError("no store to open again") }
+        return try PostgresStore(settings: settings, logger: self.logger, reportZone: reportZone)
     }
 
     static var logger: Logger {

@@ -162,6 +162,48 @@ enum PostgresSchema {
             CREATE INDEX audit_by_object ON audit (object, sequence);
             """
         ),
+        (
+            "v3-rollups",
+            // Rating counts per hourly cell (RollupCell) and per site and local day
+            // (DailyCell): reports read these, not the records. Added to in each commit's
+            // transaction; the hourly ones filled once from the stored records by `backfills`
+            // (misuse judged by the same Swift rule as at commit), the daily ones by
+            // PostgresStore.alignReportZone. They hold no customer data and outlive
+            // `retentionMonths`.
+            """
+            CREATE TABLE rollups (
+                hour bigint NOT NULL,
+                site text NOT NULL,
+                subject text NOT NULL,
+                channel text NOT NULL,
+                topic text NOT NULL,
+                source smallint NOT NULL,
+                survey text NOT NULL,
+                scale smallint NOT NULL,
+                score smallint NOT NULL,
+                misuse boolean NOT NULL,
+                count bigint NOT NULL,
+                PRIMARY KEY (hour, site, subject, channel, topic, source, survey, scale, score, misuse)
+            );
+            CREATE TABLE daily_rollups (
+                day bigint NOT NULL,
+                site text NOT NULL,
+                source smallint NOT NULL,
+                scale smallint NOT NULL,
+                score smallint NOT NULL,
+                misuse boolean NOT NULL,
+                count bigint NOT NULL,
+                PRIMARY KEY (day, site, source, scale, score, misuse)
+            );
+            CREATE TABLE report_settings (key text PRIMARY KEY, value text NOT NULL);
+            CREATE INDEX records_negative_by_site ON records (site, occurred_at) WHERE negative;
+            """
+        ),
+    ]
+
+    /// Work a migration does in Swift after its SQL, in the same transaction.
+    static let backfills: [String: @Sendable (PostgresSession) throws -> Void] = [
+        "v3-rollups": { try PostgresStore.backfillRollups($0, zone: .gmt, hourly: true, daily: false) }
     ]
 }
 

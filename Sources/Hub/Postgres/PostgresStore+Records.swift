@@ -10,6 +10,7 @@ extension PostgresStore: RecordStore {
     public func commit(_ batches: [IncomingBatch]) throws -> [CommitOutcome] {
         guard !batches.isEmpty else { return [] }
         let storedAt = Int64(Date().timeIntervalSince1970 * 1000)
+        let zone = self.reportZone
         let (outcomes, raised) = try self.pool.transaction { session -> ([CommitOutcome], Int) in
             let keys = batches.map(\.key)
             var newKeys = Set<BatchKey>()
@@ -40,6 +41,9 @@ extension PostgresStore: RecordStore {
             if self.evaluator.readsRatings {
                 try PostgresAlertLedger.lockWindows(fresh.flatMap { $0.1.flatMap(self.evaluator.windows(of:)) }, session)
             }
+            var rollups = RollupCounts(zone: zone)
+            for (_, records) in fresh { for record in records { rollups.add(record) } }
+            try Self.addRollups(rollups, session)
             var counts: [(key: BatchKey, count: Int32)] = []
             for (index, records) in fresh {
                 // Only a record stored for the first time can alert: duplicates never do.

@@ -2,26 +2,7 @@ import Foundation
 import PostgresNIO
 import Wire
 
-extension PostgresStore: ReportStore {
-    public func siteSummaries() throws -> [SiteSummary] {
-        let nps = Int16(FeedbackRecord.Scale.nps.rawValue)
-        return try self.pool.withSession { session in
-            try session.query(
-                """
-                SELECT site, COUNT(*), COUNT(*) FILTER (WHERE negative), COUNT(*) FILTER (WHERE scale = \(nps)),
-                    COUNT(*) FILTER (WHERE scale = \(nps) AND score >= 9), COUNT(*) FILTER (WHERE scale = \(nps) AND score <= 6)
-                FROM records GROUP BY site ORDER BY 2 DESC, site
-                """
-            ).map { row in
-                let (site, responses, negatives, npsResponses, promoters, detractors) = try row.decode((String, Int, Int, Int, Int, Int).self)
-                return SiteSummary(
-                    site: site, responses: responses, negatives: negatives, npsResponses: npsResponses, promoters: promoters,
-                    detractors: detractors
-                )
-            }
-        }
-    }
-}
+extension PostgresStore: ReportStore {}
 
 extension PostgresStore: FleetStatusStore {
     public func keep(_ statuses: [KeptStatus]) throws {

@@ -29,6 +29,9 @@ public final class PostgresStore: Sendable {
     let claimant = UUID()
     let alertsRaised = Mutex<(@Sendable (Int) -> Void)?>(nil)
     let logger: Logger
+    /// The zone whose dates the daily rollups count (`reports.timeZone`).
+    public var reportZone: TimeZone { self.zone.withLock { $0 } }
+    private let zone = Mutex<TimeZone>(.gmt)
 
     /// Connects, applies missing migrations (under an advisory lock, so hubs starting
     /// together migrate once) and makes the record partitions of this month and the next
@@ -36,7 +39,7 @@ public final class PostgresStore: Sendable {
     ///
     /// - Throws: ``StoreError`` or ``PostgresSettingsError`` naming what failed; never the password.
     public init(
-        settings: PostgresSettings, alerts: AlertRules = .none, logger: Logger,
+        settings: PostgresSettings, alerts: AlertRules = .none, logger: Logger, reportZone: TimeZone? = .gmt,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         now: Int64 = Int64(Date().timeIntervalSince1970 * 1000)
     ) throws {
@@ -58,6 +61,8 @@ public final class PostgresStore: Sendable {
         self.pool = PostgresConnectionPool(configuration: configuration, size: settings.poolSize, group: group, logger: logger)
         do {
             try self.migrate()
+            let aligned = try self.alignReportZone(reportZone)
+            self.zone.withLock { $0 = aligned }
             try self.maintain(now: now)
         } catch {
             self.pool.close()
@@ -104,11 +109,57 @@ public final class PostgresStore: Sendable {
                 for statement in PostgresSchema.statements(of: migration.sql) {
                     try session.execute(PostgresQuery(unsafeSQL: statement))
                 }
+                try PostgresSchema.backfills[migration.version]?(session)
                 let now = Int64(Date().timeIntervalSince1970 * 1000)
                 try session.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (\(migration.version), \(now))")
                 try session.execute("COMMIT")
                 self.logger.info("store migrated", metadata: ["version": "\(migration.version)"])
             }
+        }
+    }
+
+    /// Makes the daily rollups count dates in `zone` and returns it: when the database
+    /// counted them in another zone (or never), they are counted again from the hourly
+    /// rollups (which outlive retention), in one transaction under the migration lock. Nil
+    /// keeps the database's zone. Every hub of a database should name the same
+    /// `reports.timeZone`, and change it while all are stopped (docs/REPORTS.md).
+    private func alignReportZone(_ zone: TimeZone?) throws -> TimeZone {
+        try self.pool.withSession { session in
+            try session.execute("SELECT pg_advisory_lock(\(PostgresSchema.migrationLock))")
+            defer { _ = try? session.execute("SELECT pg_advisory_unlock(\(PostgresSchema.migrationLock))") }
+            let stored = try session.query("SELECT value FROM report_settings WHERE key = 'timeZone'").first?.decode(String.self)
+            // Nil keeps the database's zone; one that never counted its days counts them in
+            // UTC, the default, until a hub names its zone.
+            if zone == nil, let kept = stored.flatMap(TimeZone.init(identifier:)) { return kept }
+            let zone = zone ?? .gmt
+            guard stored != zone.identifier else { return zone }
+            try session.execute("BEGIN")
+            do {
+                try session.execute("DELETE FROM daily_rollups")
+                var hours: [Int64] = []
+                for row in try session.query("SELECT DISTINCT hour FROM rollups") { hours.append(try row.decode(Int64.self)) }
+                let days = hours.map { RollupCounts.day(ofHour: $0, in: zone) }
+                try session.execute(
+                    """
+                    INSERT INTO daily_rollups (day, site, source, scale, score, misuse, count)
+                    SELECT d.day, r.site, r.source, r.scale, r.score, r.misuse, SUM(r.count)
+                    FROM rollups r JOIN UNNEST(\(hours)::int8[], \(days)::int8[]) AS d(hour, day) ON d.hour = r.hour
+                    GROUP BY d.day, r.site, r.source, r.scale, r.score, r.misuse
+                    """
+                )
+                try session.execute(
+                    """
+                    INSERT INTO report_settings (key, value) VALUES ('timeZone', \(zone.identifier))
+                    ON CONFLICT (key) DO UPDATE SET value = excluded.value
+                    """
+                )
+                try session.execute("COMMIT")
+            } catch {
+                _ = try? session.execute("ROLLBACK")
+                throw error
+            }
+            self.logger.notice("daily rollups counted in the report zone", metadata: ["timeZone": "\(zone.identifier)", "was": "\(stored ?? "none")"])
+            return zone
         }
     }
 

@@ -190,6 +190,45 @@ enum SQLiteSchema {
                     """
             )
         }
+        migrator.registerMigration("v7-rollups") { db in
+            // Rating counts per hourly cell (RollupCell) and per site and local day
+            // (DailyCell): reports read these, not the records. Added to in each commit's
+            // transaction; filled here once from the records already stored, misuse judged
+            // by the same Swift rule as at commit.
+            try db.execute(
+                sql: """
+                    CREATE TABLE rollups (
+                        hour INTEGER NOT NULL,
+                        site TEXT NOT NULL,
+                        subject TEXT NOT NULL,
+                        channel TEXT NOT NULL,
+                        topic TEXT NOT NULL,
+                        source INTEGER NOT NULL,
+                        survey TEXT NOT NULL,
+                        scale INTEGER NOT NULL,
+                        score INTEGER NOT NULL,
+                        misuse INTEGER NOT NULL,
+                        count INTEGER NOT NULL,
+                        PRIMARY KEY (hour, site, subject, channel, topic, source, survey, scale, score, misuse)
+                    ) WITHOUT ROWID;
+                    CREATE TABLE daily_rollups (
+                        day INTEGER NOT NULL,
+                        site TEXT NOT NULL,
+                        source INTEGER NOT NULL,
+                        scale INTEGER NOT NULL,
+                        score INTEGER NOT NULL,
+                        misuse INTEGER NOT NULL,
+                        count INTEGER NOT NULL,
+                        PRIMARY KEY (day, site, source, scale, score, misuse)
+                    ) WITHOUT ROWID;
+                    CREATE TABLE report_settings (key TEXT NOT NULL PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+                    CREATE INDEX records_negative_by_site ON records (site, occurred_at) WHERE negative = 1;
+                    """
+            )
+            // The daily rollups are counted in the report zone once the store knows it
+            // (SQLiteStore.alignReportZone), right after the migrations.
+            try SQLiteStore.backfillRollups(db, zone: .gmt, hourly: true, daily: false)
+        }
         return migrator
     }
 }

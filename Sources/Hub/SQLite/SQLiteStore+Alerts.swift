@@ -160,9 +160,8 @@ extension SQLiteStore: AlertStore {
             sql += " AND site = ?"
             _ = arguments.append(contentsOf: [site])
         }
-        if !scope.allowsAnySite {
-            let globs = scope.sqliteGlobs
-            sql += globs.isEmpty ? " AND 0" : " AND (" + globs.map { _ in "site GLOB ?" }.joined(separator: " OR ") + ")"
+        if let (condition, globs) = scope.sqliteCondition {
+            sql += " AND " + condition
             _ = arguments.append(contentsOf: StatementArguments(globs))
         }
         if let now {

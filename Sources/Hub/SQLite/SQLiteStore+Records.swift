@@ -7,6 +7,7 @@ extension SQLiteStore: RecordStore {
     public func commit(_ batches: [IncomingBatch]) throws -> [CommitOutcome] {
         let storedAt = Int64(Date().timeIntervalSince1970 * 1000)
         let evaluator = self.evaluator
+        let zone = self.reportZone
         var raised = 0
         let outcomes = try self.pool.writeWithoutTransaction { db in
             var outcomes: [CommitOutcome] = []
@@ -14,6 +15,7 @@ extension SQLiteStore: RecordStore {
             try db.inTransaction(.immediate) {
                 outcomes.removeAll(keepingCapacity: true)
                 let ledger = SQLiteAlertLedger(db: db)
+                var rollups = RollupCounts(zone: zone)
                 let connection = db.sqliteConnection
                 let insertBatch = try db.cachedStatement(
                     sql: "INSERT OR IGNORE INTO batches (origin, sequence, record_count, stored_records, received_at) VALUES (?, ?, ?, 0, ?)"
@@ -65,6 +67,7 @@ extension SQLiteStore: RecordStore {
                         try Self.step(insertRecord, connection)
                         guard sqlite3_changes(connection) == 1 else { continue }
                         newRecords += 1
+                        rollups.add(record)
                         // Only a record stored for the first time can alert: duplicates never do.
                         if evaluator.readsRatings {
                             try evaluator.raise(for: record, now: storedAt, in: ledger)
@@ -77,6 +80,7 @@ extension SQLiteStore: RecordStore {
                     try Self.step(countBatch, connection)
                     outcomes.append(.stored(newRecords: newRecords))
                 }
+                try Self.addRollups(rollups, db)
                 raised = ledger.raised
                 return .commit
             }
@@ -141,6 +145,18 @@ enum AttributesJSON {
             Self.append(attributes[key] ?? "", to: &out)
         }
         return out + "}"
+    }
+
+    /// The attributes of an `attributes` column; nil if it is not a JSON object of strings.
+    static func decode(_ text: String) -> [String: String]? {
+        try? JSONDecoder().decode([String: String].self, from: Data(text.utf8))
+    }
+
+    /// Whether an `attributes` column flags its record as misuse
+    /// (``FeedbackRecord/isFlaggedMisuse(_:)``); decoded only when it names the attribute.
+    static func isFlaggedMisuse(_ text: String) -> Bool {
+        guard text.contains(FeedbackRecord.misuseAttribute) else { return false }
+        return Self.decode(text).map(FeedbackRecord.isFlaggedMisuse) ?? false
     }
 
     /// Appends `string` as a quoted JSON string.

@@ -10,25 +10,4 @@ extension SQLiteStore: ReportStore {
         if let bytes = row[column + "_bytes"] as Data? { return String(decoding: bytes, as: UTF8.self) }
         return row[column] ?? ""
     }
-
-    /// Ratings per site, most responses first.
-    public func siteSummaries() throws -> [SiteSummary] {
-        try self.read { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT site, CAST(site AS BLOB) AS site_bytes, COUNT(*) AS responses, SUM(negative) AS negatives,
-                        SUM(scale = ?) AS nps, SUM(scale = ? AND score >= 9) AS promoters,
-                        SUM(scale = ? AND score <= 6) AS detractors
-                    FROM records GROUP BY site ORDER BY responses DESC, site
-                    """,
-                arguments: [Int(FeedbackRecord.Scale.nps.rawValue), Int(FeedbackRecord.Scale.nps.rawValue), Int(FeedbackRecord.Scale.nps.rawValue)]
-            ).map { row in
-                SiteSummary(
-                    site: Self.text(row, "site"), responses: row["responses"], negatives: row["negatives"], npsResponses: row["nps"],
-                    promoters: row["promoters"], detractors: row["detractors"]
-                )
-            }
-        }
-    }
 }

@@ -17,13 +17,19 @@ public final class SQLiteStore: Sendable {
     public let path: String
     /// Applies the alert rules to every record stored for the first time, in the commit.
     public let evaluator: AlertEvaluator
+    /// The zone whose dates the daily rollups count.
+    public let reportZone: TimeZone
     let pool: DatabasePool
     let alertsRaised = Mutex<(@Sendable (Int) -> Void)?>(nil)
 
     /// Opens (creating if needed) the store at `path` and brings its schema up to date.
     /// Records stored for the first time are checked against `alerts`; the alerts they
     /// raise are written in the same transaction.
-    public init(path: String, alerts: AlertRules = .none) throws {
+    ///
+    /// `reportZone` is the zone whose dates the daily rollups count (`reports.timeZone`);
+    /// when the store counted them in another zone, they are counted again at open. Nil
+    /// keeps the store's own (what the command line does beside a running hub).
+    public init(path: String, alerts: AlertRules = .none, reportZone: TimeZone? = .gmt) throws {
         self.path = path
         self.evaluator = AlertEvaluator(rules: alerts)
         var configuration = Configuration()
@@ -37,6 +43,7 @@ public final class SQLiteStore: Sendable {
         do {
             self.pool = try DatabasePool(path: path, configuration: configuration)
             try SQLiteSchema.migrator.migrate(self.pool)
+            self.reportZone = try Self.alignReportZone(self.pool, reportZone)
         } catch {
             throw StoreError("cannot open the store at \(path): \(error)")
         }

@@ -20,6 +20,14 @@ extension SiteScope {
         }
     }
 
+    /// A SQLite condition on `site` keeping to the scope, with its arguments; nil when the
+    /// scope allows every site.
+    var sqliteCondition: (sql: String, arguments: [String])? {
+        guard !self.allowsAnySite else { return nil }
+        let globs = self.sqliteGlobs
+        return (globs.isEmpty ? "0" : "(" + globs.map { _ in "site GLOB ?" }.joined(separator: " OR ") + ")", globs)
+    }
+
     /// The scope as PostgreSQL `LIKE` patterns with `\` as the escape: `*` becomes `%`, and
     /// `%`, `_` and `\` are matched literally.
     var postgresLikePatterns: [String] {

@@ -1,0 +1,201 @@
+import Foundation
+import Wire
+
+/// One cell of the rating rollups: ratings of one score on one scale, in one UTC hour, for
+/// one combination of site, subject, channel, topic, source and survey, misuse apart. The
+/// stores keep a count per cell, added to in the transaction that stores the ratings, so a
+/// report reads cells, never the ratings themselves.
+public struct RollupCell: Sendable, Hashable {
+    /// Hours since the epoch (UTC) of the rating's `occurredAt`.
+    public var hour: Int64
+    /// The site.
+    public var site: String
+    /// The subject.
+    public var subject: String
+    /// The channel.
+    public var channel: String
+    /// The topic.
+    public var topic: String
+    /// The source's raw value.
+    public var source: UInt8
+    /// The survey.
+    public var survey: String
+    /// The scale's raw value.
+    public var scale: UInt8
+    /// The score.
+    public var score: UInt8
+    /// Whether the source flagged the ratings as misuse (left out of statistics, counted).
+    public var misuse: Bool
+
+    /// The cell of `record`.
+    public init(_ record: FeedbackRecord) {
+        self.init(
+            hour: Self.hour(of: record.occurredAt), site: record.site, subject: record.subject, channel: record.channel, topic: record.topic,
+            source: record.source.rawValue, survey: record.survey, scale: record.scale.rawValue, score: record.score,
+            misuse: record.isFlaggedMisuse
+        )
+    }
+
+    /// A cell from its parts.
+    public init(
+        hour: Int64, site: String, subject: String, channel: String, topic: String, source: UInt8, survey: String, scale: UInt8, score: UInt8,
+        misuse: Bool
+    ) {
+        self.hour = hour
+        self.site = site
+        self.subject = subject
+        self.channel = channel
+        self.topic = topic
+        self.source = source
+        self.survey = survey
+        self.scale = scale
+        self.score = score
+        self.misuse = misuse
+    }
+
+    /// Milliseconds in an hour.
+    public static let hourMilliseconds: Int64 = 3_600_000
+
+    /// Hashes a text's UTF-8 bytes (in one call where the string stores them contiguously).
+    static func hash(_ text: String, into hasher: inout Hasher) {
+        hasher.combine(text.utf8.count)
+        let hashed: Void? = text.utf8.withContiguousStorageIfAvailable { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        if hashed == nil {
+            for byte in text.utf8 { hasher.combine(byte) }
+        }
+    }
+
+    /// Cells are equal when their texts are the same bytes, as the stores compare them, not
+    /// when Swift deems them canonically equivalent ("é" and "e" + accent): two sites that
+    /// differ so are two sites to the records, the scopes and the filters.
+    public static func == (a: RollupCell, b: RollupCell) -> Bool {
+        a.hour == b.hour && a.source == b.source && a.scale == b.scale && a.score == b.score && a.misuse == b.misuse
+            && a.site.utf8.elementsEqual(b.site.utf8) && a.subject.utf8.elementsEqual(b.subject.utf8)
+            && a.channel.utf8.elementsEqual(b.channel.utf8) && a.topic.utf8.elementsEqual(b.topic.utf8)
+            && a.survey.utf8.elementsEqual(b.survey.utf8)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(self.hour)
+        for text in [self.site, self.subject, self.channel, self.topic, self.survey] { Self.hash(text, into: &hasher) }
+        hasher.combine(self.source)
+        hasher.combine(self.scale)
+        hasher.combine(self.score)
+        hasher.combine(self.misuse)
+    }
+
+    /// The UTC hour holding `milliseconds` since the epoch (rounded down, before 1970 too).
+    public static func hour(of milliseconds: Int64) -> Int64 {
+        milliseconds >= 0 ? milliseconds / Self.hourMilliseconds : (milliseconds - Self.hourMilliseconds + 1) / Self.hourMilliseconds
+    }
+}
+
+/// One cell of the daily rollups: ratings of one score on one scale, on one day in the
+/// store's report time zone, at one site from one source, misuse apart. Reports grouped by
+/// site and source over whole days read these: a day of a site is a few dozen cells however
+/// many subjects, topics and channels its ratings name.
+public struct DailyCell: Sendable, Hashable {
+    /// Days since 1970-01-01 of the rating's local date in the report zone.
+    public var day: Int64
+    /// The site.
+    public var site: String
+    /// The source's raw value.
+    public var source: UInt8
+    /// The scale's raw value.
+    public var scale: UInt8
+    /// The score.
+    public var score: UInt8
+    /// Whether the source flagged the ratings as misuse.
+    public var misuse: Bool
+
+    /// Milliseconds in a day.
+    public static let dayMilliseconds: Int64 = 86_400_000
+
+    /// Equal when the sites are the same bytes (see ``RollupCell``).
+    public static func == (a: DailyCell, b: DailyCell) -> Bool {
+        a.day == b.day && a.source == b.source && a.scale == b.scale && a.score == b.score && a.misuse == b.misuse
+            && a.site.utf8.elementsEqual(b.site.utf8)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(self.day)
+        RollupCell.hash(self.site, into: &hasher)
+        hasher.combine(self.source)
+        hasher.combine(self.scale)
+        hasher.combine(self.score)
+        hasher.combine(self.misuse)
+    }
+}
+
+/// Rollup counts gathered in memory for one transaction: many ratings of one cell become
+/// one upsert, in the hourly rollups and in the daily ones.
+public struct RollupCounts: Sendable {
+    /// Ratings per hourly cell.
+    public private(set) var cells: [RollupCell: Int64] = [:]
+    /// Ratings per daily cell.
+    public private(set) var days: [DailyCell: Int64] = [:]
+    /// The zone whose dates the daily cells count.
+    public let zone: TimeZone
+    /// The zone's offset from UTC at the first instant of each hour seen, in seconds: one
+    /// lookup serves every rating of the hour, and the commit and a recount agree on it.
+    private var offsets: [Int64: Int] = [:]
+
+    /// Nothing counted; daily cells by the dates of `zone`.
+    public init(zone: TimeZone) {
+        self.zone = zone
+    }
+
+    /// Counts `record`.
+    public mutating func add(_ record: FeedbackRecord) {
+        self.add(RollupCell(record), occurredAt: record.occurredAt)
+    }
+
+    /// Counts one rating of `cell` that occurred at `occurredAt` (ms since the epoch).
+    public mutating func add(_ cell: RollupCell, occurredAt: Int64) {
+        self.cells[cell, default: 0] += 1
+        let day = DailyCell(
+            day: self.day(of: occurredAt, hour: cell.hour), site: cell.site, source: cell.source, scale: cell.scale, score: cell.score,
+            misuse: cell.misuse
+        )
+        self.days[day, default: 0] += 1
+    }
+
+    /// The local date (days since 1970-01-01) in `zone` of the first instant of UTC hour
+    /// `hour`: the date a recount from the hourly rollups gives the hour's ratings.
+    public static func day(ofHour hour: Int64, in zone: TimeZone) -> Int64 {
+        var counts = RollupCounts(zone: zone)
+        return counts.day(of: hour * RollupCell.hourMilliseconds, hour: hour)
+    }
+
+    /// The local date, as days since 1970-01-01, of `milliseconds` in ``zone``.
+    mutating func day(of milliseconds: Int64, hour: Int64) -> Int64 {
+        let offset: Int
+        if let known = self.offsets[hour] {
+            offset = known
+        } else {
+            offset = self.zone.secondsFromGMT(for: Date(timeIntervalSince1970: Double(hour) * 3_600))
+            self.offsets[hour] = offset
+        }
+        let local = milliseconds + Int64(offset) * 1000
+        return local >= 0 ? local / DailyCell.dayMilliseconds : (local - DailyCell.dayMilliseconds + 1) / DailyCell.dayMilliseconds
+    }
+
+    /// The hourly cells in one fixed order (every column), so concurrent transactions lock
+    /// the same rows in the same order and never deadlock.
+    public var sorted: [(cell: RollupCell, count: Int64)] {
+        self.cells.map { ($0.key, $0.value) }.sorted { a, b in
+            let (x, y) = (a.cell, b.cell)
+            return (x.hour, x.site, x.subject, x.channel, x.topic) < (y.hour, y.site, y.subject, y.channel, y.topic)
+                || ((x.hour, x.site, x.subject, x.channel, x.topic) == (y.hour, y.site, y.subject, y.channel, y.topic)
+                    && (x.source, x.survey, x.scale, x.score, x.misuse ? 1 : 0) < (y.source, y.survey, y.scale, y.score, y.misuse ? 1 : 0))
+        }
+    }
+
+    /// The daily cells in one fixed order, for the same reason.
+    public var sortedDays: [(cell: DailyCell, count: Int64)] {
+        self.days.map { ($0.key, $0.value) }.sorted { a, b in
+            let (x, y) = (a.cell, b.cell)
+            return (x.day, x.site, x.source, x.scale, x.score, x.misuse ? 1 : 0) < (y.day, y.site, y.source, y.scale, y.score, y.misuse ? 1 : 0)
+        }
+    }
+}

@@ -202,6 +202,22 @@ alerts = json.load(open(sys.argv[1]))["alerts"]
 for rule, count in collections.Counter(a["rule"] for a in alerts).items():
     print(f"  {rule:<15} {count:>3} open, e.g. {next(a['summary'] for a in alerts if a['rule'] == rule)}")
 PY
+echo
+echo "== the last year per site, with 95 % intervals (GET /v1/reports/ratings?groupBy=site)"
+curl -fs -H @"$work/viewer.header" "http://127.0.0.1:$hubhttp/v1/reports/ratings?groupBy=site&from=$(date -u -d '-365 days' +%Y-%m-%dT%H:%M:%SZ)" \
+    > "$work/report.json"
+python3 - "$work/report.json" <<'PY'
+import json, sys
+for group in json.load(open(sys.argv[1]))["groups"]:
+    now = group["current"]
+    figures = []
+    for name, value in (("nps", "score"), ("csat", "percent"), ("smiley", "mean")):
+        if name in now:
+            f = now[name]
+            figures.append(f"{name.upper()} {f[value]:+.0f} [{f['low']:+.0f}, {f['high']:+.0f}] of {f['responses']}")
+    misuse = f", {now['misuse']} misuse left out" if now["misuse"] else ""
+    print(f"  {group['key']['site']:<12} {now['responses']:>3} ratings: " + "; ".join(figures) + misuse)
+PY
 kill -TERM "${pids[1]}"; wait "${pids[1]}" || true
 
 echo

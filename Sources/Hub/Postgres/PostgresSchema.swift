@@ -203,7 +203,7 @@ enum PostgresSchema {
 
     /// Work a migration does in Swift after its SQL, in the same transaction.
     static let backfills: [String: @Sendable (PostgresSession) throws -> Void] = [
-        "v3-rollups": { try PostgresStore.backfillRollups($0, zone: .gmt, hourly: true, daily: false) }
+        "v3-rollups": PostgresStore.backfillRollups
     ]
 }
 

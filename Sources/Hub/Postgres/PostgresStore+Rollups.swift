@@ -3,12 +3,13 @@ import PostgresNIO
 import Wire
 
 extension PostgresStore {
-    /// Adds `counts` to the hourly and daily rollups inside the caller's transaction, one
-    /// statement each, rows in ``RollupCounts/sorted`` order (kept with `WITH ORDINALITY`),
-    /// so two writers adding to the same cells lock them in one order and never deadlock.
-    static func addRollups(_ counts: RollupCounts, _ session: PostgresSession, hourly: Bool = true, daily: Bool = true) throws {
+    /// Adds `counts` to the hourly rollups, and the daily ones unless `daily` is false,
+    /// inside the caller's transaction, one statement each, rows in ``RollupCounts/sorted``
+    /// order (kept with `WITH ORDINALITY`), so two writers adding to the same cells lock
+    /// them in one order and never deadlock.
+    static func addRollups(_ counts: RollupCounts, _ session: PostgresSession, daily: Bool = true) throws {
         let rows = counts.sorted
-        if hourly, !rows.isEmpty {
+        if !rows.isEmpty {
             let cells = rows.map(\.cell)
             try session.execute(
                 """
@@ -40,13 +41,12 @@ extension PostgresStore {
         )
     }
 
-    /// Counts the records already stored into the rollups, 20,000 at a time in id order:
-    /// the hourly ones when they are first made (`hourly`), the daily ones whenever the
-    /// report zone changes (`daily`).
-    static func backfillRollups(_ session: PostgresSession, zone: TimeZone, hourly: Bool, daily: Bool) throws {
+    /// Counts the records already stored into the hourly rollups when they are first made,
+    /// 20,000 at a time in id order (the daily ones are counted from these at start).
+    static func backfillRollups(_ session: PostgresSession) throws {
         var after: UUID?
         while true {
-            var counts = RollupCounts(zone: zone)
+            var counts = RollupCounts(zone: .gmt)
             var last: UUID?
             for row in try session.query(
                 """
@@ -67,7 +67,7 @@ extension PostgresStore {
                 last = id
             }
             guard let last else { return }
-            try Self.addRollups(counts, session, hourly: hourly, daily: daily)
+            try Self.addRollups(counts, session, daily: false)
             after = last
         }
     }

@@ -227,7 +227,7 @@ enum SQLiteSchema {
             )
             // The daily rollups are counted in the report zone once the store knows it
             // (SQLiteStore.alignReportZone), right after the migrations.
-            try SQLiteStore.backfillRollups(db, zone: .gmt, hourly: true, daily: false)
+            try SQLiteStore.backfillRollups(db)
         }
         return migrator
     }

@@ -4,9 +4,10 @@ import GRDBSQLite
 import Wire
 
 extension SQLiteStore {
-    /// Adds `counts` to the hourly and daily rollups inside the caller's transaction.
-    static func addRollups(_ counts: RollupCounts, _ db: Database, hourly: Bool = true, daily: Bool = true) throws {
-        if hourly, !counts.cells.isEmpty {
+    /// Adds `counts` to the hourly rollups, and the daily ones unless `daily` is false,
+    /// inside the caller's transaction.
+    static func addRollups(_ counts: RollupCounts, _ db: Database, daily: Bool = true) throws {
+        if !counts.cells.isEmpty {
             let statement = try db.cachedStatement(
                 sql: """
                     INSERT INTO rollups (hour, site, subject, channel, topic, source, survey, scale, score, misuse, count)
@@ -36,10 +37,10 @@ extension SQLiteStore {
         }
     }
 
-    /// Counts the records already stored into the rollups: the hourly ones when they are
-    /// first made (`hourly`), the daily ones whenever the report zone changes.
-    static func backfillRollups(_ db: Database, zone: TimeZone, hourly: Bool, daily: Bool) throws {
-        var counts = RollupCounts(zone: zone)
+    /// Counts the records already stored into the hourly rollups, when they are first made
+    /// (the daily ones are counted from these: ``alignReportZone(_:_:)``).
+    static func backfillRollups(_ db: Database) throws {
+        var counts = RollupCounts(zone: .gmt)
         let rows = try Row.fetchCursor(
             db,
             sql: """
@@ -58,12 +59,12 @@ extension SQLiteStore {
                 score: UInt8(clamping: row["score"] as Int), misuse: AttributesJSON.isFlaggedMisuse(attributes)
             )
             counts.add(cell, occurredAt: occurredAt)
-            if counts.cells.count + counts.days.count >= 100_000 {
-                try Self.addRollups(counts, db, hourly: hourly, daily: daily)
-                counts = RollupCounts(zone: zone)
+            if counts.cells.count >= 100_000 {
+                try Self.addRollups(counts, db, daily: false)
+                counts = RollupCounts(zone: .gmt)
             }
         }
-        try Self.addRollups(counts, db, hourly: hourly, daily: daily)
+        try Self.addRollups(counts, db, daily: false)
     }
 
     /// Makes the daily rollups count dates in `zone` and returns it: when the store last

@@ -133,7 +133,9 @@ public final class Hub: Sendable {
                 body: .init(byteBuffer: ByteBuffer(string: ready ? "ready\n" : "not ready\n"))
             )
         }
-        AlertAPI(store: self.store, clock: self.clock).register(on: router)
+        let alerts = AlertAPI(store: self.store, metrics: self.metrics, clock: self.clock)
+        alerts.register(on: router)
+        alerts.registerReport(on: router)
         AccessAPI(store: self.store).register(on: router)
         let reports = ReportAPI(store: self.store, clock: self.clock)
         reports.register(on: router)

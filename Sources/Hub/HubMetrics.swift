@@ -51,6 +51,32 @@ public struct HubMetrics: Sendable {
         Counter(label: "feedback_hub_alert_deliveries_total", dimensions: [("outcome", outcome)], factory: self.factory)
     }
 
+    /// Case follow-ups sent, by event: `case.reminder`, `case.overdue`.
+    func caseFollowUps(_ event: String) -> Counter {
+        Counter(label: "feedback_hub_case_followups_total", dimensions: [("event", event)], factory: self.factory)
+    }
+
+    /// A person's change to a case, made at `time`: counted by event; the first action and
+    /// the close (those this change made: their time is `time`) timed from the moment the
+    /// case was raised; a close counted by status and whether it met the case's due time
+    /// (`met`, `missed`, or `none` without one).
+    func caseChanged(_ after: Alert, at time: Int64, event: String) {
+        Counter(label: "feedback_hub_case_changes_total", dimensions: [("event", event)], factory: self.factory).increment()
+        guard event != "case.assigned" else { return }
+        if let first = after.firstActionAt, first == time {
+            Timer(label: "feedback_hub_case_first_action_seconds", factory: self.factory)
+                .recordNanoseconds(max(0, first - after.createdAt) * 1_000_000)
+        }
+        if let closed = after.closedAt, closed == time {
+            Timer(label: "feedback_hub_case_close_seconds", dimensions: [("status", after.status.rawValue)], factory: self.factory)
+                .recordNanoseconds(max(0, closed - after.createdAt) * 1_000_000)
+            let sla = after.dueAt.map { closed <= $0 ? "met" : "missed" } ?? "none"
+            Counter(
+                label: "feedback_hub_cases_closed_total", dimensions: [("status", after.status.rawValue), ("sla", sla)], factory: self.factory
+            ).increment()
+        }
+    }
+
     /// An operations-port connection closed by its listener's limits.
     func httpConnectionClosed(_ reason: HTTPConnectionSlots.Closure) {
         Counter(label: "feedback_hub_http_connections_closed_total", dimensions: [("reason", reason.rawValue)], factory: self.factory)

@@ -71,12 +71,15 @@ import Wire
             ("GET", "/v1/alerts/\(web)/history", ["viewer": 200, "manager": 200, "admin": 200, "branchManager": 404, "webViewer": 200]),
             ("GET", "/v1/reports/ratings", ["viewer": 200, "manager": 200, "admin": 200, "branchManager": 200, "webViewer": 200, "branchAdmin": 200]),
             ("GET", "/v1/ratings", ["viewer": 200, "manager": 200, "admin": 200, "branchManager": 200, "webViewer": 200, "branchAdmin": 200]),
+            ("GET", "/v1/reports/cases", ["viewer": 200, "manager": 200, "admin": 200, "branchManager": 200, "webViewer": 200, "branchAdmin": 200]),
             ("GET", "/v1/tokens", ["viewer": 403, "manager": 403, "admin": 200, "branchManager": 403, "webViewer": 403, "branchAdmin": 403]),
             ("GET", "/v1/audit", ["viewer": 403, "manager": 403, "admin": 200, "branchManager": 403, "webViewer": 403, "branchAdmin": 403]),
             // Acting: viewers are refused by role; a manager outside the alert's sites does
             // not learn that it exists.
             ("POST", "/v1/alerts/\(web)/acknowledge", ["viewer": 403, "webViewer": 403, "branchManager": 404, "branchAdmin": 404]),
             ("POST", "/v1/alerts/\(branch)/cancel", ["viewer": 403, "webViewer": 403]),
+            ("POST", "/v1/alerts/\(web)/wait", ["viewer": 403, "webViewer": 403, "branchManager": 404, "branchAdmin": 404]),
+            ("POST", "/v1/alerts/\(branch)/assign", ["viewer": 403, "webViewer": 403, "branchManager": 400]),
         ]
         var wrong: [String] = []
         for (method, path, expected) in reads {
@@ -105,6 +108,15 @@ import Wire
         #expect(try await sites("branchManager") == ["branch-042"])
         #expect(try await sites("webViewer") == ["web-eu"])
         #expect(((try await fixture.call("branchManager", "GET", "/v1/alerts?site=web-eu")).json["alerts"] as? [Any])?.isEmpty == true)
+        // The case report too: another site's cases are not counted, even when asked for.
+        func reported(_ caller: String, _ query: String = "") async throws -> [String] {
+            let answer = try await fixture.call(caller, "GET", "/v1/reports/cases?from=2020-01-01" + query)
+            return ((answer.json["groups"] as? [[String: Any]]) ?? []).compactMap { $0["key"] as? String }.sorted()
+        }
+        #expect(try await reported("viewer") == ["branch-042", "web-eu"])
+        #expect(try await reported("branchManager") == ["branch-042"])
+        #expect(try await reported("branchManager", "&site=web-eu").isEmpty)
+        #expect(try await reported("webViewer", "&groupBy=owner") == [""])
         let me = try await fixture.call("branchManager", "GET", "/v1/me").json
         #expect(me["role"] as? String == "manager" && me["sites"] as? [String] == ["branch-*"] && me["name"] as? String == "branchManager")
         try await fixture.setup.stop()
@@ -112,21 +124,23 @@ import Wire
 
     @Test func aManagerActsWithinItsSitesAndTheAuditTrailSaysWhoDidWhat() async throws {
         let fixture = try await Fixture.start()
-        let acknowledged = try await fixture.call("branchManager", "POST", "/v1/alerts/\(fixture.branchAlert)/acknowledge", body: #"{"note":"calling"}"#)
-        #expect(acknowledged.status == 200 && acknowledged.json["status"] as? String == "acknowledged")
-        let resolved = try await fixture.call("manager", "POST", "/v1/alerts/\(fixture.branchAlert)/resolve", body: #"{"note":"refund issued"}"#)
-        #expect(resolved.status == 200 && resolved.json["status"] as? String == "resolved")
+        let started = try await fixture.call("branchManager", "POST", "/v1/alerts/\(fixture.branchAlert)/start", body: #"{"note":"calling"}"#)
+        #expect(started.status == 200 && started.json["status"] as? String == "inProgress")
+        let completed = try await fixture.call(
+            "manager", "POST", "/v1/alerts/\(fixture.branchAlert)/complete", body: #"{"note":"refund issued","customerReached":true}"#
+        )
+        #expect(completed.status == 200 && completed.json["status"] as? String == "completed")
 
         let history = try await fixture.call("webViewer", "GET", "/v1/alerts/\(fixture.webAlert)/history")
         #expect(history.status == 200 && (history.json["history"] as? [Any])?.isEmpty == true)
         let trail = try #require(try await fixture.call("viewer", "GET", "/v1/alerts/\(fixture.branchAlert)/history").json["history"] as? [[String: Any]])
         #expect(trail.count == 2)
         let (last, first) = (trail[0], trail[1])
-        #expect(first["action"] as? String == "alert.acknowledged" && first["from"] as? String == "open" && first["to"] as? String == "acknowledged")
+        #expect(first["action"] as? String == "case.inProgress" && first["from"] as? String == "open" && first["to"] as? String == "inProgress")
         #expect(first["note"] as? String == "calling")
         #expect((first["actor"] as? [String: Any])?["name"] as? String == "branchManager")
         #expect((first["actor"] as? [String: Any])?["tokenId"] as? String == fixture.tokens["branchManager"]?.id.uuidString.lowercased())
-        #expect(last["action"] as? String == "alert.resolved" && last["from"] as? String == "acknowledged" && last["to"] as? String == "resolved")
+        #expect(last["action"] as? String == "case.completed" && last["from"] as? String == "inProgress" && last["to"] as? String == "completed")
         #expect((last["actor"] as? [String: Any])?["name"] as? String == "manager")
 
         // The admin's trail holds the tokens made (the fixture's eight and the setup's
@@ -134,7 +148,7 @@ import Wire
         let audit = try #require(try await fixture.call("admin", "GET", "/v1/audit?limit=1000").json["audit"] as? [[String: Any]])
         #expect(audit.filter { $0["action"] as? String == "token.added" }.count == 9)
         #expect(audit.filter { $0["action"] as? String == "token.revoked" }.count == 1)
-        #expect(audit.filter { ($0["action"] as? String)?.hasPrefix("alert.") == true }.count == 2)
+        #expect(audit.filter { ($0["action"] as? String)?.hasPrefix("case.") == true }.count == 2)
         let tokens = try #require(try await fixture.call("admin", "GET", "/v1/tokens").json["tokens"] as? [[String: Any]])
         #expect(tokens.count == 9 && tokens.contains { $0["name"] as? String == "revoked" && $0["revokedAt"] != nil })
         #expect(!(try await fixture.call("admin", "GET", "/v1/tokens")).body.contains("fma_"), "no secret is ever shown again")

@@ -44,6 +44,8 @@ import Wire
                 scale: nps
                 acknowledgeWithin: 15m
                 escalate: [regional]
+                closeWithin: 2h
+                remindBefore: 30m
               - name: kiosk-wave
                 scale: smiley
                 sources: [kiosk]
@@ -149,7 +151,7 @@ import Wire
         try await setup.stop()
     }
 
-    @Test func anUnacknowledgedAlertEscalatesOnTimeAndTheLifecycleAPIWorks() async throws {
+    @Test func anUnacknowledgedAlertEscalatesOnTimeAndItsCaseIsWorkedRemindedAndClosed() async throws {
         let setup = try await Setup.start()
         #expect(self.isAcknowledged(try await setup.send([setup.record(1, score: 2)], sequence: 1)))
         #expect(await eventually { setup.receiver.received("manager-web").count == 1 })
@@ -177,19 +179,78 @@ import Wire
         (_, json) = try await setup.api("GET", "/v1/alerts?overdue=true")
         #expect((json["alerts"] as? [[String: Any]])?.map { $0["id"] as? String } == [id], "listed for the team as overdue")
 
-        (status, json) = try await setup.api("POST", "/v1/alerts/\(id)/acknowledge", body: #"{"note":"calling back"}"#)
-        #expect(status == 200 && json["status"] as? String == "acknowledged")
+        // The case's life, each change a webhook to both targets told of it so far.
+        func events(_ target: String) -> [String] { setup.receiver.received(target).compactMap { $0.json["type"] as? String } }
+        func caseOf(_ target: String, _ type: String) -> [String: Any]? {
+            setup.receiver.received(target).last { $0.json["type"] as? String == type }?.json["case"] as? [String: Any]
+        }
+        (status, json) = try await setup.api("POST", "/v1/alerts/\(id)/start", body: #"{"note":"calling back"}"#)
+        #expect(status == 200 && json["status"] as? String == "inProgress" && json["firstActionAt"] as? Int64 != nil)
+        (status, json) = try await setup.api("POST", "/v1/alerts/\(id)/assign", body: #"{"owner":"Anna Petrova"}"#)
+        #expect(status == 200 && json["owner"] as? String == "Anna Petrova" && json["status"] as? String == "inProgress")
+        (status, json) = try await setup.api("POST", "/v1/alerts/\(id)/wait", body: #"{"note":"customer calls back tomorrow"}"#)
+        #expect(status == 200 && json["status"] as? String == "waiting")
+        (status, json) = try await setup.api("POST", "/v1/alerts/\(id)/assign", body: #"{"owner":"Anna Petrova"}"#)
+        #expect(status == 409, "the same owner again is no change")
+        (status, json) = try await setup.api("POST", "/v1/alerts/\(id)/assign", body: #"{"owner":"a\u0007b"}"#)
+        #expect(status == 400 && (json["error"] as? [String: Any])?["field"] as? String == "owner")
+        // Sent concurrently (and retried apart), so in no set order: each carries its time.
+        let changes = ["case.assigned", "case.inProgress", "case.waiting"]
+        #expect(await eventually { events("manager-web").sorted() == ["alert.raised"] + changes }, "\(events("manager-web"))")
+        #expect(await eventually { events("regional").sorted() == ["alert.escalated"] + changes }, "\(events("regional"))")
+        let started = try #require(caseOf("regional", "case.inProgress"))
+        #expect(started["from"] as? String == "open" && started["status"] as? String == "inProgress" && started["by"] as? String == "test manager")
+        #expect(started["note"] as? String == "calling back")
+        #expect(caseOf("manager-web", "case.assigned")?["owner"] as? String == "Anna Petrova")
+
+        // Half an hour before the due time (2 h) a reminder; after it an overdue notice, once.
+        setup.offset.withLockedValue { $0 = 95 * 60_000 }
+        #expect(await eventually { events("manager-web").last == "case.reminder" && events("regional").last == "case.reminder" })
+        setup.offset.withLockedValue { $0 = 125 * 60_000 }
+        (_, json) = try await setup.api("GET", "/v1/alerts?status=waiting&owner=Anna%20Petrova&stuckFor=1")
+        #expect((json["alerts"] as? [[String: Any]])?.map { $0["id"] as? String } == [id], "unchanged for over an hour: stuck")
+        #expect(await eventually { events("manager-web").last == "case.overdue" && events("regional").last == "case.overdue" })
+        (_, json) = try await setup.api("GET", "/v1/alerts?overdue=true&status=inProgress,waiting")
+        #expect((json["alerts"] as? [[String: Any]])?.map { $0["id"] as? String } == [id], "past its due time while waiting")
+        try await Task.sleep(for: .milliseconds(600))
+        #expect(events("manager-web").filter { $0.hasPrefix("case.reminder") || $0 == "case.overdue" }.count == 2, "each follow-up once")
+
         (status, json) = try await setup.api("POST", "/v1/alerts/\(id)/cancel")
         #expect(status == 400 && (json["error"] as? [String: Any])?["field"] as? String == "note")
-        (status, json) = try await setup.api("POST", "/v1/alerts/\(id)/resolve", body: #"{"note":"refund issued"}"#)
-        #expect(status == 200 && json["status"] as? String == "resolved")
-        #expect(json["note"] as? String == "calling back\nrefund issued")
+        (status, json) = try await setup.api("POST", "/v1/alerts/\(id)/complete", body: #"{"note":"refund issued"}"#)
+        #expect(status == 400 && (json["error"] as? [String: Any])?["code"] as? String == "customerReachedRequired")
+        (status, json) = try await setup.api("POST", "/v1/alerts/\(id)/complete", body: #"{"note":"refund issued","customerReached":1}"#)
+        #expect(status == 400 && (json["error"] as? [String: Any])?["field"] as? String == "customerReached")
+        (status, json) = try await setup.api("POST", "/v1/alerts/\(id)/complete", body: #"{"note":"refund issued","colour":"red"}"#)
+        #expect(status == 400 && (json["error"] as? [String: Any])?["field"] as? String == "colour")
+        (status, json) = try await setup.api("POST", "/v1/alerts/\(id)/complete", body: #"{"note":"refund issued","customerReached":true}"#)
+        #expect(status == 200 && json["status"] as? String == "completed" && json["customerReached"] as? Bool == true)
+        #expect(json["note"] as? String == "calling back\ncustomer calls back tomorrow\nrefund issued")
+        #expect(await eventually { events("manager-web").last == "case.completed" })
+        #expect(caseOf("manager-web", "case.completed")?["customerReached"] as? Bool == true)
         (status, json) = try await setup.api("POST", "/v1/alerts/\(id)/acknowledge")
         #expect(status == 409 && (json["error"] as? [String: Any])?["code"] as? String == "invalidTransition")
-        (status, _) = try await setup.api("POST", "/v1/alerts/\(UUID())/resolve")
+        (status, _) = try await setup.api("POST", "/v1/alerts/\(UUID())/resolve", body: #"{"note":"x","customerReached":false}"#)
         #expect(status == 404)
         (status, _) = try await setup.api("GET", "/v1/alerts?status=sleeping")
         #expect(status == 400)
+        (status, _) = try await setup.api("GET", "/v1/alerts?stuckFor=0")
+        #expect(status == 400)
+        // Worked by Anna, completed after its due time: the loop closed, but late.
+        (status, json) = try await setup.api("GET", "/v1/reports/cases?groupBy=owner&from=2020-01-01&to=2100-01-01")
+        let groups = try #require(json["groups"] as? [[String: Any]])
+        #expect(status == 200 && groups.count == 1 && groups.first?["key"] as? String == "Anna Petrova")
+        #expect(groups.first?["completed"] as? Int == 1 && groups.first?["customerReached"] as? Int == 1)
+        let loop = try #require(groups.first?["closeTheLoop"] as? [String: Any])
+        #expect(loop["met"] as? Int == 0 && loop["decided"] as? Int == 1)
+        let close = try #require(groups.first?["close"] as? [String: Any])
+        #expect((close["medianMs"] as? Int64 ?? 0) >= 125 * 60_000)
+        let csv = try await OperationsClient(setup.hub.hub).call("GET", "/v1/reports/cases?groupBy=owner&format=csv&from=2020-01-01", token: setup.token)
+        #expect(csv.status == 200 && csv.body.split(separator: "\r\n").count == 3 && csv.body.contains("Anna Petrova,1,0,0,1,0,1,0"))
+        (status, _) = try await setup.api("GET", "/v1/reports/cases?groupBy=colour")
+        #expect(status == 400)
+        let history = try #require(try await setup.api("GET", "/v1/alerts/\(id)/history").json["history"] as? [[String: Any]])
+        #expect(history.compactMap { $0["action"] as? String }.reversed() == ["case.inProgress", "case.assigned", "case.waiting", "case.completed"])
         try await setup.stop()
     }
 

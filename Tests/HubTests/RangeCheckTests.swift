@@ -13,6 +13,7 @@ import Testing
         (CLIRun.hub, ["agents", "token", "--site", "s", "--count", "10001"], "--count must be 1–10000, got 10001"),
         (CLIRun.hub, ["alerts", "list", "--limit", "0"], "--limit must be 1–10000, got 0"),
         (CLIRun.hub, ["alerts", "list", "--limit", "9223372036854775807"], "--limit must be 1–10000"),
+        (CLIRun.hub, ["alerts", "list", "--stuck-for", "0"], "--stuck-for must be 1–8760, got 0"),
         (CLIRun.agent, ["seal", "--identity", "a", "--records", "r", "--out", "o", "--sequence", "0"], "--sequence must be 1–18446744073709551615, got 0"),
         (CLIRun.agent, ["seal", "--identity", "a", "--records", "r", "--out", "o", "--sequence", "1", "--level", "20"], "--level must be 1–19, got 20"),
         (CLIRun.agent, ["import", "f.jsonl", "--wait=-1"], "--wait must be 0–86400, got -1"),

@@ -66,13 +66,13 @@ extension StoreContractTests {
 
         let alert = try #require(try store.alerts(status: nil, site: "a_b", within: .any, overdueAt: nil, limit: 1).first)
         let maria = AuditActor(tokenID: UUID(), name: "Maria")
-        #expect(try store.transition(alert.id, to: .acknowledged, note: "calling", by: maria, at: 10) == .success(try #require(try store.alert(alert.id))))
-        _ = try store.transition(alert.id, to: .acknowledged, note: "again", by: maria, at: 11)
-        _ = try store.transition(alert.id, to: .cancelled, note: "test rating", by: .commandLine, at: 12)
+        #expect(try store.change(alert.id, CaseChange(.status(.inProgress), note: "calling"), by: maria, at: 10) == .success(try #require(try store.alert(alert.id))))
+        _ = try store.change(alert.id, CaseChange(.status(.inProgress), note: "again"), by: maria, at: 11)
+        _ = try store.change(alert.id, CaseChange(.status(.cancelled), note: "test rating"), by: .commandLine, at: 12)
         let trail = try store.auditTrail(object: alert.id, limit: 10)
-        #expect(trail.map(\.action) == ["alert.cancelled", "alert.acknowledged"], "a refused change is not entered")
-        #expect(trail[1].actor == maria && trail[1].from == "open" && trail[1].to == "acknowledged" && trail[1].note == "calling" && trail[1].at == 10)
-        #expect(trail[0].actor.tokenID == nil && trail[0].actor.name.hasPrefix("cli:") && trail[0].from == "acknowledged" && trail[0].note == "test rating")
-        #expect(try store.auditTrail(object: nil, limit: 1).map(\.action) == ["alert.cancelled"])
+        #expect(trail.map(\.action) == ["case.cancelled", "case.inProgress"], "a refused change is not entered")
+        #expect(trail[1].actor == maria && trail[1].from == "open" && trail[1].to == "inProgress" && trail[1].note == "calling" && trail[1].at == 10)
+        #expect(trail[0].actor.tokenID == nil && trail[0].actor.name.hasPrefix("cli:") && trail[0].from == "inProgress" && trail[0].note == "test rating")
+        #expect(try store.auditTrail(object: nil, limit: 1).map(\.action) == ["case.cancelled"])
     }
 }

@@ -141,18 +141,31 @@ struct StoreContractTests {
         let targets = try store.dueDeliveries(now: deadline + 1, limit: 10, excluding: []).map(\.target).sorted()
         #expect(targets == ["manager", "regional"])
         #expect(try store.alerts(status: nil, site: nil, within: .any, overdueAt: deadline + 3_600_000, limit: 10).count == 1)
-        guard case .success(let acknowledged) = try store.transition(alert.id, to: .acknowledged, note: "calling", by: .commandLine, at: deadline + 2) else {
-            Issue.record("acknowledging an open alert was refused")
+        guard case .success(let started) = try store.change(alert.id, CaseChange(.status(.inProgress), note: "calling"), by: .commandLine, at: deadline + 2)
+        else {
+            Issue.record("starting an open case was refused")
             return
         }
-        #expect(acknowledged.status == .acknowledged && acknowledged.acknowledgedAt == deadline + 2)
-        #expect(try store.transition(alert.id, to: .acknowledged, note: "", by: .commandLine, at: deadline + 3) == .failure(.notAllowed(from: .acknowledged, action: "acknowledged")))
-        guard case .success(let resolved) = try store.transition(alert.id, to: .resolved, note: "called back", by: .commandLine, at: deadline + 4) else {
-            Issue.record("resolving an acknowledged alert was refused")
+        #expect(started.status == .inProgress && started.firstActionAt == deadline + 2 && started.updatedAt == deadline + 2)
+        #expect(
+            try store.change(alert.id, CaseChange(.status(.inProgress)), by: .commandLine, at: deadline + 3)
+                == .failure(.notAllowed(from: .inProgress, action: "started"))
+        )
+        #expect(try store.change(alert.id, CaseChange(.status(.completed), note: "called back"), by: .commandLine, at: deadline + 4) == .failure(.customerReachedRequired))
+        #expect(try store.change(alert.id, CaseChange(.status(.completed), customerReached: true), by: .commandLine, at: deadline + 4) == .failure(.noteRequired(.completed)))
+        guard
+            case .success(let completed) = try store.change(
+                alert.id, CaseChange(.status(.completed), note: "called back", customerReached: true), by: .commandLine, at: deadline + 4
+            )
+        else {
+            Issue.record("completing a case in progress was refused")
             return
         }
-        #expect(resolved.status == .resolved && resolved.note == "calling\ncalled back" && resolved.closedAt == deadline + 4)
-        #expect(try store.transition(UUID(), to: .resolved, note: "", by: .commandLine, at: 0) == .failure(.notFound))
+        #expect(completed.status == .completed && completed.note == "calling\ncalled back" && completed.closedAt == deadline + 4)
+        #expect(completed.customerReached == true && completed.firstActionAt == deadline + 2)
+        #expect(try store.alert(alert.id) == completed)
+        #expect(try store.change(alert.id, CaseChange(.assign("anna")), by: .commandLine, at: deadline + 5) == .failure(.notAllowed(from: .completed, action: "assigned")))
+        #expect(try store.change(UUID(), CaseChange(.status(.cancelled), note: "x"), by: .commandLine, at: 0) == .failure(.notFound))
     }
 
     @Test(arguments: TestStores.Kind.allCases)

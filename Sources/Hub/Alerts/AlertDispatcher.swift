@@ -8,7 +8,8 @@ import Synchronization
 
 /// Delivers the store's alert outbox: sends each pending delivery to its target, retries
 /// failures with exponential backoff up to the rules' attempt limit (then marks it dead),
-/// and escalates open alerts whose acknowledgement deadline has passed.
+/// escalates open alerts whose first-action deadline has passed, and follows cases up
+/// (a reminder before the due time, an overdue notice and an escalation after it).
 ///
 /// Woken at once when a commit raises alerts, and every ``tick`` for retries and
 /// escalation. Each delivery has a stable id (the `webhook-id` header), the same on every
@@ -98,6 +99,14 @@ public final class AlertDispatcher: Service, Sendable {
         } catch {
             self.logger.error("cannot escalate alerts", metadata: ["error": "\(error)"])
         }
+        do {
+            for (id, event) in try await StoreAccess.run({ try store.followUpCases(now: now) }) {
+                self.metrics.caseFollowUps(event).increment()
+                self.logger.notice("case follow-up sent", metadata: ["alert": "\(id)", "event": "\(event)"])
+            }
+        } catch {
+            self.logger.error("cannot follow up cases", metadata: ["error": "\(error)"])
+        }
     }
 
     private func prune() async {
@@ -155,7 +164,7 @@ public final class AlertDispatcher: Service, Sendable {
                     let (store, at) = (self.store, self.now())
                     try await StoreAccess.run { try store.deliveryDone(delivery.id, at: at) }
                     self.metrics.alertDeliveries(outcome: "delivered").increment()
-                    if delivery.level == 0 {
+                    if delivery.event == "alert.raised" {
                         self.metrics.alertLatency.recordNanoseconds(max(0, at - delivery.capturedAt) * 1_000_000)
                     }
                 } catch {

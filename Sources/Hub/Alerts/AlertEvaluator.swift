@@ -214,6 +214,8 @@ public struct AlertEvaluator: Sendable {
     ) throws {
         let id = cause.alertID(rule: rule.name)
         let deadline = rule.acknowledgeWithinMilliseconds.map { now + $0 }
+        let due = rule.closeWithinMilliseconds.map { now + $0 }
+        let remind = due.flatMap { due in rule.remindBeforeMilliseconds.map { due - $0 } }
         var document = details
         document["id"] = id.uuidString.lowercased()
         document["rule"] = rule.name
@@ -224,10 +226,12 @@ public struct AlertEvaluator: Sendable {
         document["capturedAt"] = cause.capturedAt
         document["createdAt"] = now
         if let deadline { document["deadlineAt"] = deadline }
+        if let due { document["dueAt"] = due }
         let json = String(decoding: try JSONSerialization.data(withJSONObject: document, options: [.sortedKeys]), as: UTF8.self)
         let alert = NewAlert(
             id: id, rule: rule.name, kind: kind, maxLevel: rule.escalate.count, site: site, subject: subject, summary: summary,
-            details: json, recordID: cause.recordID, createdAt: now, capturedAt: cause.capturedAt, deadlineAt: deadline
+            details: json, recordID: cause.recordID, createdAt: now, capturedAt: cause.capturedAt, deadlineAt: deadline,
+            dueAt: due, remindAt: remind
         )
         let deliveries = self.rules.targets(of: rule, site: site, subject: subject).map {
             Self.delivery(alert: id, level: 0, target: $0, dueAt: now)

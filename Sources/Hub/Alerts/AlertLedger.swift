@@ -24,13 +24,18 @@ public struct NewAlert: Sendable, Hashable {
     public var createdAt: Int64
     /// When the record was captured (for a silence: when the node became silent), ms.
     public var capturedAt: Int64
-    /// When it escalates if not acknowledged (nil: it does not).
+    /// When it escalates if still open (nil: it does not).
     public var deadlineAt: Int64?
+    /// When the case is due to be closed (nil: no SLA).
+    public var dueAt: Int64?
+    /// When its owner is reminded of the due time (nil: no reminder).
+    public var remindAt: Int64?
 }
 
-/// A webhook to queue: one alert, one target, one escalation level.
+/// A webhook to queue: one event of one alert, to one target.
 public struct NewDelivery: Sendable, Hashable {
-    /// Stable id (the `webhook-id` header): the same alert, level and target give the same id.
+    /// Stable id (the `webhook-id` header): the same alert, level and target give the same
+    /// id for raising and escalating; each case event has its own.
     public var id: UUID
     /// The alert.
     public var alertID: UUID
@@ -40,6 +45,21 @@ public struct NewDelivery: Sendable, Hashable {
     public var target: String
     /// When it is first due, ms since the epoch.
     public var dueAt: Int64
+    /// `alert.raised`, `alert.escalated` or a `case.…` event.
+    public var event: String
+    /// For a `case.…` event, the case member of the payload (``CaseEvent/payload(of:event:from:by:at:note:)``).
+    public var payload: String?
+
+    /// A delivery of `event` (by default `alert.raised` at level 0, `alert.escalated` above).
+    public init(id: UUID, alertID: UUID, level: Int, target: String, dueAt: Int64, event: String? = nil, payload: String? = nil) {
+        self.id = id
+        self.alertID = alertID
+        self.level = level
+        self.target = target
+        self.dueAt = dueAt
+        self.event = event ?? (level == 0 ? "alert.raised" : "alert.escalated")
+        self.payload = payload
+    }
 }
 
 /// What ``AlertEvaluator`` reads and writes, inside one store transaction. A store implements

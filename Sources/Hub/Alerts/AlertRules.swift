@@ -91,6 +91,10 @@ public struct AlertRules: Sendable {
         public var acknowledgeWithinMilliseconds: Int64?
         /// Escalation targets, one per level.
         public var escalate: [String]
+        /// The case's SLA: it is due this many ms after it was raised (nil: no due time).
+        public var closeWithinMilliseconds: Int64? = nil
+        /// A reminder goes this many ms before the due time (nil: none).
+        public var remindBeforeMilliseconds: Int64? = nil
 
         /// Whether `record` is one this rule counts (scale and filter; misuse is never counted).
         public func considers(_ record: FeedbackRecord) -> Bool {
@@ -214,7 +218,7 @@ public struct AlertRules: Sendable {
             .settings([
                 "name": .value, "scale": .value, "scores": .value, "sites": .value, "channels": .value, "subjects": .value,
                 "topics": .value, "sources": .value, "window": .keys("per", "share", "minResponses", "minutes"), "silentFor": .value,
-                "notify": .value, "acknowledgeWithin": .value, "escalate": .value,
+                "notify": .value, "acknowledgeWithin": .value, "escalate": .value, "closeWithin": .value, "remindBefore": .value,
             ])
         ),
         "delivery": .keys("maxAttempts", "firstRetry", "maxRetry", "timeout"),
@@ -329,10 +333,22 @@ public struct AlertRules: Sendable {
             if !escalate.isEmpty, deadline == nil {
                 throw inner.error("acknowledgeWithin", "is required when the rule escalates")
             }
+            var closeWithin: Int64?
+            if let value = fields["closeWithin"] {
+                closeWithin = try inner.duration(value, field: "closeWithin", from: "1m", to: "90d")
+            }
+            var remindBefore: Int64?
+            if let value = fields["remindBefore"] {
+                guard let closeWithin else { throw inner.error("remindBefore", "needs closeWithin: a reminder comes before the due time") }
+                let before = try inner.duration(value, field: "remindBefore", from: "1m", to: "30d")
+                guard before < closeWithin else { throw inner.error("remindBefore", "must be shorter than closeWithin") }
+                remindBefore = before
+            }
             rules.append(
                 Rule(
                     name: name, scale: scale, scores: scores, filter: filter, window: window, silentForMilliseconds: silentFor,
-                    notify: notify, acknowledgeWithinMilliseconds: deadline, escalate: escalate
+                    notify: notify, acknowledgeWithinMilliseconds: deadline, escalate: escalate, closeWithinMilliseconds: closeWithin,
+                    remindBeforeMilliseconds: remindBefore
                 )
             )
         }
@@ -493,8 +509,10 @@ extension AlertRules {
           - name: detractor          # every NPS 0-6 goes to the site's manager
             scale: nps
             notify: [route]
-            acknowledgeWithin: 15m   # then escalates, one level per deadline
+            acknowledgeWithin: 15m   # still open then: escalates, one level per deadline
             escalate: [regional-manager]
+            closeWithin: 2d          # the case is due two days after it was raised…
+            remindBefore: 4h         # …with a reminder four hours before; overdue escalates a level
           - name: kiosk-red-wave     # kiosks: 40% red of at least 20 presses within 15 minutes
             scale: smiley
             sources: [kiosk]

@@ -16,12 +16,17 @@ public struct WebhookMessage: Sendable {
         let id = delivery.id.uuidString.lowercased()
         switch target.kind {
         case .webhook:
-            let type = delivery.level == 0 ? "alert.raised" : "alert.escalated"
-            self.body = "{\"type\":\"\(type)\",\"level\":\(delivery.level),\"alert\":\(delivery.details)}"
+            var body = "{\"type\":"
+            AttributesJSON.append(delivery.event, to: &body)
+            body += ",\"level\":\(delivery.level),\"alert\":\(delivery.details)"
+            if let payload = delivery.payload { body += ",\"case\":\(payload)" }
+            self.body = body + "}"
         case .slack:
-            let prefix = delivery.level == 0 ? ":rotating_light: " : ":rotating_light: escalated (level \(delivery.level)): "
             var text = ""
-            AttributesJSON.append(prefix + delivery.summary, to: &text)
+            AttributesJSON.append(
+                CaseEvent.chatLine(event: delivery.event, level: delivery.level, summary: delivery.summary, payload: delivery.payload),
+                to: &text
+            )
             self.body = "{\"text\":\(text)}"
         }
         var headers = [("content-type", "application/json"), ("webhook-id", id), ("webhook-timestamp", String(timestamp))]

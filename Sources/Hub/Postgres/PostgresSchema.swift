@@ -199,6 +199,37 @@ enum PostgresSchema {
             CREATE INDEX records_negative_by_site ON records (site, occurred_at) WHERE negative;
             """
         ),
+        (
+            "v4-cases",
+            // Every alert is a case (docs/ALERTS.md, "Cases"): an owner, a due time and its
+            // follow-ups (remind_at and overdue_at: pending until sent or the case closes),
+            // the last change (the stuck list), whether the customer was reached. The old
+            // statuses map onto the new life. Deliveries carry their event and, for a case
+            // event, the case as it left it; an alert can now have several deliveries at one
+            // level to one target.
+            """
+            ALTER TABLE alerts RENAME COLUMN acknowledged_at TO first_action_at;
+            ALTER TABLE alerts ADD COLUMN owner text NOT NULL DEFAULT '';
+            ALTER TABLE alerts ADD COLUMN due_at bigint;
+            ALTER TABLE alerts ADD COLUMN remind_at bigint;
+            ALTER TABLE alerts ADD COLUMN overdue_at bigint;
+            ALTER TABLE alerts ADD COLUMN updated_at bigint NOT NULL DEFAULT 0;
+            ALTER TABLE alerts ADD COLUMN customer_reached boolean;
+            UPDATE alerts SET
+                status = CASE status WHEN 'acknowledged' THEN 'inProgress' WHEN 'resolved' THEN 'completed' ELSE status END,
+                first_action_at = COALESCE(first_action_at, closed_at),
+                updated_at = COALESCE(closed_at, first_action_at, created_at);
+            CREATE INDEX alerts_by_created ON alerts (created_at);
+            CREATE INDEX alerts_reminders ON alerts (remind_at) WHERE remind_at IS NOT NULL;
+            CREATE INDEX alerts_overdue ON alerts (overdue_at) WHERE overdue_at IS NOT NULL;
+            ALTER TABLE alert_deliveries DROP CONSTRAINT alert_deliveries_alert_id_level_target_key;
+            ALTER TABLE alert_deliveries ADD COLUMN event text NOT NULL DEFAULT '';
+            ALTER TABLE alert_deliveries ADD COLUMN payload text;
+            UPDATE alert_deliveries SET event = CASE WHEN level = 0 THEN 'alert.raised' ELSE 'alert.escalated' END;
+            ALTER TABLE alert_deliveries ALTER COLUMN event DROP DEFAULT;
+            CREATE INDEX alert_deliveries_by_alert ON alert_deliveries (alert_id);
+            """
+        ),
     ]
 
     /// Work a migration does in Swift after its SQL, in the same transaction.

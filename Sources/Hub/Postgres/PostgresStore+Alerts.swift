@@ -45,23 +45,23 @@ extension PostgresStore: AlertStore {
                         AND NOT (id = ANY(\(Array(busy))::uuid[]))
                     ORDER BY next_attempt_at LIMIT \(Int64(limit))
                     FOR UPDATE SKIP LOCKED)
-                RETURNING d.id, d.alert_id, d.level, d.target, d.attempts, a.details, a.summary, a.captured_at, a.status
+                RETURNING d.id, d.alert_id, d.level, d.target, d.attempts, a.details, a.summary, a.captured_at, a.status, d.event, d.payload
                 """
             )
             var due: [DueDelivery] = []
             var closed: [UUID] = []
             for row in rows {
-                let (id, alert, level, target, attempts, details, summary, capturedAt, status) = try row.decode(
-                    (UUID, UUID, Int32, String, Int32, String, String, Int64, String).self
+                let (id, alert, level, target, attempts, details, summary, capturedAt, status, event, payload) = try row.decode(
+                    (UUID, UUID, Int32, String, Int32, String, String, Int64, String, String, String?).self
                 )
-                if status == Alert.Status.resolved.rawValue || status == Alert.Status.cancelled.rawValue {
+                if Alert.Status(rawValue: status)?.isClosed ?? false, CaseEvent.droppedWhenClosed.contains(event) {
                     closed.append(id)
                     continue
                 }
                 due.append(
                     DueDelivery(
-                        id: id, alertID: alert, level: Int(level), target: target, attempts: Int(attempts), details: details,
-                        summary: summary, capturedAt: capturedAt
+                        id: id, alertID: alert, level: Int(level), event: event, payload: payload, target: target, attempts: Int(attempts),
+                        details: details, summary: summary, capturedAt: capturedAt
                     )
                 )
             }
@@ -142,6 +142,47 @@ extension PostgresStore: AlertStore {
         }
     }
 
+    /// The cases due a follow-up are locked (`FOR UPDATE SKIP LOCKED`) while it is written,
+    /// so with several hubs each follow-up happens once; a closed case's were cleared when
+    /// it closed. At most 1,000 of each kind per call, the earliest first.
+    public func followUpCases(now: Int64) throws -> [(id: UUID, event: String)] {
+        var sent: [(id: UUID, event: String)] = []
+        for (column, event) in [("remind_at", CaseEvent.reminder), ("overdue_at", CaseEvent.overdue)] {
+            try self.pool.transaction { session in
+                let rows = try session.query(
+                    """
+                    SELECT \(unescaped: Self.alertColumns), max_level FROM alerts
+                    WHERE \(unescaped: column) <= \(now) AND status IN ('open', 'inProgress', 'waiting')
+                    ORDER BY \(unescaped: column) LIMIT 1000
+                    FOR UPDATE SKIP LOCKED
+                    """
+                )
+                for row in rows {
+                    guard let alert = try Self.alert(row) else { continue }
+                    let maxLevel = try row.makeRandomAccess()[Self.alertColumnCount].decode(Int32.self)
+                    let (after, step, deliveries) = CaseEvent.followUp(
+                        alert, maxLevel: Int(maxLevel), event: event, told: try Self.toldTargets(session, alert.id), evaluator: self.evaluator,
+                        now: now
+                    )
+                    if let step {
+                        try session.execute("UPDATE alerts SET level = \(Int32(step.level)), deadline_at = \(step.deadlineAt) WHERE id = \(alert.id)")
+                    }
+                    try session.execute("UPDATE alerts SET \(unescaped: column) = NULL WHERE id = \(after.id)")
+                    try PostgresAlertLedger.insert(deliveries, session)
+                    if !deliveries.isEmpty { sent.append((alert.id, event)) }
+                }
+            }
+        }
+        return sent
+    }
+
+    /// The targets told of an alert so far, in the order first told.
+    static func toldTargets(_ session: PostgresSession, _ alert: UUID) throws -> [String] {
+        var seen = Set<String>()
+        return try session.query("SELECT target FROM alert_deliveries WHERE alert_id = \(alert) ORDER BY level, next_attempt_at")
+            .map { try $0.decode(String.self) }.filter { seen.insert($0).inserted }
+    }
+
     /// Deletes in chunks of 10,000 rows, each its own statement, so a large backlog never
     /// meets the statement timeout (and then never shrinks).
     public func pruneAlertWindows(before time: Int64) throws {
@@ -172,73 +213,89 @@ extension PostgresStore: AlertStore {
         }
     }
 
-    public func alerts(status: Alert.Status?, site: String?, within scope: SiteScope, overdueAt now: Int64?, limit: Int) throws -> [Alert] {
-        let patterns: [String]? = scope.allowsAnySite ? nil : scope.postgresLikePatterns
+    public func alerts(_ query: AlertQuery) throws -> [Alert] {
+        let patterns: [String]? = query.scope.allowsAnySite ? nil : query.scope.postgresLikePatterns
+        let statuses: [String]? = query.statuses.isEmpty ? nil : query.statuses.map(\.rawValue).sorted()
+        let (now, since) = (query.overdueAt, query.unchangedSince)
         return try self.pool.withSession { session in
             try session.query(
                 """
-                SELECT \(unescaped: Self.alertColumns) FROM alerts
-                WHERE (\(status?.rawValue)::text IS NULL OR status = \(status?.rawValue))
-                    AND (\(site)::text IS NULL OR site = \(site))
+                SELECT \(unescaped: query.brief ? Self.briefAlertColumns : Self.alertColumns) FROM alerts
+                WHERE (\(statuses)::text[] IS NULL OR status = ANY (\(statuses)::text[]))
+                    AND (\(query.site)::text IS NULL OR site = \(query.site))
+                    AND (\(query.owner)::text IS NULL OR owner = \(query.owner))
                     AND (\(patterns)::text[] IS NULL OR site LIKE ANY (\(patterns)::text[]))
-                    AND (\(now)::int8 IS NULL OR (status = 'open' AND deadline_at <= \(now)))
-                ORDER BY created_at DESC LIMIT \(Int64(limit))
+                    AND (\(now)::int8 IS NULL OR (status = 'open' AND deadline_at <= \(now))
+                        OR (status IN ('open', 'inProgress', 'waiting') AND due_at <= \(now)))
+                    AND (\(since)::int8 IS NULL OR (status IN ('open', 'inProgress', 'waiting') AND updated_at <= \(since)))
+                    AND (\(query.raisedFrom)::int8 IS NULL OR created_at >= \(query.raisedFrom))
+                    AND (\(query.raisedBefore)::int8 IS NULL OR created_at < \(query.raisedBefore))
+                ORDER BY created_at DESC LIMIT \(Int64(query.limit))
                 """
-            ).map(Self.alert)
+            ).compactMap(Self.alert)
         }
     }
 
     public func alert(_ id: UUID) throws -> Alert? {
         try self.pool.withSession { session in
-            try session.query("SELECT \(unescaped: Self.alertColumns) FROM alerts WHERE id = \(id)").first.map(Self.alert)
+            try session.query("SELECT \(unescaped: Self.alertColumns) FROM alerts WHERE id = \(id)").first.flatMap(Self.alert)
         }
     }
 
     /// The alert's row is locked for the change, so two people (or hubs) acting at once
     /// see one another's change.
-    public func transition(
-        _ id: UUID, to status: Alert.Status, note: String, by actor: AuditActor, at time: Int64
-    ) throws -> Result<Alert, AlertTransitionError> {
+    public func change(_ id: UUID, _ change: CaseChange, by actor: AuditActor, at time: Int64) throws -> Result<Alert, AlertTransitionError> {
         try self.pool.transaction { session in
-            guard let current = try session.query("SELECT \(unescaped: Self.alertColumns) FROM alerts WHERE id = \(id) FOR UPDATE").first.map(Self.alert)
+            guard let current = try session.query("SELECT \(unescaped: Self.alertColumns) FROM alerts WHERE id = \(id) FOR UPDATE").first.flatMap(Self.alert)
             else { return .failure(.notFound) }
-            if let refusal = AlertTransitionError.check(from: current.status, to: status) { return .failure(refusal) }
-            let combined = note.isEmpty ? current.note : (current.note.isEmpty ? note : current.note + "\n" + note)
-            let row: PostgresRow?
-            if status == .acknowledged {
-                row = try session.query(
-                    """
-                    UPDATE alerts SET status = \(status.rawValue), acknowledged_at = \(time), note = \(combined) WHERE id = \(id)
-                    RETURNING \(unescaped: Self.alertColumns)
-                    """
-                ).first
-            } else {
-                row = try session.query(
-                    """
-                    UPDATE alerts SET status = \(status.rawValue), closed_at = \(time), note = \(combined) WHERE id = \(id)
-                    RETURNING \(unescaped: Self.alertColumns)
-                    """
-                ).first
+            let updated: Alert
+            switch change.applied(to: current, at: time) {
+            case .success(let alert): updated = alert
+            case .failure(let refusal): return .failure(refusal)
             }
-            guard let updated = try row.map(Self.alert) else { return .failure(.notFound) }
-            try Self.audit(
-                session, at: time, actor: actor, action: "alert.\(status.rawValue)", object: id, from: current.status.rawValue,
-                to: status.rawValue, note: note
+            let closed = updated.status.isClosed
+            try session.execute(
+                """
+                UPDATE alerts SET status = \(updated.status.rawValue), owner = \(updated.owner), first_action_at = \(updated.firstActionAt),
+                    closed_at = \(updated.closedAt), updated_at = \(updated.updatedAt), customer_reached = \(updated.customerReached),
+                    note = \(updated.note), remind_at = CASE WHEN \(closed) THEN NULL ELSE remind_at END,
+                    overdue_at = CASE WHEN \(closed) THEN NULL ELSE overdue_at END
+                WHERE id = \(id)
+                """
             )
+            let applied = AppliedCaseChange(change, before: current, after: updated, by: actor, at: time)
+            try Self.audit(session, at: time, actor: actor, action: applied.event, object: id, from: applied.from, to: applied.to, note: applied.note)
+            try PostgresAlertLedger.insert(applied.deliveries(of: updated, to: try Self.toldTargets(session, id), at: time), session)
             return .success(updated)
         }
     }
 
-    private static let alertColumns =
-        "id, rule, kind, status, level, site, subject, summary, record_id, created_at, captured_at, deadline_at, acknowledged_at, closed_at, note"
+    private static let alertColumns = """
+        id, rule, kind, status, level, site, subject, summary, record_id, created_at, captured_at, deadline_at, due_at, owner, \
+        first_action_at, closed_at, updated_at, customer_reached, note
+        """
+    /// ``alertColumns`` with empty summaries and notes.
+    private static let briefAlertColumns = """
+        id, rule, kind, status, level, site, subject, '' AS summary, record_id, created_at, captured_at, deadline_at, due_at, owner, \
+        first_action_at, closed_at, updated_at, customer_reached, '' AS note
+        """
+    /// How many columns ``alertColumns`` names.
+    private static let alertColumnCount = 19
 
-    private static func alert(_ row: PostgresRow) throws -> Alert {
-        let (id, rule, kind, status, level, site, subject, summary, recordID, createdAt, capturedAt, deadlineAt, acknowledgedAt, closedAt, note) =
-            try row.decode((UUID, String, String, String, Int32, String, String, String, UUID?, Int64, Int64, Int64?, Int64?, Int64?, String).self)
+    /// The alert in the first columns of `row` (``alertColumns``); nil for a status this
+    /// release does not know (as on SQLite).
+    private static func alert(_ row: PostgresRow) throws -> Alert? {
+        let columns = row.makeRandomAccess()
+        func column<T: PostgresDecodable>(_ index: Int, _: T.Type) throws -> T { try columns[index].decode(T.self) }
+        guard let status = Alert.Status(rawValue: try column(3, String.self)) else { return nil }
         return Alert(
-            id: id, rule: rule, kind: kind, status: Alert.Status(rawValue: status) ?? .open, level: Int(level), site: site, subject: subject,
-            summary: summary, recordID: recordID, createdAt: createdAt, capturedAt: capturedAt, deadlineAt: deadlineAt,
-            acknowledgedAt: acknowledgedAt, closedAt: closedAt, note: note
+            id: try column(0, UUID.self), rule: try column(1, String.self), kind: try column(2, String.self),
+            status: status, level: Int(try column(4, Int32.self)),
+            site: try column(5, String.self), subject: try column(6, String.self), summary: try column(7, String.self),
+            recordID: try column(8, UUID?.self), createdAt: try column(9, Int64.self), capturedAt: try column(10, Int64.self),
+            deadlineAt: try column(11, Int64?.self), dueAt: try column(12, Int64?.self), owner: try column(13, String.self),
+            firstActionAt: try column(14, Int64?.self), closedAt: try column(15, Int64?.self), updatedAt: try column(16, Int64.self),
+            customerReached: try column(17, Bool?.self), note: try column(18, String.self)
         )
     }
 }
@@ -323,14 +380,16 @@ final class PostgresAlertLedger: AlertLedger {
         let inserted = try self.session.query(
             """
             INSERT INTO alerts (id, rule, kind, status, level, max_level, site, subject, summary, details, record_id, created_at,
-                captured_at, deadline_at)
+                captured_at, deadline_at, due_at, remind_at, overdue_at, updated_at)
             SELECT id, rule, kind, 'open', 0, max_level, site, subject, summary, details, NULLIF(record_id, \(Self.noRecord)),
-                created_at, captured_at, NULLIF(deadline_at, -1)
+                created_at, captured_at, NULLIF(deadline_at, -1), NULLIF(due_at, -1), NULLIF(remind_at, -1), NULLIF(due_at, -1), created_at
             FROM UNNEST(\(alerts.map(\.id))::uuid[], \(alerts.map(\.rule))::text[], \(alerts.map(\.kind))::text[],
                 \(alerts.map { Int32($0.maxLevel) })::int4[], \(alerts.map(\.site))::text[], \(alerts.map(\.subject))::text[],
                 \(alerts.map(\.summary))::text[], \(alerts.map(\.details))::text[], \(alerts.map { $0.recordID ?? Self.noRecord })::uuid[],
-                \(alerts.map(\.createdAt))::int8[], \(alerts.map(\.capturedAt))::int8[], \(alerts.map { $0.deadlineAt ?? -1 })::int8[])
-                AS t(id, rule, kind, max_level, site, subject, summary, details, record_id, created_at, captured_at, deadline_at)
+                \(alerts.map(\.createdAt))::int8[], \(alerts.map(\.capturedAt))::int8[], \(alerts.map { $0.deadlineAt ?? -1 })::int8[],
+                \(alerts.map { $0.dueAt ?? -1 })::int8[], \(alerts.map { $0.remindAt ?? -1 })::int8[])
+                AS t(id, rule, kind, max_level, site, subject, summary, details, record_id, created_at, captured_at, deadline_at, due_at,
+                    remind_at)
             ORDER BY id
             ON CONFLICT (id) DO NOTHING
             RETURNING id
@@ -347,10 +406,11 @@ final class PostgresAlertLedger: AlertLedger {
         guard !deliveries.isEmpty else { return }
         try session.execute(
             """
-            INSERT INTO alert_deliveries (id, alert_id, level, target, state, next_attempt_at)
-            SELECT id, alert_id, level, target, 'pending', due_at
+            INSERT INTO alert_deliveries (id, alert_id, level, target, event, payload, state, next_attempt_at)
+            SELECT id, alert_id, level, target, event, NULLIF(payload, ''), 'pending', due_at
             FROM UNNEST(\(deliveries.map(\.id))::uuid[], \(deliveries.map(\.alertID))::uuid[], \(deliveries.map { Int32($0.level) })::int4[],
-                \(deliveries.map(\.target))::text[], \(deliveries.map(\.dueAt))::int8[]) AS t(id, alert_id, level, target, due_at)
+                \(deliveries.map(\.target))::text[], \(deliveries.map(\.dueAt))::int8[], \(deliveries.map(\.event))::text[],
+                \(deliveries.map { $0.payload ?? "" })::text[]) AS t(id, alert_id, level, target, due_at, event, payload)
             ON CONFLICT DO NOTHING
             """
         )

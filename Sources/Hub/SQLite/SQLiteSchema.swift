@@ -229,6 +229,53 @@ enum SQLiteSchema {
             // (SQLiteStore.alignReportZone), right after the migrations.
             try SQLiteStore.backfillRollups(db)
         }
+        migrator.registerMigration("v8-cases") { db in
+            // Every alert is a case (docs/ALERTS.md, "Cases"): an owner, a due time and its
+            // follow-ups (remind_at and overdue_at: pending until sent or the case closes),
+            // the last change (the stuck list), whether the customer was reached. The old
+            // statuses map onto the new life. Deliveries carry their event and, for a case
+            // event, the case as it left it; an alert can now have several deliveries at
+            // one level to one target, so the table is rebuilt without that uniqueness.
+            try db.execute(
+                sql: """
+                    ALTER TABLE alerts RENAME COLUMN acknowledged_at TO first_action_at;
+                    ALTER TABLE alerts ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+                    ALTER TABLE alerts ADD COLUMN due_at INTEGER;
+                    ALTER TABLE alerts ADD COLUMN remind_at INTEGER;
+                    ALTER TABLE alerts ADD COLUMN overdue_at INTEGER;
+                    ALTER TABLE alerts ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE alerts ADD COLUMN customer_reached INTEGER;
+                    UPDATE alerts SET
+                        status = CASE status WHEN 'acknowledged' THEN 'inProgress' WHEN 'resolved' THEN 'completed' ELSE status END,
+                        first_action_at = COALESCE(first_action_at, closed_at),
+                        updated_at = COALESCE(closed_at, first_action_at, created_at);
+                    CREATE INDEX alerts_by_created ON alerts (created_at);
+                    CREATE INDEX alerts_reminders ON alerts (remind_at) WHERE remind_at IS NOT NULL;
+                    CREATE INDEX alerts_overdue ON alerts (overdue_at) WHERE overdue_at IS NOT NULL;
+                    CREATE TABLE alert_deliveries_v8 (
+                        id BLOB NOT NULL PRIMARY KEY,
+                        alert_id BLOB NOT NULL,
+                        level INTEGER NOT NULL,
+                        target TEXT NOT NULL,
+                        event TEXT NOT NULL,
+                        payload TEXT,
+                        state TEXT NOT NULL,
+                        attempts INTEGER NOT NULL DEFAULT 0,
+                        next_attempt_at INTEGER NOT NULL,
+                        last_error TEXT NOT NULL DEFAULT '',
+                        delivered_at INTEGER
+                    ) WITHOUT ROWID;
+                    INSERT INTO alert_deliveries_v8
+                        SELECT id, alert_id, level, target, CASE WHEN level = 0 THEN 'alert.raised' ELSE 'alert.escalated' END, NULL,
+                            state, attempts, next_attempt_at, last_error, delivered_at
+                        FROM alert_deliveries;
+                    DROP TABLE alert_deliveries;
+                    ALTER TABLE alert_deliveries_v8 RENAME TO alert_deliveries;
+                    CREATE INDEX alert_deliveries_due ON alert_deliveries (state, next_attempt_at);
+                    CREATE INDEX alert_deliveries_by_alert ON alert_deliveries (alert_id);
+                    """
+            )
+        }
         return migrator
     }
 }

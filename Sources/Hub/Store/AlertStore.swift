@@ -1,27 +1,33 @@
 import Foundation
 import Wire
 
-/// An alert as the store and the HTTP API show it.
+/// An alert as the store and the HTTP API show it. Every alert is also a case: someone owns
+/// it, works it and closes it with a note (docs/ALERTS.md, "Cases").
 public struct Alert: Sendable, Hashable, Codable {
-    /// Where an alert is in its life.
+    /// Where a case is in its life: open → in progress ⇄ waiting → completed or cancelled.
     public enum Status: String, Sendable, Hashable, Codable, CaseIterable {
-        /// Raised; nobody has taken it yet. Escalates when its deadline passes.
+        /// Raised; nobody has acted on it yet. Escalates when its first-action deadline passes.
         case open
-        /// Someone took it.
-        case acknowledged
-        /// Dealt with.
-        case resolved
-        /// Withdrawn (a false alarm, a test), with a note.
+        /// Someone is working on it.
+        case inProgress
+        /// Waiting for the customer, or for an answer from another team.
+        case waiting
+        /// Done: the closing note says what was done and whether the customer was reached.
+        case completed
+        /// Withdrawn (a false alarm, a test), with a note saying why.
         case cancelled
+
+        /// Completed or cancelled: nothing moves it any more.
+        public var isClosed: Bool { self == .completed || self == .cancelled }
     }
 
     /// Stable id, derived from the rule and the record (or window) that raised it.
     public var id: UUID
     /// The rule's name.
     public var rule: String
-    /// `record` or `window`.
+    /// `record`, `window` or `silent`.
     public var kind: String
-    /// Open, acknowledged, resolved or cancelled.
+    /// Where the case is in its life.
     public var status: Status
     /// Escalation level reached: 0 when only the first targets were told.
     public var level: Int
@@ -37,56 +43,168 @@ public struct Alert: Sendable, Hashable, Codable {
     public var createdAt: Int64
     /// When the record was captured, ms since the epoch.
     public var capturedAt: Int64
-    /// When it escalates if not acknowledged (nil: it does not).
+    /// When it escalates if still open (nil: it does not): the rule's `acknowledgeWithin`.
     public var deadlineAt: Int64?
-    /// When it was acknowledged.
-    public var acknowledgedAt: Int64?
-    /// When it was resolved or cancelled.
+    /// When the case is due to be closed (nil: no SLA): the rule's `closeWithin`.
+    public var dueAt: Int64?
+    /// Who owns the case ("" while nobody does).
+    public var owner: String
+    /// When it first left `open` (started, set waiting, completed or cancelled).
+    public var firstActionAt: Int64?
+    /// When it was completed or cancelled.
     public var closedAt: Int64?
-    /// Who acknowledged, resolved or cancelled it, and why.
+    /// When it last changed (raised, a status, an owner): the stuck list reads it.
+    public var updatedAt: Int64
+    /// Whether the customer was reached, as the closing note of a completed case says.
+    public var customerReached: Bool?
+    /// The notes of every change, oldest first, one per line.
     public var note: String
+
+    /// Past its first-action deadline while open, or past its due time while not closed.
+    public func isOverdue(at now: Int64) -> Bool {
+        (self.status == .open && (self.deadlineAt.map { $0 <= now } ?? false))
+            || (!self.status.isClosed && (self.dueAt.map { $0 <= now } ?? false))
+    }
 }
 
-/// Why an alert could not change state.
+/// One change a person makes to a case.
+public struct CaseChange: Sendable, Hashable {
+    /// What changes.
+    public enum Kind: Sendable, Hashable {
+        /// The case moves to this status.
+        case status(Alert.Status)
+        /// The case gets this owner ("" takes it from its owner).
+        case assign(String)
+    }
+
+    /// What changes.
+    public var kind: Kind
+    /// Why, or what was done; required to complete or cancel.
+    public var note: String
+    /// For completing a case raised by a rating: whether the customer was reached.
+    public var customerReached: Bool?
+
+    /// A change of `kind` with `note`.
+    public init(_ kind: Kind, note: String = "", customerReached: Bool? = nil) {
+        self.kind = kind
+        self.note = note
+        self.customerReached = customerReached
+    }
+
+    /// The audit trail's and the webhook's name for it: `case.inProgress`, `case.assigned`, …
+    public var event: String {
+        switch self.kind {
+        case .status(let status): "case.\(status.rawValue)"
+        case .assign: "case.assigned"
+        }
+    }
+
+    /// Longest owner name, in characters.
+    public static let maxOwnerLength = 200
+
+    /// `alert` after this change by someone at `time`, or why it cannot happen. The stores
+    /// call it on the row they locked, so both apply the same rules:
+    /// - open → in progress or waiting; in progress ⇄ waiting; any of these → completed or
+    ///   cancelled; nothing leaves completed or cancelled, and a status does not "change" to itself;
+    /// - completing or cancelling needs a note; completing a case raised by a rating needs
+    ///   `customerReached`;
+    /// - an owner can be set on a case that is not closed, up to 200 characters with no
+    ///   control characters.
+    public func applied(to alert: Alert, at time: Int64) -> Result<Alert, AlertTransitionError> {
+        var updated = alert
+        let note = self.note.trimmingCharacters(in: .whitespacesAndNewlines)
+        switch self.kind {
+        case .status(let status):
+            if let refusal = AlertTransitionError.check(from: alert.status, to: status) { return .failure(refusal) }
+            if status.isClosed, note.isEmpty { return .failure(.noteRequired(status)) }
+            if status == .completed, alert.kind == "record", self.customerReached == nil { return .failure(.customerReachedRequired) }
+            updated.status = status
+            if alert.status == .open { updated.firstActionAt = time }
+            if status.isClosed { updated.closedAt = time }
+            if status == .completed { updated.customerReached = self.customerReached }
+        case .assign(let owner):
+            guard !alert.status.isClosed else { return .failure(.notAllowed(from: alert.status, action: "assigned")) }
+            guard owner.count <= Self.maxOwnerLength, !owner.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+            else { return .failure(.invalidOwner) }
+            guard owner != alert.owner else { return .failure(.unchanged) }
+            updated.owner = owner
+        }
+        updated.updatedAt = time
+        if !note.isEmpty { updated.note = Self.kept(alert.note.isEmpty ? note : alert.note + "\n" + note) }
+        return .success(updated)
+    }
+
+    /// Most bytes of notes a case keeps; the audit trail keeps every note whole.
+    public static let maxNotesBytes = 16 * 1024
+
+    /// `notes` whole when they fit ``maxNotesBytes``, else their newest lines that do,
+    /// after a line saying that older notes are in the history.
+    static func kept(_ notes: String) -> String {
+        guard notes.utf8.count > Self.maxNotesBytes else { return notes }
+        let marker = "(older notes: see the case's history)"
+        var kept: [Substring] = []
+        var size = marker.utf8.count
+        for line in notes.split(separator: "\n", omittingEmptySubsequences: false).reversed() {
+            guard size + line.utf8.count + 1 <= Self.maxNotesBytes else { break }
+            size += line.utf8.count + 1
+            kept.append(line)
+        }
+        return ([Substring(marker)] + kept.reversed()).joined(separator: "\n")
+    }
+}
+
+/// Why a case could not change.
 public enum AlertTransitionError: Error, Sendable, Hashable, CustomStringConvertible {
     /// No alert has this id.
     case notFound
-    /// The alert's state does not allow it (for example resolving a cancelled alert).
+    /// The case's status does not allow it (for example completing a cancelled case).
     case notAllowed(from: Alert.Status, action: String)
+    /// Completing or cancelling needs a note.
+    case noteRequired(Alert.Status)
+    /// Completing a case raised by a rating needs to say whether the customer was reached.
+    case customerReachedRequired
+    /// The owner is too long or holds control characters.
+    case invalidOwner
+    /// The case already has this owner.
+    case unchanged
 
     /// A sentence for the API's error message.
     public var description: String {
         switch self {
         case .notFound: "no alert has this id"
-        case .notAllowed(let from, let action): "an alert that is \(from.rawValue) cannot be \(action)"
+        case .notAllowed(let from, let action): "a case that is \(from.rawValue) cannot be \(action)"
+        case .noteRequired(let status):
+            status == .completed
+                ? "completing a case needs a note saying what was done" : "cancelling a case needs a note saying why"
+        case .customerReachedRequired: "completing a case raised by a rating needs customerReached (true or false)"
+        case .invalidOwner: "the owner must be at most \(CaseChange.maxOwnerLength) characters, without control characters"
+        case .unchanged: "the case already has this owner"
         }
     }
-}
 
-extension AlertTransitionError {
-    /// Why an alert that is `current` cannot become `status`; nil when it can. An alert
-    /// moves open → acknowledged, and open or acknowledged → resolved or cancelled; nothing
-    /// reopens it.
+    /// Why a case that is `current` cannot become `status`; nil when it can.
     public static func check(from current: Alert.Status, to status: Alert.Status) -> AlertTransitionError? {
         let allowed: Set<Alert.Status> =
             switch status {
             case .open: []
-            case .acknowledged: [.open]
-            case .resolved, .cancelled: [.open, .acknowledged]
+            case .inProgress: [.open, .waiting]
+            case .waiting: [.open, .inProgress]
+            case .completed, .cancelled: [.open, .inProgress, .waiting]
             }
         guard !allowed.contains(current) else { return nil }
         let action =
             switch status {
             case .open: "reopened"
-            case .acknowledged: "acknowledged"
-            case .resolved: "resolved"
+            case .inProgress: "started"
+            case .waiting: "set waiting"
+            case .completed: "completed"
             case .cancelled: "cancelled"
             }
         return .notAllowed(from: current, action: action)
     }
 }
 
-/// A webhook to send: one alert, one target, one escalation level.
+/// A webhook to send: one event of one alert, to one target.
 public struct DueDelivery: Sendable, Hashable {
     /// Also the `webhook-id` header: the same on every retry, so receivers can drop repeats.
     public var id: UUID
@@ -94,6 +212,10 @@ public struct DueDelivery: Sendable, Hashable {
     public var alertID: UUID
     /// The escalation level the message is for.
     public var level: Int
+    /// The event: `alert.raised`, `alert.escalated` or a `case.…` event (``CaseEvent``).
+    public var event: String
+    /// For a `case.…` event, the case as the change left it (the payload's `case` member).
+    public var payload: String?
     /// The target's name.
     public var target: String
     /// Attempts so far.
@@ -136,6 +258,12 @@ public protocol AlertStore: Sendable {
     /// rule's next escalation target and a new deadline. Returns the alerts escalated.
     func escalateOverdue(now: Int64) throws -> [(id: UUID, level: Int)]
 
+    /// Cases not closed whose reminder time has come get a `case.reminder` to every target
+    /// told of them so far, once; those whose due time has passed get a `case.overdue` to
+    /// the same targets and move up one escalation level when they have one left (the next
+    /// target gets the `case.overdue`), once. Returns what it sent, by event.
+    func followUpCases(now: Int64) throws -> [(id: UUID, event: String)]
+
     /// Forgets the window counts of ratings that arrived before `time`
     /// (``AlertEvaluator/windowHorizon(now:)``).
     func pruneAlertWindows(before time: Int64) throws
@@ -143,17 +271,57 @@ public protocol AlertStore: Sendable {
     /// Counts of deliveries by state, for metrics and tests.
     func deliveryCounts() throws -> [String: Int]
 
-    /// Alerts, newest first, filtered by status, site, the sites of a scope (a token's) and
-    /// whether overdue at `now`.
-    func alerts(status: Alert.Status?, site: String?, within scope: SiteScope, overdueAt now: Int64?, limit: Int) throws -> [Alert]
+    /// Alerts that match `query` (``AlertQuery``), in its order.
+    func alerts(_ query: AlertQuery) throws -> [Alert]
 
     /// One alert.
     func alert(_ id: UUID) throws -> Alert?
 
-    /// Moves an alert along its life: `acknowledge` (open → acknowledged), `resolve` or
-    /// `cancel` (open or acknowledged → resolved or cancelled). The note is kept, and the
-    /// change enters the audit trail (``AccessStore/auditTrail(object:limit:)``) in the same
-    /// transaction, as `alert.STATUS` by `actor`.
-    func transition(_ id: UUID, to status: Alert.Status, note: String, by actor: AuditActor, at time: Int64) throws -> Result<Alert, AlertTransitionError>
+    /// Makes `change` to a case (``CaseChange/applied(to:at:)`` says what may change): the
+    /// row is locked, the change enters the audit trail (``AccessStore/auditTrail(object:limit:)``)
+    /// as ``CaseChange/event`` by `actor`, and a webhook of the event is queued to every
+    /// target told of the case so far, all in one transaction.
+    func change(_ id: UUID, _ change: CaseChange, by actor: AuditActor, at time: Int64) throws -> Result<Alert, AlertTransitionError>
 }
 
+/// Which alerts ``AlertStore/alerts(_:)`` lists: every filter set must match; newest first.
+public struct AlertQuery: Sendable, Hashable {
+    /// Only these statuses (empty: any).
+    public var statuses: Set<Alert.Status> = []
+    /// Only this site.
+    public var site: String?
+    /// Only cases of this owner ("" for cases nobody owns).
+    public var owner: String?
+    /// Only the sites of this scope (a token's).
+    public var scope: SiteScope
+    /// Only cases overdue at this time (``Alert/isOverdue(at:)``).
+    public var overdueAt: Int64?
+    /// Only cases not closed and unchanged since this time (stuck).
+    public var unchangedSince: Int64?
+    /// Leave out each case's summary and notes (a report needs neither).
+    public var brief = false
+    /// Only cases raised at or after this time…
+    public var raisedFrom: Int64?
+    /// …and before this one.
+    public var raisedBefore: Int64?
+    /// Most alerts returned.
+    public var limit: Int
+
+    /// A query for at most `limit` alerts within `scope`.
+    public init(scope: SiteScope, limit: Int) {
+        self.scope = scope
+        self.limit = limit
+    }
+}
+
+extension AlertStore {
+    /// Alerts of one status (or any) and one site (or any) within `scope`, overdue at `now`
+    /// when given, newest first: ``alerts(_:)`` for the common filters.
+    public func alerts(status: Alert.Status?, site: String?, within scope: SiteScope, overdueAt now: Int64?, limit: Int) throws -> [Alert] {
+        var query = AlertQuery(scope: scope, limit: limit)
+        if let status { query.statuses = [status] }
+        query.site = site
+        query.overdueAt = now
+        return try self.alerts(query)
+    }
+}

@@ -87,7 +87,7 @@ routes:
   - {site: web-eu, target: web-product-lead}
   - {site: cc-leeds, target: cc-leeds-supervisor}
 rules:
-  - {name: detractor, scale: nps, acknowledgeWithin: 15m, escalate: [branch-042-manager]}
+  - {name: detractor, scale: nps, acknowledgeWithin: 15m, escalate: [branch-042-manager], closeWithin: 1d, remindBefore: 2h}
   - {name: unhappy-call, scale: csat, sources: [call]}
   - name: kiosk-red-wave
     scale: smiley
@@ -203,6 +203,31 @@ for rule, count in collections.Counter(a["rule"] for a in alerts).items():
     print(f"  {rule:<15} {count:>3} open, e.g. {next(a['summary'] for a in alerts if a['rule'] == rule)}")
 PY
 echo
+echo "== a manager closes the loop on a detractor's case (assign, start, complete with a note)"
+(umask 077 && printf 'Authorization: Bearer %s\n' \
+    "$("$bin/feedback-hub" tokens add --config "$work/hub/hub.yaml" --name "demo manager" --role manager --any-site 2>/dev/null)" \
+    > "$work/manager.header")
+case_id=$(python3 -c 'import json, sys; print(next(a["id"] for a in json.load(open(sys.argv[1]))["alerts"] if a["rule"] == "detractor"))' "$work/alerts.json")
+for step in 'assign {"owner":"Anna Petrova"}' 'start {"note":"calling the customer"}' \
+    'complete {"note":"called back, refund issued","customerReached":true}'; do
+    curl -fs -H @"$work/manager.header" -X POST -d "${step#* }" "http://127.0.0.1:$hubhttp/v1/alerts/$case_id/${step%% *}" > "$work/case.json"
+done
+python3 - "$work/case.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+print(f"  case {c['id'][:8]}…: {c['status']}, owner {c['owner']}, customer reached: {c['customerReached']}; notes: {c['note']!r}")
+PY
+for _ in $(seq 1 50); do grep -q "case.completed" "$work/webhooks.log" && break; sleep 0.1; done
+grep "case\." "$work/webhooks.log" | sed 's/^/  webhook: /'
+curl -fs -H @"$work/viewer.header" "http://127.0.0.1:$hubhttp/v1/reports/cases?groupBy=site&from=2020-01-01" > "$work/cases.json"
+python3 - "$work/cases.json" <<'PY'
+import json, sys
+for group in json.load(open(sys.argv[1]))["groups"]:
+    loop = group.get("closeTheLoop")
+    rate = f"closed the loop in time for {loop['met']} of {loop['decided']} decided" if loop else "none decided yet"
+    print(f"  {group['key']:<12} {group['raised']:>2} cases: {group['completed']} completed, {group['notClosed']} open; {rate}")
+PY
+echo
 echo "== the last year per site, with 95 % intervals (GET /v1/reports/ratings?groupBy=site)"
 curl -fs -H @"$work/viewer.header" "http://127.0.0.1:$hubhttp/v1/reports/ratings?groupBy=site&from=$(date -u -d '-365 days' +%Y-%m-%dT%H:%M:%SZ)" \
     > "$work/report.json"
@@ -256,4 +281,4 @@ if [ "$alerts" -lt 3 ] || grep -q "signature BAD" "$work/webhooks.log"; then
     exit 1
 fi
 echo
-echo "demo: OK: $stored ratings from a kiosk, a call log, a popup and an embedded agent stored exactly once, signed and verified; $alerts alerts delivered as signed webhooks; the bad rating and the forged batch were refused."
+echo "demo: OK: $stored ratings from a kiosk, a call log, a popup and an embedded agent stored exactly once, signed and verified; $alerts alerts and case events delivered as signed webhooks; the bad rating and the forged batch were refused."

@@ -121,6 +121,7 @@ public final class Hub: Sendable {
                 clock: self.clock
             )
         )
+        router.add(middleware: MethodGuard())
         let server = self.server
         let storeWatch = self.storeWatch
         let prometheus = self.prometheus

@@ -198,6 +198,30 @@ import Wire
         try await fixture.setup.stop()
     }
 
+    @Test func aPathServedWithAnotherMethodAnswers405WithAllow() async throws {
+        let fixture = try await Fixture.start()
+        let cases: [(String?, String, String, String?)] = [
+            ("manager", "DELETE", "/v1/alerts/\(fixture.webAlert)", "GET"), ("manager", "GET", "/v1/alerts/\(fixture.webAlert)/complete", "POST"),
+            ("viewer", "POST", "/v1/reports/cases", "GET"), (nil, "TRACE", "/metrics", "GET"), (nil, "PUT", "/healthz", "GET"),
+            // A stranger learns nothing of /v1 routes; unknown paths stay 404.
+            (nil, "DELETE", "/v1/alerts/\(fixture.webAlert)", nil), ("manager", "DELETE", "/v1/nothing", nil),
+            ("manager", "GET", "/v1/alerts/\(fixture.webAlert)/reopen", nil),
+        ]
+        for (caller, method, path, allow) in cases {
+            let answer = try await fixture.call(caller, method, path)
+            switch allow {
+            case let allow?:
+                #expect(answer.status == 405 && answer.headers["allow"] == allow && answer.errorCode == "methodNotAllowed", "\(method) \(path)")
+            case nil:
+                #expect(answer.status == (caller == nil ? 401 : 404), "\(method) \(path): \(answer.status)")
+            }
+        }
+        let null = try await fixture.call("manager", "POST", "/v1/alerts/\(fixture.webAlert)/start", body: #"{"note":null}"#)
+        #expect(null.status == 400 && null.json["error"].flatMap { ($0 as? [String: Any])?["field"] as? String } == "note")
+        #expect(try fixture.status(of: fixture.webAlert) == .open)
+        try await fixture.setup.stop()
+    }
+
     @Test func originsAProxyServesThePortUnderMayAct() async throws {
         let fixture = try await Fixture.start { $0.operations.origins = ["https://ops.example.com"] }
         let path = "/v1/alerts/\(fixture.webAlert)/acknowledge"

@@ -66,12 +66,8 @@ struct AlertAPI: Sendable {
                 return refusal.response
             }
         }
-        let actions: [(String, CaseAction)] = [
-            ("start", .status(.inProgress)), ("acknowledge", .status(.inProgress)), ("wait", .status(.waiting)),
-            ("complete", .status(.completed)), ("resolve", .status(.completed)), ("cancel", .status(.cancelled)), ("assign", .assign),
-        ]
         let metrics = self.metrics
-        for (name, action) in actions {
+        for (name, action) in Self.actions {
             router.post("v1/alerts/:id/\(name)") { request, context -> Response in
                 let (caller, alert): (APIToken, Alert)
                 switch try await Self.visibleAlert(context, store: store, action: .act) {
@@ -135,6 +131,7 @@ struct AlertAPI: Sendable {
             }
             let (from, to) = (Int64((period.from.timeIntervalSince1970 * 1000).rounded()), Int64((period.to.timeIntervalSince1970 * 1000).rounded()))
             var query = AlertQuery(scope: caller.sites, limit: CaseReport.maxCases + 1)
+            if let site = parameters.get("site"), site.unicodeScalars.count > 1_024 { return refuse("site", "site is longer than 1024 characters") }
             query.site = parameters.get("site")
             query.raisedFrom = from
             query.raisedBefore = to
@@ -155,6 +152,15 @@ struct AlertAPI: Sendable {
             return OperationsJSON.response(.ok, report.jsonObject)
         }
     }
+
+    /// The POST endpoints under `/v1/alerts/ID/` and what each asks for.
+    static let actions: [(String, CaseAction)] = [
+        ("start", .status(.inProgress)), ("acknowledge", .status(.inProgress)), ("wait", .status(.waiting)),
+        ("complete", .status(.completed)), ("resolve", .status(.completed)), ("cancel", .status(.cancelled)), ("assign", .assign),
+    ]
+
+    /// The names of ``actions``.
+    static var actionNames: [String] { Self.actions.map(\.0) }
 
     /// What a POST asks for: a status, or an owner.
     enum CaseAction: Sendable {
@@ -178,8 +184,14 @@ struct AlertAPI: Sendable {
                     }
                     query.statuses.insert(status)
                 }
-            case "site": query.site = value
-            case "owner": query.owner = value
+            case "site":
+                guard value.unicodeScalars.count <= 1_024 else { return refuse("site", "site is longer than 1024 characters") }
+                query.site = value
+            case "owner":
+                guard value.unicodeScalars.count <= CaseChange.maxOwnerLength else {
+                    return refuse("owner", "owner is longer than \(CaseChange.maxOwnerLength) characters")
+                }
+                query.owner = value
             case "overdue":
                 guard value == "true" || value == "false" else { return refuse("overdue", "overdue must be true or false") }
                 query.overdueAt = value == "true" ? now : nil
@@ -236,8 +248,11 @@ struct AlertAPI: Sendable {
         } catch {
             return refuse("invalidJSON", "the body must be a JSON object such as {\"note\": \"called back\"}")
         }
+        if let null = object.keys.sorted().first(where: { object[$0] is NSNull }) {
+            return refuse("invalidField", "\(null) must not be null", field: null)
+        }
         let note = fields.note ?? ""
-        guard note.utf8.count <= 4_000 else { return refuse("invalidField", "note must be at most 4000 bytes", field: "note") }
+        guard note.unicodeScalars.count <= 4_000 else { return refuse("invalidField", "note must be at most 4000 characters", field: "note") }
         switch action {
         case .status(let status):
             return .success(CaseChange(.status(status), note: note, customerReached: fields.customerReached))

@@ -121,7 +121,7 @@ struct ReportAPI: Sendable {
             after = .init(occurredAt: time, id: id)
         }
         let site = query.get("site")
-        if let site, site.utf8.count > 1_024 { return refuse("site", "site is longer than 1024 bytes") }
+        if let site, site.unicodeScalars.count > 1_024 { return refuse("site", "site is longer than 1024 characters") }
         return .success(
             RatingQuery(
                 from: from, to: to, site: site, negativeOnly: flags["negative"] ?? false, withComment: flags["comment"] ?? false, scope: scope,
@@ -167,7 +167,9 @@ struct ReportAPI: Sendable {
             if dimension == .source, FeedbackRecord.Source(name: value) == nil {
                 return refuse("source", "source must be popup, kiosk, call, api or import")
             }
-            guard value.utf8.count <= 1_024 else { return refuse(dimension.rawValue, "\(dimension.rawValue) is longer than 1024 bytes") }
+            guard value.unicodeScalars.count <= 1_024 else {
+                return refuse(dimension.rawValue, "\(dimension.rawValue) is longer than 1024 characters")
+            }
             filters[dimension] = value
         }
         var csv = false

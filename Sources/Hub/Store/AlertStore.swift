@@ -124,7 +124,7 @@ public struct CaseChange: Sendable, Hashable {
             if status == .completed { updated.customerReached = self.customerReached }
         case .assign(let owner):
             guard !alert.status.isClosed else { return .failure(.notAllowed(from: alert.status, action: "assigned")) }
-            guard owner.count <= Self.maxOwnerLength, !owner.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+            guard owner.unicodeScalars.count <= Self.maxOwnerLength, !owner.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
             else { return .failure(.invalidOwner) }
             guard owner != alert.owner else { return .failure(.unchanged) }
             updated.owner = owner

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Checks docs/openapi.yaml against a running hub with schemathesis (PyPI): every operation,
+# with valid and invalid inputs (positive and negative modes), every check — no 5xx, status
+# codes, content types, headers and bodies as documented, invalid input refused, auth not
+# ignored, 405 for a method a path does not serve (settings: scripts/schemathesis.toml).
+# One worker: hypothesis' reading of lambdas (ast.parse) is not thread-safe on Python 3.11.
+#
+#   scripts/check-openapi.sh                     # about a minute; bounded by MAX_TIME
+#   EXAMPLES=200 MAX_TIME=900 scripts/check-openapi.sh
+#
+# It starts, all on loopback: a webhook receiver (answers 204), a hub on SQLite with alert
+# rules (cases with a due time), an agent enrolled to it; posts ratings through the agent
+# so there are cases and reports to read; makes an admin token; then runs schemathesis
+# with that token. Everything it starts is stopped at the end. The report (JUnit and
+# schemathesis' own) goes to $OUT (default: a temporary folder, printed).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+examples="${EXAMPLES:-25}"
+max_time="${MAX_TIME:-300}"
+
+venv="${VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/feedbackmesh/schemathesis-venv}"
+if [ ! -x "$venv/bin/st" ]; then
+    echo "== installing schemathesis into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q "schemathesis>=4,<5"
+fi
+
+swift build --product feedback-hub > /dev/null
+swift build --product feedback-agent > /dev/null
+bin="$(swift build --show-bin-path)"
+work="$(mktemp -d)"
+out="${OUT:-$work/report}"
+mkdir -p "$out"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    [ -n "${OUT:-}" ] || cp -r "$out" "${TMPDIR:-/tmp}/openapi-report-$$" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port=$(free_port); http=$(free_port); intake=$(free_port); hooks=$(free_port)
+
+python3 -c '
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class Hook(BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(204)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Hook).serve_forever()
+' "$hooks" &
+pids+=($!)
+
+"$bin/feedback-hub" init "$work/hub" --listen "127.0.0.1:$port" --http "127.0.0.1:$http" > /dev/null
+cat > "$work/hub/alerts.yaml" <<YAML
+targets:
+  manager: {url: "http://127.0.0.1:$hooks/manager"}
+rules:
+  - {name: detractor, scale: nps, notify: [manager], acknowledgeWithin: 15m, escalate: [manager], closeWithin: 1d, remindBefore: 1h}
+  - {name: unhappy, scale: csat, notify: [manager]}
+YAML
+echo "alerts: alerts.yaml" >> "$work/hub/hub.yaml"
+"$bin/feedback-hub" serve --config "$work/hub/hub.yaml" --log-level warning > "$work/hub.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$http/readyz" > /dev/null 2>&1 && break; sleep 0.1; done
+
+mkdir -p "$work/agent"
+"$bin/feedback-agent" keygen --out "$work/agent/agent.json" > /dev/null
+"$bin/feedback-hub" agents token --config "$work/hub/hub.yaml" --site web-eu --site branch-042 |
+    "$bin/feedback-agent" enroll --identity "$work/agent/agent.json" --hub "127.0.0.1:$port" --ca "$work/hub/ca.pem" --token-file - > /dev/null
+cat > "$work/agent/agent.yaml" <<YAML
+identity: agent.json
+hubs: ["127.0.0.1:$port"]
+ca: $work/hub/ca.pem
+http: {listen: "127.0.0.1:$intake"}
+sites: [web-eu, branch-042]
+YAML
+"$bin/feedback-agent" run --config "$work/agent/agent.yaml" --log-level warning > "$work/agent.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$intake/healthz" > /dev/null 2>&1 && break; sleep 0.1; done
+for index in $(seq 0 29); do
+    site=$([ $((index % 3)) = 0 ] && echo branch-042 || echo web-eu)
+    if [ $((index % 2)) = 0 ]; then body="{\"source\":\"popup\",\"scale\":\"nps\",\"score\":$((index % 11)),\"site\":\"$site\",\"subject\":\"checkout\",\"comment\":\"rating $index\"}"
+    else body="{\"source\":\"api\",\"scale\":\"csat\",\"score\":$((1 + index % 5)),\"site\":\"$site\",\"channel\":\"app\"}"; fi
+    curl -fs -o /dev/null -H 'Content-Type: application/json' -d "$body" "http://127.0.0.1:$intake/v1/feedback"
+done
+for _ in $(seq 1 200); do
+    stored=$(curl -fs "http://127.0.0.1:$http/metrics" | awk '/^feedback_hub_records_stored_total/ {print $2}')
+    [ "${stored:-0}" -ge 30 ] && break
+    sleep 0.1
+done
+[ "${stored:-0}" -ge 30 ] || { echo "check-openapi: the hub stored ${stored:-0} of 30 ratings" >&2; exit 1; }
+token=$("$bin/feedback-hub" tokens add --config "$work/hub/hub.yaml" --name schemathesis --role admin --any-site 2>/dev/null)
+echo "== hub on http://127.0.0.1:$http with $stored ratings and their cases; schemathesis, $examples examples per operation, at most $max_time s"
+
+# schemathesis takes headers only on its command line, where `ps` shows them: the token is
+# an admin token of this throwaway hub, gone with it.
+set +e
+"$venv/bin/st" --config-file scripts/schemathesis.toml run docs/openapi.yaml --url "http://127.0.0.1:$http" -H "Authorization: Bearer $token" \
+    --mode all --max-examples "$examples" --max-time "$max_time" --seed "${SEED:-20261207}" \
+    --workers 1 --request-timeout 10 --generation-database none --no-color --output-truncate true \
+    --report junit --report-dir "$out" > "$out/schemathesis.txt" 2>&1
+status=$?
+set -e
+tail -40 "$out/schemathesis.txt"
+if grep -qiE "fatal|panicked|SIGSEGV|Crash" "$work/hub.log"; then
+    echo "check-openapi: the hub logged a crash:" >&2
+    tail -20 "$work/hub.log" >&2
+    exit 1
+fi
+curl -fs "http://127.0.0.1:$http/readyz" > /dev/null || { echo "check-openapi: the hub no longer answers" >&2; exit 1; }
+if [ "$status" -ne 0 ]; then
+    echo "check-openapi: schemathesis found the API and docs/openapi.yaml disagree (status $status); report in $out" >&2
+    exit "$status"
+fi
+echo "check-openapi: OK: docs/openapi.yaml matches the running hub"

@@ -72,7 +72,10 @@ public final class Hub: Sendable {
         self.store = try Self.openStore(configuration, alerts: self.alertRules, logger: logger)
         self.registry = try NodeRegistry(store: self.store)
         self.prometheus = PrometheusCollectorRegistry()
-        let metrics = HubMetrics(factory: PrometheusMetricsFactory(registry: self.prometheus), store: self.store.kind)
+        var factory = PrometheusMetricsFactory(registry: self.prometheus)
+        factory.durationHistogramBuckets["feedback_hub_case_first_action_seconds"] = HubMetrics.caseDurationBuckets
+        factory.durationHistogramBuckets["feedback_hub_case_close_seconds"] = HubMetrics.caseDurationBuckets
+        let metrics = HubMetrics(factory: factory, store: self.store.kind)
         self.storeWatch = StoreWatch(store: self.store, metrics: metrics, logger: logger, now: clock)
         self.metrics = metrics
         self.alertDispatcher =
@@ -114,7 +117,7 @@ public final class Hub: Sendable {
     /// The operations HTTP application, with the protocol server as one of its services.
     public func application() throws -> some Service {
         let http = try HostPort(self.configuration.http, key: "http")
-        let router = Router(context: OperationsContext.self)
+        let router = Router(context: OperationsContext.self, options: .autoGenerateHeadEndpoints)
         router.add(
             middleware: AccessGuard(
                 store: self.store, access: self.configuration.operations, scheme: self.httpTLS == nil ? "http" : "https", metrics: self.metrics,
@@ -137,7 +140,10 @@ public final class Hub: Sendable {
         let alerts = AlertAPI(store: self.store, metrics: self.metrics, clock: self.clock)
         alerts.register(on: router)
         alerts.registerReport(on: router)
-        AccessAPI(store: self.store).register(on: router)
+        AccessAPI(
+            store: self.store, sessionMilliseconds: Int64(self.configuration.operations.sessionHours) * 3_600_000, secure: self.httpTLS != nil,
+            clock: self.clock
+        ).register(on: router)
         let reports = ReportAPI(store: self.store, clock: self.clock)
         reports.register(on: router)
         reports.registerRatings(on: router)

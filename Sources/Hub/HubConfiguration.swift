@@ -71,6 +71,14 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
         /// Origins besides the port's own (`https://ops.example.com`) whose pages may change
         /// things: the names a TLS proxy in front of the port serves it under.
         public var origins: [String] = []
+        /// Host names (no port) requests may name in `Host` besides IP addresses and
+        /// `localhost` (and the hosts of ``origins``): the names browsers and Prometheus reach
+        /// the port by. Any other name is refused (403 `unknownHost`), so a page whose DNS
+        /// name was rebound to the hub's address cannot use the port.
+        public var hosts: [String] = []
+        /// How long a browser session (a token exchanged for a cookie) lasts, in hours; never
+        /// longer than the token itself.
+        public var sessionHours = 8
 
         /// The files of ``tls``.
         public struct TLSFiles: Sendable, Codable, Equatable {
@@ -87,7 +95,7 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case metrics, health, tls, origins
+            case metrics, health, tls, origins, hosts, sessionHours
         }
 
         /// The defaults.
@@ -100,6 +108,8 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
             self.health = try Self.access(c, .health) ?? self.health
             self.tls = try c.decodeIfPresent(TLSFiles.self, forKey: .tls)
             self.origins = try c.decodeIfPresent([String].self, forKey: .origins) ?? []
+            self.hosts = try c.decodeIfPresent([String].self, forKey: .hosts) ?? []
+            self.sessionHours = try c.decodeIfPresent(Int.self, forKey: .sessionHours) ?? self.sessionHours
         }
 
         /// What is wrong with ``origins``, if anything: each must be `http(s)://HOST[:PORT]`.
@@ -111,7 +121,42 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
                     return "operations.origins: each must be http(s)://HOST[:PORT] with nothing after, got \(TerminalText.excerpt(origin))"
                 }
             }
+            for host in self.hosts {
+                let valid = !host.isEmpty && host.utf8.count <= 253
+                    && host.unicodeScalars.allSatisfy { CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-").contains($0) }
+                guard valid else {
+                    return "operations.hosts: each must be a host name such as ops.example.com (no scheme, port or path), got \(TerminalText.excerpt(host))"
+                }
+            }
+            guard (1...168).contains(self.sessionHours) else {
+                return "operations.sessionHours must be 1–168, got \(self.sessionHours)"
+            }
             return nil
+        }
+
+        /// Whether a request naming `authority` in its `Host` header may be served: an IP
+        /// address or `localhost` (no DNS name to rebind), a name of ``hosts``, or the host
+        /// of one of ``origins``; any port. Compared without case.
+        func allowsHost(_ authority: String) -> Bool {
+            let host = Self.hostPart(of: authority).lowercased()
+            if host == "localhost" || Self.isIPAddress(host) { return true }
+            if self.hosts.contains(where: { $0.lowercased() == host }) { return true }
+            return self.origins.contains { URL(string: $0)?.host?.lowercased() == host }
+        }
+
+        /// Whether `host` is an IPv4 address or a bracketed IPv6 one (`[::1]`).
+        static func isIPAddress(_ host: some StringProtocol) -> Bool {
+            var v4 = in_addr()
+            var v6 = in6_addr()
+            if host.hasPrefix("["), host.hasSuffix("]") { return inet_pton(AF_INET6, String(host.dropFirst().dropLast()), &v6) == 1 }
+            return inet_pton(AF_INET, String(host), &v4) == 1
+        }
+
+        /// `authority` without its port: `ops.example.com:7080` → `ops.example.com`;
+        /// `[::1]:7080` → `[::1]`.
+        static func hostPart(of authority: String) -> Substring {
+            if authority.hasPrefix("[") { return authority.prefix { $0 != "]" } + "]" }
+            return authority.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
         }
 
         private static func access(_ c: KeyedDecodingContainer<CodingKeys>, _ key: CodingKeys) throws -> Access? {
@@ -337,7 +382,9 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
         "commit": .keys("maxBatches", "maxRecords"),
         "fleet": .keys("silentAfterMinutes"),
         "reports": .keys("timeZone"),
-        "operations": .settings(["metrics": .value, "health": .value, "origins": .value, "tls": .keys("certificate", "privateKey")]),
+        "operations": .settings([
+            "metrics": .value, "health": .value, "origins": .value, "hosts": .value, "sessionHours": .value, "tls": .keys("certificate", "privateKey"),
+        ]),
         "postgres": .settings(Dictionary(uniqueKeysWithValues: PostgresSection.keys.map { ($0, ConfigSchema.value) })),
     ])
 }

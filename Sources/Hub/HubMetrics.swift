@@ -44,7 +44,17 @@ public struct HubMetrics: Sendable {
         self.storeUp = Gauge(label: "feedback_hub_store_up", dimensions: [("store", store)], factory: factory)
         self.storePoolInUse = Gauge(label: "feedback_hub_store_pool_connections", dimensions: [("state", "in_use")], factory: factory)
         self.storePoolSize = Gauge(label: "feedback_hub_store_pool_connections", dimensions: [("state", "size")], factory: factory)
+        // Made at start, at 0: a counter that first appears at 1 is invisible to increase(),
+        // and the first dead delivery after a restart must page (ops/prometheus).
+        for outcome in ["delivered", "failed", "dead"] { self.alertDeliveries(outcome: outcome).increment(by: 0) }
     }
+
+    /// Buckets for the case durations (time to first action, to close): a minute to a
+    /// week, where the default duration buckets stop at 10 s.
+    public static let caseDurationBuckets: [Duration] = [
+        .seconds(60), .seconds(300), .seconds(900), .seconds(1_800), .seconds(3_600), .seconds(7_200), .seconds(14_400),
+        .seconds(28_800), .seconds(86_400), .seconds(172_800), .seconds(345_600), .seconds(604_800),
+    ]
 
     /// Alert delivery attempts by outcome: `delivered`, `failed` (will retry), `dead` (given up).
     func alertDeliveries(outcome: String) -> Counter {

@@ -291,6 +291,10 @@ import Wire
             "--cacert", hub.caPath, "-H", "Authorization: Bearer \(secret)", "-H", "Origin: \(base)", "-X", "POST", "\(base)/v1/alerts/\(id)/acknowledge",
         ])
         #expect(own.output.contains("notFound"), "\(own.output)")
+        // Over TLS the session cookie is Secure and __Host- (no subdomain can set it).
+        let session = try await curl(["--cacert", hub.caPath, "-i", "-H", "Authorization: Bearer \(secret)", "-X", "POST", "\(base)/v1/session"])
+        let setCookie = session.output.split(separator: "\r\n").first { $0.lowercased().hasPrefix("set-cookie:") } ?? ""
+        #expect(setCookie.contains("__Host-fm_session=fms_") && setCookie.contains("; Secure") && setCookie.contains("HttpOnly"), "\(session.output)")
         try await hub.stopAndRemove()
     }
 

@@ -25,6 +25,15 @@ struct OperationsClient {
         return (secret, token)
     }
 
+    /// No cookie jar: a session cookie goes only where a test puts it (`Cookie` header),
+    /// never to another test's hub on the same address.
+    static let session: URLSession = {
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.httpCookieStorage = nil
+        configuration.httpShouldSetCookies = false
+        return URLSession(configuration: configuration)
+    }()
+
     struct Answer {
         let status: Int
         let json: [String: Any]
@@ -41,7 +50,7 @@ struct OperationsClient {
         request.httpBody = body.map { Data($0.utf8) }
         if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
-        let (data, response) = try await URLSession.shared.data(for: request)
+        let (data, response) = try await Self.session.data(for: request)
         let http = try #require(response as? HTTPURLResponse)
         var fields: [String: String] = [:]
         for (name, value) in http.allHeaderFields {

@@ -76,3 +76,27 @@ extension StoreContractTests {
         #expect(try store.auditTrail(object: nil, limit: 1).map(\.action) == ["case.cancelled"])
     }
 }
+
+extension StoreContractTests {
+    @Test(arguments: TestStores.Kind.allCases)
+    func aSessionStandsForItsTokenUntilItEndsAndATokenKeepsItsNewestTwenty(_ kind: TestStores.Kind) throws {
+        let opened = try TestStores.open(kind)
+        defer { opened.remove() }
+        let store = opened.store
+        let (_, token) = try OperationsClient.token(in: store, role: .manager)
+        let hashes = (0..<(APIToken.maxSessions + 1)).map { SecretToken.hash("session \($0)") }
+        for (index, hash) in hashes.enumerated() {
+            try store.addSession(hash: hash, token: token.id, createdAt: 1_000 + Int64(index), expiresAt: 100_000)
+        }
+        #expect(try store.session(hash: hashes[0], at: 2_000) == nil, "the oldest beyond twenty ended")
+        let found = try #require(try store.session(hash: hashes[1], at: 2_000))
+        #expect(found.token == token && found.expiresAt == 100_000)
+        #expect(try store.session(hash: hashes[1], at: 100_000) == nil, "ended at its time")
+        try store.removeSession(hash: hashes[2])
+        #expect(try store.session(hash: hashes[2], at: 2_000) == nil, "signed out")
+        #expect(try store.session(hash: SecretToken.hash("never made"), at: 2_000) == nil)
+        // A new session clears the expired ones.
+        try store.addSession(hash: SecretToken.hash("later"), token: token.id, createdAt: 200_000, expiresAt: 300_000)
+        #expect(try store.session(hash: hashes[3], at: 50_000) == nil)
+    }
+}

@@ -11,6 +11,11 @@ import Hummingbird
 /// cannot mint another.
 struct AccessAPI: Sendable {
     let store: any AccessStore
+    /// How long a browser session lasts, ms.
+    let sessionMilliseconds: Int64
+    /// Whether the port serves HTTPS (the cookie is then `Secure` and `__Host-`).
+    let secure: Bool
+    let clock: @Sendable () -> Int64
 
     func register(on router: Router<OperationsContext>) {
         let store = self.store
@@ -20,6 +25,7 @@ struct AccessAPI: Sendable {
             case .failure(let refusal): refusal.response
             }
         }
+        self.registerSessions(on: router)
         router.get("v1/tokens") { _, context -> Response in
             if case .failure(let refusal) = context.caller(allowedTo: .administer) { return refusal.response }
             let tokens = try await StoreAccess.run { try store.apiTokens() }
@@ -46,6 +52,52 @@ struct AccessAPI: Sendable {
             let entries = try await StoreAccess.run { try store.auditTrail(object: about, limit: most) }
             return OperationsJSON.response(.ok, ["audit": entries.map(Self.object)])
         }
+    }
+
+    /// `POST /v1/session` exchanges the bearer token for a session cookie; `GET` tells a page
+    /// its session (and CSRF token); `DELETE` ends it (``BrowserSession``).
+    private func registerSessions(on router: Router<OperationsContext>) {
+        let (store, clock, length, secure) = (self.store, self.clock, self.sessionMilliseconds, self.secure)
+        router.post("v1/session") { _, context -> Response in
+            let caller: APIToken
+            switch context.caller(allowedTo: .read) {
+            case .success(let token): caller = token
+            case .failure(let refusal): return refusal.response
+            }
+            guard context.session == nil else {
+                return OperationsJSON.error(.badRequest, "tokenRequired", "a session is made from a token: send Authorization: Bearer fma_…")
+            }
+            let now = clock()
+            let expires = min(now + length, caller.expiresAt ?? .max)
+            let secret = BrowserSession.newSecret()
+            let hash = SecretToken.hash(secret)
+            try await StoreAccess.run { try store.addSession(hash: hash, token: caller.id, createdAt: now, expiresAt: expires) }
+            var response = OperationsJSON.response(.created, Self.sessionObject(caller, secret: secret, expiresAt: expires))
+            response.headers[.setCookie] = BrowserSession.setCookie(secret, seconds: max(1, (expires - now) / 1000), secure: secure)
+            response.headers[.cacheControl] = "no-store"
+            return response
+        }
+        router.get("v1/session") { request, context -> Response in
+            guard let caller = context.caller, context.session != nil,
+                let secret = BrowserSession.secret(inCookies: request.headers[values: .cookie], secure: secure),
+                let hash = context.session, let expires = try await StoreAccess.run({ try store.session(hash: hash, at: clock()) })?.expiresAt
+            else {
+                return OperationsJSON.error(.notFound, "noSession", "this request came without a session cookie (POST /v1/session makes one)")
+            }
+            var response = OperationsJSON.response(.ok, Self.sessionObject(caller, secret: secret, expiresAt: expires))
+            response.headers[.cacheControl] = "no-store"
+            return response
+        }
+        router.delete("v1/session") { _, context -> Response in
+            if let hash = context.session { try await StoreAccess.run { try store.removeSession(hash: hash) } }
+            var response = Response(status: .noContent)
+            response.headers[.setCookie] = BrowserSession.setCookie(nil, seconds: 0, secure: secure)
+            return response
+        }
+    }
+
+    static func sessionObject(_ token: APIToken, secret: String, expiresAt: Int64) -> [String: Any] {
+        ["csrfToken": BrowserSession.csrfToken(for: secret), "expiresAt": expiresAt, "token": Self.object(token)]
     }
 
     static func object(_ token: APIToken) -> [String: Any] {

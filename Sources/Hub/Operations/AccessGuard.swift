@@ -1,15 +1,22 @@
 import Foundation
 import Hummingbird
 import Logging
+import Support
 
 /// Authenticates every request of the operations port before it is routed: a bearer token
 /// (`Authorization: Bearer fma_…`, made by `feedback-hub tokens add`) looked up by its
 /// SHA-256 in the store, unrevoked and unexpired. `/healthz`, `/readyz` and `/metrics` are
 /// open or need a token as ``HubConfiguration/Operations`` says; everything else needs one.
 ///
-/// A state-changing request (any method but GET, HEAD and OPTIONS) that carries an `Origin`
-/// header must come from the operations port's own origin: a page elsewhere cannot act, even
-/// with a browser that holds credentials for the hub.
+/// A browser may come with a session cookie instead (``BrowserSession``: a token exchanged
+/// at `POST /v1/session`); then every state-changing request (any method but GET, HEAD and
+/// OPTIONS) must also carry the session's CSRF token in `X-CSRF-Token`.
+///
+/// A state-changing request that carries an `Origin` header must come from the operations
+/// port's own origin: a page elsewhere cannot act, even with a browser that holds credentials
+/// for the hub. A `Host` that is neither an IP address, `localhost` nor one of the port's
+/// names (``HubConfiguration/Operations/hosts``) is refused: a page whose DNS name was
+/// rebound to the hub's address cannot use the port.
 ///
 /// Refusals never say whether a token exists: unknown, revoked and expired tokens get the
 /// same 401. Failed attempts are counted (`feedback_hub_http_auth_refusals_total{reason}`),
@@ -25,6 +32,13 @@ struct AccessGuard: RouterMiddleware {
     let clock: @Sendable () -> Int64
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if let host = request.head.authority, !self.access.allowsHost(host) {
+            self.metrics.httpAuthRefused("unknown_host")
+            return OperationsRefusal(
+                status: .forbidden, code: "unknownHost",
+                message: "this port does not answer to the name \(TerminalText.excerpt(String(HubConfiguration.Operations.hostPart(of: host)), limit: 64)); add it to operations.hosts"
+            ).response
+        }
         if let refusal = self.originRefusal(request) {
             self.metrics.httpAuthRefused("foreign_origin")
             return refusal.response
@@ -36,6 +50,17 @@ struct AccessGuard: RouterMiddleware {
             default: .token
             }
         guard mode == .token else { return try await next(request, context) }
+        if request.headers[.authorization] == nil, let secret = BrowserSession.secret(inCookies: request.headers[values: .cookie], secure: self.scheme == "https") {
+            switch try await self.authenticate(session: secret, request) {
+            case .success(let (token, hash)):
+                var context = context
+                context.caller = token
+                context.session = hash
+                return try await next(request, context)
+            case .failure(let refusal):
+                return refusal.response
+            }
+        }
         switch try await self.authenticate(request) {
         case .success(let token):
             var context = context
@@ -44,6 +69,33 @@ struct AccessGuard: RouterMiddleware {
         case .failure(let refusal):
             return refusal.response
         }
+    }
+
+    /// The token of a session cookie, when the session and its token are valid; for a
+    /// state-changing request, only with the session's CSRF token in `X-CSRF-Token`.
+    private func authenticate(session secret: String, _ request: Request) async throws -> Result<(APIToken, [UInt8]), OperationsRefusal> {
+        guard BrowserSession.isWellFormedSecret(secret) else {
+            self.metrics.httpAuthRefused("malformed")
+            return .failure(.unauthenticated("the session cookie is not one this hub makes; sign in again"))
+        }
+        let hash = SecretToken.hash(secret)
+        let (store, now) = (self.store, self.clock())
+        guard let token = try await StoreAccess.run({ try store.session(hash: hash, at: now) })?.token, token.isValid(at: now) else {
+            self.metrics.httpAuthRefused("invalid")
+            return .failure(.unauthenticated("the session has ended (expired, signed out, or its token revoked); sign in again"))
+        }
+        if ![.get, .head, .options].contains(request.method),
+            !BrowserSession.matches(csrf: BrowserSession.csrf(of: request), secret: secret)
+        {
+            self.metrics.httpAuthRefused("csrf")
+            return .failure(
+                OperationsRefusal(
+                    status: .forbidden, code: "csrfRequired",
+                    message: "a change made with a session cookie needs its CSRF token in X-CSRF-Token (GET /v1/session gives it)"
+                )
+            )
+        }
+        return .success((token, hash))
     }
 
     private func authenticate(_ request: Request) async throws -> Result<APIToken, OperationsRefusal> {

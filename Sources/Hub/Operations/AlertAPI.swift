@@ -124,8 +124,9 @@ struct AlertAPI: Sendable {
                 groupBy = parsed
             }
             let csv: Bool
-            switch parameters.get("format") ?? "json" {
-            case "json": csv = request.headers[.accept]?.contains("text/csv") ?? false
+            switch parameters.get("format") {
+            case nil: csv = request.headers[.accept]?.contains("text/csv") ?? false
+            case "json": csv = false
             case "csv": csv = true
             default: return refuse("format", "format must be json or csv")
             }
@@ -260,7 +261,7 @@ struct AlertAPI: Sendable {
             guard let owner = fields.owner else {
                 return refuse("invalidField", "owner must be a string (\"\" to leave the case without an owner)", field: "owner")
             }
-            return .success(CaseChange(.assign(owner.trimmingCharacters(in: .whitespacesAndNewlines)), note: note))
+            return .success(CaseChange(.assign(owner), note: note))
         }
     }
 

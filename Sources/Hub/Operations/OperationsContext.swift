@@ -6,10 +6,13 @@ public struct OperationsContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// The caller's token; nil only on the endpoints the configuration leaves open.
     public var caller: APIToken?
+    /// The SHA-256 of the session cookie the caller came with; nil for a bearer token.
+    public var session: [UInt8]?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.caller = nil
+        self.session = nil
     }
 
     /// The caller, when its role allows `action`; otherwise the 403 (or, without a caller,

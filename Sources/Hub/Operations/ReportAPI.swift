@@ -115,7 +115,10 @@ struct ReportAPI: Sendable {
         var after: RatingQuery.Cursor?
         if let text = query.get("after") {
             let parts = text.split(separator: "_", maxSplits: 1)
-            guard parts.count == 2, let time = Int64(parts[0]), let id = UUID(uuidString: String(parts[1])) else {
+            let digits = parts.first.map { $0.hasPrefix("-") ? $0.dropFirst() : $0[...] } ?? ""
+            guard parts.count == 2, (1...18).contains(digits.count), digits.allSatisfy({ ("0"..."9").contains($0) }), let time = Int64(parts[0]),
+                let id = UUID(uuidString: String(parts[1]))
+            else {
                 return refuse("after", "after must be the `next` of the previous page")
             }
             after = .init(occurredAt: time, id: id)

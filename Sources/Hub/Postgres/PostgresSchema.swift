@@ -230,6 +230,21 @@ enum PostgresSchema {
             CREATE INDEX alert_deliveries_by_alert ON alert_deliveries (alert_id);
             """
         ),
+        (
+            "v5-sessions",
+            // Browser sessions of the operations port: a token exchanged for a cookie (the
+            // cookie's SHA-256 only), ending at expires_at or at logout.
+            """
+            CREATE TABLE sessions (
+                hash bytea PRIMARY KEY,
+                token_id uuid NOT NULL,
+                created_at bigint NOT NULL,
+                expires_at bigint NOT NULL
+            );
+            CREATE INDEX sessions_by_token ON sessions (token_id, created_at);
+            CREATE INDEX sessions_by_expiry ON sessions (expires_at);
+            """
+        ),
     ]
 
     /// Work a migration does in Swift after its SQL, in the same transaction.

@@ -49,6 +49,48 @@ extension PostgresStore: AccessStore {
         }
     }
 
+    /// The token's row is locked while its sessions are counted, so two logins at once
+    /// keep the cap.
+    public func addSession(hash: [UInt8], token: UUID, createdAt: Int64, expiresAt: Int64) throws {
+        try self.pool.transaction { session in
+            try session.execute("SELECT 1 FROM api_tokens WHERE id = \(token) FOR UPDATE")
+            try session.execute("DELETE FROM sessions WHERE expires_at <= \(createdAt)")
+            try session.execute(
+                """
+                INSERT INTO sessions (hash, token_id, created_at, expires_at)
+                VALUES (\(ByteBuffer(bytes: hash)), \(token), \(createdAt), \(expiresAt))
+                """
+            )
+            try session.execute(
+                """
+                DELETE FROM sessions WHERE token_id = \(token) AND hash NOT IN
+                    (SELECT hash FROM sessions WHERE token_id = \(token) ORDER BY created_at DESC, hash LIMIT \(Int64(APIToken.maxSessions)))
+                """
+            )
+        }
+    }
+
+    public func session(hash: [UInt8], at now: Int64) throws -> (token: APIToken, expiresAt: Int64)? {
+        try self.pool.withSession { session in
+            guard
+                let row = try session.query(
+                    """
+                    SELECT t.id, t.name, t.role, t.sites, t.created_at, t.expires_at, t.revoked_at, s.expires_at
+                    FROM sessions s JOIN api_tokens t ON t.id = s.token_id
+                    WHERE s.hash = \(ByteBuffer(bytes: hash)) AND s.expires_at > \(now)
+                    """
+                ).first, let token = try Self.apiToken(row)
+            else { return nil }
+            return (token, try row.makeRandomAccess()[7].decode(Int64.self))
+        }
+    }
+
+    public func removeSession(hash: [UInt8]) throws {
+        try self.pool.withSession { session in
+            try session.execute("DELETE FROM sessions WHERE hash = \(ByteBuffer(bytes: hash))")
+        }
+    }
+
     public func auditTrail(object: UUID?, limit: Int) throws -> [AuditEntry] {
         try self.pool.withSession { session in
             try session.query(

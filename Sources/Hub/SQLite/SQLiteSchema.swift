@@ -276,6 +276,22 @@ enum SQLiteSchema {
                     """
             )
         }
+        migrator.registerMigration("v9-sessions") { db in
+            // Browser sessions of the operations port: a token exchanged for a cookie (the
+            // cookie's SHA-256 only), ending at expires_at or at logout.
+            try db.execute(
+                sql: """
+                    CREATE TABLE sessions (
+                        hash BLOB NOT NULL PRIMARY KEY,
+                        token_id BLOB NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        expires_at INTEGER NOT NULL
+                    ) WITHOUT ROWID;
+                    CREATE INDEX sessions_by_token ON sessions (token_id, created_at);
+                    CREATE INDEX sessions_by_expiry ON sessions (expires_at);
+                    """
+            )
+        }
         return migrator
     }
 }

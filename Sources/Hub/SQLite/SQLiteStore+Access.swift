@@ -76,6 +76,42 @@ extension SQLiteStore: AccessStore {
         )
     }
 
+    public func addSession(hash: [UInt8], token: UUID, createdAt: Int64, expiresAt: Int64) throws {
+        try self.pool.write { db in
+            try db.execute(sql: "DELETE FROM sessions WHERE expires_at <= ?", arguments: [createdAt])
+            try db.execute(
+                sql: "INSERT INTO sessions (hash, token_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+                arguments: [Data(hash), token, createdAt, expiresAt]
+            )
+            try db.execute(
+                sql: """
+                    DELETE FROM sessions WHERE token_id = ? AND hash NOT IN
+                        (SELECT hash FROM sessions WHERE token_id = ? ORDER BY created_at DESC, hash LIMIT ?)
+                    """,
+                arguments: [token, token, APIToken.maxSessions]
+            )
+        }
+    }
+
+    public func session(hash: [UInt8], at now: Int64) throws -> (token: APIToken, expiresAt: Int64)? {
+        try self.pool.read { db in
+            guard
+                let row = try Row.fetchOne(
+                    db,
+                    sql: "SELECT t.*, s.expires_at AS session_expires_at FROM sessions s JOIN api_tokens t ON t.id = s.token_id WHERE s.hash = ? AND s.expires_at > ?",
+                    arguments: [Data(hash), now]
+                ), let token = Self.apiToken(row)
+            else { return nil }
+            return (token, row["session_expires_at"])
+        }
+    }
+
+    public func removeSession(hash: [UInt8]) throws {
+        try self.pool.write { db in
+            try db.execute(sql: "DELETE FROM sessions WHERE hash = ?", arguments: [Data(hash)])
+        }
+    }
+
     private static func apiToken(_ row: Row) -> APIToken? {
         guard let id = row["id"] as UUID?, let role = APIToken.Role(rawValue: row["role"]) else { return nil }
         return APIToken(

@@ -72,6 +72,9 @@ public struct APIToken: Sendable, Hashable {
     /// Longest name, in bytes.
     public static let maxNameBytes = 200
 
+    /// Most browser sessions one token holds at once (a person's browsers and devices).
+    public static let maxSessions = 20
+
     /// What the audit trail keeps of a token added: its name, sites and expiry.
     var auditNote: String {
         "\(self.name); sites \(self.sites)" + (self.expiresAt.map { "; expires at \($0)" } ?? "")
@@ -116,8 +119,9 @@ public struct AuditEntry: Sendable, Hashable {
     public var at: Int64
     /// Who.
     public var actor: AuditActor
-    /// What kind of change: `alert.acknowledged`, `alert.resolved`, `alert.cancelled`,
-    /// `token.added`, `token.revoked`.
+    /// What kind of change: a case's (`case.inProgress`, `case.assigned`, `case.completed`,
+    /// … ``CaseChange/event``; `alert.acknowledged`, `alert.resolved`, `alert.cancelled`
+    /// in trails written before cases), `token.added`, `token.revoked`.
     public var action: String
     /// The alert's or the token's id.
     public var object: UUID
@@ -142,8 +146,8 @@ public struct AuditEntry: Sendable, Hashable {
 }
 
 /// Where the hub keeps the operations port's API tokens and the audit trail. Every method
-/// blocks; call them off the event loops (``StoreAccess``). Alert changes enter the trail in
-/// ``AlertStore/transition(_:to:note:by:at:)``'s own transaction.
+/// blocks; call them off the event loops (``StoreAccess``). Case changes enter the trail in
+/// ``AlertStore/change(_:_:by:at:)``'s own transaction.
 public protocol AccessStore: Sendable {
     /// Stores a token (its secret's SHA-256 only) and its `token.added` audit entry.
     func addAPIToken(_ token: APIToken, hash: [UInt8], by actor: AuditActor) throws
@@ -160,4 +164,17 @@ public protocol AccessStore: Sendable {
 
     /// Audit entries, newest first: those about `object` when given, else all.
     func auditTrail(object: UUID?, limit: Int) throws -> [AuditEntry]
+
+    /// Stores a browser session of token `token` (its secret's SHA-256 only), valid until
+    /// `expiresAt`. Expired sessions are deleted, and a token keeps its newest
+    /// ``APIToken/maxSessions`` sessions: the oldest beyond them end.
+    func addSession(hash: [UInt8], token: UUID, createdAt: Int64, expiresAt: Int64) throws
+
+    /// The token of the session whose secret hashes to `hash` and when the session ends,
+    /// when it has not ended at `now` (the token itself may be revoked or expired: the
+    /// caller checks).
+    func session(hash: [UInt8], at now: Int64) throws -> (token: APIToken, expiresAt: Int64)?
+
+    /// Ends the session whose secret hashes to `hash` (logging out); nothing if none.
+    func removeSession(hash: [UInt8]) throws
 }

@@ -43,51 +43,10 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-port=$(free_port); http=$(free_port); intake=$(free_port); hooks=$(free_port)
-
-python3 -c '
-import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-class Hook(BaseHTTPRequestHandler):
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("content-length", 0)))
-        self.send_response(204)
-        self.end_headers()
-    def log_message(self, *args):
-        pass
-ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Hook).serve_forever()
-' "$hooks" &
-pids+=($!)
-
-"$bin/feedback-hub" init "$work/hub" --listen "127.0.0.1:$port" --http "127.0.0.1:$http" > /dev/null
-cat > "$work/hub/alerts.yaml" <<YAML
-targets:
-  manager: {url: "http://127.0.0.1:$hooks/manager"}
-rules:
-  - {name: detractor, scale: nps, notify: [manager], acknowledgeWithin: 15m, escalate: [manager], closeWithin: 1d, remindBefore: 1h}
-  - {name: unhappy, scale: csat, notify: [manager]}
-YAML
-echo "alerts: alerts.yaml" >> "$work/hub/hub.yaml"
-"$bin/feedback-hub" serve --config "$work/hub/hub.yaml" --log-level warning > "$work/hub.log" 2>&1 &
-pids+=($!)
-ready() { for _ in $(seq 1 300); do curl -fs --max-time 2 "$1" > /dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
-ready "http://127.0.0.1:$http/readyz" || { echo "check-openapi: the hub did not become ready" >&2; tail -20 "$work/hub.log" >&2; exit 1; }
-
-mkdir -p "$work/agent"
-"$bin/feedback-agent" keygen --out "$work/agent/agent.json" > /dev/null
-"$bin/feedback-hub" agents token --config "$work/hub/hub.yaml" --site web-eu --site branch-042 |
-    "$bin/feedback-agent" enroll --identity "$work/agent/agent.json" --hub "127.0.0.1:$port" --ca "$work/hub/ca.pem" --token-file - > /dev/null
-cat > "$work/agent/agent.yaml" <<YAML
-identity: agent.json
-hubs: ["127.0.0.1:$port"]
-ca: $work/hub/ca.pem
-http: {listen: "127.0.0.1:$intake"}
-sites: [web-eu, branch-042]
-YAML
-"$bin/feedback-agent" run --config "$work/agent/agent.yaml" --log-level warning > "$work/agent.log" 2>&1 &
-pids+=($!)
-ready "http://127.0.0.1:$intake/healthz" || { echo "check-openapi: the agent did not start" >&2; tail -20 "$work/agent.log" >&2; exit 1; }
+name=check-openapi
+rules='  - {name: detractor, scale: nps, notify: [manager], acknowledgeWithin: 15m, escalate: [manager], closeWithin: 1d, remindBefore: 1h}
+  - {name: unhappy, scale: csat, notify: [manager]}'
+. scripts/lib/operations-setup.sh
 for index in $(seq 0 29); do
     site=$([ $((index % 3)) = 0 ] && echo branch-042 || echo web-eu)
     if [ $((index % 2)) = 0 ]; then body="{\"source\":\"popup\",\"scale\":\"nps\",\"score\":$((index % 11)),\"site\":\"$site\",\"subject\":\"checkout\",\"comment\":\"rating $index\"}"

@@ -255,6 +255,29 @@ head -4 "$work/webhooks.log"
 [ "$(wc -l < "$work/webhooks.log")" -le 4 ] || echo "  … and $(( $(wc -l < "$work/webhooks.log") - 4 )) more"
 
 echo
+echo "== the dashboard at http://127.0.0.1:$hubhttp/ (the overview page, as a manager's browser gets it; docs/DASHBOARD.md)"
+curl -fs -H @"$work/manager.header" "http://127.0.0.1:$hubhttp/?days=90" > "$work/overview.html"
+python3 - "$work/overview.html" <<'PY'
+import html.parser, sys
+class Rows(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__(); self.rows, self.row, self.cell, self.charts = [], None, None, 0
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr": self.row = []
+        elif tag in ("td", "th") and self.row is not None: self.cell = ""
+        elif tag == "svg": self.charts += 1
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self.cell is not None: self.row.append(self.cell.strip()); self.cell = None
+        elif tag == "tr" and self.row: self.rows.append(self.row); self.row = None
+    def handle_data(self, data):
+        if self.cell is not None: self.cell += data
+page = Rows(); page.feed(open(sys.argv[1], encoding="utf-8").read())
+print(f"  {page.charts} SVG charts drawn by the hub; the site table, last 90 days:")
+for row in page.rows:
+    print(f"  {row[0]:<12} {row[1]:>8} {row[3]:<26} {row[5]}")
+PY
+
+echo
 echo "== a forged batch: sealed by the branch agent, one byte changed, checked as the hub checks"
 printf '{"source":"kiosk","scale":"smiley","score":1,"site":"branch-042"}\n' > "$work/one.jsonl"
 "$bin/feedback-agent" seal --identity "$work/branch/agent.json" --records "$work/one.jsonl" --sequence 1 --out "$work/batch.frame" > /dev/null

@@ -118,10 +118,11 @@ public final class Hub: Sendable {
     public func application() throws -> some Service {
         let http = try HostPort(self.configuration.http, key: "http")
         let router = Router(context: OperationsContext.self, options: .autoGenerateHeadEndpoints)
+        let secureCookie = BrowserSession.isSecure(portTLS: self.httpTLS != nil, origins: self.configuration.operations.origins)
         router.add(
             middleware: AccessGuard(
-                store: self.store, access: self.configuration.operations, scheme: self.httpTLS == nil ? "http" : "https", metrics: self.metrics,
-                clock: self.clock
+                store: self.store, access: self.configuration.operations, scheme: self.httpTLS == nil ? "http" : "https",
+                secureCookie: secureCookie, metrics: self.metrics, clock: self.clock
             )
         )
         router.add(middleware: MethodGuard())
@@ -141,12 +142,17 @@ public final class Hub: Sendable {
         alerts.register(on: router)
         alerts.registerReport(on: router)
         AccessAPI(
-            store: self.store, sessionMilliseconds: Int64(self.configuration.operations.sessionHours) * 3_600_000, secure: self.httpTLS != nil,
+            store: self.store, sessionMilliseconds: Int64(self.configuration.operations.sessionHours) * 3_600_000, secure: secureCookie,
             clock: self.clock
         ).register(on: router)
         let reports = ReportAPI(store: self.store, clock: self.clock)
         reports.register(on: router)
         reports.registerRatings(on: router)
+        let sampler = HealthSampler(text: { String(decoding: prometheus.emitToBuffer(), as: UTF8.self) }, clock: self.clock)
+        Dashboard(
+            store: self.store, sampler: sampler, library: try DashboardTemplates.library(), secureCookie: secureCookie,
+            silentAfterMilliseconds: Int64(self.configuration.fleet.silentAfterMinutes) * 60_000, clock: self.clock
+        ).register(on: router)
         router.get("metrics") { _, _ -> Response in
             Response(
                 status: .ok,
@@ -161,7 +167,7 @@ public final class Hub: Sendable {
             router: router,
             server: try self.httpTLS.map { try .tls(http1, tlsConfiguration: $0) } ?? http1,
             configuration: .init(address: .hostname(http.host, port: http.port)),
-            services: self.services,
+            services: self.services + [sampler],
             onServerRunning: { channel in self.httpBound.withLock { $0 = channel.localAddress } },
             logger: self.logger
         )

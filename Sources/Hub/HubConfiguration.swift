@@ -155,7 +155,15 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
         /// `authority` without its port: `ops.example.com:7080` → `ops.example.com`;
         /// `[::1]:7080` → `[::1]`.
         static func hostPart(of authority: String) -> Substring {
-            if authority.hasPrefix("[") { return authority.prefix { $0 != "]" } + "]" }
+            if authority.hasPrefix("[") {
+                // `[v6]` or `[v6]:port`; anything else is left whole, so it matches no name.
+                guard let close = authority.firstIndex(of: "]") else { return authority[...] }
+                let rest = authority[authority.index(after: close)...]
+                guard rest.isEmpty || (rest.first == ":" && rest.dropFirst().allSatisfy(\.isASCII) && rest.dropFirst().allSatisfy(\.isNumber)) else {
+                    return authority[...]
+                }
+                return authority[...close]
+            }
             return authority.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
         }
 

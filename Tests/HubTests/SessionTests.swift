@@ -75,7 +75,7 @@ import Wire
             #expect(try await status(host, "/v1/me") == "200", "\(host)")
         }
         // A page whose DNS name was rebound to the hub's address names itself in Host.
-        for host in ["attacker.example:\(port)", "ops.example.com.attacker.example", "127.0.0.1.nip.io:\(port)"] {
+        for host in ["attacker.example:\(port)", "ops.example.com.attacker.example", "127.0.0.1.nip.io:\(port)", "[::1]evil.example", "[::1"] {
             #expect(try await status(host, "/metrics") == "403", "\(host)")
             #expect(try await status(host, "/v1/me") == "403", "\(host)")
         }
@@ -88,5 +88,37 @@ import Wire
         configuration.operations.sessionHours = 0
         #expect(throws: ConfigurationError.self) { try configuration.validate() }
         try await fixture.setup.stop()
+    }
+
+    /// Review findings: a planted second cookie, a sign-out sent with a bearer token too, a
+    /// dead cookie, and a proxy serving the port over https.
+    @Test func aPlantedCookieIsRefusedAndSigningOutEndsTheSessionWhateverElseCame() async throws {
+        let fixture = try await AccessTests.Fixture.start()
+        let made = try await fixture.call("manager", "POST", "/v1/session")
+        let cookie = "fm_session=" + (try #require(Self.secret(in: made.headers["set-cookie"])))
+        // Another page of the same host or domain sets its own fm_session (cookie tossing):
+        // neither is taken, and the answer drops the cookie.
+        let planted = "fm_session=\(try await fixture.call("viewer", "POST", "/v1/session").headers["set-cookie"].flatMap(Self.secret) ?? "x")"
+        let tossed = try await fixture.call(nil, "GET", "/v1/me", headers: ["Cookie": "\(planted); \(cookie)"])
+        #expect(tossed.status == 401 && tossed.headers["set-cookie"]?.contains("Max-Age=0") == true)
+        #expect(try await fixture.call(nil, "GET", "/v1/me", headers: ["Cookie": cookie]).json["role"] as? String == "manager")
+
+        let csrf = try #require(made.json["csrfToken"] as? String)
+        let signOut = try await fixture.call("manager", "DELETE", "/v1/session", headers: ["Cookie": cookie, "X-CSRF-Token": csrf])
+        #expect(signOut.status == 204)
+        let after = try await fixture.call(nil, "GET", "/v1/me", headers: ["Cookie": cookie])
+        #expect(after.status == 401, "the session ended although the sign-out came with a bearer token too")
+        #expect(after.headers["set-cookie"]?.contains("Max-Age=0") == true, "a dead cookie is dropped")
+        try await fixture.setup.stop()
+
+        // Behind a TLS proxy (an https origin) the cookie is Secure and __Host- named.
+        let proxied = try await AccessTests.Fixture.start { $0.operations.origins = ["https://ops.example.com"] }
+        let secure = try await proxied.call("viewer", "POST", "/v1/session")
+        let setCookie = try #require(secure.headers["set-cookie"])
+        #expect(setCookie.hasPrefix("__Host-fm_session=fms_") && setCookie.hasSuffix("; Secure"), "\(setCookie)")
+        let secret = try #require(Self.secret(in: setCookie))
+        #expect(try await proxied.call(nil, "GET", "/v1/me", headers: ["Cookie": "__Host-fm_session=\(secret)"]).status == 200)
+        #expect(try await proxied.call(nil, "GET", "/v1/me", headers: ["Cookie": "fm_session=\(secret)"]).status == 401, "the unprefixed name is not read")
+        try await proxied.setup.stop()
     }
 }

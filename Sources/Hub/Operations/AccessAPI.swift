@@ -88,8 +88,14 @@ struct AccessAPI: Sendable {
             response.headers[.cacheControl] = "no-store"
             return response
         }
-        router.delete("v1/session") { _, context -> Response in
-            if let hash = context.session { try await StoreAccess.run { try store.removeSession(hash: hash) } }
+        router.delete("v1/session") { request, context -> Response in
+            // The cookie's session ends however the request was authenticated: a sign-out
+            // sent with a bearer token as well must not leave the session alive.
+            var hash = context.session
+            if let secret = BrowserSession.secret(inCookies: request.headers[values: .cookie], secure: secure), BrowserSession.isWellFormedSecret(secret) {
+                hash = SecretToken.hash(secret)
+            }
+            if let hash { try await StoreAccess.run { try store.removeSession(hash: hash) } }
             var response = Response(status: .noContent)
             response.headers[.setCookie] = BrowserSession.setCookie(nil, seconds: 0, secure: secure)
             return response

@@ -28,11 +28,17 @@ struct AccessGuard: RouterMiddleware {
     let access: HubConfiguration.Operations
     /// `http` or `https`: the scheme of the port's own origin.
     let scheme: String
+    /// Whether session cookies are `Secure` and `__Host-` named (``BrowserSession/isSecure(portTLS:origins:)``).
+    let secureCookie: Bool
     let metrics: HubMetrics
     let clock: @Sendable () -> Int64
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if let host = request.head.authority, !self.access.allowsHost(host) {
+        guard let host = request.head.authority else {
+            self.metrics.httpAuthRefused("unknown_host")
+            return OperationsJSON.error(.badRequest, "missingHost", "the request has no Host header")
+        }
+        if !self.access.allowsHost(host) {
             self.metrics.httpAuthRefused("unknown_host")
             return OperationsRefusal(
                 status: .forbidden, code: "unknownHost",
@@ -43,22 +49,48 @@ struct AccessGuard: RouterMiddleware {
             self.metrics.httpAuthRefused("foreign_origin")
             return refusal.response
         }
+        let path = request.uri.path
         let mode: HubConfiguration.Operations.Access =
-            switch request.uri.path {
+            switch path {
             case "/healthz", "/readyz": self.access.health
             case "/metrics": self.access.metrics
+            case _ where Dashboard.openPaths.contains(path): .open
             default: .token
             }
         guard mode == .token else { return try await next(request, context) }
-        if request.headers[.authorization] == nil, let secret = BrowserSession.secret(inCookies: request.headers[values: .cookie], secure: self.scheme == "https") {
-            switch try await self.authenticate(session: secret, request) {
-            case .success(let (token, hash)):
-                var context = context
-                context.caller = token
-                context.session = hash
-                return try await next(request, context)
-            case .failure(let refusal):
-                return refusal.response
+        // A dashboard page asked for by a browser without a session goes to the sign-in page.
+        if Dashboard.pages.contains(path), request.method == .get || request.method == .head, request.headers[.authorization] == nil,
+            BrowserSession.cookie(in: request.headers[values: .cookie], secure: self.secureCookie) == .absent
+        {
+            return Dashboard.toLogin(request)
+        }
+        if request.headers[.authorization] == nil {
+            switch BrowserSession.cookie(in: request.headers[values: .cookie], secure: self.secureCookie) {
+            case .absent:
+                break
+            case .several:
+                self.metrics.httpAuthRefused("malformed")
+                return Self.endingCookie(
+                    .unauthenticated("the request carries several session cookies, one set by another page of this name; sign in again"),
+                    secure: self.secureCookie
+                )
+            case .one(let secret):
+                switch try await self.authenticate(session: secret, request) {
+                case .success(let (token, hash)):
+                    var context = context
+                    context.caller = token
+                    context.session = hash
+                    return try await next(request, context)
+                case .failure(let refusal) where refusal.status == .unauthorized:
+                    if Dashboard.pages.contains(path), request.method == .get || request.method == .head {
+                        var redirect = Dashboard.toLogin(request)
+                        redirect.headers[.setCookie] = BrowserSession.setCookie(nil, seconds: 0, secure: self.secureCookie)
+                        return redirect
+                    }
+                    return Self.endingCookie(refusal, secure: self.secureCookie)
+                case .failure(let refusal):
+                    return refusal.response
+                }
             }
         }
         switch try await self.authenticate(request) {
@@ -69,6 +101,14 @@ struct AccessGuard: RouterMiddleware {
         case .failure(let refusal):
             return refusal.response
         }
+    }
+
+    /// A 401 that also tells the browser to drop its session cookie: an ended or doubtful
+    /// session is not sent again.
+    static func endingCookie(_ refusal: OperationsRefusal, secure: Bool) -> Response {
+        var response = refusal.response
+        response.headers[.setCookie] = BrowserSession.setCookie(nil, seconds: 0, secure: secure)
+        return response
     }
 
     /// The token of a session cookie, when the session and its token are valid; for a

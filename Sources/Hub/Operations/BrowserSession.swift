@@ -37,18 +37,43 @@ enum BrowserSession {
         SecretToken.isWellFormed(text, prefix: Self.secretPrefix, byteCount: 32)
     }
 
-    /// The session cookie's value among a request's `Cookie` header values, if there is one
-    /// (the first of that name).
-    static func secret(inCookies cookies: [String], secure: Bool) -> String? {
+    /// What a request's `Cookie` header values hold of the session cookie.
+    enum CookieState: Equatable {
+        /// No cookie of that name.
+        case absent
+        /// One, with this value.
+        case one(String)
+        /// Several of that name: one was planted by another page of the same host or domain
+        /// (cookie tossing, session fixation), and which is the hub's own cannot be told.
+        case several
+    }
+
+    /// The session cookie among a request's `Cookie` header values.
+    static func cookie(in cookies: [String], secure: Bool) -> CookieState {
         let name = Self.cookieName(secure: secure)
+        var found: String?
         for field in cookies {
             for pair in field.split(separator: ";") {
                 let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
                 guard parts.count == 2, parts[0].trimmingCharacters(in: .whitespaces) == name else { continue }
-                return parts[1].trimmingCharacters(in: .whitespaces)
+                guard found == nil else { return .several }
+                found = parts[1].trimmingCharacters(in: .whitespaces)
             }
         }
-        return nil
+        return found.map { .one($0) } ?? .absent
+    }
+
+    /// The session cookie's value, when a request carries exactly one.
+    static func secret(inCookies cookies: [String], secure: Bool) -> String? {
+        guard case .one(let secret) = Self.cookie(in: cookies, secure: secure) else { return nil }
+        return secret
+    }
+
+    /// Whether the session cookie should be `Secure` and `__Host-`: the port serves TLS, or
+    /// a proxy in front serves it over https (an `https://` entry in `operations.origins`).
+    /// Without it a proxy's users would get a cookie a plain-http request gives away.
+    static func isSecure(portTLS: Bool, origins: [String]) -> Bool {
+        portTLS || origins.contains { $0.lowercased().hasPrefix("https://") }
     }
 
     /// The CSRF token of the session whose cookie holds `secret`.

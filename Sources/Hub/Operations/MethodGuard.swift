@@ -5,8 +5,8 @@ import Hummingbird
 /// `TRACE /metrics`), instead of the router's 404. Runs after ``AccessGuard``, so a stranger
 /// still gets 401 and learns nothing of the routes; unknown paths keep the router's 404.
 ///
-/// The table is the routes of ``AlertAPI``, ``AccessAPI``, ``ReportAPI`` and the health and
-/// metrics endpoints (docs/openapi.yaml). It only ever turns a 404 into a 405, so a route
+/// The table is the routes of ``AlertAPI``, ``AccessAPI``, ``ReportAPI``, ``Dashboard`` and
+/// the health and metrics endpoints (docs/openapi.yaml). It only ever turns a 404 into a 405, so a route
 /// added without it still answers, and a route missing from it answers 404 as before.
 struct MethodGuard: RouterMiddleware {
     typealias Context = OperationsContext
@@ -16,7 +16,8 @@ struct MethodGuard: RouterMiddleware {
         [
             ("healthz", ["GET"]), ("readyz", ["GET"]), ("metrics", ["GET"]), ("v1/me", ["GET"]), ("v1/session", ["GET", "POST", "DELETE"]), ("v1/tokens", ["GET"]), ("v1/audit", ["GET"]),
             ("v1/alerts", ["GET"]), ("v1/alerts/*", ["GET"]), ("v1/alerts/*/history", ["GET"]), ("v1/reports/ratings", ["GET"]),
-            ("v1/reports/cases", ["GET"]), ("v1/ratings", ["GET"]),
+            ("v1/reports/cases", ["GET"]), ("v1/ratings", ["GET"]), ("", ["GET"]), ("cases", ["GET"]), ("fleet", ["GET"]), ("health", ["GET"]),
+            ("login", ["GET"]), ("assets/dashboard.css", ["GET"]), ("assets/dashboard.js", ["GET"]), ("assets/icon.svg", ["GET"]),
         ].map { (Substring($0.0).split(separator: "/"), $0.1) } + AlertAPI.actionNames.map { (["v1", "alerts", "*", Substring($0)], ["POST"]) }
 
     /// The methods served at `path`, or nil for a path the port does not serve.

@@ -35,9 +35,14 @@ import Wire
         }
         let ended = try await Self.head(port, "/cases", cookie: "fm_session=fms_" + String(repeating: "a", count: 52))
         #expect(ended.status == "303" && ended.setCookie.contains("Max-Age=0"), "a dead session goes to sign-in and its cookie is dropped")
+        let filtered = try await Self.head(port, "/cases?status=all&site=branch-042")
+        #expect(filtered.location == "/login?next=%2Fcases%3Fstatus%3Dall%26site%3Dbranch%2D042", "the filters survive signing in: \(filtered.location)")
         let login = try await fixture.call(nil, "GET", "/login?next=/cases")
-        #expect(login.status == 200 && login.body.contains(#"<form id="login" data-next="/cases""#))
-        #expect(try await fixture.call(nil, "GET", "/login?next=https://evil.example/").body.contains(#"data-next="/""#), "next is one of the pages only")
+        #expect(login.status == 200 && login.body.contains(#"<form id="login" method="post" action="/login" data-next="/cases""#))
+        #expect(!login.body.contains(#"name="token""#), "without the script, a submitted form carries no token into a URL")
+        for evil in ["https://evil.example/", "//evil.example/", "javascript:alert(1)", "/v1/alerts"] {
+            #expect(try await fixture.call(nil, "GET", "/login?next=\(evil.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")").body.contains(#"data-next="/""#), "\(evil)")
+        }
         let css = try await fixture.call(nil, "GET", "/assets/dashboard.css")
         let script = try await fixture.call(nil, "GET", "/assets/dashboard.js")
         #expect(css.status == 200 && css.headers["content-type"] == "text/css; charset=utf-8" && css.headers["x-content-type-options"] == "nosniff")
@@ -80,11 +85,45 @@ import Wire
         #expect(!(try await fixture.call(nil, "GET", "/fleet", headers: ["Cookie": branch]).body.contains(node)))
         // A bearer token reads pages too (a script, a kiosk display), without a CSRF token.
         let bearer = try await fixture.call("manager", "GET", "/health")
+        #expect(try await fixture.call("viewer", "GET", "/fleet").status == 200)
         #expect(bearer.status == 200 && bearer.body.contains(#"<meta name="csrf-token" content="">"#))
 
         // The filters: completed only, and a stuck-for value out of range named.
-        #expect(try await fixture.call(nil, "GET", "/cases?status=completed", headers: ["Cookie": manager]).body.contains("case-") == false)
-        #expect(try await fixture.call(nil, "GET", "/cases?stuckFor=0", headers: ["Cookie": manager]).body.contains(#"role="alert""#))
+        let completed = try await fixture.call(nil, "GET", "/cases?status=completed", headers: ["Cookie": manager])
+        #expect(completed.status == 200 && !completed.body.contains(#"id="case-"#))
+        let wrong = try await fixture.call(nil, "GET", "/cases?stuckFor=0&status=bogus", headers: ["Cookie": manager])
+        #expect(wrong.status == 200 && wrong.body.contains(#"<p class="bad">?"#) && wrong.body.contains(fixture.webAlert), "named, and the cases not closed shown")
+        try await fixture.setup.stop()
+    }
+
+    @Test func overdueCasesComeFirstThenStuckOnesThenTheNewest() async throws {
+        let fixture = try await AccessTests.Fixture.start()
+        let store = fixture.setup.hub.hub.store
+        let webID = try #require(UUID(uuidString: fixture.webAlert))
+        let case0 = try #require(try store.alert(webID))
+        func make(_ id: Int, status: Alert.Status = .inProgress, created: Int64, updated: Int64, due: Int64?, deadline: Int64? = nil) -> Alert {
+            var alert = case0
+            alert.id = UUID(uuidString: String(format: "00000000-0000-0000-0000-%012d", id)) ?? UUID()
+            (alert.status, alert.createdAt, alert.updatedAt, alert.dueAt, alert.deadlineAt) = (status, created, updated, due, deadline)
+            return alert
+        }
+        let now: Int64 = 100_000_000
+        let stuckBefore = now - 3_600_000
+        let cases = [
+            make(1, created: now - 10, updated: now - 10, due: now + 1_000),  // newest, fine
+            make(2, created: now - 20, updated: now - 20, due: now - 500),  // overdue since now − 500
+            make(3, created: now - 30, updated: now - 30, due: now + 1_000, deadline: now - 9_000),  // in progress: its deadline no longer counts
+            make(4, status: .open, created: now - 40, updated: now - 40, due: now + 1_000, deadline: now - 900),  // open past its deadline
+            make(5, created: now - 50, updated: stuckBefore - 1, due: nil),  // stuck
+            make(6, status: .completed, created: now - 60, updated: stuckBefore - 1, due: now - 9_000),  // closed: neither
+        ]
+        let order = Dashboard.ordered(cases.shuffled(), now: now, stuckBefore: stuckBefore).map { Int($0.id.uuidString.suffix(12)) ?? 0 }
+        #expect(order == [4, 2, 5, 1, 3, 6])
+
+        // On the page: both fixture cases are past their 2-hour due time three hours on.
+        fixture.setup.offset.withLockedValue { $0 = 3 * 3_600_000 }
+        let page = try await fixture.call("manager", "GET", "/cases")
+        #expect(page.status == 200 && page.body.components(separatedBy: #"<span class="badge bad">Overdue</span>"#).count == 3)
         try await fixture.setup.stop()
     }
 

@@ -13,9 +13,13 @@ extension Dashboard {
         let days = page.parameter("days").flatMap(Int.init).flatMap { Self.periods.contains($0) ? $0 : nil } ?? 7
         let scope = page.caller?.sites ?? .none
         let now = Date(timeIntervalSince1970: Double(page.now) / 1000)
-        func report(days: Double, groupBy: [RollupQuery.Dimension], bucket: RatingReport.Bucket?) throws -> RatingReport {
+        // The charts show one period; only the site table compares with the one before.
+        func report(days: Double, groupBy: [RollupQuery.Dimension], bucket: RatingReport.Bucket?, zone: TimeZone? = nil) throws -> RatingReport {
             try RatingReport.make(
-                .init(from: now.addingTimeInterval(-days * 86_400), to: now, timeZone: page.zone, groupBy: groupBy, bucket: bucket, filters: [:], scope: scope),
+                .init(
+                    from: now.addingTimeInterval(-days * 86_400), to: now, timeZone: zone ?? page.zone, groupBy: groupBy, bucket: bucket, filters: [:],
+                    scope: scope, comparesPrevious: bucket == nil
+                ),
                 from: self.store
             )
         }
@@ -25,14 +29,16 @@ extension Dashboard {
         } catch let refusal as RatingReport.Refusal {
             return ["error": refusal.description, "periods": [], "sites": [], "hasSites": false]
         }
-        let hourly = try report(days: 2, groupBy: [], bucket: .hour)
+        // Hours as the rollups count them (UTC), so a zone half an hour off UTC shifts no bar;
+        // each is labelled with its start in the page's zone.
+        let hourly = try report(days: 2, groupBy: [], bucket: .hour, zone: .gmt)
         let daily = try report(days: 30, groupBy: [], bucket: .day)
 
         // Hours keyed by their number since the epoch, so an hour without ratings is a gap.
         let firstHour = Int64(hourly.period.from.timeIntervalSince1970 / 3_600)
         var perHour: [Int64: Int64] = [:]
         for (start, statistics) in hourly.groups.flatMap(\.buckets) { perHour[Int64(start.timeIntervalSince1970 / 3_600), default: 0] += statistics.responses }
-        let hourFormat = Self.formatter("HH", page.zone)
+        let hourFormat = Self.formatter(page.zone.secondsFromGMT() % 3_600 == 0 ? "HH" : "HH:mm", page.zone)
         let hours = Int64(hourly.period.to.timeIntervalSince1970 / 3_600) - firstHour
         let ratePoints = (0..<max(hours, 0)).map { offset in
             let hour = firstHour + offset
@@ -46,7 +52,7 @@ extension Dashboard {
         var perDay: [String: RatingStatistics.NPS] = [:]
         for (start, statistics) in daily.groups.flatMap(\.buckets) { perDay[dayKey.string(from: start)] = statistics.nps }
         var npsPoints: [SVGChart.Point] = []
-        var day = calendar.startOfDay(for: now.addingTimeInterval(-29 * 86_400))
+        var day = calendar.date(byAdding: .day, value: -29, to: calendar.startOfDay(for: now)) ?? now
         while day <= now, npsPoints.count < 31 {
             let nps = perDay[dayKey.string(from: day)]
             npsPoints.append(SVGChart.Point(label: dayFormat.string(from: day), value: nps?.score, low: nps?.low, high: nps?.high))
@@ -55,14 +61,14 @@ extension Dashboard {
         }
 
         let t = page.t
-        var rows = sites.groups.map { Self.siteRow(name: $0.key.first ?? "", current: $0.current, previous: $0.previous, t: t) }
+        var rows = sites.groups.prefix(Self.maxRows).map { Self.siteRow(name: $0.key.first ?? "", current: $0.current, previous: $0.previous, t: t) }
         if !rows.isEmpty { rows.append(Self.siteRow(name: t["total"] ?? "", current: sites.total.current, previous: sites.total.previous, t: t)) }
         return [
             "periods": Self.periods.map { ["value": $0, "label": t["days\($0)"] ?? "\($0)", "selected": $0 == days] as [String: Any] },
             "periodText": "\(page.format(Int64(sites.period.from.timeIntervalSince1970 * 1000))) – \(page.format(Int64(sites.period.to.timeIntervalSince1970 * 1000))) (\(page.zone.identifier))",
             "rateChart": SVGChart.bars(ratePoints, id: "rate", title: t["ratingsPerHour"] ?? "", description: t["ratingsPerHourDesc"] ?? ""),
             "npsChart": SVGChart.band(npsPoints, range: -100...100, id: "nps", title: t["npsTrend"] ?? "", description: t["npsTrendDesc"] ?? ""),
-            "sites": rows, "hasSites": !rows.isEmpty,
+            "sites": rows, "hasSites": !rows.isEmpty, "cut": sites.groups.count > Self.maxRows,
         ]
     }
 
@@ -87,7 +93,9 @@ extension Dashboard {
         return row
     }
 
-    /// Cases: the filters of the query, overdue cases first, then stuck ones, then the newest.
+    /// Cases: the filters of the query, overdue cases first (the longest overdue at the top),
+    /// then stuck ones, then the newest. Overdue and stuck cases are asked of the store on
+    /// their own, so an old one is shown even when more than ``maxCases`` are newer.
     func cases(_ page: PageRequest) throws -> [String: Any] {
         let t = page.t
         let caller = page.caller
@@ -98,7 +106,12 @@ extension Dashboard {
         case "unclosed": query.statuses = [.open, .inProgress, .waiting]
         case "all": break
         default:
-            if let one = Alert.Status(rawValue: status) { query.statuses = [one] } else { errors.append("\(t["status"] ?? ""): \(status)") }
+            if let one = Alert.Status(rawValue: status) {
+                query.statuses = [one]
+            } else {
+                errors.append("\(t["status"] ?? ""): \(status)")
+                query.statuses = [.open, .inProgress, .waiting]
+            }
         }
         let site = page.parameter("site").flatMap { $0.isEmpty ? nil : $0 }
         if let site, site.unicodeScalars.count <= 1_024 { query.site = site } else if site != nil { errors.append(t["site"] ?? "") }
@@ -111,12 +124,22 @@ extension Dashboard {
             if let hours = Int(text), (1...8_760).contains(hours) { stuckHours = hours } else { errors.append(t["stuckFor"] ?? "") }
         }
         let stuckBefore = page.now - Int64(stuckHours) * 3_600_000
-        let found = try self.store.alerts(query).filter { query.scope.allows($0.site) }
-        func isOverdue(_ alert: Alert) -> Bool { !alert.status.isClosed && (alert.dueAt.map { $0 <= page.now } ?? false) }
-        func isStuck(_ alert: Alert) -> Bool { !alert.status.isClosed && alert.updatedAt < stuckBefore }
-        let ordered = found.sorted { a, b in
-            (isOverdue(a) ? 0 : 1, isStuck(a) ? 0 : 1, -a.createdAt) < (isOverdue(b) ? 0 : 1, isStuck(b) ? 0 : 1, -b.createdAt)
+        var overdueQuery = query
+        overdueQuery.overdueAt = page.now
+        var stuckQuery = query
+        stuckQuery.unchangedSince = stuckBefore
+        var seen = Set<UUID>()
+        var found: [Alert] = []
+        for asked in [overdueQuery, stuckQuery, query] where found.count < Self.maxCases {
+            for alert in try self.store.alerts(asked) where query.scope.allows(alert.site) && seen.insert(alert.id).inserted {
+                found.append(alert)
+            }
         }
+        let cut = found.count > Self.maxCases
+        found = Array(found.prefix(Self.maxCases))
+        func overdueSince(_ alert: Alert) -> Int64? { Self.overdueSince(alert, now: page.now) }
+        func isStuck(_ alert: Alert) -> Bool { Self.isStuck(alert, before: stuckBefore) }
+        let ordered = Self.ordered(found, now: page.now, stuckBefore: stuckBefore)
         let canAct = caller?.role.allows(.act) ?? false
         let rows: [[String: Any]] = ordered.map { alert in
             let actions = canAct ? Self.actions(from: alert.status) : []
@@ -124,7 +147,7 @@ extension Dashboard {
                 "id": alert.id.uuidString.lowercased(), "summary": alert.summary, "status": alert.status.rawValue,
                 "statusLabel": t[alert.status.rawValue] ?? alert.status.rawValue,
                 "statusClass": alert.status == .open ? "bad" : (alert.status.isClosed ? "good" : "warn"),
-                "overdue": isOverdue(alert), "stuck": isStuck(alert), "site": alert.site, "subject": alert.subject,
+                "overdue": overdueSince(alert) != nil, "stuck": isStuck(alert), "site": alert.site, "subject": alert.subject,
                 "owner": alert.owner.isEmpty ? "—" : alert.owner, "ownerValue": alert.owner, "raised": page.formatWithAge(alert.createdAt),
                 "due": alert.dueAt.map(page.formatWithAge) ?? "—", "changed": page.formatWithAge(alert.updatedAt),
                 "actions": actions.map { ["name": $0, "label": t[$0] ?? $0] }, "hasActions": canAct && !alert.status.isClosed,
@@ -138,11 +161,31 @@ extension Dashboard {
                 ["value": value, "label": t[value == "unclosed" ? "statusOpenOnly" : (value == "all" ? "statusAll" : value)] ?? value, "selected": value == status] as [String: Any]
             },
             "site": site ?? "", "owner": owner ?? "", "stuckFor": stuckHours, "overdueOnly": overdueOnly, "canAct": canAct,
-            "cases": rows, "count": rows.count,
+            "cases": rows, "count": rows.count, "cut": cut,
         ]
         // Set only when there is one: an empty string would still open the section.
         if !errors.isEmpty { values["error"] = "? " + errors.joined(separator: ", ") }
         return values
+    }
+
+    /// Since when `alert` is overdue at `now`, as the store's overdue condition has it: open
+    /// past its first-action deadline, or not closed past its due time; nil if it is not.
+    static func overdueSince(_ alert: Alert, now: Int64) -> Int64? {
+        [alert.status == .open ? alert.deadlineAt : nil, alert.status.isClosed ? nil : alert.dueAt].compactMap { $0 }.filter { $0 <= now }.min()
+    }
+
+    /// Not closed and unchanged since `before`.
+    static func isStuck(_ alert: Alert, before: Int64) -> Bool {
+        !alert.status.isClosed && alert.updatedAt <= before
+    }
+
+    /// The cases page's order: overdue first, the longest overdue at the top; then stuck;
+    /// then the newest.
+    static func ordered(_ alerts: [Alert], now: Int64, stuckBefore: Int64) -> [Alert] {
+        alerts.sorted { a, b in
+            (Self.overdueSince(a, now: now) ?? .max, Self.isStuck(a, before: stuckBefore) ? 0 : 1, -a.createdAt)
+                < (Self.overdueSince(b, now: now) ?? .max, Self.isStuck(b, before: stuckBefore) ? 0 : 1, -b.createdAt)
+        }
     }
 
     /// The status changes a case in `status` offers (``CaseChange`` decides; these are the
@@ -172,7 +215,7 @@ extension Dashboard {
         let ordered = visible.sorted { a, b in
             (rank(a), a.lastSeenAt ?? .max, a.node.nodeID.uuidString) < (rank(b), b.lastSeenAt ?? .max, b.node.nodeID.uuidString)
         }
-        let rows: [[String: Any]] = ordered.map { entry in
+        let rows: [[String: Any]] = ordered.prefix(Self.maxRows).map { entry in
             let status = entry.status?.status
             let state = ["silent", "never", "active", "revoked"][rank(entry)]
             let failing = status?.sources.filter { $0.errors > 0 }.map { "\($0.name): \($0.errors)" } ?? []
@@ -186,7 +229,7 @@ extension Dashboard {
                 "errors": failing.isEmpty ? "—" : failing.joined(separator: ", "),
             ]
         }
-        return ["nodes": rows, "hasNodes": !rows.isEmpty, "count": rows.count]
+        return ["nodes": rows, "hasNodes": !rows.isEmpty, "count": rows.count, "cut": ordered.count > Self.maxRows]
     }
 
     /// Hub health from the sampler: the newest sample against the one a minute before.

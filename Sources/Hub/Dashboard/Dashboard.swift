@@ -36,6 +36,8 @@ struct Dashboard: Sendable {
     static let refreshSeconds = 5
     /// Cases listed on the cases page at most.
     static let maxCases = 200
+    /// Sites on the overview and nodes on the fleet page at most (most ratings, silent first).
+    static let maxRows = 500
 
     /// The header every page carries: nothing loads from elsewhere, nothing frames it, no
     /// inline script runs.
@@ -49,7 +51,7 @@ struct Dashboard: Sendable {
         router.get("assets/icon.svg") { _, _ in Self.asset(DashboardAssets.icon, type: "image/svg+xml") }
         router.get("login") { request, _ -> Response in
             let page = PageRequest(request, caller: nil, secureCookie: dashboard.secureCookie, zone: dashboard.store.reportZone, now: dashboard.clock())
-            let next = request.uri.queryParameters.get("next").flatMap { Self.pages.contains($0) ? $0 : nil } ?? "/"
+            let next = request.uri.queryParameters.get("next").flatMap(Self.localPage) ?? "/"
             return dashboard.render(title: page.t["signIn"] ?? "", body: dashboard.body("login", ["next": next], page), page: page, current: nil)
         }
         for (path, name) in [("/", "overview"), ("cases", "cases"), ("fleet", "fleet"), ("health", "health")] {
@@ -100,15 +102,23 @@ struct Dashboard: Sendable {
             body: .init(byteBuffer: ByteBuffer(string: self.library.render(layout, withTemplate: "layout") ?? ""))
         )
         if page.languageChosenByQuery {
-            response.headers[.setCookie] = "fm_lang=\(page.language.rawValue); Path=/; SameSite=Strict; Max-Age=31536000"
+            response.headers[.setCookie] = "fm_lang=\(page.language.rawValue); Path=/; SameSite=Strict; Max-Age=31536000\(self.secureCookie ? "; Secure" : "")"
         }
         return response
     }
 
     /// The 303 to the sign-in page that a page answers a browser without a session.
     static func toLogin(_ request: Request) -> Response {
-        let next = Self.pages.contains(request.uri.path) ? request.uri.path : "/"
+        var next = Self.pages.contains(request.uri.path) ? request.uri.path : "/"
+        if next != "/" || request.uri.path == "/", let query = request.uri.query, !query.isEmpty, query.utf8.count <= 2_048 { next += "?" + query }
         return Response(status: .seeOther, headers: [.location: "/login?next=\(next.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "/")", .cacheControl: "no-store"])
+    }
+
+    /// `next` when it is one of the pages, with a query of its own or none: never another
+    /// site, never a scheme.
+    static func localPage(_ next: String) -> String? {
+        let path = next.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        return Self.pages.contains(path) ? next : nil
     }
 
     static func asset(_ text: String, type: String) -> Response {
@@ -129,6 +139,9 @@ struct PageRequest: Sendable {
     /// The session's CSRF token; empty for a caller that came with a bearer token.
     let csrf: String
     let zone: TimeZone
+    /// Gregorian in ``zone``: times on the pages (a calendar is cheap to use, a date
+    /// formatter to make).
+    let calendar: Calendar
     let now: Int64
     let query: [(key: String, value: String)]
     let path: String
@@ -147,6 +160,9 @@ struct PageRequest: Sendable {
         self.caller = caller
         self.csrf = BrowserSession.secret(inCookies: request.headers[values: .cookie], secure: secureCookie).map(BrowserSession.csrfToken(for:)) ?? ""
         self.zone = zone
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = zone
+        self.calendar = calendar
         self.now = now
         self.query = query.filter { $0.key != "lang" }
         self.path = request.uri.path
@@ -167,11 +183,8 @@ struct PageRequest: Sendable {
 
     /// A time (ms since the epoch) as `YYYY-MM-DD HH:MM` in the report zone.
     func format(_ milliseconds: Int64) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = self.zone
-        formatter.dateFormat = "yyyy-MM-dd HH:mm"
-        return formatter.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
+        let parts = self.calendar.dateComponents([.year, .month, .day, .hour, .minute], from: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
+        return String(format: "%04d-%02d-%02d %02d:%02d", parts.year ?? 0, parts.month ?? 0, parts.day ?? 0, parts.hour ?? 0, parts.minute ?? 0)
     }
 
     /// A time and how long ago it was (or how long until it): `2026-12-07 10:40 (5 min ago)`.

@@ -48,6 +48,7 @@ enum DashboardAssets {
         .case form { display: flex; flex-wrap: wrap; gap: .5rem; align-items: end; margin-top: .5rem; }
         .case textarea { min-width: 16rem; min-height: 2.25rem; }
         .result { min-height: 1.2rem; margin: .25rem 0 0; font-size: .9rem; }
+        .announce { max-width: 80rem; margin: .5rem auto 0; padding: 0 1rem; color: var(--good); }
         .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(12rem, 1fr)); gap: .75rem; }
         .card { background: var(--card); border: 1px solid var(--line); border-radius: 6px; padding: .75rem; }
         .card .figure { font-size: 1.5rem; font-weight: 600; }
@@ -73,28 +74,47 @@ enum DashboardAssets {
           const csrf = () => (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
           const main = () => document.getElementById("main");
 
-          async function refresh() {
-            const response = await fetch(location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } });
-            if (response.redirected || response.status === 401) { location.assign("/login"); return; }
-            if (!response.ok) return;
-            const page = new DOMParser().parseFromString(await response.text(), "text/html");
-            const fresh = page.getElementById("main");
-            if (fresh) main().replaceChildren(...fresh.childNodes);
-            const stamp = page.getElementById("updated");
-            if (stamp) document.getElementById("updated").textContent = stamp.textContent;
+          let inFlight = false;
+          // force: after the reader's own action, which was made from a focused button.
+          async function refresh(force) {
+            if (inFlight) return;
+            inFlight = true;
+            try {
+              const response = await fetch(location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } });
+              if (response.redirected || response.status === 401) { location.assign("/login"); return; }
+              if (!response.ok) return;
+              const page = new DOMParser().parseFromString(await response.text(), "text/html");
+              const fresh = page.getElementById("main");
+              // Checked again: the reader may have started typing while the page was fetched.
+              if (fresh && (force || !editing())) main().replaceChildren(...fresh.childNodes);
+              const stamp = page.getElementById("updated");
+              if (stamp) document.getElementById("updated").textContent = stamp.textContent;
+            } finally {
+              inFlight = false;
+            }
           }
 
+          // Something in <main> has the focus (a field, a button, a link) or a field holds
+          // unsent text: a refresh now would take it from under the reader.
           function editing() {
             const active = document.activeElement;
-            if (active && main().contains(active) && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName)) return true;
+            if (active && active !== main() && main().contains(active)) return true;
             return [...main().querySelectorAll("textarea, input")].some((field) =>
               field.type === "checkbox" ? field.checked !== field.defaultChecked : field.value !== field.defaultValue);
           }
 
           const seconds = Number(document.body.dataset.refresh || 0);
           if (seconds > 0) {
-            setInterval(() => { if (document.visibilityState === "visible" && !editing()) refresh().catch(() => {}); }, seconds * 1000);
+            setInterval(() => { if (document.visibilityState === "visible" && !editing()) refresh(false).catch(() => {}); }, seconds * 1000);
           }
+
+          // Enter in a case's owner field assigns; a case form is never sent as a page request.
+          document.addEventListener("submit", (event) => {
+            const form = event.target.closest("form[data-case]");
+            if (!form) return;
+            event.preventDefault();
+            if (document.activeElement && document.activeElement.name === "owner") form.querySelector("button[data-action=assign]").click();
+          });
 
           document.addEventListener("click", async (event) => {
             const button = event.target.closest("button[data-action]");
@@ -114,7 +134,13 @@ enum DashboardAssets {
                 method: "POST", credentials: "same-origin",
                 headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() }, body: JSON.stringify(body),
               });
-              if (response.ok) { result.textContent = button.dataset.done || "✓"; form.reset(); await refresh(); return; }
+              if (response.ok) {
+                document.getElementById("announce").textContent = document.body.dataset.done + ": " + button.textContent;
+                button.blur();
+                await refresh(true);
+                main().focus();
+                return;
+              }
               const answer = await response.json().catch(() => ({}));
               result.textContent = (answer.error && answer.error.message) || ("HTTP " + response.status);
             } catch (error) {
@@ -126,7 +152,12 @@ enum DashboardAssets {
 
           const signOut = document.getElementById("sign-out");
           if (signOut) signOut.addEventListener("click", async () => {
-            await fetch("/v1/session", { method: "DELETE", credentials: "same-origin", headers: { "X-CSRF-Token": csrf() } }).catch(() => {});
+            const response = await fetch("/v1/session", { method: "DELETE", credentials: "same-origin", headers: { "X-CSRF-Token": csrf() } })
+              .catch(() => null);
+            if (!response || !response.ok) {
+              document.getElementById("announce").textContent = "HTTP " + (response ? response.status : "—");
+              return;
+            }
             location.assign("/login");
           });
 

@@ -27,7 +27,7 @@ enum DashboardTemplates {
         <link rel="stylesheet" href="/assets/dashboard.css">
         <script src="/assets/dashboard.js" defer></script>
         </head>
-        <body data-refresh="{{refresh}}">
+        <body data-refresh="{{refresh}}" data-done="{{t.saved}}">
         <a class="skip" href="#main">{{t.skip}}</a>
         <header>
         <nav aria-label="{{t.navigation}}"><ul>
@@ -37,6 +37,7 @@ enum DashboardTemplates {
         <a href="{{langHref}}" lang="{{otherLang}}" hreflang="{{otherLang}}">{{otherLangName}}</a>
         {{#signedIn}}<button type="button" id="sign-out">{{t.signOut}}</button>{{/signedIn}}</div>
         </header>
+        <p id="announce" class="result announce" role="status" aria-live="polite"></p>
         <main id="main" tabindex="-1">
         {{{body}}}
         </main>
@@ -48,9 +49,9 @@ enum DashboardTemplates {
     static let login = """
         <section class="login">
         <h1>{{t.signIn}}</h1>
-        <form id="login" data-next="{{next}}" data-failed="{{t.signInFailed}}">
+        <form id="login" method="post" action="/login" data-next="{{next}}" data-failed="{{t.signInFailed}}">
         <label for="token">{{t.token}}</label>
-        <input id="token" name="token" type="password" autocomplete="off" required aria-describedby="token-help" spellcheck="false">
+        <input id="token" type="password" autocomplete="off" required aria-describedby="token-help" spellcheck="false">
         <p id="token-help" class="muted">{{t.tokenHelp}}</p>
         <button type="submit" class="primary">{{t.signIn}}</button>
         <p class="result" role="alert"></p>
@@ -70,7 +71,7 @@ enum DashboardTemplates {
         <button type="submit">{{t.show}}</button>
         <p class="muted">{{periodText}}</p>
         </form>
-        {{#error}}<p class="bad" role="alert">{{error}}</p>{{/error}}
+        {{#error}}<p class="bad">{{error}}</p>{{/error}}
         <section aria-labelledby="rate-h"><h2 id="rate-h">{{t.ratingsPerHour}}</h2>{{{rateChart}}}</section>
         <section aria-labelledby="nps-h"><h2 id="nps-h">{{t.npsTrend}}</h2>{{{npsChart}}}</section>
         <section aria-labelledby="sites-h"><h2 id="sites-h">{{t.sites}}</h2>
@@ -84,6 +85,7 @@ enum DashboardTemplates {
         <td>{{csat}}</td><td class="num">{{detractors}}</td><td class="num">{{misuse}}</td></tr>
         {{/sites}}
         </tbody></table></div>{{/hasSites}}
+        {{#cut}}<p class="muted">{{t.cut}}</p>{{/cut}}
         {{^sites}}<p>{{t.noRatings}}</p>{{/sites}}
         </section>
         """
@@ -98,8 +100,8 @@ enum DashboardTemplates {
         <label class="check"><input type="checkbox" name="overdue" value="true"{{#overdueOnly}} checked{{/overdueOnly}}>{{t.overdueOnly}}</label>
         <button type="submit">{{t.filter}}</button>
         </form>
-        <p class="muted">{{count}} {{t.casesShown}}{{^canAct}} · {{t.readOnly}}{{/canAct}}</p>
-        {{#error}}<p class="bad" role="alert">{{error}}</p>{{/error}}
+        <p class="muted">{{count}} {{t.casesShown}}{{#cut}} · {{t.cut}}{{/cut}}{{^canAct}} · {{t.readOnly}}{{/canAct}}</p>
+        {{#error}}<p class="bad">{{error}}</p>{{/error}}
         <section aria-label="{{t.cases}}">
         {{#cases}}<article class="case" id="case-{{id}}" data-status="{{status}}">
         <h2>{{summary}}</h2>
@@ -129,7 +131,7 @@ enum DashboardTemplates {
 
     static let fleet = """
         <h1>{{t.fleet}}</h1>
-        <p class="muted">{{count}} {{t.nodesShown}}</p>
+        <p class="muted">{{count}} {{t.nodesShown}}{{#cut}} · {{t.cut}}{{/cut}}</p>
         <section aria-label="{{t.fleet}}">
         {{#hasNodes}}<div class="table-wrap"><table>
         <thead><tr><th scope="col">{{t.node}}</th><th scope="col">{{t.status}}</th><th scope="col">{{t.site}}</th><th scope="col">{{t.role}}</th>

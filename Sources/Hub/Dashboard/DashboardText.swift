@@ -50,7 +50,7 @@ enum DashboardText {
         "connections": "Connections", "handshakes": "Handshakes", "rejects": "Rejects by code", "code": "Code", "lastMinute": "Last minute",
         "sinceStart": "Since start", "deliveries": "Webhook deliveries", "outcome": "Outcome", "storeUp": "Store reachable", "yes": "yes", "no": "no",
         "nodesSilent": "Nodes silent", "authRefusals": "Refused API calls", "reason": "Reason", "sampling": "Figures appear after the first samples (every 10 s).",
-        "thisHub": "This hub's own figures.", "ago": "ago", "in": "in", "forbidden": "Your token may not see this page.",
+        "thisHub": "This hub's own figures.", "saved": "Saved", "cut": "only the first ones are shown; filter to see the rest", "ago": "ago", "in": "in", "forbidden": "Your token may not see this page.",
     ]
 
     static let russian: [String: String] = [
@@ -76,6 +76,6 @@ enum DashboardText {
         "connections": "Соединения", "handshakes": "Рукопожатия", "rejects": "Отказы по кодам", "code": "Код", "lastMinute": "За минуту",
         "sinceStart": "С запуска", "deliveries": "Доставка вебхуков", "outcome": "Итог", "storeUp": "Хранилище доступно", "yes": "да", "no": "нет",
         "nodesSilent": "Молчащие узлы", "authRefusals": "Отклонённые вызовы API", "reason": "Причина", "sampling": "Показатели появятся после первых замеров (каждые 10 с).",
-        "thisHub": "Показатели этого хаба.", "ago": "назад", "in": "через", "forbidden": "Вашему токену эта страница недоступна.",
+        "thisHub": "Показатели этого хаба.", "saved": "Сохранено", "cut": "показаны только первые; уточните отбор, чтобы увидеть остальные", "ago": "назад", "in": "через", "forbidden": "Вашему токену эта страница недоступна.",
     ]
 }

@@ -28,12 +28,16 @@ public struct RatingReport: Sendable {
         public var filters: [RollupQuery.Dimension: String]
         /// The caller's sites.
         public var scope: SiteScope
+        /// Whether the previous period is read too; without it, its statistics are empty (a
+        /// chart that shows only this period reads half as much).
+        public var comparesPrevious: Bool
 
         /// Creates a request.
         public init(
             from: Date, to: Date, timeZone: TimeZone, groupBy: [RollupQuery.Dimension] = [], bucket: Bucket? = nil,
-            filters: [RollupQuery.Dimension: String] = [:], scope: SiteScope = .any
+            filters: [RollupQuery.Dimension: String] = [:], scope: SiteScope = .any, comparesPrevious: Bool = true
         ) {
+            self.comparesPrevious = comparesPrevious
             self.from = from
             self.to = to
             self.timeZone = timeZone
@@ -130,7 +134,7 @@ public struct RatingReport: Sendable {
         // The two periods are read at once, on two threads: the report answers in the time
         // of the longer read, not of both.
         let reads = Mutex<[Int: Result<[(RollupQuery.Resolution, [RollupRow])], any Error>]>([:])
-        DispatchQueue.concurrentPerform(iterations: 2) { index in
+        DispatchQueue.concurrentPerform(iterations: request.comparesPrevious ? 2 : 1) { index in
             let result = Result {
                 index == 0
                     ? try plan.rows(hours.from, hours.to, byTime: request.bucket != nil, store)

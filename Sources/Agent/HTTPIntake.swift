@@ -163,6 +163,9 @@ public struct HTTPIntake: Sendable {
         let data = Data(body.readableBytesView)
         let decoder = JSONDecoder()
         let first = body.readableBytesView.first { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }
+        if let problem = StrictJSONNumbers.check(body.readableBytesView) {
+            return .failure(Refusal(code: "invalidNumber", message: problem.description, field: problem.field))
+        }
         do {
             if first == UInt8(ascii: "[") {
                 let all = try decoder.decode([FeedbackSubmission].self, from: data)

@@ -102,7 +102,7 @@ struct Seal: ParsableCommand {
             let place = "\(self.records):\(index + 1)"
             let submission: FeedbackSubmission
             do {
-                submission = try JSONDecoder().decode(FeedbackSubmission.self, from: Data(trimmed.utf8))
+                submission = try StrictJSONNumbers.submission(from: Array(trimmed.utf8))
             } catch {
                 throw CLIError("\(place): not a submission: \(Self.describe(error))")
             }

@@ -84,15 +84,24 @@ struct Import: AsyncParsableCommand {
         var bad = 0
         var failure: (any Error)?
         var probe = UUIDv7()
+        var readUpTo: UInt64?
         while true {
             guard let chunk = try tailer.poll() else { break }
-            if chunk.lines.isEmpty, chunk.cursor == agent.spool.cursor(of: name) { break }
+            // Done when nothing new came and nothing more was read (a long line being dropped
+            // returns nothing for a few polls, but reads on).
+            if chunk.lines.isEmpty, chunk.overlong.isEmpty, chunk.cursor == agent.spool.cursor(of: name), tailer.readOffset == readUpTo { break }
+            readUpTo = tailer.readOffset
             var submissions: [FeedbackSubmission] = []
+            for (number, length) in chunk.overlong {
+                bad += 1
+                progress.clear()
+                Progress.standardError("\(TerminalText.escape(path)):\(number): skipped: the line is \(length) bytes, longer than \(tailer.maxLineBytes)\n")
+            }
             for (text, number) in chunk.lines {
                 if csv, number == 1 { continue }
                 if text.allSatisfy(\.isWhitespace) { continue }
                 do {
-                    let submission = csv ? try Self.csvSubmission(text, header: header) : try JSONDecoder().decode(FeedbackSubmission.self, from: Data(text.utf8))
+                    let submission = csv ? try Self.csvSubmission(text, header: header) : try StrictJSONNumbers.submission(from: Array(text.utf8))
                     // Checked here, so one bad line is skipped rather than failing its chunk.
                     _ = try submission.record(id: probe.next(milliseconds: 1), origin: UUID(), capturedAt: 1)
                     submissions.append(submission)
@@ -140,7 +149,9 @@ struct Import: AsyncParsableCommand {
         } catch {
             throw CLIError("cannot read \(path): \(error.cause)")
         }
-        let line = String(decoding: data.prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self).trimmingWhitespace()
+        // A spreadsheet's byte-order mark is not part of the first column's name.
+        let text = data.starts(with: FileTailer.byteOrderMark) ? data.dropFirst(FileTailer.byteOrderMark.count) : data[...]
+        let line = String(decoding: text.prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self).trimmingWhitespace()
         let fields: [String]
         do {
             fields = try splitCSVLine(Substring(line))

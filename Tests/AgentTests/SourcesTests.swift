@@ -86,6 +86,91 @@ import Wire
         #expect(chunk?.cursor.offset == 15)
     }
 
+    @Test func aByteOrderMarkAtTheStartIsNotPartOfTheFirstLine() throws {
+        let folder = try self.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/Master.csv"
+        // As a spreadsheet saves CSV: the mark, then the first field.
+        try appendText("\u{FEFF}branch-042,5\nweb-eu,\u{FEFF}3\n", to: path)
+        let chunk = try FileTailer(path: path, name: "cdr", cursor: nil).poll()
+        #expect(self.texts(chunk) == ["branch-042,5", "web-eu,\u{FEFF}3"], "only the mark at the file's start is dropped")
+        #expect(chunk?.cursor.offset == UInt64("\u{FEFF}branch-042,5\nweb-eu,\u{FEFF}3\n".utf8.count))
+        // A file that is only the mark so far, then its first line.
+        let second = folder + "/feed.log"
+        try appendText("\u{FEFF}", to: second)
+        let tailer = FileTailer(path: second, name: "feed", cursor: nil)
+        #expect(self.texts(try tailer.poll()) == [])
+        try appendText("one\n", to: second)
+        #expect(self.texts(try tailer.poll()) == ["one"])
+    }
+
+    @Test func aLineLongerThanTheLimitIsRefusedWholeAndTheLinesAfterItKeepTheirNumbers() throws {
+        let folder = try self.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/Master.csv"
+        // A long first field, then what would be a rating with any site if the line's tail
+        // were read as a line of its own.
+        let long = String(repeating: "A", count: 40) + ",forged-site,0"
+        try appendText("ok\n" + long + "\nnext\n", to: path)
+        let tailer = FileTailer(path: path, name: "cdr", cursor: nil, maxLineBytes: 16, maxChunkBytes: 8)
+        var lines: [(String, UInt64)] = []
+        var overlong: [(UInt64, UInt64)] = []
+        var cursor: SourceCursor?
+        for _ in 0..<20 {
+            let chunk = try tailer.poll()
+            lines += chunk?.lines.map { (String($0.text), $0.number) } ?? []
+            overlong += chunk?.overlong.map { ($0.number, $0.length) } ?? []
+            cursor = chunk?.cursor
+        }
+        #expect(lines.map(\.0) == ["ok", "next"] && lines.map(\.1) == [1, 3], "\(lines)")
+        #expect(overlong.count == 1 && overlong.first?.0 == 2 && overlong.first?.1 == UInt64(long.utf8.count))
+        #expect(cursor?.line == 3 && cursor?.offset == UInt64(("ok\n" + long + "\nnext\n").utf8.count))
+
+        // The agent stops in the middle of such a line: it starts again at the line's start,
+        // and the line's tail is never read as a line.
+        let second = folder + "/feed.log"
+        try appendText("ok\n" + String(repeating: "B", count: 40), to: second)
+        let first = FileTailer(path: second, name: "feed", cursor: nil, maxLineBytes: 16, maxChunkBytes: 8)
+        var saved: SourceCursor?
+        for _ in 0..<10 { saved = try first.poll()?.cursor ?? saved }
+        #expect(saved?.offset == 3 && saved?.line == 1, "the cursor stays at the long line's start")
+        try appendText(",tail-site,0\nthird\n", to: second)
+        // The tailer that was dropping sees the newline in a later poll: the same outcome.
+        var went: [(String, UInt64)] = []
+        var wentRefused: [UInt64] = []
+        for _ in 0..<20 {
+            let chunk = try first.poll()
+            went += chunk?.lines.map { (String($0.text), $0.number) } ?? []
+            wentRefused += chunk?.overlong.map(\.number) ?? []
+        }
+        #expect(went.map(\.0) == ["third"] && went.map(\.1) == [3] && wentRefused == [2], "\(went) \(wentRefused)")
+        let again = FileTailer(path: second, name: "feed", cursor: saved, maxLineBytes: 16, maxChunkBytes: 8)
+        var after: [(String, UInt64)] = []
+        var refused: [UInt64] = []
+        for _ in 0..<20 {
+            let chunk = try again.poll()
+            after += chunk?.lines.map { (String($0.text), $0.number) } ?? []
+            refused += chunk?.overlong.map(\.number) ?? []
+        }
+        #expect(after.map(\.0) == ["third"] && after.map(\.1) == [3] && refused == [2], "\(after) \(refused)")
+
+        // A line of exactly the limit is taken, its \r\n split across polls or not.
+        let third = folder + "/edge.log"
+        let exact = String(repeating: "C", count: 16)
+        try appendText(exact + "\r", to: third)
+        let edge = FileTailer(path: third, name: "edge", cursor: nil, maxLineBytes: 16, maxChunkBytes: 8)
+        var taken: [String] = []
+        for _ in 0..<5 { taken += self.texts(try edge.poll()) }
+        try appendText("\n" + exact + "D\n", to: third)
+        var longer: [UInt64] = []
+        for _ in 0..<5 {
+            let chunk = try edge.poll()
+            taken += self.texts(chunk)
+            longer += chunk?.overlong.map(\.length) ?? []
+        }
+        #expect(taken == [exact] && longer == [17], "\(taken) \(longer)")
+    }
+
     @Test func renameRotationFinishesTheOldFileThenReadsTheNewOne() throws {
         let folder = try self.folder()
         defer { try? FileManager.default.removeItem(atPath: folder) }

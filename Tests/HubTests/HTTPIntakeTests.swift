@@ -120,6 +120,19 @@ import Wire
         let empty = try await intake.request("POST", "/v1/feedback", body: "[]")
         #expect(empty.status == 400)
 
+        // A score is an integer literal: 3.0, 1e1 and -0 are refused naming it, not taken as
+        // 3, 10 and 0; a number too large for a double names its field, not "invalid JSON".
+        for score in ["3.0", "1e1", "-0", "07", "3E0"] {
+            let odd = try await intake.request("POST", "/v1/feedback", body: #"{"source":"popup","scale":"nps","score":\#(score)}"#)
+            #expect(odd.status == 400 && self.errorCode(odd.json) == "invalidNumber" && self.errorField(odd.json) == "score", "\(score)")
+        }
+        let inArray = try await intake.request(
+            "POST", "/v1/feedback", body: #"[{"source":"popup","scale":"nps","score":7},{"source":"popup","scale":"nps","score":7.5}]"#
+        )
+        #expect(self.errorCode(inArray.json) == "invalidNumber" && self.errorField(inArray.json) == "score")
+        let huge = try await intake.request("POST", "/v1/feedback", body: #"{"source":"popup","scale":"nps","score":3,"occurredAt":1e309}"#)
+        #expect(huge.status == 400 && self.errorCode(huge.json) == "invalidNumber" && self.errorField(huge.json) == "occurredAt")
+
         // Control characters (here ESC, which drives terminals) are refused, naming the field.
         let escape = try await intake.request(
             "POST", "/v1/feedback", body: #"{"source":"popup","scale":"nps","score":3,"site":"web\u001b[2Jeu"}"#
@@ -135,6 +148,9 @@ import Wire
 
         // Nothing of a refused request was kept.
         #expect(intake.agent.status.submitted == 0)
+        // Numbers in texts and ordinary integers are untouched.
+        let fine = try await intake.request("POST", "/v1/feedback", body: #"{"source":"popup","scale":"nps","score":0,"comment":"score: 3.0"}"#)
+        #expect(fine.status == 202 && intake.agent.status.submitted == 1)
         try await intake.stop()
         try await hub.stopAndRemove()
     }

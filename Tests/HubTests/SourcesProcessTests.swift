@@ -163,7 +163,88 @@ import Wire
         try await hub.stopAndRemove()
     }
 
-    @Test func importTakesACSVOnceAndRefusesASpoolInUse() async throws {
+    /// Issue 18's kiosk findings, as a real agent reads them: a FIFO writer that closes in the
+    /// middle of an event, a button box of another layout (16-byte events), and a regular file.
+    @Test func kioskStreamsKeepTheirAlignmentAndOtherLayoutsAndFilesAreRefused() async throws {
+        #expect(FileManager.default.fileExists(atPath: Self.binary), "build first: swift build --build-tests")
+        let hub = try await HubHarness.start()
+        let (folder, _) = try hub.agentFolder("kiosks")
+        let (fifo, narrow) = (folder + "/door.events", folder + "/narrow.events")
+        #expect(mkfifo(fifo, 0o600) == 0 && mkfifo(narrow, 0o600) == 0)
+        let file = folder + "/file.events"
+        let now = Int64(Date().timeIntervalSince1970)
+        let press = { (index: Int64, code: UInt16) in InputEvent(seconds: now - 100 + index, microseconds: 0, type: 1, code: code, value: 1).bytes }
+        try Data(press(0, 2) + press(1, 3)).write(to: URL(fileURLWithPath: file))
+        let config = folder + "/agent.yaml"
+        var sources = ""
+        for (name, device) in [("door", fifo), ("narrow", narrow), ("file", file)] {
+            sources += "\n  - {name: \(name), kind: kiosk, device: \(device), site: branch-042, kiosk: \(name), keys: {KEY_1: 1, KEY_2: 2, KEY_3: 3, KEY_4: 4}}"
+        }
+        try """
+            identity: agent.json
+            hubs: ["127.0.0.1:\(hub.port)"]
+            ca: \(hub.caPath)
+            spool: {directory: spool, fsync: "5"}
+            batch: {maxRecords: 100, maxAgeMs: 20}
+            sources:\(sources)
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let log = folder + "/agent.log"
+        let agent = try launch(Self.binary, ["run", "--config", config, "--log-level", "info"], log: log)
+        defer { if agent.isRunning { kill(agent.processIdentifier, SIGKILL) } }
+        func writer(_ path: String) async throws -> Int32 {
+            var fd: Int32 = -1
+            _ = await eventually {
+                fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC)
+                return fd >= 0
+            }
+            try #require(fd >= 0, "the agent opened \(path)")
+            return fd
+        }
+        func put(_ fd: Int32, _ bytes: [UInt8]) { #expect(bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == bytes.count) }
+
+        // Three presses; the first writer stops 10 bytes into the second and closes.
+        let stream = press(10, 2) + press(11, 3) + press(12, 4)
+        var fd = try await writer(fifo)
+        put(fd, Array(stream[..<34]))
+        close(fd)
+        // The agent sees the writer gone and opens the FIFO again before the next writer.
+        #expect(await eventually {
+            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").components(separatedBy: "kiosk device opened").filter { $0.contains("door.events") }.count >= 2
+        })
+        fd = try await writer(fifo)
+        put(fd, Array(stream[34...]))
+        close(fd)
+        // A 32-bit kernel's events: 32-bit seconds and microseconds, then type, code, value.
+        var sixteen: [UInt8] = []
+        for index in 0..<6 {
+            var event = [UInt8](repeating: 0, count: 16)
+            event.withUnsafeMutableBytes { raw in
+                raw.storeBytes(of: Int32(now - 50 + Int64(index)), toByteOffset: 0, as: Int32.self)
+                raw.storeBytes(of: UInt16(1), toByteOffset: 8, as: UInt16.self)
+                raw.storeBytes(of: UInt16(2 + index % 4), toByteOffset: 10, as: UInt16.self)
+                raw.storeBytes(of: Int32(1), toByteOffset: 12, as: Int32.self)
+            }
+            sixteen += event
+        }
+        fd = try await writer(narrow)
+        put(fd, sixteen)
+        close(fd)
+
+        let expected = Set([(now - 90) * 1000, (now - 89) * 1000, (now - 88) * 1000])
+        #expect(try await eventually { Set(try self.stored(hub, source: 2).map(\.occurredAt)) == expected })
+        try await Task.sleep(for: .milliseconds(500))
+        let rows = try self.stored(hub, source: 2)
+        #expect(rows.map(\.score).sorted() == [1, 2, 3] && rows.allSatisfy { $0.subject == "door" }, "three presses from the door, none from the other two: \(rows)")
+        let text = try String(contentsOfFile: log, encoding: .utf8)
+        #expect(text.contains("kiosk device does not send input events of this platform's layout; refused") && text.contains("narrow.events"))
+        #expect(text.contains("kiosk device is a regular file; not read"))
+        kill(agent.processIdentifier, SIGTERM)
+        await waitForExit(agent)
+        try await hub.stopAndRemove()
+    }
+
+    /// A hub, and a folder with an agent configuration for `feedback-agent import`.
+    static func importer() async throws -> (hub: HubHarness, folder: String, config: String) {
         #expect(FileManager.default.fileExists(atPath: Self.binary), "build first: swift build --build-tests")
         let hub = try await HubHarness.start()
         let (folder, _) = try hub.agentFolder("importer")
@@ -174,6 +255,29 @@ import Wire
             ca: \(hub.caPath)
             spool: {directory: spool}
             """.write(toFile: config, atomically: true, encoding: .utf8)
+        return (hub, folder, config)
+    }
+
+    @Test func importGoesOnPastALineLongerThanTheLimitAndIgnoresAByteOrderMark() async throws {
+        let (hub, folder, config) = try await Self.importer()
+        let rating = #"{"source":"import","scale":"nps","score":9,"site":"web-eu"}"#
+        let long = #"{"source":"import","scale":"nps","score":1,"site":"web-eu","comment":""# + String(repeating: "x", count: 3 << 20) + #""}"#
+        let jsonl = folder + "/export.jsonl"
+        try ("\u{FEFF}" + rating + "\n" + long + "\n" + rating.replacingOccurrences(of: "9", with: "8") + "\n").write(toFile: jsonl, atomically: true, encoding: .utf8)
+        let log = folder + "/import.log"
+        let process = try launch(Self.binary, ["import", jsonl, "--config", config, "--wait", "20"], log: log)
+        process.waitUntilExit()
+        let output = try String(contentsOfFile: log, encoding: .utf8)
+        #expect(process.terminationStatus == 0, "\(output)")
+        #expect(output.contains("imported 2 ratings") && output.contains("(1 bad lines skipped)"), "\(output)")
+        #expect(output.contains("export.jsonl:2: skipped: the line is \(long.utf8.count) bytes"), "\(output)")
+        let scores = try hub.hub.sqlite.read { db in try Int.fetchAll(db, sql: "SELECT score FROM records ORDER BY score") }
+        #expect(scores == [8, 9], "the first line despite its byte-order mark, the third after the long one")
+        try await hub.stopAndRemove()
+    }
+
+    @Test func importTakesACSVOnceAndRefusesASpoolInUse() async throws {
+        let (hub, folder, config) = try await Self.importer()
         let csv = folder + "/survey-export.csv"
         try #"""
             source,scale,score,occurredAt,site,subject,comment,attr.wave

@@ -2,7 +2,9 @@ import Foundation
 import Wire
 
 /// One Linux input event (`struct input_event` on 64-bit Linux: `struct timeval` of two
-/// 64-bit fields, `u16 type`, `u16 code`, `s32 value`; 24 bytes, host byte order).
+/// 64-bit fields, `u16 type`, `u16 code`, `s32 value`; 24 bytes, host byte order). The
+/// agent reads this layout only; a stream of another (a 32-bit kernel's 16-byte events) is
+/// refused (``isPlausible``).
 public struct InputEvent: Sendable, Hashable {
     /// Size of one event on the wire.
     public static let size = 24
@@ -53,6 +55,14 @@ public struct InputEvent: Sendable, Hashable {
 
     /// Event time in ms since the epoch.
     public var milliseconds: Int64 { self.seconds * 1000 + self.microseconds / 1000 }
+
+    /// Whether this can be an event the kernel wrote in this layout: a time after 1970 and
+    /// before the year 36,000, microseconds under a million, a type up to `EV_MAX` (0x1f).
+    /// A stream of another layout (a 32-bit kernel's 16-byte events, a file of something
+    /// else) read as 24-byte events fails this at once: its fields land in the wrong places.
+    public var isPlausible: Bool {
+        (0..<(1 << 40)).contains(self.seconds) && (0..<1_000_000).contains(self.microseconds) && self.type <= 0x1f
+    }
 }
 
 /// Turns key presses from a kiosk's button box into ratings: key-down only, by a key map,

@@ -113,7 +113,7 @@ final class SourceRunner: Sendable {
                         await self.runTail(source, path: path) { line in
                             guard !line.allSatisfy(\.isWhitespace) else { return nil }
                             do {
-                                return try JSONDecoder().decode(FeedbackSubmission.self, from: Data(line.utf8))
+                                return try StrictJSONNumbers.submission(from: Array(line.utf8))
                             } catch {
                                 throw SourceError("not a JSON rating: \(Self.describe(error))")
                             }
@@ -164,7 +164,7 @@ final class SourceRunner: Sendable {
             let now = Int64(Date().timeIntervalSince1970 * 1000)
             var records: [FeedbackRecord] = []
             var skipped = 0
-            var bad = 0
+            var bad = self.refuseOverlong(source, chunk)
             for (text, number) in chunk.lines {
                 do {
                     guard let submission = try parse(text) else {
@@ -271,6 +271,8 @@ final class SourceRunner: Sendable {
                     self.badLine(source, chunk, number, error)
                 }
             }
+            // Over-long lines before where reading stopped; those after are read again later.
+            bad += self.refuseOverlong(source, chunk, through: cursor.line)
             let kept = cursor == saved ? true : await self.keep(records, through: cursor, source, skipped: 0, bad: bad)
             if kept {
                 saved = cursor
@@ -295,6 +297,19 @@ final class SourceRunner: Sendable {
             "source file of the saved position is gone (rotated away and deleted or compressed while the agent was stopped); lines written to it after that position were not read",
             metadata: ["source": "\(source.name)", "file": "\(tailer.path)", "line": "\(lost.line)"]
         )
+    }
+
+    /// Says which lines of `chunk` (up to line `last`) were refused whole for their length;
+    /// returns how many.
+    private func refuseOverlong(_ source: SourceConfiguration, _ chunk: FileTailer.Chunk, through last: UInt64 = .max) -> Int {
+        let refused = chunk.overlong.filter { $0.number <= last }
+        for (number, length) in refused {
+            self.logger.warning(
+                "line too long; refused whole",
+                metadata: ["source": "\(source.name)", "file": "\(chunk.path)", "line": "\(number)", "bytes": "\(length)", "limit": "\(FileTailer.defaultMaxLineBytes)"]
+            )
+        }
+        return refused.count
     }
 
     private func badLine(_ source: SourceConfiguration, _ chunk: FileTailer.Chunk, _ number: UInt64, _ error: any Error) {
@@ -450,6 +465,8 @@ final class InputEventReader: Sendable {
     private let onOpen: @Sendable () -> Void
     private let onRead: @Sendable (_ skipped: Int, _ dropped: Int) -> Void
     private let stopped = Atomic<Bool>(false)
+    /// Whether the last read was refused for its layout (logged once until a good read).
+    private let layoutRefused = Atomic<Bool>(false)
     /// Drops are logged at most this often per source, each line with the count since the last.
     static let dropLogInterval: Duration = .seconds(10)
 
@@ -479,7 +496,12 @@ final class InputEventReader: Sendable {
 
     func run() {
         var missingLogged = false
+        var regularLogged = false
         var drops = DropLog()
+        // Bytes of an event a FIFO's writer began and did not finish before it closed: the
+        // next writer goes on with the same stream, so they are kept across the reopen.
+        var pending: [UInt8] = []
+        var pendingFrom: (device: UInt64, inode: UInt64)?
         while !self.stopped.load(ordering: .relaxed) {
             // No controlling terminal, even from a terminal device.
             let fd = open(self.device, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
@@ -492,9 +514,37 @@ final class InputEventReader: Sendable {
                 continue
             }
             missingLogged = false
+            var status = stat()
+            fstat(fd, &status)
+            let kind = status.st_mode & S_IFMT
+            if kind == S_IFREG {
+                // A file has no position kept like a tailer's: read from its start at every
+                // agent start, its presses would be stored again under new ids.
+                if !regularLogged {
+                    self.logger.error(
+                        "kiosk device is a regular file; not read (its presses would be stored again at every start): use the input device (/dev/input/by-id/…) or a FIFO",
+                        metadata: ["source": "\(self.name)", "device": "\(self.device)"]
+                    )
+                    regularLogged = true
+                }
+                close(fd)
+                Thread.sleep(forTimeInterval: 1)
+                continue
+            }
+            regularLogged = false
+            // Only the same FIFO goes on with the same stream; a recreated one starts anew.
+            let identity = (UInt64(status.st_dev), UInt64(status.st_ino))
+            if kind != S_IFIFO || pendingFrom.map({ $0 != identity }) ?? false { pending = [] }
+            pendingFrom = identity
             self.onOpen()
             self.logger.info("kiosk device opened", metadata: ["source": "\(self.name)", "device": "\(self.device)"])
-            self.readEvents(fd, &drops)
+            if !self.readEvents(fd, &pending, &drops) {
+                // Not input events of this platform's layout: wait, then try the device again.
+                close(fd)
+                pending = []
+                Thread.sleep(forTimeInterval: 1)
+                continue
+            }
             close(fd)
         }
         self.logDrops(&drops, force: true)
@@ -513,14 +563,14 @@ final class InputEventReader: Sendable {
         drops.last = now
     }
 
-    /// Reads until the device goes away (or a FIFO's writer closes it).
-    private func readEvents(_ fd: Int32, _ drops: inout DropLog) {
+    /// Reads until the device goes away (or a FIFO's writer closes it); false when the
+    /// stream does not hold input events of this platform's layout (``InputEvent/plausible``).
+    private func readEvents(_ fd: Int32, _ pending: inout [UInt8], _ drops: inout DropLog) -> Bool {
         var status = stat()
         fstat(fd, &status)
         let isRegularFile = (status.st_mode & S_IFMT) == S_IFREG
-        // A FIFO's writer and a file wait while the buffer is full; a device cannot.
-        let canWait = isRegularFile || (status.st_mode & S_IFMT) == S_IFIFO
-        var pending: [UInt8] = []
+        // A FIFO's writer waits while the buffer is full; a device cannot.
+        let canWait = (status.st_mode & S_IFMT) == S_IFIFO
         var buffer = [UInt8](repeating: 0, count: InputEvent.size * 64)
         var sawWriter = false
         var paused = false
@@ -558,16 +608,16 @@ final class InputEventReader: Sendable {
                 self.logger.warning(
                     "kiosk device gone; will reopen", metadata: ["source": "\(self.name)", "error": "\(String(cString: strerror(errno)))"]
                 )
-                return
+                return true
             }
             if count == 0 {
                 // A file: wait for more. A FIFO whose writer left, or a device that went away: reopen.
                 if isRegularFile || !sawWriter {
                     Thread.sleep(forTimeInterval: 0.05)
-                    if !isRegularFile && (poller.revents & Int16(POLLHUP)) != 0 && !sawWriter { return }
+                    if !isRegularFile && (poller.revents & Int16(POLLHUP)) != 0 && !sawWriter { return true }
                     continue
                 }
-                return
+                return true
             }
             sawWriter = true
             pending += buffer[0..<count]
@@ -578,6 +628,23 @@ final class InputEventReader: Sendable {
                 }
             }
             pending.removeFirst(whole)
+            if let (index, event) = events.enumerated().first(where: { !$0.element.isPlausible }) {
+                // Said once until the device sends events that fit again.
+                guard !self.layoutRefused.exchange(true, ordering: .relaxed) else {
+                    self.onRead(events.count, 0)
+                    return false
+                }
+                self.logger.error(
+                    "kiosk device does not send input events of this platform's layout; refused",
+                    metadata: [
+                        "source": "\(self.name)", "device": "\(self.device)", "eventSize": "\(InputEvent.size)", "event": "\(index)",
+                        "type": "\(event.type)", "microseconds": "\(event.microseconds)",
+                    ]
+                )
+                self.onRead(events.count, 0)
+                return false
+            }
+            self.layoutRefused.store(false, ordering: .relaxed)
             let presses = events.filter(self.isPress)
             let dropped = self.buffer.add(presses)
             self.onRead(events.count - presses.count, dropped)
@@ -587,5 +654,6 @@ final class InputEventReader: Sendable {
                 self.logDrops(&drops)
             }
         }
+        return true
     }
 }

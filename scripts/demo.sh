@@ -243,16 +243,6 @@ for group in json.load(open(sys.argv[1]))["groups"]:
     misuse = f", {now['misuse']} misuse left out" if now["misuse"] else ""
     print(f"  {group['key']['site']:<12} {now['responses']:>3} ratings: " + "; ".join(figures) + misuse)
 PY
-kill -TERM "${pids[1]}"; wait "${pids[1]}" || true
-
-echo
-echo "== what the hub stored"
-"$bin/feedback-hub" report --config "$work/hub/hub.yaml"
-
-echo
-echo "== webhooks the managers received ($(wc -l < "$work/webhooks.log") in all, every signature checked)"
-head -4 "$work/webhooks.log"
-[ "$(wc -l < "$work/webhooks.log")" -le 4 ] || echo "  … and $(( $(wc -l < "$work/webhooks.log") - 4 )) more"
 
 echo
 echo "== the dashboard at http://127.0.0.1:$hubhttp/ (the overview page, as a manager's browser gets it; docs/DASHBOARD.md)"
@@ -276,6 +266,18 @@ print(f"  {page.charts} SVG charts drawn by the hub; the site table, last 90 day
 for row in page.rows:
     print(f"  {row[0]:<12} {row[1]:>8} {row[3]:<26} {row[5]}")
 PY
+
+kill -TERM "${pids[1]}"; wait "${pids[1]}" || true
+
+echo
+echo "== what the hub stored"
+"$bin/feedback-hub" report --config "$work/hub/hub.yaml"
+
+echo
+echo "== webhooks the managers received ($(wc -l < "$work/webhooks.log") in all, every signature checked)"
+head -4 "$work/webhooks.log"
+[ "$(wc -l < "$work/webhooks.log")" -le 4 ] || echo "  … and $(( $(wc -l < "$work/webhooks.log") - 4 )) more"
+
 
 echo
 echo "== a forged batch: sealed by the branch agent, one byte changed, checked as the hub checks"

@@ -84,8 +84,10 @@ public struct AgentConfigurationFile: Sendable, Codable {
     public struct HTTPSection: Sendable, Codable {
         /// `HOST:PORT` to listen on; keep it on loopback or a private interface.
         public var listen: String
-        /// Browser origins allowed to post (CORS); empty: none.
+        /// Browser origins allowed to post (CORS, and enforced on the request); empty: none.
         public var corsOrigins: [String] = []
+        /// Names the intake answers to besides IP addresses and `localhost`.
+        public var hosts: [String] = []
         /// Largest request body.
         public var maxBodyBytes: Int = 1 << 20
         /// One response per customer per survey within this many days; 0 turns it off.
@@ -98,19 +100,21 @@ public struct AgentConfigurationFile: Sendable, Codable {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             self.listen = try c.decode(String.self, forKey: .listen)
             self.corsOrigins = try c.decodeIfPresent([String].self, forKey: .corsOrigins) ?? []
+            self.hosts = try c.decodeIfPresent([String].self, forKey: .hosts) ?? []
             self.maxBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxBodyBytes) ?? self.maxBodyBytes
             self.onePerCustomerDays = try c.decodeIfPresent(Int.self, forKey: .onePerCustomerDays) ?? 0
             self.limits = try HTTPListenerLimits(from: decoder)
         }
 
         enum CodingKeys: String, CodingKey {
-            case listen, corsOrigins, maxBodyBytes, onePerCustomerDays
+            case listen, corsOrigins, hosts, maxBodyBytes, onePerCustomerDays
         }
 
         public func encode(to encoder: any Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(self.listen, forKey: .listen)
             try c.encode(self.corsOrigins, forKey: .corsOrigins)
+            try c.encode(self.hosts, forKey: .hosts)
             try c.encode(self.maxBodyBytes, forKey: .maxBodyBytes)
             try c.encode(self.onePerCustomerDays, forKey: .onePerCustomerDays)
             try self.limits.encode(to: encoder)
@@ -194,7 +198,7 @@ public struct AgentConfigurationFile: Sendable, Codable {
         "spool": .keys("directory", "fsync", "segmentBytes", "quotaBytes", "reserveBytes"),
         "batch": .keys("maxRecords", "maxBytes", "maxAgeMs"),
         "http": .settings(
-            Dictionary(uniqueKeysWithValues: (["listen", "corsOrigins", "maxBodyBytes", "onePerCustomerDays"] + HTTPListenerLimits.settingNames.sorted()).map { ($0, ConfigSchema.value) })
+            Dictionary(uniqueKeysWithValues: (["listen", "corsOrigins", "hosts", "maxBodyBytes", "onePerCustomerDays"] + HTTPListenerLimits.settingNames.sorted()).map { ($0, ConfigSchema.value) })
         ),
         "sources": SourceConfiguration.schema,
         "relay": .settings([
@@ -267,6 +271,12 @@ public struct AgentConfigurationFile: Sendable, Codable {
             throw AgentConfigurationError(path: path, "http.\(problem)")
         }
         if let http = self.http {
+            if let bad = http.hosts.first(where: { !HostNames.isValidName($0) }) {
+                throw AgentConfigurationError(
+                    path: path,
+                    "http.hosts: each must be a host name such as feedback.shop.example.com (no scheme, port or path), got \(TerminalText.excerpt(bad))"
+                )
+            }
             do { _ = try HubAddress(parsing: http.listen) } catch {
                 throw AgentConfigurationError(path: path, "http.listen must be HOST:PORT, got \(TerminalText.excerpt(http.listen))")
             }

@@ -4,6 +4,7 @@ import ListenerLimits
 import Logging
 import NIOCore
 import ServiceLifecycle
+import Support
 import Wire
 
 /// The agent's local HTTP intake, for backends in other languages and in-product popups:
@@ -17,7 +18,11 @@ import Wire
 ///   `feedback-agent status`).
 ///
 /// Browsers may post from the origins in ``Configuration/corsOrigins`` (CORS, with
-/// preflight); others get no CORS headers, so the browser refuses them.
+/// preflight). A request that names another origin in `Origin` is refused (403
+/// `foreignOrigin`) before its body is read: the allow-list is enforced on the request, not
+/// only on what the page may read of the answer. A `Host` that is neither an IP address,
+/// `localhost` nor one of ``Configuration/hosts`` is refused (403 `unknownHost`): a page
+/// whose DNS name was re-pointed at the agent cannot use it.
 public struct HTTPIntake: Sendable {
     /// Settings.
     public struct Configuration: Sendable {
@@ -25,6 +30,9 @@ public struct HTTPIntake: Sendable {
         public var listen: HubAddress
         /// Browser origins allowed to post.
         public var corsOrigins: Set<String> = []
+        /// Names the intake answers to besides IP addresses and `localhost` (the name a
+        /// product page's browser reaches it by).
+        public var hosts: Set<String> = []
         /// Largest request body.
         public var maxBodyBytes = 1 << 20
         /// When set, a customer's second answer to a survey within its window is refused
@@ -55,9 +63,10 @@ public struct HTTPIntake: Sendable {
     /// The HTTP server as a `Service`; `onBound` gets the bound port.
     public func application(onBound: @escaping @Sendable (Int) -> Void = { _ in }) -> some Service {
         let router = Router()
-        router.add(middleware: AllowListCORS(origins: self.configuration.corsOrigins))
         let agent = self.agent
         let metrics = self.metrics
+        router.add(middleware: IntakeGuard(hosts: self.configuration.hosts, origins: self.configuration.corsOrigins, metrics: metrics))
+        router.add(middleware: AllowListCORS(origins: self.configuration.corsOrigins))
         let intake = self
         router.post("v1/feedback") { request, _ -> Response in
             let answer = await intake.take(request)
@@ -216,6 +225,37 @@ public struct HTTPIntake: Sendable {
         if let error = status.uplink.lastConnectionError { object["lastConnectionError"] = error }
         if let oldest = status.spool.oldestPendingCapturedAt { object["oldestPendingCapturedAt"] = oldest }
         return object
+    }
+}
+
+/// Refuses, before anything is read: a request without `Host` (400 `missingHost`) or naming
+/// a host the intake does not answer to (403 `unknownHost`), and a request whose `Origin` is
+/// not one of the allowed browser origins (403 `foreignOrigin`). Requests without `Origin`
+/// (a backend, curl) pass.
+struct IntakeGuard<Context: RequestContext>: RouterMiddleware {
+    let hosts: Set<String>
+    let origins: Set<String>
+    let metrics: AgentMetrics
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let authority = request.head.authority else {
+            return self.refuse(.badRequest, "missingHost", "the request has no Host header")
+        }
+        guard HostNames.allows(authority, names: self.hosts) else {
+            let name = TerminalText.excerpt(String(HostNames.hostPart(of: authority)), limit: 64)
+            return self.refuse(.forbidden, "unknownHost", "the intake does not answer to the name \(name); add it to http.hosts")
+        }
+        if let origin = request.headers[.origin], !self.origins.contains(origin) {
+            return self.refuse(
+                .forbidden, "foreignOrigin", "ratings from a page on \(TerminalText.excerpt(origin, limit: 64)) are not taken; add the origin to http.corsOrigins"
+            )
+        }
+        return try await next(request, context)
+    }
+
+    private func refuse(_ status: HTTPResponse.Status, _ code: String, _ message: String) -> Response {
+        self.metrics.responded(code: Int(status.code), reason: code)
+        return HTTPIntake.json(status, ["error": ["code": code, "message": message]])
     }
 }
 

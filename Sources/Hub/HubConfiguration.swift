@@ -122,9 +122,7 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
                 }
             }
             for host in self.hosts {
-                let valid = !host.isEmpty && host.utf8.count <= 253
-                    && host.unicodeScalars.allSatisfy { CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-").contains($0) }
-                guard valid else {
+                guard HostNames.isValidName(host) else {
                     return "operations.hosts: each must be a host name such as ops.example.com (no scheme, port or path), got \(TerminalText.excerpt(host))"
                 }
             }
@@ -138,33 +136,7 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
         /// address or `localhost` (no DNS name to rebind), a name of ``hosts``, or the host
         /// of one of ``origins``; any port. Compared without case.
         func allowsHost(_ authority: String) -> Bool {
-            let host = Self.hostPart(of: authority).lowercased()
-            if host == "localhost" || Self.isIPAddress(host) { return true }
-            if self.hosts.contains(where: { $0.lowercased() == host }) { return true }
-            return self.origins.contains { URL(string: $0)?.host?.lowercased() == host }
-        }
-
-        /// Whether `host` is an IPv4 address or a bracketed IPv6 one (`[::1]`).
-        static func isIPAddress(_ host: some StringProtocol) -> Bool {
-            var v4 = in_addr()
-            var v6 = in6_addr()
-            if host.hasPrefix("["), host.hasSuffix("]") { return inet_pton(AF_INET6, String(host.dropFirst().dropLast()), &v6) == 1 }
-            return inet_pton(AF_INET, String(host), &v4) == 1
-        }
-
-        /// `authority` without its port: `ops.example.com:7080` → `ops.example.com`;
-        /// `[::1]:7080` → `[::1]`.
-        static func hostPart(of authority: String) -> Substring {
-            if authority.hasPrefix("[") {
-                // `[v6]` or `[v6]:port`; anything else is left whole, so it matches no name.
-                guard let close = authority.firstIndex(of: "]") else { return authority[...] }
-                let rest = authority[authority.index(after: close)...]
-                guard rest.isEmpty || (rest.first == ":" && rest.dropFirst().allSatisfy(\.isASCII) && rest.dropFirst().allSatisfy(\.isNumber)) else {
-                    return authority[...]
-                }
-                return authority[...close]
-            }
-            return authority.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            HostNames.allows(authority, names: self.hosts + self.origins.compactMap { URL(string: $0)?.host })
         }
 
         private static func access(_ c: KeyedDecodingContainer<CodingKeys>, _ key: CodingKeys) throws -> Access? {

@@ -45,6 +45,7 @@ struct Run: AsyncParsableCommand {
         if let http = file.http {
             var intake = HTTPIntake.Configuration(listen: try HubAddress(parsing: http.listen))
             intake.corsOrigins = Set(http.corsOrigins)
+            intake.hosts = Set(http.hosts)
             intake.maxBodyBytes = http.maxBodyBytes
             intake.limits = http.limits
             if http.onePerCustomerDays > 0 {

@@ -39,6 +39,7 @@ import Testing
         ("hubs: [\"h:1\"]\nca: c\n", "misses identity"),
         ("identity: a\nhubs: [\"h:1\"]\nca: c\nbatch: {maxRecords: 0}\n", "batch.maxRecords must be 1–10000, got 0"),
         ("identity: a\nhubs: [\"h:1\"]\nca: c\nhttp: {listen: nowhere}\n", "http.listen"),
+        ("identity: a\nhubs: [\"h:1\"]\nca: c\nhttp: {listen: \"127.0.0.1:1\", hosts: [\"https://shop.example.com\"]}\n", "each must be a host name"),
         ("identity: a\nhubs: [\"h:1\"]\nca: c\nspool: {quota: 5}\n", "unknown setting \"spool.quota\""),
         ("identity: a\nhubs: [\"h:1\"]\nca: c\nsources: [{name: k, kind: fax}]\n", "source \"k\": kind \"fax\" is not one of kiosk, asterisk, jsonl"),
         ("identity: a\nhubs: [\"h:1\"]\nca: c\nsources: [{name: k, kind: kiosk, device: d, site: s, kiosk: e, keys: {KEY_NOPE: 1}}]\n", "source \"k\": keys \"KEY_NOPE\""),

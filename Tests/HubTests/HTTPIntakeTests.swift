@@ -22,7 +22,7 @@ import Wire
 
         static func start(
             hub: HubHarness, quotaBytes: Int = 1 << 30, maxBodyBytes: Int = 4_096, onePerCustomerDays: Int = 0,
-            sites: SiteScope = .any, sources: [SourceConfiguration] = []
+            sites: SiteScope = .any, sources: [SourceConfiguration] = [], hosts: Set<String> = []
         ) async throws -> Intake {
             let identity = AgentIdentity.generate()
             try hub.register(identity, sites: sites)
@@ -41,6 +41,7 @@ import Wire
             let agent = try FeedbackAgent(configuration: configuration, logger: logger)
             var settings = HTTPIntake.Configuration(listen: HubAddress(host: "127.0.0.1", port: 0))
             settings.corsOrigins = ["https://shop.example.com"]
+            settings.hosts = hosts
             settings.maxBodyBytes = maxBodyBytes
             if onePerCustomerDays > 0 {
                 settings.responseLimiter = try ResponseLimiter(
@@ -171,18 +172,45 @@ import Wire
         try? FileManager.default.removeItem(at: hub.folder)
     }
 
-    @Test func browsersFromAllowedOriginsGetCORSHeadersAndOthersDoNot() async throws {
+    @Test func browsersFromAllowedOriginsMayPostAndOtherPagesAreRefused() async throws {
         let hub = try await HubHarness.start()
-        let intake = try await Intake.start(hub: hub)
+        let intake = try await Intake.start(hub: hub, hosts: ["feedback.shop.example.com"])
         let preflight = try await intake.request(
             "OPTIONS", "/v1/feedback", headers: ["Origin": "https://shop.example.com", "Access-Control-Request-Method": "POST"]
         )
         #expect(preflight.status == 204)
         #expect(preflight.headers["Access-Control-Allow-Origin"] as? String == "https://shop.example.com")
+        // A foreign page's "simple" POST (text/plain, no preflight) is refused on the request
+        // itself, not only hidden from the page: nothing is stored.
         let other = try await intake.request(
-            "POST", "/v1/feedback", body: #"{"source":"popup","scale":"nps","score":9}"#, headers: ["Origin": "https://evil.example"]
+            "POST", "/v1/feedback", body: #"{"source":"popup","scale":"nps","score":9}"#,
+            headers: ["Origin": "https://evil.example", "Content-Type": "text/plain"]
         )
-        #expect(other.headers["Access-Control-Allow-Origin"] == nil)
+        #expect(other.status == 403 && self.errorCode(other.json) == "foreignOrigin" && other.headers["Access-Control-Allow-Origin"] == nil)
+        #expect(try await intake.request("POST", "/v1/feedback", body: "{}", headers: ["Origin": "null"]).status == 403, "a sandboxed page")
+        #expect(intake.agent.status.submitted == 0)
+        let allowed = try await intake.request(
+            "POST", "/v1/feedback", body: #"{"source":"popup","scale":"nps","score":9}"#, headers: ["Origin": "https://shop.example.com"]
+        )
+        #expect(allowed.status == 202 && allowed.headers["Access-Control-Allow-Origin"] as? String == "https://shop.example.com")
+        #expect(try await intake.request("POST", "/v1/feedback", body: #"{"source":"api","scale":"nps","score":7}"#).status == 202, "a backend sends no Origin")
+
+        // DNS rebinding: a page whose name now points at the agent names itself in Host.
+        let port = try #require(URL(string: intake.base)?.port)
+        func status(_ host: String) async throws -> String {
+            try await CLIRun.run(
+                "/usr/bin/curl",
+                ["-sS", "--max-time", "20", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: \(host)", "-H", "Content-Type: application/json",
+                 "-d", #"{"source":"api","scale":"nps","score":7}"#, "http://127.0.0.1:\(port)/v1/feedback"]
+            ).output
+        }
+        for host in ["attacker.example:\(port)", "feedback.shop.example.com.attacker.example", "[::1]evil"] {
+            #expect(try await status(host) == "403", "\(host)")
+        }
+        for host in ["127.0.0.1:\(port)", "localhost", "FEEDBACK.shop.example.com:\(port)", "[::1]:\(port)"] {
+            #expect(try await status(host) == "202", "\(host)")
+        }
+        #expect(intake.agent.status.submitted == 6)
         let metrics = try await intake.request("GET", "/healthz")
         #expect(metrics.status == 200)
         try await intake.stop()

@@ -348,14 +348,16 @@ import Wire
                 scale: csat
                 subject: {column: dstchannel, pattern: 'SIP/([a-z0-9]+)-'}
                 timeZone: Europe/London
-                surveyLog: {path: surveys.jsonl, wait: 2s}
+                surveyLog: {path: surveys.jsonl, wait: 6s}
             """.write(toFile: config, atomically: true, encoding: .utf8)
         let log = folder + "/agent.log"
         var agent = try launch(Self.binary, ["run", "--config", config, "--log-level", "info"], log: log)
         defer { if agent.isRunning { kill(agent.processIdentifier, SIGKILL) } }
         func survey(_ n: Int, _ score: Int) -> String { #"{"linkedid":"L-\#(n)","score":\#(score)}"# + "\n" }
 
-        // Call 1's survey arrives before its CDR line (the CDR is written at hang-up).
+        // Call 1's survey arrives before its CDR line (the CDR is written at hang-up). The wait
+        // is far above the half second between them: with both cores busy, 2 s was once too
+        // little for this test's own sleep.
         try appendText(survey(1, 2), to: surveys)
         try await Task.sleep(for: .milliseconds(500))
         try appendText(Self.cdrWithLinkedID(1) + Self.cdrWithLinkedID(2), to: master)

@@ -42,7 +42,7 @@ struct AccessGuard: RouterMiddleware {
             self.metrics.httpAuthRefused("unknown_host")
             return OperationsRefusal(
                 status: .forbidden, code: "unknownHost",
-                message: "this port does not answer to the name \(TerminalText.excerpt(String(HubConfiguration.Operations.hostPart(of: host)), limit: 64)); add it to operations.hosts"
+                message: "this port does not answer to the name \(TerminalText.excerpt(String(HostNames.hostPart(of: host)), limit: 64)); add it to operations.hosts"
             ).response
         }
         if let refusal = self.originRefusal(request) {

@@ -12,31 +12,11 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-for tool in /usr/bin/chromium /usr/bin/chromedriver; do
-    [ -x "$tool" ] || { echo "check-dashboard: $tool is missing (apt-get install chromium chromium-driver)" >&2; exit 1; }
-done
-version=4.51.0
-venv="${SELENIUM_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/feedbackmesh/selenium-$version}"
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import selenium' 2> /dev/null; then
-    echo "== installing selenium $version into $venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q "selenium==$version"
-fi
+name=check-dashboard
+. scripts/lib/selenium.sh
 
-swift build --product feedback-hub > /dev/null
-swift build --product feedback-agent > /dev/null
-bin="$(swift build --show-bin-path)"
-work="$(mktemp -d)"
 out="${OUT:-$(mktemp -d -t dashboard-screens.XXXXXX)}"
 mkdir -p "$out"
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-name=check-dashboard
 rules='  - {name: detractor, scale: nps, notify: [manager], acknowledgeWithin: 15m, escalate: [manager], closeWithin: 1d, remindBefore: 1h}'
 . scripts/lib/operations-setup.sh
 # Some history for the overview: promoters, passives and detractors on both sites.

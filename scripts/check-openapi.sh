@@ -29,20 +29,9 @@ if [ ! -x "$venv/bin/st" ]; then
     "$venv/bin/pip" install -q "schemathesis==$version"
 fi
 
-swift build --product feedback-hub > /dev/null
-swift build --product feedback-agent > /dev/null
-bin="$(swift build --show-bin-path)"
-work="$(mktemp -d)"
 # The report outlives the run (in a temporary folder unless OUT names one).
 out="${OUT:-$(mktemp -d -t openapi-report.XXXXXX)}"
 mkdir -p "$out"
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
 name=check-openapi
 rules='  - {name: detractor, scale: nps, notify: [manager], acknowledgeWithin: 15m, escalate: [manager], closeWithin: 1d, remindBefore: 1h}
   - {name: unhappy, scale: csat, notify: [manager]}'

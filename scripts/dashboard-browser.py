@@ -11,13 +11,15 @@ shows an error (a Content-Security-Policy violation is one), or if a form field 
 """
 
 import json
+import pathlib
 import sys
 import time
 import urllib.request
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent / "lib"))
+import chromium  # noqa: E402 - scripts/lib
 import uuid
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.keys import Keys
@@ -71,14 +73,7 @@ def shot(name):
     print(f"  screenshot {name}.png")
 
 
-options = webdriver.ChromeOptions()
-options.binary_location = "/usr/bin/chromium"
-for argument in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000",
-                 "--lang=en-US", "--no-first-run", "--disable-background-networking", "--disable-component-update"]:
-    options.add_argument(argument)
-options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
-driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-driver.set_page_load_timeout(WAIT)
+driver = chromium.start("1280,1000", WAIT)
 try:
     # 1. A page without a session leads to sign-in; the token is typed and Enter pressed.
     driver.get(hub + "/cases")

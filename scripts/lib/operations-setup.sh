@@ -1,11 +1,23 @@
-# Shared by check-openapi.sh and check-dashboard.sh (source it): on loopback, a webhook
-# receiver that answers 204, a hub on SQLite in $work/hub with the alert rules in $rules
-# (a YAML list, `$hooks` expanded), and an agent in $work/agent enrolled for web-eu and
-# branch-042 with its HTTP intake. Every wait is bounded; the pids go into $pids for the
-# caller's cleanup.
+# Shared by check-openapi.sh and check-dashboard.sh (source it): builds the hub and the
+# agent (debug), then starts on loopback a webhook receiver that answers 204, a hub on
+# SQLite in $work/hub with the alert rules in $rules (a YAML list), and an agent in
+# $work/agent enrolled for web-eu and branch-042 with its HTTP intake. Every wait is
+# bounded; everything started is killed and $work removed when the script exits.
 #
-#   bin=...; work=...; pids=(); name=check-x; rules='  - {name: detractor, …}'
-#   . scripts/lib/operations-setup.sh   # sets port, http, intake, hooks; defines ready
+#   name=check-x; rules='  - {name: detractor, …}'
+#   intake_settings=', surveyKeys: [...]'   # optional: more of the agent's http section
+#   . scripts/lib/operations-setup.sh   # sets bin, work, port, http, intake, hooks; defines ready
+swift build --product feedback-hub > /dev/null
+swift build --product feedback-agent > /dev/null
+bin="$(swift build --show-bin-path)"
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port=$(free_port); http=$(free_port); intake=$(free_port); hooks=$(free_port)
 
@@ -39,7 +51,7 @@ cat > "$work/agent/agent.yaml" <<YAML
 identity: agent.json
 hubs: ["127.0.0.1:$port"]
 ca: $work/hub/ca.pem
-http: {listen: "127.0.0.1:$intake"}
+http: {listen: "127.0.0.1:$intake"${intake_settings:-}}
 sites: [web-eu, branch-042]
 YAML
 "$bin/feedback-agent" run --config "$work/agent/agent.yaml" --log-level warning > "$work/agent.log" 2>&1 &

@@ -99,7 +99,8 @@ extension Dashboard {
     func cases(_ page: PageRequest) throws -> [String: Any] {
         let t = page.t
         let caller = page.caller
-        var query = AlertQuery(scope: caller?.sites ?? .none, limit: Self.maxCases)
+        // One more than shown: a full answer says the list was cut.
+        var query = AlertQuery(scope: caller?.sites ?? .none, limit: Self.maxCases + 1)
         let status = page.parameter("status") ?? "unclosed"
         var errors: [String] = []
         switch status {
@@ -130,8 +131,11 @@ extension Dashboard {
         stuckQuery.unchangedSince = stuckBefore
         var seen = Set<UUID>()
         var found: [Alert] = []
-        for asked in [overdueQuery, stuckQuery, query] where found.count < Self.maxCases {
-            for alert in try self.store.alerts(asked) where query.scope.allows(alert.site) && seen.insert(alert.id).inserted {
+        var asked: [AlertQuery] = []
+        // With "overdue only", the overdue query is the list itself: asked once.
+        for next in [overdueQuery, stuckQuery, query] where found.count <= Self.maxCases && !asked.contains(next) {
+            asked.append(next)
+            for alert in try self.store.alerts(next) where query.scope.allows(alert.site) && seen.insert(alert.id).inserted {
                 found.append(alert)
             }
         }
@@ -240,7 +244,7 @@ extension Dashboard {
         let earlier = samples.last { $0.at <= latest.at - 55_000 } ?? samples.first ?? latest
         let seconds = Double(latest.at - earlier.at) / 1000
         let stored = "feedback_hub_records_stored_total"
-        func value(_ name: String, labels: String? = nil) -> Double { HealthSampler.value(latest.values, name, labels: labels) ?? 0 }
+        func value(_ name: String) -> Double { HealthSampler.value(latest.values, name) ?? 0 }
         let rate = seconds > 0 ? (value(stored) - (HealthSampler.value(earlier.values, stored) ?? 0)) / seconds : nil
         let p50 = HealthSampler.quantile(0.5, histogram: "feedback_hub_commit_duration_seconds", from: earlier.values, to: latest.values)
         let p99 = HealthSampler.quantile(0.99, histogram: "feedback_hub_commit_duration_seconds", from: earlier.values, to: latest.values)

@@ -149,11 +149,8 @@ struct PageRequest: Sendable {
     init(_ request: Request, caller: APIToken?, secureCookie: Bool, zone: TimeZone, now: Int64) {
         let query = request.uri.queryParameters.map { (key: String($0.key), value: String($0.value)) }
         let lang = query.first { $0.key == "lang" }?.value
-        let cookieLanguage = request.headers[values: .cookie].lazy.flatMap { $0.split(separator: ";") }
-            .compactMap { pair -> String? in
-                let parts = pair.split(separator: "=", maxSplits: 1)
-                return parts.count == 2 && parts[0].trimmingCharacters(in: .whitespaces) == "fm_lang" ? String(parts[1]) : nil
-            }.first
+        var cookieLanguage: String?
+        if case .one(let value) = BrowserSession.cookie(named: "fm_lang", in: request.headers[values: .cookie]) { cookieLanguage = value }
         self.language = DashboardText.Language.chosen(query: lang, cookie: cookieLanguage, acceptLanguage: request.headers[.acceptLanguage])
         self.languageChosenByQuery = lang.flatMap(DashboardText.Language.init(rawValue:)) != nil
         self.t = self.language.table

@@ -63,10 +63,8 @@ final class HealthSampler: Service, Sendable {
         return values
     }
 
-    /// The value of series `name` with exactly `labels` (in the order exposed), or the sum
-    /// of every series of `name` when `labels` is nil.
-    static func value(_ values: [String: Double], _ name: String, labels: String? = nil) -> Double? {
-        if let labels { return values["\(name){\(labels)}"] ?? (labels.isEmpty ? values[name] : nil) }
+    /// The sum of every series of `name`, whatever their labels; nil when there is none.
+    static func value(_ values: [String: Double], _ name: String) -> Double? {
         let matching = values.filter { $0.key == name || $0.key.hasPrefix(name + "{") }
         return matching.isEmpty ? nil : matching.values.reduce(0, +)
     }

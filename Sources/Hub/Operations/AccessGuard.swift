@@ -58,16 +58,12 @@ struct AccessGuard: RouterMiddleware {
             default: .token
             }
         guard mode == .token else { return try await next(request, context) }
-        // A dashboard page asked for by a browser without a session goes to the sign-in page.
-        if Dashboard.pages.contains(path), request.method == .get || request.method == .head, request.headers[.authorization] == nil,
-            BrowserSession.cookie(in: request.headers[values: .cookie], secure: self.secureCookie) == .absent
-        {
-            return Dashboard.toLogin(request)
-        }
+        // A dashboard page a browser asks for without a (valid) session goes to sign-in.
+        let isPage = Dashboard.pages.contains(path) && (request.method == .get || request.method == .head)
         if request.headers[.authorization] == nil {
             switch BrowserSession.cookie(in: request.headers[values: .cookie], secure: self.secureCookie) {
             case .absent:
-                break
+                if isPage { return Dashboard.toLogin(request) }
             case .several:
                 self.metrics.httpAuthRefused("malformed")
                 return Self.endingCookie(
@@ -82,7 +78,7 @@ struct AccessGuard: RouterMiddleware {
                     context.session = hash
                     return try await next(request, context)
                 case .failure(let refusal) where refusal.status == .unauthorized:
-                    if Dashboard.pages.contains(path), request.method == .get || request.method == .head {
+                    if isPage {
                         var redirect = Dashboard.toLogin(request)
                         redirect.headers[.setCookie] = BrowserSession.setCookie(nil, seconds: 0, secure: self.secureCookie)
                         return redirect

@@ -37,7 +37,7 @@ enum BrowserSession {
         SecretToken.isWellFormed(text, prefix: Self.secretPrefix, byteCount: 32)
     }
 
-    /// What a request's `Cookie` header values hold of the session cookie.
+    /// What a request's `Cookie` header values hold of one cookie.
     enum CookieState: Equatable {
         /// No cookie of that name.
         case absent
@@ -50,7 +50,11 @@ enum BrowserSession {
 
     /// The session cookie among a request's `Cookie` header values.
     static func cookie(in cookies: [String], secure: Bool) -> CookieState {
-        let name = Self.cookieName(secure: secure)
+        Self.cookie(named: Self.cookieName(secure: secure), in: cookies)
+    }
+
+    /// The cookie `name` among a request's `Cookie` header values.
+    static func cookie(named name: String, in cookies: [String]) -> CookieState {
         var found: String?
         for field in cookies {
             for pair in field.split(separator: ";") {

@@ -95,9 +95,62 @@ public struct AgentConfigurationFile: Sendable, Codable {
         /// Connection cap and timeouts (`maxConnections`, `maxConnectionsPerAddress`,
         /// `headerTimeoutMs`, `bodyTimeoutMs`, `idleTimeoutMs`, in this same section).
         public var limits = HTTPListenerLimits()
+        /// Backends' secret keys, by their SHA-256 (`feedback-agent intake-key`).
+        public var writeKeys: [WriteKey] = []
+        /// Pages' public keys, one survey each.
+        public var surveyKeys: [SurveyKey] = []
+        /// Ratings per second one client address may submit with a survey key.
+        public var ratePerAddress: Double = 1
+        /// Ratings one client address may submit at once with a survey key.
+        public var addressBurst: Double = 10
+        /// How long a request's `Idempotency-Key` is remembered, hours; 0 turns it off.
+        public var idempotencyHours: Int = 24
+        /// Reverse proxies in front of the intake (IP addresses): the client is then the
+        /// last address of their `X-Forwarded-For`.
+        public var trustedProxies: [String] = []
+
+        /// A backend's write key.
+        public struct WriteKey: Sendable, Codable {
+            /// The key's name.
+            public var name: String
+            /// The hex SHA-256 of the key.
+            public var sha256: String
+            /// Sites it may submit for (`*` wildcards); absent: the agent's sites.
+            public var sites: [String]?
+            /// Surveys it may submit for; absent: any.
+            public var surveys: [String]?
+            /// Ratings per second.
+            public var ratePerSecond: Double?
+            /// Ratings at once.
+            public var burst: Double?
+        }
+
+        /// A page's survey key.
+        public struct SurveyKey: Sendable, Codable {
+            /// The key's name.
+            public var name: String
+            /// The public key itself.
+            public var key: String
+            /// Its one survey.
+            public var survey: String
+            /// Its one site.
+            public var site: String
+            /// Page origins it may be used from (`https://shop.example.com`).
+            public var origins: [String]
+            /// Ratings per second.
+            public var ratePerSecond: Double?
+            /// Ratings at once.
+            public var burst: Double?
+        }
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.writeKeys = try c.decodeIfPresent([WriteKey].self, forKey: .writeKeys) ?? []
+            self.surveyKeys = try c.decodeIfPresent([SurveyKey].self, forKey: .surveyKeys) ?? []
+            self.ratePerAddress = try c.decodeIfPresent(Double.self, forKey: .ratePerAddress) ?? self.ratePerAddress
+            self.addressBurst = try c.decodeIfPresent(Double.self, forKey: .addressBurst) ?? self.addressBurst
+            self.idempotencyHours = try c.decodeIfPresent(Int.self, forKey: .idempotencyHours) ?? self.idempotencyHours
+            self.trustedProxies = try c.decodeIfPresent([String].self, forKey: .trustedProxies) ?? []
             self.listen = try c.decode(String.self, forKey: .listen)
             self.corsOrigins = try c.decodeIfPresent([String].self, forKey: .corsOrigins) ?? []
             self.hosts = try c.decodeIfPresent([String].self, forKey: .hosts) ?? []
@@ -107,7 +160,84 @@ public struct AgentConfigurationFile: Sendable, Codable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case listen, corsOrigins, hosts, maxBodyBytes, onePerCustomerDays
+            case listen, corsOrigins, hosts, maxBodyBytes, onePerCustomerDays, writeKeys, surveyKeys, ratePerAddress, addressBurst, idempotencyHours
+            case trustedProxies
+        }
+
+        /// Default rates: a backend's key 1,000 ratings/s (10,000 at once), a page's key 50/s (200).
+        static let writeRate = (rate: 1_000.0, burst: 10_000.0)
+        static let surveyRate = (rate: 50.0, burst: 200.0)
+
+        /// The keys as the intake checks them.
+        ///
+        /// - Throws: a message naming the setting when a key is malformed or named twice.
+        public func access() throws -> IntakeAccess {
+            var names: Set<String> = []
+            func checkName(_ name: String, _ place: String) throws {
+                guard (1...64).contains(name.utf8.count), name.utf8.allSatisfy({ Self.nameBytes.contains($0) }) else {
+                    throw SettingError("\(place).name must be 1–64 letters, digits, '.', '_' or '-', got \(TerminalText.excerpt(name))")
+                }
+                guard names.insert(name).inserted else { throw SettingError("\(place).name \(name) is used by another key") }
+            }
+            func checkRate(_ rate: Double?, _ burst: Double?, _ place: String) throws {
+                if let rate, !(0.01...1_000_000).contains(rate) { throw SettingError("\(place).ratePerSecond must be 0.01–1000000, got \(rate)") }
+                if let burst, !(1...10_000_000).contains(burst) { throw SettingError("\(place).burst must be 1–10000000, got \(burst)") }
+            }
+            var writeKeys: [String: IntakeKey] = [:]
+            for (index, key) in self.writeKeys.enumerated() {
+                let place = "http.writeKeys[\(index + 1)]"
+                try checkName(key.name, place)
+                let digest = key.sha256.lowercased()
+                guard digest.utf8.count == 64, digest.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
+                    throw SettingError("\(place).sha256 must be the 64 hex digits `feedback-agent intake-key` printed")
+                }
+                guard writeKeys[digest] == nil else { throw SettingError("\(place).sha256 is the same key as another write key") }
+                try checkRate(key.ratePerSecond, key.burst, place)
+                let sites: SiteScope
+                do { sites = try key.sites.map { try SiteScope($0) } ?? .any } catch let error as WireError {
+                    throw SettingError("\(place).sites: \(error.detail)")
+                }
+                writeKeys[digest] = IntakeKey(
+                    name: key.name, kind: .write, sites: sites, surveys: key.surveys.map(Set.init),
+                    ratePerSecond: key.ratePerSecond ?? Self.writeRate.rate, burst: key.burst ?? Self.writeRate.burst
+                )
+            }
+            var surveyKeys: [String: IntakeKey] = [:]
+            for (index, key) in self.surveyKeys.enumerated() {
+                let place = "http.surveyKeys[\(index + 1)]"
+                try checkName(key.name, place)
+                guard (16...256).contains(key.key.utf8.count), key.key.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+                    throw SettingError("\(place).key must be 16–256 visible ASCII characters (`feedback-agent intake-key --survey` makes one)")
+                }
+                guard surveyKeys[key.key] == nil else { throw SettingError("\(place).key is the same key as another survey key") }
+                guard !key.survey.isEmpty, key.survey.utf8.count <= 128 else { throw SettingError("\(place).survey must be 1–128 bytes") }
+                guard !key.site.isEmpty, !key.site.contains("*") else { throw SettingError("\(place).site must be one site, without wildcards") }
+                guard !key.origins.isEmpty else { throw SettingError("\(place).origins must list the page origins it is used from") }
+                if let bad = key.origins.first(where: { !Self.isOrigin($0) }) {
+                    throw SettingError("\(place).origins: each must be scheme://host[:port] like https://shop.example.com, got \(TerminalText.excerpt(bad))")
+                }
+                try checkRate(key.ratePerSecond, key.burst, place)
+                let sites: SiteScope
+                do { sites = try SiteScope([key.site]) } catch let error as WireError { throw SettingError("\(place).site: \(error.detail)") }
+                surveyKeys[key.key] = IntakeKey(
+                    name: key.name, kind: .survey, sites: sites, surveys: [key.survey], origins: Set(key.origins),
+                    ratePerSecond: key.ratePerSecond ?? Self.surveyRate.rate, burst: key.burst ?? Self.surveyRate.burst
+                )
+            }
+            return IntakeAccess(writeKeys: writeKeys, surveyKeys: surveyKeys)
+        }
+
+        /// The bytes a key's name may hold.
+        public static let nameBytes: Set<UInt8> = Set(Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-".utf8))
+
+        /// `http://` or `https://`, a host, an optional port, nothing after: what a browser sends in `Origin`.
+        public static func isOrigin(_ value: String) -> Bool {
+            for scheme in ["https://", "http://"] where value.hasPrefix(scheme) {
+                let authority = value.dropFirst(scheme.count)
+                return !authority.isEmpty && !authority.contains("/") && !authority.contains("?") && !authority.contains("#")
+                    && !authority.contains("@") && authority.utf8.allSatisfy { (0x21...0x7E).contains($0) }
+            }
+            return false
         }
 
         public func encode(to encoder: any Encoder) throws {
@@ -117,6 +247,12 @@ public struct AgentConfigurationFile: Sendable, Codable {
             try c.encode(self.hosts, forKey: .hosts)
             try c.encode(self.maxBodyBytes, forKey: .maxBodyBytes)
             try c.encode(self.onePerCustomerDays, forKey: .onePerCustomerDays)
+            try c.encode(self.writeKeys, forKey: .writeKeys)
+            try c.encode(self.surveyKeys, forKey: .surveyKeys)
+            try c.encode(self.ratePerAddress, forKey: .ratePerAddress)
+            try c.encode(self.addressBurst, forKey: .addressBurst)
+            try c.encode(self.idempotencyHours, forKey: .idempotencyHours)
+            try c.encode(self.trustedProxies, forKey: .trustedProxies)
             try self.limits.encode(to: encoder)
         }
     }
@@ -198,7 +334,13 @@ public struct AgentConfigurationFile: Sendable, Codable {
         "spool": .keys("directory", "fsync", "segmentBytes", "quotaBytes", "reserveBytes"),
         "batch": .keys("maxRecords", "maxBytes", "maxAgeMs"),
         "http": .settings(
-            Dictionary(uniqueKeysWithValues: (["listen", "corsOrigins", "hosts", "maxBodyBytes", "onePerCustomerDays"] + HTTPListenerLimits.settingNames.sorted()).map { ($0, ConfigSchema.value) })
+            Dictionary(
+                uniqueKeysWithValues: (["listen", "corsOrigins", "hosts", "maxBodyBytes", "onePerCustomerDays", "ratePerAddress", "addressBurst", "idempotencyHours", "trustedProxies"]
+                    + HTTPListenerLimits.settingNames.sorted()).map { ($0, ConfigSchema.value) }
+            ).merging([
+                "writeKeys": .list(.keys("name", "sha256", "sites", "surveys", "ratePerSecond", "burst")),
+                "surveyKeys": .list(.keys("name", "key", "survey", "site", "origins", "ratePerSecond", "burst")),
+            ]) { $1 }
         ),
         "sources": SourceConfiguration.schema,
         "relay": .settings([
@@ -262,9 +404,21 @@ public struct AgentConfigurationFile: Sendable, Codable {
             if let http = self.http {
                 try RangeError.check(http.maxBodyBytes, 1_024...(64 << 20), "http.maxBodyBytes")
                 try RangeError.check(http.onePerCustomerDays, 0...3_650, "http.onePerCustomerDays")
+                try RangeError.check(http.idempotencyHours, 0...720, "http.idempotencyHours")
+                guard (0.01...1_000_000).contains(http.ratePerAddress) else { throw SettingError("http.ratePerAddress must be 0.01–1000000, got \(http.ratePerAddress)") }
+                guard (1...10_000_000).contains(http.addressBurst) else { throw SettingError("http.addressBurst must be 1–10000000, got \(http.addressBurst)") }
+                let access = try http.access()
+                if let bad = http.trustedProxies.first(where: { !HostNames.isIPAddress($0) && !HostNames.isIPAddress("[\($0)]") }) {
+                    throw SettingError("http.trustedProxies: each must be an IP address, got \(TerminalText.excerpt(bad))")
+                }
+                if !access.requiresKey, let address = try? HubAddress(parsing: http.listen), !HostNames.isLoopback(address.host) {
+                    throw SettingError(
+                        "http.listen \(http.listen) is beyond loopback, so the intake needs keys: add http.writeKeys (backends) or http.surveyKeys (pages), see docs/AGENT.md"
+                    )
+                }
             }
         } catch {
-            throw AgentConfigurationError(path: path, error.description)
+            throw AgentConfigurationError(path: path, "\(error)")
         }
         _ = try self.siteScope(path: path)
         if let problem = self.http?.limits.problem {
@@ -279,6 +433,12 @@ public struct AgentConfigurationFile: Sendable, Codable {
             }
             do { _ = try HubAddress(parsing: http.listen) } catch {
                 throw AgentConfigurationError(path: path, "http.listen must be HOST:PORT, got \(TerminalText.excerpt(http.listen))")
+            }
+            if (!http.hosts.isEmpty || !http.trustedProxies.isEmpty), http.writeKeys.isEmpty, http.surveyKeys.isEmpty {
+                throw AgentConfigurationError(
+                    path: path,
+                    "http.hosts and http.trustedProxies mean the intake is reached from other machines (through a proxy), so it needs keys: add http.writeKeys or http.surveyKeys, see docs/AGENT.md"
+                )
             }
         }
         if let relay = self.relay {
@@ -368,6 +528,15 @@ public struct AgentConfigurationFile: Sendable, Codable {
         } catch let error as WireError {
             throw AgentConfigurationError(path: path, "sites: \(error.detail)")
         }
+    }
+}
+
+/// A setting's problem, as a sentence naming it.
+struct SettingError: Error, CustomStringConvertible {
+    var description: String
+
+    init(_ description: String) {
+        self.description = description
     }
 }
 

@@ -161,7 +161,8 @@ public final class FeedbackAgent: Service, Sendable {
         }
     }
 
-    /// Takes ratings; returns their records once they are durable in the spool.
+    /// Takes ratings; returns their records once they are durable in the spool. A
+    /// submission's ``FeedbackSubmission/id``, when set, is its record's id.
     ///
     /// - Throws: ``WireError`` (`invalidRecord`, naming the field) for a bad submission —
     ///   then nothing of this call is kept; ``SpoolError`` `full` when the spool is at its
@@ -173,7 +174,7 @@ public final class FeedbackAgent: Service, Sendable {
         let origin = self.configuration.identity.nodeID
         let sites = self.configuration.sites
         let records = try self.ids.withLock { ids in
-            try submissions.map { try $0.record(id: ids.next(milliseconds: now), origin: origin, capturedAt: now, sites: sites) }
+            try submissions.map { try $0.record(id: $0.id ?? ids.next(milliseconds: now), origin: origin, capturedAt: now, sites: sites) }
         }
         try await self.spool.append(records)
         self.submitted.add(records.count, ordering: .relaxed)
@@ -192,7 +193,7 @@ public final class FeedbackAgent: Service, Sendable {
         let origin = self.configuration.identity.nodeID
         let sites = self.configuration.sites
         let records = try self.ids.withLock { ids in
-            try submissions.map { try $0.record(id: ids.next(milliseconds: now), origin: origin, capturedAt: now, sites: sites) }
+            try submissions.map { try $0.record(id: $0.id ?? ids.next(milliseconds: now), origin: origin, capturedAt: now, sites: sites) }
         }
         try await self.spool.append(records, cursor: cursor)
         self.submitted.add(records.count, ordering: .relaxed)

@@ -9,6 +9,9 @@ import Foundation
 /// A rating as a caller submits it, before the agent gives it an id, an origin and a
 /// capture time. The JSON form uses the record's field names; `source` and `scale` by name.
 public struct FeedbackSubmission: Sendable, Hashable, Codable {
+    /// The record id (a version 7 UUID) when the caller chooses it, so a retry is stored
+    /// once; the agent makes one when absent.
+    public var id: UUID?
     /// How the rating entered the system, e.g. "popup".
     public var source: String
     /// The scale's name, e.g. "nps".
@@ -47,8 +50,10 @@ public struct FeedbackSubmission: Sendable, Hashable, Codable {
         survey: String? = nil,
         customer: String? = nil,
         comment: String? = nil,
-        attributes: [String: String]? = nil
+        attributes: [String: String]? = nil,
+        id: UUID? = nil
     ) {
+        self.id = id
         self.source = source
         self.scale = scale
         self.score = score

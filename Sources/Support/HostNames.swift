@@ -27,6 +27,20 @@ public enum HostNames {
         return inet_pton(AF_INET, String(host), &v4) == 1
     }
 
+    /// Whether a listening `host` is only reachable from this machine: `localhost`, an
+    /// address in 127.0.0.0/8, or `::1` (bare or bracketed).
+    public static func isLoopback(_ host: String) -> Bool {
+        let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        if bare == "localhost" { return true }
+        var v4 = in_addr()
+        if inet_pton(AF_INET, bare, &v4) == 1 { return UInt32(bigEndian: v4.s_addr) >> 24 == 127 }
+        var v6 = in6_addr()
+        if inet_pton(AF_INET6, bare, &v6) == 1 {
+            return withUnsafeBytes(of: v6) { bytes in bytes.prefix(15).allSatisfy { $0 == 0 } && bytes[15] == 1 }
+        }
+        return false
+    }
+
     /// `authority` without its port: `ops.example.com:7080` → `ops.example.com`;
     /// `[::1]:7080` → `[::1]`.
     public static func hostPart(of authority: String) -> Substring {

@@ -43,6 +43,18 @@ public struct UUIDv7: Sendable {
         return Self.uuid(high: high, low: low)
     }
 
+    /// A version 7 id for `milliseconds` whose other 74 bits come from `seed` (say, 16 bytes
+    /// of a hash): the same inputs give the same id, so a retried request can be answered
+    /// with the ids it got the first time.
+    public static func derived(milliseconds: Int64, seed: some Sequence<UInt8>) -> UUID {
+        var bits = Array(seed.prefix(10))
+        while bits.count < 10 { bits.append(0) }
+        let ms = UInt64(max(milliseconds, 0) & 0xFFFF_FFFF_FFFF)
+        let counter = (UInt64(bits[0]) << 8 | UInt64(bits[1])) & 0xFFF
+        let random = bits[2...].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        return Self.uuid(high: ms << 16 | 0x7000 | counter, low: (random & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000)
+    }
+
     /// Whether `id` has version 7 and the RFC 9562 variant.
     public static func isVersion7(_ id: UUID) -> Bool {
         id.uuid.6 >> 4 == 7 && id.uuid.8 >> 6 == 0b10

@@ -1,5 +1,6 @@
 import Agent
 import ArgumentParser
+import Crypto
 import NIOCore
 import Support
 import Wire
@@ -15,7 +16,7 @@ struct FeedbackAgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "feedback-agent",
         abstract: "Captures customer ratings and forwards them, sealed, to a FeedbackMesh hub.",
-        subcommands: [Keygen.self, Enroll.self, Run.self, Status.self, Import.self, Seal.self]
+        subcommands: [Keygen.self, Enroll.self, Run.self, Status.self, Import.self, Seal.self, IntakeKeyCommand.self]
     )
 }
 
@@ -40,6 +41,59 @@ struct Keygen: ParsableCommand {
         print("node id:    \(identity.nodeID)")
         print("key id:     \(identity.keyID)")
         print("public key: \(identity.publicKeyBase64)")
+    }
+}
+
+struct IntakeKeyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "intake-key",
+        abstract: "Makes a key for the HTTP intake and prints the lines agent.yaml needs.",
+        discussion: """
+            A write key (the default) is a backend's secret: it is printed once, agent.yaml keeps
+            only its SHA-256. A survey key (--survey) is public: a product page sends it with the
+            popup widget, for one survey and one site, from the listed origins.
+            """
+    )
+
+    @Option(help: "The key's name (letters, digits, '.', '_', '-').")
+    var name: String
+
+    @Option(help: "Make a public survey key for this survey, for the popup widget.")
+    var survey: String?
+
+    @Option(help: "A survey key's site.")
+    var site: String?
+
+    @Option(help: "A page origin a survey key is used from (https://shop.example.com); repeat for more.")
+    var origin: [String] = []
+
+    func run() throws {
+        guard (1...64).contains(self.name.utf8.count), self.name.utf8.allSatisfy({ AgentConfigurationFile.HTTPSection.nameBytes.contains($0) }) else {
+            throw CLIError("--name must be 1–64 letters, digits, '.', '_' or '-'")
+        }
+        var random = SystemRandomNumberGenerator()
+        let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) }
+        let body = Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+        if let survey = self.survey {
+            guard let site = self.site, !site.isEmpty else { throw CLIError("a survey key needs --site") }
+            guard !self.origin.isEmpty else { throw CLIError("a survey key needs --origin, the page origin it is used from") }
+            if let bad = self.origin.first(where: { !AgentConfigurationFile.HTTPSection.isOrigin($0) }) {
+                throw CLIError("--origin must be scheme://host[:port] like https://shop.example.com, got \(TerminalText.excerpt(bad))")
+            }
+            let key = "fms_" + body
+            let origins = self.origin.map { String(reflecting: $0) }.joined(separator: ", ")
+            print("survey key: \(key)   (public: it goes into the page's widget snippet)")
+            print("add to agent.yaml under http.surveyKeys:")
+            print("  - {name: \(self.name), key: \(String(reflecting: key)), survey: \(String(reflecting: survey)), site: \(String(reflecting: site)), origins: [\(origins)]}")
+        } else {
+            let key = "fmw_" + body
+            let digest = Array(SHA256.hash(data: Array(key.utf8))).hexString
+            print("write key: \(key)")
+            print("it is shown once: give it to the backend now (Authorization: Bearer KEY); the agent keeps only its SHA-256.")
+            print("add to agent.yaml under http.writeKeys (sites and surveys optional):")
+            print("  - {name: \(self.name), sha256: \"\(digest)\"}")
+        }
     }
 }
 

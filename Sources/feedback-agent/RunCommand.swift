@@ -48,6 +48,22 @@ struct Run: AsyncParsableCommand {
             intake.hosts = Set(http.hosts)
             intake.maxBodyBytes = http.maxBodyBytes
             intake.limits = http.limits
+            do {
+                intake.access = try http.access()
+            } catch {
+                throw CLIError("configuration file \(self.config) \(error)")
+            }
+            intake.perAddress = (http.ratePerAddress, http.addressBurst)
+            intake.trustedProxies = Set(http.trustedProxies)
+            if http.idempotencyHours > 0 {
+                do {
+                    intake.idempotency = try IdempotencyMemory(
+                        path: file.spool.directory + "/idempotency.log", window: .seconds(http.idempotencyHours * 3_600)
+                    )
+                } catch let error as SpoolError {
+                    throw CLIError(error.description)
+                }
+            }
             if http.onePerCustomerDays > 0 {
                 do {
                     intake.responseLimiter = try ResponseLimiter(

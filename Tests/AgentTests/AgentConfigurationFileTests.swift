@@ -49,6 +49,15 @@ import Testing
         ("identity: a\nhubs: [\"h:1\"]\nca: c\nsources: [{name: c, kind: asterisk, path: p, site: s, score: {column: userfield, pattern: '(('}}]\n", "score.pattern is not a valid regular expression"),
         ("identity: a\nhubs: [\"h:1\"]\nca: c\nsources: [{name: f, kind: jsonl, path: p, colour: red}]\n", "unknown setting \"sources[1].colour\"; known there: kind, name, path (line 4)"),
         ("identity: a\nhubs: [\"h:1\"]\nca: c\nsources: [{name: f, kind: jsonl, path: p}, {name: f, kind: jsonl, path: q}]\n", "name is used by an earlier source"),
+        ("identity: a\nhubs: [\"h:1\"]\nca: c\nhttp: {listen: \"0.0.0.0:8088\"}\n", "beyond loopback, so the intake needs keys"),
+        ("identity: a\nhubs: [\"h:1\"]\nca: c\nhttp: {listen: \"127.0.0.1:1\", writeKeys: [{name: b, sha256: xyz}]}\n", "http.writeKeys[1].sha256 must be the 64 hex digits"),
+        ("identity: a\nhubs: [\"h:1\"]\nca: c\nhttp: {listen: \"127.0.0.1:1\", writeKeys: [{name: b, sha256: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa}, {name: b, sha256: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb}]}\n", "http.writeKeys[2].name b is used by another key"),
+        ("identity: a\nhubs: [\"h:1\"]\nca: c\nhttp: {listen: \"127.0.0.1:1\", writeKeys: [{name: b, sha256: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa, ratePerSecond: 0}]}\n", "ratePerSecond must be 0.01–1000000"),
+        ("identity: a\nhubs: [\"h:1\"]\nca: c\nhttp: {listen: \"127.0.0.1:1\", writeKeys: [{name: b, sha256: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa, colour: red}]}\n", "unknown setting \"http.writeKeys[1].colour\""),
+        ("identity: a\nhubs: [\"h:1\"]\nca: c\nhttp: {listen: \"127.0.0.1:1\", surveyKeys: [{name: s, key: short, survey: q, site: w, origins: [\"https://a.example\"]}]}\n", "key must be 16–256 visible ASCII"),
+        ("identity: a\nhubs: [\"h:1\"]\nca: c\nhttp: {listen: \"127.0.0.1:1\", surveyKeys: [{name: s, key: fms_0123456789abcdef, survey: q, site: w, origins: [\"https://a.example/page\"]}]}\n", "origins: each must be scheme://host[:port]"),
+        ("identity: a\nhubs: [\"h:1\"]\nca: c\nhttp: {listen: \"127.0.0.1:1\", surveyKeys: [{name: s, key: fms_0123456789abcdef, survey: q, site: \"w-*\", origins: [\"https://a.example\"]}]}\n", "site must be one site, without wildcards"),
+        ("identity: a\nhubs: [\"h:1\"]\nca: c\nhttp: {listen: \"127.0.0.1:1\", idempotencyHours: 9999}\n", "http.idempotencyHours must be 0–720"),
     ])
     func mistakesAreNamed(text: String, expected: String) throws {
         let path = try self.write(text)
@@ -59,6 +68,27 @@ import Testing
             #expect(error.description.contains(expected), "\(error.description)")
             #expect(error.description.contains(path))
         }
+    }
+
+    @Test func intakeKeysAreReadAndABeyondLoopbackIntakeWithKeysStarts() throws {
+        let digest = String(repeating: "ab", count: 32)
+        let path = try self.write(
+            """
+            identity: a
+            hubs: ["h:1"]
+            ca: c
+            http:
+              listen: "0.0.0.0:8088"
+              writeKeys: [{name: shop, sha256: "\(digest.uppercased())", sites: ["web-*"], surveys: [checkout]}]
+              surveyKeys: [{name: onboarding, key: fms_0123456789abcdef, survey: q1, site: web, origins: ["https://app.example.com:8443"]}]
+              ratePerAddress: 2
+            """
+        )
+        let file = try AgentConfigurationFile.load(from: path)
+        let access = try #require(try file.http?.access())
+        #expect(access.requiresKey)
+        #expect(access.surveyOrigins == ["https://app.example.com:8443"])
+        #expect(file.http?.ratePerAddress == 2 && file.http?.addressBurst == 10 && file.http?.idempotencyHours == 24)
     }
 
     @Test func sourcesAreReadWithTheirSettings() throws {

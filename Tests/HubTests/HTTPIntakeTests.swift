@@ -22,7 +22,8 @@ import Wire
 
         static func start(
             hub: HubHarness, quotaBytes: Int = 1 << 30, maxBodyBytes: Int = 4_096, onePerCustomerDays: Int = 0,
-            sites: SiteScope = .any, sources: [SourceConfiguration] = [], hosts: Set<String> = []
+            sites: SiteScope = .any, sources: [SourceConfiguration] = [], hosts: Set<String> = [],
+            configure: (_ settings: inout HTTPIntake.Configuration, _ folder: String) throws -> Void = { _, _ in }
         ) async throws -> Intake {
             let identity = AgentIdentity.generate()
             try hub.register(identity, sites: sites)
@@ -48,6 +49,7 @@ import Wire
                     path: folder + "/responses.log", window: .seconds(onePerCustomerDays * 86_400)
                 )
             }
+            try configure(&settings, folder)
             let bound = PortBox()
             let http = HTTPIntake(agent: agent, configuration: settings, logger: logger).application { bound.set($0) }
             let group = ServiceGroup(configuration: .init(services: [agent, http], logger: logger))

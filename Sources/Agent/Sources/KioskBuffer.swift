@@ -11,6 +11,7 @@ final class KioskBuffer: Sendable {
     private struct State {
         var waiting: [InputEvent] = []
         var taken = 0
+        var finished = false
     }
 
     /// Most presses held.
@@ -61,6 +62,10 @@ final class KioskBuffer: Sendable {
 
     /// The reader stopped: no more presses come.
     func finish() {
+        self.state.withLock { $0.finished = true }
         self.ringer.finish()
     }
+
+    /// Whether the reader stopped and every press was taken.
+    var isDrained: Bool { self.state.withLock { $0.finished && $0.waiting.isEmpty } }
 }

@@ -69,9 +69,10 @@ public struct InputEvent: Sendable, Hashable {
 /// with debouncing and a misuse filter.
 ///
 /// A press of the same key within ``debounce`` of the previous one is contact bounce and
-/// dropped. More than ``misuseLimit`` presses within ``misuseWindow`` is someone hammering
-/// the buttons: those ratings are kept but get the attribute `misuse=true`, which leaves
-/// them out of scores and alerts.
+/// dropped. More than ``misuseLimit`` presses within ``misuseWindowMilliseconds`` is
+/// someone hammering the buttons: the source holds each rating for that window
+/// (``KioskBurstHold``), so the whole burst, its first presses included, is kept with the
+/// attribute `misuse=true`, which leaves it out of scores and alerts.
 public struct KioskButtons: Sendable {
     /// Key code → score.
     public var keys: [UInt16: Int]
@@ -91,7 +92,6 @@ public struct KioskButtons: Sendable {
     public var misuseWindowMilliseconds: Int64 = 10_000
 
     private var lastPress: [UInt16: Int64] = [:]
-    private var recent: [Int64] = []
 
     /// Creates the mapping.
     public init(keys: [UInt16: Int], scale: String, site: String, kiosk: String, survey: String = "kiosk") {
@@ -115,14 +115,15 @@ public struct KioskButtons: Sendable {
             return nil
         }
         self.lastPress[event.code] = time
-        self.recent.append(time)
-        self.recent.removeAll { time - $0 >= self.misuseWindowMilliseconds }
-        var attributes = ["kiosk": self.kiosk]
-        if self.recent.count > self.misuseLimit { attributes[FeedbackRecord.misuseAttribute] = "true" }
         return FeedbackSubmission(
             source: "kiosk", scale: self.scale, score: score, occurredAt: time, site: self.site, channel: "kiosk",
-            subject: self.kiosk, survey: self.survey, attributes: attributes
+            subject: self.kiosk, survey: self.survey, attributes: ["kiosk": self.kiosk]
         )
+    }
+
+    /// The hold that flags this kiosk's bursts.
+    public var burstHold: KioskBurstHold {
+        KioskBurstHold(limit: self.misuseLimit, windowMilliseconds: self.misuseWindowMilliseconds)
     }
 
     /// Key names a configuration may use, with their Linux key codes.
@@ -136,4 +137,77 @@ public struct KioskButtons: Sendable {
         for number in 1...12 { names["KEY_F\(number)"] = UInt16(number <= 10 ? 58 + number : 76 + number) }
         return names
     }()
+}
+
+/// Holds a kiosk's ratings for its misuse window before they go into the spool, so that a
+/// burst (more than ``limit`` presses within ``windowMilliseconds``) is flagged whole: the
+/// presses before the limit was passed as well as those after. None of a burst raises an
+/// alert. The price is latency: a press is sealed a window after it was made (10 s by
+/// default), plus at most ``graceMilliseconds`` for a press nothing follows.
+///
+/// A press is due when a later press is a window younger (the window around it is
+/// complete), or when a window and the grace have passed on the clock since the press (or
+/// since it was read, for a timestamp in the future). Every window holding more than
+/// ``limit`` presses ends at one of them, so checking the window that ends at each new
+/// press finds every burst.
+public struct KioskBurstHold: Sendable {
+    /// Most presses in a window that are not misuse.
+    public let limit: Int
+    /// The window, ms.
+    public let windowMilliseconds: Int64
+    /// How long past the window a press waits for presses still on their way, ms.
+    public let graceMilliseconds: Int64 = 1_000
+
+    private var held: [(submission: FeedbackSubmission, time: Int64, read: Int64)] = []
+    /// Press times of the last window, held or released.
+    private var recent: [Int64] = []
+    private var latest = Int64.min
+
+    /// Creates a hold.
+    public init(limit: Int, windowMilliseconds: Int64) {
+        self.limit = limit
+        self.windowMilliseconds = windowMilliseconds
+    }
+
+    /// Ratings held.
+    public var count: Int { self.held.count }
+
+    /// Holds `submission` (a kiosk press, `occurredAt` its time) read at `now`; flags it and
+    /// every held press of its window when the window holds more than ``limit``.
+    public mutating func add(_ submission: FeedbackSubmission, now: Int64) {
+        let time = submission.occurredAt ?? now
+        // A timestamp from the future (a wrong clock) must not make every later press look a window old.
+        if time <= now + self.graceMilliseconds { self.latest = max(self.latest, time) }
+        self.recent.append(time)
+        self.recent.removeAll { time - $0 >= self.windowMilliseconds || $0 - time > self.windowMilliseconds }
+        self.held.append((submission, time, now))
+        guard self.recent.count > self.limit else { return }
+        for index in self.held.indices where time - self.held[index].time < self.windowMilliseconds && self.held[index].time <= time {
+            self.held[index].submission.attributes = (self.held[index].submission.attributes ?? [:]).merging([FeedbackRecord.misuseAttribute: "true"]) { $1 }
+        }
+    }
+
+    /// The held ratings whose window is complete at `now`, in press order.
+    public mutating func due(now: Int64) -> [FeedbackSubmission] {
+        var out: [FeedbackSubmission] = []
+        while let first = self.held.first, self.isDue(first.time, read: first.read, now: now) {
+            out.append(self.held.removeFirst().submission)
+        }
+        return out
+    }
+
+    /// Every held rating, as flagged so far (the source is stopping).
+    public mutating func all() -> [FeedbackSubmission] {
+        defer { self.held.removeAll() }
+        return self.held.map(\.submission)
+    }
+
+    /// When the first held rating falls due on the clock, ms since the epoch.
+    public var nextDue: Int64? {
+        self.held.first.map { min($0.time, $0.read) + self.windowMilliseconds + self.graceMilliseconds }
+    }
+
+    private func isDue(_ time: Int64, read: Int64, now: Int64) -> Bool {
+        self.latest - time >= self.windowMilliseconds || now - min(time, read) >= self.windowMilliseconds + self.graceMilliseconds
+    }
 }

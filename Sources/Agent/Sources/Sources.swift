@@ -130,7 +130,7 @@ final class SourceRunner: Sendable {
 
     private func records(_ submissions: [FeedbackSubmission], now: Int64) throws -> [FeedbackRecord] {
         try self.ids.withLock { ids in
-            try submissions.map { try $0.record(id: ids.next(milliseconds: now), origin: self.origin, capturedAt: now, sites: self.sites) }
+            try submissions.map { try $0.record(id: $0.id ?? ids.next(milliseconds: now), origin: self.origin, capturedAt: now, sites: self.sites) }
         }
     }
 
@@ -371,18 +371,37 @@ final class SourceRunner: Sendable {
         var buttons = buttons
         await withTaskCancellationHandler {
             var bell = buffer.bell.makeAsyncIterator()
+            // Ratings wait in `hold` for their misuse window, then in `held` for the spool;
+            // both keep their presses' room in the buffer until stored.
+            var hold = buttons.burstHold
             var held: [FeedbackRecord] = []
             var limit = Self.kioskAppendLimit
             var refused = false
+            var readerDone = false
             while true {
                 if held.isEmpty {
                     let presses = buffer.take(upTo: Self.kioskAppendLimit)
-                    if presses.isEmpty {
-                        guard await bell.next() != nil else { break }
+                    let now = Int64(Date().timeIntervalSince1970 * 1000)
+                    if !presses.isEmpty {
+                        let submissions = self.kioskSubmissions(presses, buttons: &buttons, source)
+                        buffer.release(presses.count - submissions.count)
+                        for submission in submissions { hold.add(submission, now: now) }
+                    }
+                    readerDone = readerDone || buffer.isDrained
+                    let due = readerDone ? hold.all() : hold.due(now: now)
+                    if !due.isEmpty {
+                        held = self.kioskRecords(due, source)
+                        buffer.release(due.count - held.count)
                         continue
                     }
-                    held = self.kioskRecords(presses, buttons: &buttons, source)
-                    buffer.release(presses.count - held.count)
+                    if !presses.isEmpty { continue }
+                    if readerDone { break }
+                    if let next = hold.nextDue {
+                        // Held ratings fall due on the clock; new presses are looked for meanwhile.
+                        try? await Task.sleep(for: .milliseconds(min(max(next - now, 1), 100)))
+                        continue
+                    }
+                    if await bell.next() == nil { readerDone = true }
                     continue
                 }
                 let entry = Array(held.prefix(limit))
@@ -427,17 +446,20 @@ final class SourceRunner: Sendable {
         }
     }
 
-    /// The records of `presses` (debounced); presses that make none are counted here.
-    private func kioskRecords(_ presses: [InputEvent], buttons: inout KioskButtons, _ source: SourceConfiguration) -> [FeedbackRecord] {
+    /// The ratings of `presses` (debounced); presses that make none are counted here.
+    private func kioskSubmissions(_ presses: [InputEvent], buttons: inout KioskButtons, _ source: SourceConfiguration) -> [FeedbackSubmission] {
+        let submissions = presses.compactMap { buttons.rating(for: $0) }
+        let bounces = presses.count - submissions.count
+        if bounces > 0 { self.count(source.name) { $0.skipped += bounces } }
+        return submissions
+    }
+
+    /// The records of held kiosk ratings; ratings that fail validation are counted here.
+    private func kioskRecords(_ submissions: [FeedbackSubmission], _ source: SourceConfiguration) -> [FeedbackRecord] {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         var records: [FeedbackRecord] = []
-        var bounces = 0
         var bad = 0
-        for press in presses {
-            guard let submission = buttons.rating(for: press) else {
-                bounces += 1
-                continue
-            }
+        for submission in submissions {
             do {
                 records += try self.records([submission], now: now)
             } catch {
@@ -445,10 +467,7 @@ final class SourceRunner: Sendable {
                 self.logger.error("kiosk press not kept", metadata: ["source": "\(source.name)", "error": "\(Self.describe(error))"])
             }
         }
-        self.count(source.name) {
-            $0.skipped += bounces
-            $0.badLines += bad
-        }
+        if bad > 0 { self.count(source.name) { $0.badLines += bad } }
         return records
     }
 }

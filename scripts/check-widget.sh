@@ -6,7 +6,7 @@
 #
 # It starts, all on loopback: a hub on SQLite, an agent enrolled to it whose intake has a
 # survey key for pages on one origin, and two static web servers: the product page on that
-# origin and the same page on another origin. The browser answers the widget with a 3 and a
+# origin and the same page (in Russian) on another origin. The browser answers the widget with a 3 and a
 # comment, which must reach the hub as an NPS 3 rating with that comment; a reload must
 # not show the widget again; the page on the other origin must not be able to submit; the
 # page's own script must run beside the widget. Every wait is bounded; everything started
@@ -40,6 +40,8 @@ cat > "$work/site/index.html" <<HTML
 <script>document.getElementById('page-script').textContent = 'the page script ran';</script>
 </body></html>
 HTML
+# The same page in Russian, for the other origin.
+sed -e 's/lang="en"/lang="ru"/' -e 's/data-lang="en"/data-lang="ru"/' "$work/site/index.html" > "$work/site/ru.html"
 for p in "$shop" "$other"; do
     python3 -m http.server "$p" --bind 127.0.0.1 --directory "$work/site" > /dev/null 2>&1 &
     pids+=($!)
@@ -49,7 +51,7 @@ token=$("$bin/feedback-hub" tokens add --config "$work/hub/hub.yaml" --name "Wid
 
 echo "== agent on http://127.0.0.1:$intake; pages on :$shop (allowed) and :$other; screenshots in $out"
 SE_OFFLINE=true timeout 300 "$venv/bin/python" scripts/widget-browser.py \
-    "http://127.0.0.1:$shop/index.html" "http://127.0.0.1:$other/index.html" "http://127.0.0.1:$http" "$token" "http://127.0.0.1:$intake" "$out"
+    "http://127.0.0.1:$shop/index.html" "http://127.0.0.1:$other/ru.html" "http://127.0.0.1:$http" "$token" "http://127.0.0.1:$intake" "$out"
 if grep -qiE "fatal|panicked|SIGSEGV|Crash" "$work/hub.log" "$work/agent.log"; then
     echo "check-widget: a process logged a crash:" >&2
     tail -20 "$work/hub.log" "$work/agent.log" >&2

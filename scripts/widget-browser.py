@@ -147,20 +147,23 @@ try:
         fail(f"console errors on the allowed page: {errors}")
     print(f"  {len(requested)} distinct requests, to the page and the agent only; no console error")
 
-    # 5. The same page on another origin cannot submit.
+    # 5. The same page on another origin (in Russian) cannot submit.
     driver.get(other)
     root = wait_for(widget, "the widget on the other origin")
     check_page_script()
+    question = root.find_element(By.CSS_SELECTOR, "#fm-q").text
+    if not question.startswith("Насколько вероятно"):
+        fail(f"data-lang=ru should ask in Russian, asks {question!r}")
     root.find_elements(By.CSS_SELECTOR, "button[data-score]")[7].click()
     root.find_element(By.CSS_SELECTOR, "button.send").click()
-    wait_for(lambda: "Could not send" in root.find_element(By.CSS_SELECTOR, "[role=status]").text, "the refusal on the other origin")
-    shot("03-widget-other-origin-refused")
+    wait_for(lambda: "Не удалось отправить" in root.find_element(By.CSS_SELECTOR, "[role=status]").text, "the refusal on the other origin, in Russian")
+    shot("03-widget-other-origin-refused-ru")
     # The agent itself refused it (not only the browser hiding the answer): counted as foreignOrigin.
     if refused_from_other_origins() < 1:
         fail("the agent did not refuse the other origin's answer (no foreignOrigin in its /metrics)")
     if any(r["score"] == 7 for r in ratings()):
         fail("a page on another origin submitted a rating")
-    print("  a page on another origin is refused; nothing stored")
+    print("  a page on another origin (in Russian) is refused by the agent; nothing stored")
 
     # 6. Escape dismisses it, and a dismissed widget stays away.
     root.find_element(By.CSS_SELECTOR, "textarea").send_keys(Keys.ESCAPE)

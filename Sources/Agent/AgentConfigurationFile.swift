@@ -402,7 +402,8 @@ public struct AgentConfigurationFile: Sendable, Codable {
             try RangeError.check(self.batch.maxAgeMs, 1...3_600_000, "batch.maxAgeMs")
             try RangeError.check(self.drainTimeoutMs, 1...600_000, "drainTimeoutMs")
             if let http = self.http {
-                try RangeError.check(http.maxBodyBytes, 1_024...(64 << 20), "http.maxBodyBytes")
+                // 8 MiB of JSON decodes to some 100 MB at most; more per request buys nothing but memory.
+                try RangeError.check(http.maxBodyBytes, 1_024...(8 << 20), "http.maxBodyBytes")
                 try RangeError.check(http.onePerCustomerDays, 0...3_650, "http.onePerCustomerDays")
                 try RangeError.check(http.idempotencyHours, 0...720, "http.idempotencyHours")
                 guard (0.01...1_000_000).contains(http.ratePerAddress) else { throw SettingError("http.ratePerAddress must be 0.01–1000000, got \(http.ratePerAddress)") }

@@ -205,6 +205,12 @@ public struct HTTPIntake: Sendable {
         case .success(let parsed): submissions = parsed
         case .failure(let refusal): return Self.error(.badRequest, refusal.code, refusal.message, field: refusal.field)
         }
+        guard submissions.count <= Self.maxRatingsPerRequest else {
+            return Self.error(
+                .contentTooLarge, "tooManyRatings",
+                "the request holds \(submissions.count) ratings; at most \(Self.maxRatingsPerRequest) per request (a batch's worth)"
+            )
+        }
         if let key {
             switch key.admit(submissions) {
             case .success(let admitted): submissions = admitted
@@ -273,6 +279,8 @@ public struct HTTPIntake: Sendable {
         return answer
     }
 
+    /// Most ratings in one request: what one sealed batch holds.
+    static let maxRatingsPerRequest = 10_000
     /// The largest body taken with a survey key: one rating and its comment.
     static let surveyKeyMaxBodyBytes = 16 << 10
     static let idempotencyKeyHeader = HTTPField.Name("Idempotency-Key")!

@@ -52,6 +52,10 @@ import Wire
 
         let backend = try await intake.request("POST", "/v1/feedback", body: rating, headers: bearer)
         #expect(backend.status == 202)
+        // A request holds at most a batch's worth of ratings: 10,001 is refused whole.
+        let many = "[" + Array(repeating: rating, count: 10_001).joined(separator: ",") + "]"
+        let tooMany = try await intake.request("POST", "/v1/feedback", body: many, headers: bearer)
+        #expect(tooMany.status == 413 && self.code(tooMany.json) == "tooManyRatings")
         let otherSite = try await intake.request(
             "POST", "/v1/feedback", body: #"{"source":"api","scale":"nps","score":2,"site":"branch-1","survey":"checkout"}"#, headers: bearer
         )

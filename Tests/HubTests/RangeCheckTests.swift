@@ -114,7 +114,7 @@ import Testing
         ("batch: {maxBytes: 9223372036854775807}", "batch.maxBytes must be 1024–8388608"),
         ("batch: {maxAgeMs: 0}", "batch.maxAgeMs must be 1–3600000, got 0"),
         ("drainTimeoutMs: 9223372036854775807", "drainTimeoutMs must be 1–600000"),
-        ("http: {listen: \"127.0.0.1:1\", maxBodyBytes: 0}", "http.maxBodyBytes must be 1024–67108864, got 0"),
+        ("http: {listen: \"127.0.0.1:1\", maxBodyBytes: 0}", "http.maxBodyBytes must be 1024–8388608, got 0"),
         ("http: {listen: \"127.0.0.1:1\", onePerCustomerDays: 3651}", "http.onePerCustomerDays must be 0–3650, got 3651"),
         ("sources: [{name: k, kind: kiosk, device: d, site: s, kiosk: k, keys: {KEY_1: 1}, debounceMs: -1}]", "debounceMs must be 0–10000, got -1"),
         ("sources: [{name: k, kind: kiosk, device: d, site: s, kiosk: k, keys: {KEY_1: 1}, misuse: {presses: 0, seconds: 5}}]", "misuse.presses must be 1–10000, got 0"),

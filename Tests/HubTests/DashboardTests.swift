@@ -47,6 +47,12 @@ import Wire
         let script = try await fixture.call(nil, "GET", "/assets/dashboard.js")
         #expect(css.status == 200 && css.headers["content-type"] == "text/css; charset=utf-8" && css.headers["x-content-type-options"] == "nosniff")
         #expect(script.status == 200 && script.headers["content-type"] == "text/javascript; charset=utf-8" && script.body.contains("X-CSRF-Token"))
+        // Assets carry an entity tag: a browser that has this version gets 304 and no body.
+        let tag = try #require(css.headers["etag"])
+        #expect(tag.hasPrefix("\"") && tag != script.headers["etag"])
+        let again = try await fixture.call(nil, "GET", "/assets/dashboard.css", headers: ["If-None-Match": tag])
+        #expect(again.status == 304 && again.body.isEmpty)
+        #expect(try await fixture.call(nil, "GET", "/assets/dashboard.css", headers: ["If-None-Match": "\"old\""]).status == 200)
         #expect(try await fixture.call(nil, "POST", "/login").status == 405)
         // The API is unchanged: a JSON 401, no redirect.
         #expect(try await fixture.call(nil, "GET", "/v1/alerts").status == 401)
@@ -64,6 +70,9 @@ import Wire
         // half-width 1.96·√((0.1875 + 0.4375 − 0.0625)/4) = 0.735: −98.5 … +48.5.
         #expect(overview.body.contains("<td>-100.0 (-98.5 … +48.5)</td>"))
         #expect(overview.body.contains(#"<svg class="chart""#) && overview.body.contains(#"<polygon class="band""#))
+        // Each chart's figures as a table too, the NPS one with its interval.
+        #expect(overview.body.contains(#"<details class="chart-table" id="rate-table"><summary>The figures as a table</summary>"#))
+        #expect(overview.body.contains(#"<details class="chart-table" id="nps-table">"#) && overview.body.contains(#"<th scope="col">95 % interval</th>"#))
         #expect(overview.body.contains(#"<meta name="csrf-token" content=""#) && !overview.body.contains(#"content="""#), "the session's CSRF token is on the page")
 
         let cases = try await fixture.call(nil, "GET", "/cases", headers: ["Cookie": manager])
@@ -172,6 +181,9 @@ import Wire
         #expect(scale.y(0) == SVGChart.inset.top + scale.plotHeight / 2)
         #expect(svg.contains(#"points="\#(SVGChart.n(scale.x(0))),\#(SVGChart.n(scale.y(50))) \#(SVGChart.n(scale.x(0))),\#(SVGChart.n(scale.y(-50)))""#))
         #expect(svg.contains("NPS &amp; co") && svg.contains("&lt;c&gt;") && !svg.contains("<c>"))
+        let table = SVGChart.table(points, id: "t", caption: "NPS & co", summary: "As a table", label: "Day", value: "NPS", interval: "95 %", decimals: 1)
+        #expect(table.contains(#"<tr><th scope="row">a</th><td>0.0</td><td>-50.0 … 50.0</td></tr>"#))
+        #expect(table.contains(#"<tr><th scope="row">b</th><td>—</td><td>—</td></tr>"#) && table.contains("&lt;c&gt;") && table.contains("<caption>NPS &amp; co</caption>"))
         let bars = SVGChart.bars([.init(label: "1", value: 5), .init(label: "2", value: 0)], id: "b", title: "t", description: "d")
         #expect(bars.components(separatedBy: "<rect").count == 2, "no bar for zero")
     }

@@ -66,8 +66,13 @@ extension Dashboard {
         return [
             "periods": Self.periods.map { ["value": $0, "label": t["days\($0)"] ?? "\($0)", "selected": $0 == days] as [String: Any] },
             "periodText": "\(page.format(Int64(sites.period.from.timeIntervalSince1970 * 1000))) – \(page.format(Int64(sites.period.to.timeIntervalSince1970 * 1000))) (\(page.zone.identifier))",
-            "rateChart": SVGChart.bars(ratePoints, id: "rate", title: t["ratingsPerHour"] ?? "", description: t["ratingsPerHourDesc"] ?? ""),
-            "npsChart": SVGChart.band(npsPoints, range: -100...100, id: "nps", title: t["npsTrend"] ?? "", description: t["npsTrendDesc"] ?? ""),
+            "rateChart": SVGChart.bars(ratePoints, id: "rate", title: t["ratingsPerHour"] ?? "", description: t["ratingsPerHourDesc"] ?? "")
+                + SVGChart.table(ratePoints, id: "rate", caption: t["ratingsPerHour"] ?? "", summary: t["asTable"] ?? "", label: t["hour"] ?? "", value: t["responses"] ?? ""),
+            "npsChart": SVGChart.band(npsPoints, range: -100...100, id: "nps", title: t["npsTrend"] ?? "", description: t["npsTrendDesc"] ?? "")
+                + SVGChart.table(
+                    npsPoints, id: "nps", caption: t["npsTrend"] ?? "", summary: t["asTable"] ?? "", label: t["day"] ?? "", value: "NPS",
+                    interval: t["interval95"] ?? "", decimals: 1
+                ),
             "sites": rows, "hasSites": !rows.isEmpty, "cut": sites.groups.count > Self.maxRows,
         ]
     }
@@ -272,7 +277,8 @@ extension Dashboard {
             "connections": SVGChart.n(value("feedback_hub_connections"), decimals: 0), "handshakes": SVGChart.n(value("feedback_hub_handshakes"), decimals: 0),
             "store": storeUp ? t["yes"] ?? "yes" : t["no"] ?? "no", "storeClass": storeUp ? "good" : "bad",
             "silent": SVGChart.n(value("feedback_hub_nodes_silent"), decimals: 0),
-            "ingestChart": SVGChart.bars(ingest, id: "ingest", title: t["ingestChart"] ?? "", description: t["ingestChartDesc"] ?? ""),
+            "ingestChart": SVGChart.bars(ingest, id: "ingest", title: t["ingestChart"] ?? "", description: t["ingestChartDesc"] ?? "")
+                + SVGChart.table(ingest, id: "ingest", caption: t["ingestChart"] ?? "", summary: t["asTable"] ?? "", label: t["time"] ?? "", value: t["perSecond"] ?? "", decimals: 1),
             "tables": [
                 table("rejects", t["rejects"] ?? "", t["code"] ?? "", "feedback_hub_rejects_total", label: "code"),
                 table("deliveries", t["deliveries"] ?? "", t["outcome"] ?? "", "feedback_hub_alert_deliveries_total", label: "outcome"),

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Hummingbird
 import Mustache
@@ -46,9 +47,9 @@ struct Dashboard: Sendable {
 
     func register(on router: Router<OperationsContext>) {
         let dashboard = self
-        router.get("assets/dashboard.css") { _, _ in Self.asset(DashboardAssets.stylesheet, type: "text/css; charset=utf-8") }
-        router.get("assets/dashboard.js") { _, _ in Self.asset(DashboardAssets.script, type: "text/javascript; charset=utf-8") }
-        router.get("assets/icon.svg") { _, _ in Self.asset(DashboardAssets.icon, type: "image/svg+xml") }
+        router.get("assets/dashboard.css") { request, _ in Self.asset(Self.stylesheet, type: "text/css; charset=utf-8", request: request) }
+        router.get("assets/dashboard.js") { request, _ in Self.asset(Self.script, type: "text/javascript; charset=utf-8", request: request) }
+        router.get("assets/icon.svg") { request, _ in Self.asset(Self.icon, type: "image/svg+xml", request: request) }
         router.get("login") { request, _ -> Response in
             let page = PageRequest(request, caller: nil, secureCookie: dashboard.secureCookie, zone: dashboard.store.reportZone, now: dashboard.clock())
             let next = request.uri.queryParameters.get("next").flatMap(Self.localPage) ?? "/"
@@ -121,11 +122,29 @@ struct Dashboard: Sendable {
         return Self.pages.contains(path) ? next : nil
     }
 
-    static func asset(_ text: String, type: String) -> Response {
-        Response(
-            status: .ok, headers: [.contentType: type, .cacheControl: "no-cache", .xContentTypeOptions: "nosniff"],
-            body: .init(byteBuffer: ByteBuffer(string: text))
-        )
+    /// An asset and its entity tag: a digest of its text, fixed for the life of the binary.
+    struct Asset: Sendable {
+        let text: String
+        let etag: String
+
+        init(_ text: String) {
+            self.text = text
+            self.etag = "\"" + Array(SHA256.hash(data: Array(text.utf8))).prefix(12).map { String(format: "%02x", $0) }.joined() + "\""
+        }
+    }
+
+    static let stylesheet = Asset(DashboardAssets.stylesheet)
+    static let script = Asset(DashboardAssets.script)
+    static let icon = Asset(DashboardAssets.icon)
+
+    /// The asset, revalidated on each use (`no-cache`): a browser that has it sends its tag in
+    /// `If-None-Match` and gets 304 without the body, and a new hub version is seen at once.
+    static func asset(_ asset: Asset, type: String, request: Request) -> Response {
+        let headers: HTTPFields = [.contentType: type, .cacheControl: "no-cache", .xContentTypeOptions: "nosniff", .eTag: asset.etag]
+        if let known = request.headers[.ifNoneMatch], known.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == asset.etag || $0.trimmingCharacters(in: .whitespaces) == "*" }) {
+            return Response(status: .notModified, headers: headers)
+        }
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: asset.text)))
     }
 }
 

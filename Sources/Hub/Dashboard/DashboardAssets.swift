@@ -29,6 +29,9 @@ enum DashboardAssets {
         .chart .grid { stroke: var(--line); }
         .chart .axis { fill: var(--muted); font-size: 11px; }
         .table-wrap { overflow-x: auto; }
+        .chart-table { margin: .25rem 0 .5rem; }
+        .chart-table summary { cursor: pointer; }
+        .chart-table table { max-width: 30rem; }
         table { border-collapse: collapse; width: 100%; font-size: .95rem; }
         th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top; }
         td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
@@ -86,7 +89,12 @@ enum DashboardAssets {
               const page = new DOMParser().parseFromString(await response.text(), "text/html");
               const fresh = page.getElementById("main");
               // Checked again: the reader may have started typing while the page was fetched.
-              if (fresh && (force || !editing())) main().replaceChildren(...fresh.childNodes);
+              if (fresh && (force || !editing())) {
+                // A chart's table the reader opened stays open.
+                const open = [...main().querySelectorAll("details[id][open]")].map((details) => details.id);
+                main().replaceChildren(...fresh.childNodes);
+                for (const id of open) { const details = document.getElementById(id); if (details) details.open = true; }
+              }
               const stamp = page.getElementById("updated");
               if (stamp) document.getElementById("updated").textContent = stamp.textContent;
             } finally {

@@ -6,7 +6,8 @@ import Foundation
 /// come from the stylesheet's classes (`bar`, `line`, `band`, `axis`), so the page's
 /// Content-Security-Policy needs no inline style.
 ///
-/// Every text drawn is escaped; numbers are written with a fixed number of decimals.
+/// Every text drawn is escaped; numbers are written with a fixed number of decimals. Each
+/// chart has its figures as a table too (``table(_:id:caption:summary:label:value:interval:decimals:)``).
 enum SVGChart {
     /// One point of a series: a label for the x axis, a value (nil: no data), and optional
     /// interval bounds drawn as a band around it.
@@ -72,6 +73,28 @@ enum SVGChart {
         }
         body += Self.xLabels(points, scale: scale)
         return Self.frame(body, id: id, title: title, description: description)
+    }
+
+    /// The chart's numbers as a table, folded under `summary` below it: what a screen-reader
+    /// user or anyone who wants the figures reads instead of the drawing. Points without a
+    /// value show "—"; the interval column only when `interval` names it. `id` (the chart's)
+    /// names it, so a live refresh keeps it open.
+    static func table(
+        _ points: [Point], id: String, caption: String, summary: String, label: String, value: String, interval: String? = nil, decimals: Int = 0
+    ) -> String {
+        var html = #"<details class="chart-table" id="\#(id)-table"><summary>\#(Self.escape(summary))</summary><table><caption>\#(Self.escape(caption))</caption>"#
+        html += #"<thead><tr><th scope="col">\#(Self.escape(label))</th><th scope="col">\#(Self.escape(value))</th>"#
+        if let interval { html += #"<th scope="col">\#(Self.escape(interval))</th>"# }
+        html += "</tr></thead><tbody>"
+        for point in points {
+            html += #"<tr><th scope="row">\#(Self.escape(point.label))</th><td>\#(point.value.map { Self.n($0, decimals: decimals) } ?? "—")</td>"#
+            if interval != nil {
+                let bounds = point.low.flatMap { low in point.high.map { "\(Self.n(low, decimals: decimals)) … \(Self.n($0, decimals: decimals))" } }
+                html += "<td>\(bounds ?? "—")</td>"
+            }
+            html += "</tr>"
+        }
+        return html + "</tbody></table></details>"
     }
 
     /// Maps indices and values to the plot area.

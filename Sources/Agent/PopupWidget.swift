@@ -148,9 +148,19 @@ enum PopupWidget {
       var idempotencyKey = newKey();
       var lastBody = null;
       var busy = false;
+      // Where the reader was before Tab took them into the widget: focus goes back there when it closes.
+      var lastOutside = null;
+      function track(event) { if (event.target !== host) { lastOutside = event.target; } }
+      document.addEventListener('focusin', track);
+      function closeWidget() {
+        document.removeEventListener('focusin', track);
+        var inside = root.activeElement !== null;
+        if (host.parentNode) { host.parentNode.removeChild(host); }
+        if (inside && lastOutside && document.contains(lastOutside) && lastOutside.focus) { lastOutside.focus(); }
+      }
       function dismiss(state) {
         remember(state);
-        if (host.parentNode) { host.parentNode.removeChild(host); }
+        closeWidget();
       }
       buttons.forEach(function (b) {
         b.addEventListener('click', function () {
@@ -186,7 +196,7 @@ enum PopupWidget {
               status.textContent = texts.thanks;
               remember('answered');
               Array.prototype.forEach.call(box.querySelectorAll('button,textarea'), function (n) { if (n !== close) { n.disabled = true; } });
-              setTimeout(function () { if (host.parentNode) { host.parentNode.removeChild(host); } }, 2500);
+              setTimeout(closeWidget, 2500);
             } else {
               busy = false;
               status.textContent = texts.failed;

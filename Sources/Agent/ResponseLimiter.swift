@@ -21,15 +21,17 @@ import Darwin
 ///
 /// Remembers `SHA-256(customer, survey)` and the time of the accepted response in a file
 /// beside the spool (`responses.log`, one line each), so the limit holds across restarts.
-/// The file is rewritten without expired lines when the limiter opens. Ratings without a
-/// customer or without a survey are never limited.
+/// The file is rewritten without expired lines when the limiter opens, and again whenever it
+/// has grown to twice what it held when last written whole (an agent that runs for months
+/// keeps a file and a memory of about its window's size). Ratings without a customer or without a survey are never limited.
 public final class ResponseLimiter: Sendable {
     /// How long a customer's response to a survey blocks the next.
     public let window: Duration
     private let path: String
     private let seen: Mutex<[String: Int64]>
-    /// The file opened for appending; closed with the limiter.
-    private let file: Mutex<Int32>
+    /// The file opened for appending, the lines in it, and how many it held when last
+    /// written whole; closed with the limiter.
+    private let file: Mutex<(fd: Int32, lines: Int, written: Int)>
 
     /// Opens (creating if needed) the memory in `path`, dropping entries older than `window`.
     ///
@@ -48,6 +50,17 @@ public final class ResponseLimiter: Sendable {
                 seen[String(parts[0])] = max(seen[String(parts[0])] ?? 0, at)
             }
         }
+        let fd = try Self.rewrite(seen, to: path)
+        self.seen = Mutex(seen)
+        self.file = Mutex((fd, seen.count, seen.count))
+    }
+
+    deinit {
+        self.file.withLock { _ = close($0.fd) }
+    }
+
+    /// Writes `seen` to a fresh file at `path`; returns it opened for appending.
+    private static func rewrite(_ seen: [String: Int64], to path: String) throws -> Int32 {
         let text = seen.map { "\($0.key) \($0.value)\n" }.joined()
         do {
             try SecretFile.write(Data(text.utf8), to: path, replacing: true)
@@ -56,12 +69,7 @@ public final class ResponseLimiter: Sendable {
         }
         let fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
         guard fd >= 0 else { throw SpoolError(.io, "cannot write \(path): \(FileDescriptorIO.lastError())") }
-        self.seen = Mutex(seen)
-        self.file = Mutex(fd)
-    }
-
-    deinit {
-        self.file.withLock { _ = close($0) }
+        return fd
     }
 
     /// Reserves a response for every (customer, survey) in `pairs` at `now`, or none: the
@@ -97,10 +105,22 @@ public final class ResponseLimiter: Sendable {
     public func commit(_ pairs: [(customer: String, survey: String)], now: Int64) throws {
         let lines = pairs.filter { !$0.customer.isEmpty && !$0.survey.isEmpty }.map { "\(Self.key($0.customer, $0.survey)) \(now)\n" }
         guard !lines.isEmpty else { return }
-        try self.file.withLock { fd in
-            guard Array(lines.joined().utf8).withUnsafeBytes({ FileDescriptorIO.writeAll(fd, $0) }) else {
+        try self.file.withLock { file in
+            guard Array(lines.joined().utf8).withUnsafeBytes({ FileDescriptorIO.writeAll(file.fd, $0) }) else {
                 throw SpoolError(.io, "cannot append to the answered-surveys file: \(FileDescriptorIO.lastError())")
             }
+            file.lines += lines.count
+            // Grown to twice what it held when last written whole: expired answers go, from
+            // the memory and the file, and the file starts again.
+            guard file.lines > 2 * max(file.written, 10_000) else { return }
+            let horizon = now - Self.milliseconds(self.window)
+            let kept = self.seen.withLock { seen in
+                seen = seen.filter { $0.value >= horizon }
+                return seen
+            }
+            let fd = try Self.rewrite(kept, to: self.path)
+            close(file.fd)
+            file = (fd, kept.count, kept.count)
         }
     }
 

@@ -28,3 +28,28 @@ import Testing
         #expect(limiter.reserve([("c-2", "nps-q4")], now: now + 8 * 86_400_000) == nil)
     }
 }
+
+/// The answered-surveys file of an agent that runs for months.
+@Suite struct ResponseLimiterCompactionTests {
+    @Test func theFileIsRewrittenWithoutExpiredAnswersWhileTheAgentRuns() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("limiter-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/responses.log"
+        let limiter = try ResponseLimiter(path: path, window: .seconds(60))
+        var now = Int64(Date().timeIntervalSince1970 * 1000)
+        // 50,000 answers, one a second of agent time: the window holds the last 60.
+        for index in 0..<50_000 {
+            let pair = [(customer: "c-\(index)", survey: "q")]
+            #expect(limiter.reserve(pair, now: now) == nil)
+            try limiter.commit(pair, now: now)
+            now += 1_000
+        }
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").count
+        #expect(lines <= 20_001, "\(lines) lines for 60 answers in the window")
+        #expect(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int == 0o600)
+        // What is inside the window is still known after a restart.
+        let reopened = try ResponseLimiter(path: path, window: .seconds(60))
+        #expect(reopened.reserve([("c-49999", "q")], now: now) == 0)
+    }
+}

@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import GRDB
 import Support
+import TestSupport
 import Testing
 import Wire
 
@@ -205,6 +206,31 @@ import Wire
 
         #expect(await intake.agent.flush(timeout: .seconds(20)))
         #expect(try hub.recordCount == 3, "two ratings once, and the one with its id once")
+        try await intake.stop()
+        try await hub.stopAndRemove()
+    }
+}
+
+/// The intake's listener limits against slow and greedy clients.
+@Suite(.serialized) struct IntakeListenerTests {
+    @Test func aClientThatSendsItsRequestSlowlyIsCutOffAndOneAddressCannotTakeEveryConnection() async throws {
+        let hub = try await HubHarness.start()
+        let intake = try await HTTPIntakeTests.Intake.start(hub: hub) { settings, _ in
+            settings.limits.headerTimeoutMs = 500
+            settings.limits.bodyTimeoutMs = 500
+            settings.limits.maxConnectionsPerAddress = 4
+        }
+        let port = try #require(Int(intake.base.split(separator: ":").last ?? ""))
+        // Ten connections from one address, each sending a request head that never ends.
+        let slow = RawSockets()
+        try await offThePool { slow.open(10, from: ["127.0.0.7"], to: port) }
+        _ = slow.send(Array("POST /v1/feedback HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 40\r\n".utf8))
+        // Those over the address's share are closed at once, the rest at the header deadline.
+        #expect(await eventually(seconds: 20) { slow.closedByPeer() == 10 }, "every slow connection closed")
+        slow.closeAll()
+        // Meanwhile and after, a normal client is served.
+        let answer = try await intake.request("POST", "/v1/feedback", body: #"{"source":"api","scale":"nps","score":9}"#)
+        #expect(answer.status == 202)
         try await intake.stop()
         try await hub.stopAndRemove()
     }

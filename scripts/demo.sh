@@ -251,13 +251,15 @@ python3 - "$work/overview.html" <<'PY'
 import html.parser, sys
 class Rows(html.parser.HTMLParser):
     def __init__(self):
-        super().__init__(); self.rows, self.row, self.cell, self.charts = [], None, None, 0
+        super().__init__(); self.rows, self.row, self.cell, self.charts, self.figures = [], None, None, 0, False
     def handle_starttag(self, tag, attrs):
-        if tag == "tr": self.row = []
+        if tag == "details" and ("class", "chart-table") in attrs: self.figures = True  # a chart's figures, not the site table
+        elif tag == "tr" and not self.figures: self.row = []
         elif tag in ("td", "th") and self.row is not None: self.cell = ""
         elif tag == "svg": self.charts += 1
     def handle_endtag(self, tag):
-        if tag in ("td", "th") and self.cell is not None: self.row.append(self.cell.strip()); self.cell = None
+        if tag == "details": self.figures = False
+        elif tag in ("td", "th") and self.cell is not None: self.row.append(self.cell.strip()); self.cell = None
         elif tag == "tr" and self.row: self.rows.append(self.row); self.row = None
     def handle_data(self, data):
         if self.cell is not None: self.cell += data

@@ -409,7 +409,7 @@ public struct AgentConfigurationFile: Sendable, Codable {
                 guard (0.01...1_000_000).contains(http.ratePerAddress) else { throw SettingError("http.ratePerAddress must be 0.01–1000000, got \(http.ratePerAddress)") }
                 guard (1...10_000_000).contains(http.addressBurst) else { throw SettingError("http.addressBurst must be 1–10000000, got \(http.addressBurst)") }
                 let access = try http.access()
-                if let bad = http.trustedProxies.first(where: { !HostNames.isIPAddress($0) && !HostNames.isIPAddress("[\($0)]") }) {
+                if let bad = http.trustedProxies.first(where: { HTTPIntake.canonicalIP($0) == nil }) {
                     throw SettingError("http.trustedProxies: each must be an IP address, got \(TerminalText.excerpt(bad))")
                 }
                 if !access.requiresKey, let address = try? HubAddress(parsing: http.listen), !HostNames.isLoopback(address.host) {

@@ -52,6 +52,7 @@ public struct HTTPIntake: Sendable {
         public var idempotency: IdempotencyMemory?
         /// Addresses of reverse proxies in front of the intake: from them, the client is the
         /// last address in `X-Forwarded-For` (what the proxy saw), for the per-address limit.
+        /// Written as ``canonicalIP(_:)`` gives them.
         public var trustedProxies: Set<String> = []
 
         /// Creates settings.
@@ -135,11 +136,20 @@ public struct HTTPIntake: Sendable {
 
     static let forwardedForHeader = HTTPField.Name("X-Forwarded-For")!
 
+    /// `text` (an IPv4 or IPv6 address, brackets allowed) as a peer's address is printed, so
+    /// `::0:1`, `[::1]` and `::1` are one proxy; nil when it is not an address.
+    public static func canonicalIP(_ text: String) -> String? {
+        let bare = text.hasPrefix("[") && text.hasSuffix("]") ? String(text.dropFirst().dropLast()) : text
+        return (try? SocketAddress(ipAddress: bare, port: 0))?.ipAddress
+    }
+
     /// The request's client: the peer, or behind a trusted proxy the address it forwarded.
     func client(_ request: Request, _ context: IntakeContext) -> Client {
         let peer = context.peer
         guard let ip = peer?.ipAddress, self.configuration.trustedProxies.contains(ip), let forwarded = request.headers[Self.forwardedForHeader] else {
-            return Client(address: peer?.slotKey ?? "", isLocal: peer?.ipAddress.map { HostNames.isLoopback($0) } ?? false)
+            // This machine: a loopback peer, or the intake's own address (a listen address that is not loopback).
+            let isLocal = peer?.ipAddress.map { HostNames.isLoopback($0) || $0 == context.local?.ipAddress } ?? false
+            return Client(address: peer?.slotKey ?? "", isLocal: isLocal)
         }
         let last = forwarded.split(separator: ",").last.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
         guard let address = try? SocketAddress(ipAddress: last, port: 0) else {
@@ -460,10 +470,13 @@ public struct IntakeContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// The connection's peer.
     public let peer: SocketAddress?
+    /// The intake's own address on this connection.
+    public let local: SocketAddress?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.peer = source.channel.remoteAddress
+        self.local = source.channel.localAddress
     }
 }
 

@@ -28,8 +28,8 @@ import Darwin
 /// oldest go first, counted in ``evictedEarly`` when still inside the window) and is
 /// rewritten when it has grown to twice what it holds.
 ///
-/// A request is written down (`B` line, synced) before its ratings go into the spool and
-/// again when it is accepted. A request begun but not finished before a crash keeps its
+/// A request is written down (`B` line, synced) before its ratings go into the spool, and
+/// again when it is accepted (or an `A` line when it is refused). A request begun but not finished before a crash keeps its
 /// time: its retry is stored again with the same ids, and the hub keeps one copy of each.
 public final class IdempotencyMemory: Sendable {
     /// How long a request is remembered.
@@ -81,6 +81,11 @@ public final class IdempotencyMemory: Sendable {
         if let data = FileManager.default.contents(atPath: path) {
             for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
                 var parts = line.split(separator: " ")
+                if parts.count == 2, parts[0] == "A" {
+                    // Refused after it began: nothing of it was stored.
+                    if state.entries[String(parts[1])]?.resumable == true { state.entries[String(parts[1])] = nil }
+                    continue
+                }
                 let begun = parts.first == "B"
                 if begun { parts.removeFirst() }
                 // A torn line (a crash mid-write) is skipped; its request was answered 5xx or not at all.
@@ -127,10 +132,13 @@ public final class IdempotencyMemory: Sendable {
         }
     }
 
-    /// Forgets a reservation whose request was not accepted: a retry is handled afresh.
+    /// Forgets a reservation whose request was not accepted: a retry is handled afresh,
+    /// after a restart too (an `A` line cancels its `B` line).
     public func abandon(scope: String) {
         self.state.withLock { state in
-            if state.entries[scope]?.pending == true { state.entries[scope] = nil }
+            guard state.entries[scope]?.pending == true else { return }
+            state.entries[scope] = nil
+            if Array("A \(scope)\n".utf8).withUnsafeBytes({ FileDescriptorIO.writeAll(state.fd, $0) }) { state.lines += 1 }
         }
     }
 

@@ -54,7 +54,7 @@ struct Run: AsyncParsableCommand {
                 throw CLIError("configuration file \(self.config) \(error)")
             }
             intake.perAddress = (http.ratePerAddress, http.addressBurst)
-            intake.trustedProxies = Set(http.trustedProxies)
+            intake.trustedProxies = Set(http.trustedProxies.compactMap(HTTPIntake.canonicalIP))
             if http.idempotencyHours > 0 {
                 do {
                     intake.idempotency = try IdempotencyMemory(

@@ -75,6 +75,15 @@ import Testing
         let reopened = try IdempotencyMemory(path: path)
         #expect(reopened.begin(scope: scope, body: [7], now: now + 7_000) == .replay(at: now))
         #expect(reopened.begin(scope: IdempotencyMemory.scope(key: nil, idempotencyKey: "k-1"), body: [8], now: now + 7_000) == .reused)
+
+        // A request refused after it began (nothing stored) is forgotten across a restart too:
+        // corrected, it is taken afresh under the same key.
+        let refused = IdempotencyMemory.scope(key: nil, idempotencyKey: "k-2")
+        #expect(reopened.begin(scope: refused, body: [1], now: now + 8_000) == .fresh(at: now + 8_000))
+        reopened.abandon(scope: refused)
+        let again = try IdempotencyMemory(path: path)
+        #expect(again.begin(scope: refused, body: [2], now: now + 9_000) == .fresh(at: now + 9_000))
+        #expect(HTTPIntake.canonicalIP("[::0:1]") == "::1" && HTTPIntake.canonicalIP("127.0.0.1") == "127.0.0.1" && HTTPIntake.canonicalIP("proxy") == nil)
     }
 }
 

@@ -170,6 +170,8 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
 
     /// This hub's node id, sent in every CHALLENGE.
     public var hubID: UUID
+    /// Whether the file said `hubId: machine` (``hubID`` is then derived from /etc/machine-id).
+    public var hubIDFromMachine = false
     /// Protocol listener, `HOST:PORT`.
     public var listen: String = "0.0.0.0:7443"
     /// Operations HTTP listener (metrics, health), `HOST:PORT`.
@@ -268,7 +270,17 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        self.hubID = try c.decode(UUID.self, forKey: .hubID)
+        if let id = try? c.decode(UUID.self, forKey: .hubID) {
+            self.hubID = id
+        } else if try c.decode(String.self, forKey: .hubID) == "machine" {
+            // Resolved by load(from:), which can name the file when the machine id is missing.
+            self.hubID = UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+            self.hubIDFromMachine = true
+        } else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .hubID, in: c, debugDescription: "hubId must be a UUID or `machine` (derived from /etc/machine-id)"
+            )
+        }
         self.listen = try c.decodeIfPresent(String.self, forKey: .listen) ?? self.listen
         self.http = try c.decodeIfPresent(String.self, forKey: .http) ?? self.http
         self.store = try c.decodeIfPresent(String.self, forKey: .store) ?? self.store
@@ -282,6 +294,28 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
         self.reports = try c.decodeIfPresent(Reports.self, forKey: .reports) ?? Reports()
         self.postgresSection = try c.decodeIfPresent(PostgresSection.self, forKey: .postgresSection) ?? PostgresSection()
     }
+
+    /// The hub id `hubId: machine` stands for: derived from this machine's id as systemd's
+    /// `sd_id128_get_machine_app_specific` derives one (HMAC-SHA256 keyed with the machine id
+    /// over an id of FeedbackMesh's, made a version 4 UUID), so a configuration shipped to many
+    /// machines (the Debian package's) gives each its own stable id, and the machine id itself
+    /// is not disclosed.
+    ///
+    /// - Parameter machineIDFile: `/etc/machine-id` unless a test names another.
+    /// - Throws: ``MachineIDError`` when the file is missing or not 32 hex digits.
+    public static func machineHubID(machineIDFile: String = "/etc/machine-id") throws -> UUID {
+        guard let data = FileManager.default.contents(atPath: machineIDFile), data.count <= 64,
+            let text = String(data: data, encoding: .utf8)
+        else { throw MachineIDError(reason: "cannot read \(machineIDFile)") }
+        let hex = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard hex.count == 32, let bytes = MachineID.bytes(hex: hex) else { throw MachineIDError(reason: "\(machineIDFile) does not hold 32 hex digits") }
+        return MachineID.appSpecific(machine: bytes, app: Self.hubApplicationID)
+    }
+
+    /// FeedbackMesh's application id for ``machineHubID(machineIDFile:)``.
+    static let hubApplicationID: [UInt8] = [
+        0x6f, 0x1c, 0x2e, 0x8a, 0x53, 0x4d, 0x4b, 0x1e, 0x9a, 0x0d, 0x77, 0x3b, 0xc4, 0x15, 0xe2, 0x90,
+    ]
 
     /// The batch limits these settings give.
     public var batchLimits: BatchLimits { self.limits.batchLimits }
@@ -305,6 +339,13 @@ public struct HubConfiguration: Sendable, Codable, Equatable {
             configuration = try document.decode(HubConfiguration.self)
         } catch let error as ConfigFileError {
             throw ConfigurationError(path: path, error.located)
+        }
+        if configuration.hubIDFromMachine {
+            do {
+                configuration.hubID = try Self.machineHubID()
+            } catch let error as MachineIDError {
+                throw ConfigurationError(path: path, error.description)
+            }
         }
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
         func resolve(_ file: String) -> String {

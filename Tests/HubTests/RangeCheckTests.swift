@@ -150,5 +150,27 @@ import Testing
         #expect(configuration.limits.maxConnectionsPerNode == 2)
         #expect(configuration.httpLimits.maxConnections == 9)
     }
-}
 
+    /// The Debian package's hub.yaml says `hubId: machine`: each machine gets its own stable id,
+    /// derived as systemd derives application ids (the expected value computed independently,
+    /// with Python's hmac, for this machine id).
+    @Test func hubIdMachineIsDerivedFromTheMachineID() throws {
+        let machineFile = try self.write("5c4e3b2a19087f6e5d4c3b2a19087f6e\n")
+        let id = try HubConfiguration.machineHubID(machineIDFile: machineFile)
+        #expect(id == UUID(uuidString: "a4e5462a-217e-4c99-827d-b95ab80b6b53"))
+        let other = try self.write("5c4e3b2a19087f6e5d4c3b2a19087f6f\n")
+        #expect(try HubConfiguration.machineHubID(machineIDFile: other) != id)
+        let short = try self.write("5c4e3b2a\n")
+        #expect(self.message { _ = try HubConfiguration.machineHubID(machineIDFile: short) }.contains("does not hold 32 hex digits"))
+        #expect(self.message { _ = try HubConfiguration.machineHubID(machineIDFile: "/nonexistent/machine-id") }.contains("cannot read"))
+        // This machine's own id, where it has one (a container may have none, or an empty file).
+        if let machine = try? HubConfiguration.machineHubID() {
+            let path = try self.write("hubId: machine\ntls: {certificate: a.pem, privateKey: b.pem}\n")
+            let first = try HubConfiguration.load(from: path).hubID
+            #expect(try HubConfiguration.load(from: path).hubID == first)
+            #expect(first == machine)
+        }
+        let wrong = try self.write("hubId: mine\ntls: {certificate: a.pem, privateKey: b.pem}\n")
+        #expect(self.message { _ = try HubConfiguration.load(from: wrong) }.contains("has an invalid value at hubId (line 1)"))
+    }
+}

@@ -17,10 +17,14 @@ class Hook(BaseHTTPRequestHandler):
         expected = "v1," + base64.b64encode(hmac.new(SECRET, signed, hashlib.sha256).digest()).decode()
         ok = hmac.compare_digest(expected, self.headers.get("webhook-signature", ""))
         try:
-            summary = json.loads(body)["alert"]["summary"]
-        except (ValueError, KeyError):
-            summary = "(not an alert)"
-        print(f"{self.path[1:]}: signature {'ok' if ok else 'BAD'}: {summary}", flush=True)
+            message = json.loads(body)
+            kind, alert = message["type"], message["alert"]["id"]
+            summary = message["alert"]["summary"]
+        except (ValueError, KeyError, TypeError):
+            kind, alert, summary = "-", "-", "(not an alert)"
+        # One line per webhook: scripts/check-containers.sh counts them by webhook-id and alert.
+        print(f"{self.path[1:]}: signature {'ok' if ok else 'BAD'}: {kind} alert {alert} "
+              f"webhook-id {self.headers.get('webhook-id')}: {summary}", flush=True)
         self.send_response(204 if ok else 401)
         self.end_headers()
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Checks compose.yaml without a Docker engine: YAML syntax, known top-level and service
-keys, an image or build for every service, healthchecks in the exec form, depends_on and
+"""Checks compose.yaml without an engine (scripts/check-containers.sh runs it for real with
+podman): YAML syntax, known top-level (and x- extension) and service keys, an image or build
+for every service, build contexts and Containerfiles that exist, healthchecks in the exec form, depends_on and
 named volumes that exist, bind-mounted files that exist in the repository, and port
 mappings bound to loopback. Exits non-zero with one line per problem."""
 import os, re, sys
@@ -19,7 +20,7 @@ allowed_service = {
     "stop_grace_period", "restart", "user", "networks",
 }
 for key in compose:
-    if key not in allowed_top:
+    if key not in allowed_top and not key.startswith("x-"):
         problems.append(f"unknown top-level key {key!r}")
 services = compose.get("services") or {}
 volumes = set((compose.get("volumes") or {}).keys())
@@ -32,6 +33,11 @@ for name, service in services.items():
             problems.append(f"{where}: unknown key {key!r}")
     if "image" not in service and "build" not in service:
         problems.append(f"{where}: needs image or build")
+    build = service.get("build")
+    if isinstance(build, dict):
+        context = os.path.join(root, build.get("context", "."))
+        if not os.path.isfile(os.path.join(context, build.get("dockerfile", "Dockerfile"))):
+            problems.append(f"{where}: build {build!r} names no file in the repository")
     check = service.get("healthcheck")
     if not check or not isinstance(check.get("test"), list) or check["test"][0] not in ("CMD", "CMD-SHELL"):
         problems.append(f"{where}: needs a healthcheck with test: [CMD, …] or [CMD-SHELL, …]")
@@ -53,8 +59,9 @@ for name, service in services.items():
     for entry in service.get("entrypoint") or []:
         if entry.startswith("/usr/local/bin/") and not os.path.exists(os.path.join(root, "docker", os.path.basename(entry))):
             problems.append(f"{where}: entrypoint {entry!r} is not one of docker/*.sh")
-if services.get("hub", {}).get("build") != ".":
-    problems.append("service 'hub' should build the repository's Dockerfile")
+hubs = [name for name, service in services.items() if "/usr/local/bin/hub-entrypoint.sh" in (service.get("entrypoint") or [])]
+if not any(services[name].get("build") == "." for name in hubs):
+    problems.append("a hub service should build the repository's Dockerfile (build: .)")
 
 for problem in problems:
     print(f"{path}: {problem}")

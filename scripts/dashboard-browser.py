@@ -23,20 +23,9 @@ import uuid
 from selenium.webdriver.common.by import By
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import WebDriverWait
 
 hub, token, intake, out = sys.argv[1:5]
 WAIT = 30  # seconds, for anything the page should show
-
-
-def fail(message):
-    print(f"check-dashboard: FAILED: {message}", file=sys.stderr)
-    try:
-        driver.save_screenshot(f"{out}/failure.png")
-        print(f"check-dashboard: screenshot of the failure in {out}/failure.png", file=sys.stderr)
-    except Exception:  # noqa: BLE001 - the browser may be gone
-        pass
-    sys.exit(1)
 
 
 def api(path, method="GET", body=None):
@@ -51,13 +40,6 @@ def api(path, method="GET", body=None):
 CHANGING = (StaleElementReferenceException, NoSuchElementException)
 
 
-def wait_for(condition, what):
-    try:
-        return WebDriverWait(driver, WAIT, poll_frequency=0.2, ignored_exceptions=CHANGING).until(lambda _: condition())
-    except Exception:  # noqa: BLE001 - the timeout
-        fail(f"waited {WAIT} s for {what}")
-
-
 def on_case(step, what):
     """Runs step(article) on the new case's article, again if a refresh replaced it meanwhile."""
     for _ in range(5):
@@ -68,12 +50,9 @@ def on_case(step, what):
     fail(f"could not {what}: the case kept changing under the browser")
 
 
-def shot(name):
-    driver.save_screenshot(f"{out}/{name}.png")
-    print(f"  screenshot {name}.png")
-
-
 driver = chromium.start("1280,1000", WAIT)
+check = chromium.Check("check-dashboard", driver, out, WAIT, ignored_exceptions=CHANGING)
+fail, wait_for, shot = check.fail, check.wait_for, check.shot
 try:
     # 1. A page without a session leads to sign-in; the token is typed and Enter pressed.
     driver.get(hub + "/cases")

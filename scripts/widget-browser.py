@@ -24,28 +24,10 @@ import chromium  # noqa: E402 - scripts/lib
 
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import WebDriverWait
 
 shop, other, hub, token, agent, out = sys.argv[1:7]
 WAIT = 30  # seconds, for anything the page should show
 COMMENT = "The checkout kept timing out"
-
-
-def fail(message):
-    print(f"check-widget: FAILED: {message}", file=sys.stderr)
-    try:
-        driver.save_screenshot(f"{out}/failure.png")
-        print(f"check-widget: screenshot of the failure in {out}/failure.png", file=sys.stderr)
-    except Exception:  # noqa: BLE001 - the browser may be gone
-        pass
-    sys.exit(1)
-
-
-def wait_for(condition, what, seconds=WAIT):
-    try:
-        return WebDriverWait(driver, seconds, poll_frequency=0.2).until(lambda _: condition())
-    except Exception:  # noqa: BLE001 - the timeout
-        fail(f"waited {seconds} s for {what}")
 
 
 def ratings():
@@ -70,11 +52,6 @@ def widget():
     return hosts[0].shadow_root if hosts else None
 
 
-def shot(name):
-    driver.save_screenshot(f"{out}/{name}.png")
-    print(f"  screenshot {name}.png")
-
-
 def check_page_script():
     text = driver.find_element(By.ID, "page-script").text
     if text != "the page script ran":
@@ -82,6 +59,8 @@ def check_page_script():
 
 
 driver = chromium.start("1100,800", WAIT)
+check = chromium.Check("check-widget", driver, out, WAIT)
+fail, wait_for, shot = check.fail, check.wait_for, check.shot
 try:
     # 1. The page shows the widget; its own script still runs.
     driver.get(shop)

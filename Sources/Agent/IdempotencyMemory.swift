@@ -193,13 +193,7 @@ public final class IdempotencyMemory: Sendable {
         state.entries = state.entries.filter { $0.value.pending || $0.value.at >= horizon }
         // Requests under way or begun before a restart keep their `B` line.
         let text = state.entries.map { "\($0.value.pending || $0.value.resumable ? "B " : "")\($0.key) \($0.value.body) \($0.value.at)\n" }.joined()
-        do {
-            try SecretFile.write(Data(text.utf8), to: path, replacing: true)
-        } catch {
-            throw SpoolError(.io, "cannot write \(error)")
-        }
-        let fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
-        guard fd >= 0 else { throw SpoolError(.io, "cannot write \(path): \(FileDescriptorIO.lastError())") }
+        let fd = try AppendLog.rewrite(text, to: path)
         if state.fd >= 0 { close(state.fd) }
         state.fd = fd
         state.lines = state.entries.count

@@ -61,15 +61,7 @@ public final class ResponseLimiter: Sendable {
 
     /// Writes `seen` to a fresh file at `path`; returns it opened for appending.
     private static func rewrite(_ seen: [String: Int64], to path: String) throws -> Int32 {
-        let text = seen.map { "\($0.key) \($0.value)\n" }.joined()
-        do {
-            try SecretFile.write(Data(text.utf8), to: path, replacing: true)
-        } catch {
-            throw SpoolError(.io, "cannot write \(error)")
-        }
-        let fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
-        guard fd >= 0 else { throw SpoolError(.io, "cannot write \(path): \(FileDescriptorIO.lastError())") }
-        return fd
+        try AppendLog.rewrite(seen.map { "\($0.key) \($0.value)\n" }.joined(), to: path)
     }
 
     /// Reserves a response for every (customer, survey) in `pairs` at `now`, or none: the

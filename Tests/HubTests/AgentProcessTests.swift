@@ -50,11 +50,7 @@ import Wire
         let httpPort = try CrashTests.freePort()
         let config = folder + "/agent.yaml"
         try """
-            identity: agent.json
-            hubs: ["127.0.0.1:\(hub.port)"]
-            ca: \(hub.caPath)
-            spool: {directory: spool, fsync: "5"}
-            batch: {maxRecords: 50, maxAgeMs: 20}
+            \(hub.agentYAMLHead)
             http: {listen: "127.0.0.1:\(httpPort)"}
             """.write(toFile: config, atomically: true, encoding: .utf8)
         let log = folder + "/agent.log"

@@ -110,6 +110,19 @@ final class HubHarness: Sendable {
         return (folder, identity)
     }
 
+    /// The start of an agent.yaml for a process test of an agent in a folder from
+    /// ``agentFolder(_:)``: its key, this hub and its CA, a spool synced every 5 ms, small
+    /// batches sealed within 20 ms. The test adds its own settings after it.
+    var agentYAMLHead: String {
+        """
+        identity: agent.json
+        hubs: ["127.0.0.1:\(self.port)"]
+        ca: \(self.caPath)
+        spool: {directory: spool, fsync: "5"}
+        batch: {maxRecords: 50, maxAgeMs: 20}
+        """
+    }
+
     /// Registers `identity` as an agent (or relay) that may report for `sites`.
     func register(_ identity: AgentIdentity, role: Hello.Role = .agent, sites: SiteScope = .any) throws {
         try self.hub.store.addNode(

@@ -42,11 +42,7 @@ import Wire
         let feed = folder + "/feed.jsonl"
         let config = folder + "/agent.yaml"
         try """
-            identity: agent.json
-            hubs: ["127.0.0.1:\(hub.port)"]
-            ca: \(hub.caPath)
-            spool: {directory: spool, fsync: "5"}
-            batch: {maxRecords: 50, maxAgeMs: 20}
+            \(hub.agentYAMLHead)
             sources:
               - name: cdr
                 kind: asterisk
@@ -402,11 +398,7 @@ import Wire
         let surveys = folder + "/surveys.jsonl"
         let config = folder + "/agent.yaml"
         try """
-            identity: agent.json
-            hubs: ["127.0.0.1:\(hub.port)"]
-            ca: \(hub.caPath)
-            spool: {directory: spool, fsync: "5"}
-            batch: {maxRecords: 50, maxAgeMs: 20}
+            \(hub.agentYAMLHead)
             sources:
               - name: calls
                 kind: asterisk

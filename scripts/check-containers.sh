@@ -79,7 +79,7 @@ for service in postgres webhooks hub1 hub2 relay agent-branch agent-web; do
     done
     healthy "$service" || fail "$service was not healthy within 180 s"
 done
-echo "all seven containers healthy after $(($(date +%s) - started)) s"
+echo "all seven containers healthy, $(($(date +%s) - started)) s after this check began (images built)"
 
 key_branch=$(podman exec "$(container agent-branch)" cat /var/lib/feedbackmesh/agent/intake.key)
 key_web=$(podman exec "$(container agent-web)" cat /var/lib/feedbackmesh/agent/intake.key)

@@ -1,12 +1,13 @@
 import Foundation
 import Hummingbird
 import NIOCore
+import Support
 
 /// JSON answers of the operations API: sorted keys, and errors as
 /// `{"error":{"code","message","field"}}`.
 enum OperationsJSON {
     static func response(_ status: HTTPResponse.Status, _ object: [String: Any]) -> Response {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        let data = JSONWriter.data(object)
         return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 

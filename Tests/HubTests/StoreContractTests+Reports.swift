@@ -78,7 +78,7 @@ extension StoreContractTests {
                 try db.execute(
                     sql: """
                         DROP TABLE rollups; DROP TABLE daily_rollups; DROP TABLE report_settings; DROP INDEX records_negative_by_site;
-                        DELETE FROM grdb_migrations WHERE identifier = 'v7-rollups'
+                        DELETE FROM grdb_migrations WHERE identifier IN ('v7-rollups', 'v10-daily-score-columns')
                         """
                 )
             }
@@ -88,7 +88,7 @@ extension StoreContractTests {
             for statement in ["DROP TABLE rollups", "DROP TABLE daily_rollups", "DROP TABLE report_settings", "DROP INDEX records_negative_by_site"] {
                 _ = try TestStores.sql(settings, statement)
             }
-            _ = try TestStores.sql(settings, "DELETE FROM schema_migrations WHERE version = 'v3-rollups'")
+            _ = try TestStores.sql(settings, "DELETE FROM schema_migrations WHERE version IN ('v3-rollups', 'v6-daily-score-columns')")
         }
         let reopened = try TestStores.reopen(opened)
         #expect(Set(try reopened.rollups(query)) == before)
@@ -120,6 +120,31 @@ extension StoreContractTests {
             return days
         }
         #expect(try days(opened.store) == [december1: 61, december1 + 1: 2])
+        // A store of the release before the score columns (a row per score, here one stale
+        // row): the migration counts its days again, in the zone the store counted them in.
+        let oldTable = "CREATE TABLE daily_rollups (day bigint, site text, source int, scale int, score int, misuse boolean, count bigint)"
+        switch kind {
+        case .sqlite:
+            let database = try DatabaseQueue(path: try #require(opened.folder).appendingPathComponent("feedback.sqlite").path)
+            try database.write { db in
+                try db.execute(
+                    sql: """
+                        DROP TABLE daily_rollups; \(oldTable); INSERT INTO daily_rollups VALUES (\(december1), 'stale', 1, 1, 9, 0, 1000);
+                        DELETE FROM grdb_migrations WHERE identifier = 'v10-daily-score-columns'
+                        """
+                )
+            }
+            try database.close()
+        case .postgres:
+            let settings = try #require(opened.settings)
+            for statement in [
+                "DROP TABLE daily_rollups", oldTable, "INSERT INTO daily_rollups VALUES (\(december1), 'stale', 1, 1, 9, false, 1000)",
+                "DELETE FROM schema_migrations WHERE version = 'v6-daily-score-columns'",
+            ] {
+                _ = try TestStores.sql(settings, statement)
+            }
+        }
+        #expect(try days(try TestStores.reopen(opened, reportZone: tokyo)) == [december1: 61, december1 + 1: 2], "counted again by the migration")
         let utc = try TestStores.reopen(opened, reportZone: .gmt)
         #expect(try days(utc) == [december1 - 1: 1, december1: 61, december1 + 1: 1], "recounted in the new zone")
         #expect(throws: StoreError.self) { try utc.rollups(RollupQuery(.day, from: 0, to: 1, groupBy: [.subject])) }

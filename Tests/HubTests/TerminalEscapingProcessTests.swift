@@ -68,7 +68,7 @@ import Testing
             try db.execute(
                 sql: """
                     DROP TABLE rollups; DROP TABLE daily_rollups; DROP TABLE report_settings; DROP INDEX records_negative_by_site;
-                    DELETE FROM grdb_migrations WHERE identifier = 'v7-rollups'
+                    DELETE FROM grdb_migrations WHERE identifier IN ('v7-rollups', 'v10-daily-score-columns')
                     """
             )
         }

@@ -28,16 +28,58 @@ extension PostgresStore {
         let days = counts.sortedDays
         guard daily, !days.isEmpty else { return }
         let cells = days.map(\.cell)
+        // One int8[] per score column: s0's counts, then s1's, … (names from ScoreCounts,
+        // never from a request).
+        let scores = ScoreCounts.columns
+        var bindings = PostgresBindings()
+        bindings.append(cells.map(\.day))
+        bindings.append(cells.map(\.site))
+        bindings.append(cells.map { Int16($0.source) })
+        bindings.append(cells.map { Int16($0.scale) })
+        bindings.append(cells.map(\.misuse))
+        for score in scores.indices { bindings.append(days.map { $0.counts.counts[score] }) }
+        let arrays = ["$1::int8[]", "$2::text[]", "$3::int2[]", "$4::int2[]", "$5::bool[]"] + scores.indices.map { "$\($0 + 6)::int8[]" }
+        let names = ["d", "si", "so", "sc", "mi"] + scores
         try session.execute(
-            """
-            INSERT INTO daily_rollups (day, site, source, scale, score, misuse, count)
-            SELECT d, si, so, sc, sr, mi, n
-            FROM UNNEST(\(cells.map(\.day))::int8[], \(cells.map(\.site))::text[], \(cells.map { Int16($0.source) })::int2[],
-                \(cells.map { Int16($0.scale) })::int2[], \(cells.map { Int16($0.score) })::int2[], \(cells.map(\.misuse))::bool[],
-                \(days.map(\.count))::int8[]) WITH ORDINALITY AS t(d, si, so, sc, sr, mi, n, o)
-            ORDER BY o
-            ON CONFLICT (day, site, source, scale, score, misuse) DO UPDATE SET count = daily_rollups.count + excluded.count
-            """
+            PostgresQuery(
+                unsafeSQL: """
+                    INSERT INTO daily_rollups (day, site, source, scale, misuse, \(scores.joined(separator: ", ")))
+                    SELECT \(names.joined(separator: ", "))
+                    FROM UNNEST(\(arrays.joined(separator: ", "))) WITH ORDINALITY AS t(\(names.joined(separator: ", ")), o)
+                    ORDER BY o
+                    ON CONFLICT (day, site, source, scale, misuse)
+                    DO UPDATE SET \(scores.map { "\($0) = daily_rollups.\($0) + excluded.\($0)" }.joined(separator: ", "))
+                    """,
+                binds: bindings
+            )
+        )
+    }
+
+    /// Counts the daily rollups again, dates in `zone`, from the hourly rollups, inside the
+    /// caller's transaction.
+    static func countDays(_ session: PostgresSession, in zone: TimeZone) throws {
+        try session.execute("DELETE FROM daily_rollups")
+        var hours: [Int64] = []
+        for row in try session.query("SELECT DISTINCT hour FROM rollups") { hours.append(try row.decode(Int64.self)) }
+        let days = hours.map { RollupCounts.day(ofHour: $0, in: zone) }
+        // A score's ratings go to its column; scores beyond the last column, which no valid
+        // rating has, are left out, as at commit (ScoreCounts).
+        let scores = ScoreCounts.columns
+        let sums = scores.indices.map { "SUM(CASE r.score WHEN \($0) THEN r.count ELSE 0 END)::int8" }
+        var bindings = PostgresBindings()
+        bindings.append(hours)
+        bindings.append(days)
+        try session.execute(
+            PostgresQuery(
+                unsafeSQL: """
+                    INSERT INTO daily_rollups (day, site, source, scale, misuse, \(scores.joined(separator: ", ")))
+                    SELECT d.day, r.site, r.source, r.scale, r.misuse, \(sums.joined(separator: ", "))
+                    FROM rollups r JOIN UNNEST($1::int8[], $2::int8[]) AS d(hour, day) ON d.hour = r.hour
+                    WHERE r.score <= \(ScoreCounts.maxScore)
+                    GROUP BY d.day, r.site, r.source, r.scale, r.misuse
+                    """,
+                binds: bindings
+            )
         )
     }
 
@@ -78,8 +120,11 @@ extension PostgresStore {
         }
         // Table, column and dimension names come from closed enums, never from the request.
         let (table, time) = query.table
-        let groups = query.groupBy.map(\.rawValue) + (query.byTime ? [time] : []) + ["scale", "score", "misuse"]
-        var sql = "SELECT \(groups.joined(separator: ", ")), SUM(count)::int8 FROM \(table) WHERE \(time) >= $1 AND \(time) < $2"
+        // An hourly row counts one score; a daily row every score, one column each.
+        let daily = query.resolution == .day
+        let groups = query.groupBy.map(\.rawValue) + (query.byTime ? [time] : []) + ["scale", "misuse"] + (daily ? [] : ["score"])
+        let sums = daily ? ScoreCounts.columns.map { "SUM(\($0))::int8" } : ["SUM(count)::int8"]
+        var sql = "SELECT \((groups + sums).joined(separator: ", ")) FROM \(table) WHERE \(time) >= $1 AND \(time) < $2"
         var bindings = PostgresBindings()
         bindings.append(query.from)
         bindings.append(query.to)
@@ -98,7 +143,8 @@ extension PostgresStore {
         sql += " GROUP BY \(groups.joined(separator: ", ")) LIMIT \(query.maxRows + 1)"
         let statement = PostgresQuery(unsafeSQL: sql, binds: bindings)
         let rows = try self.pool.withSession { session in
-            try session.query(statement).map { row in
+            var rows: [RollupRow] = []
+            for row in try session.query(statement) {
                 let columns = row.makeRandomAccess()
                 var group: [String] = []
                 for (index, dimension) in query.groupBy.enumerated() {
@@ -115,14 +161,23 @@ extension PostgresStore {
                     time = try columns[next].decode(Int64.self)
                     next += 1
                 }
-                return RollupRow(
-                    group: group, time: time, scale: UInt8(clamping: try columns[next].decode(Int16.self)),
-                    score: UInt8(clamping: try columns[next + 1].decode(Int16.self)), misuse: try columns[next + 2].decode(Bool.self),
-                    count: try columns[next + 3].decode(Int64.self)
-                )
+                let scale = UInt8(clamping: try columns[next].decode(Int16.self))
+                let misuse = try columns[next + 1].decode(Bool.self)
+                if daily {
+                    for score in ScoreCounts.columns.indices {
+                        let count = try columns[next + 2 + score].decode(Int64.self)
+                        if count != 0 {
+                            rows.append(RollupRow(group: group, time: time, scale: scale, score: UInt8(score), misuse: misuse, count: count))
+                        }
+                    }
+                } else {
+                    let score = UInt8(clamping: try columns[next + 2].decode(Int16.self))
+                    rows.append(RollupRow(group: group, time: time, scale: scale, score: score, misuse: misuse, count: try columns[next + 3].decode(Int64.self)))
+                }
+                if rows.count > query.maxRows { throw RollupLimitExceeded(maxRows: query.maxRows) }
             }
+            return rows
         }
-        guard rows.count <= query.maxRows else { throw RollupLimitExceeded(maxRows: query.maxRows) }
         return rows
     }
 }

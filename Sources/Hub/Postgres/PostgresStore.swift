@@ -135,18 +135,7 @@ public final class PostgresStore: Sendable {
             guard stored != zone.identifier else { return zone }
             try session.execute("BEGIN")
             do {
-                try session.execute("DELETE FROM daily_rollups")
-                var hours: [Int64] = []
-                for row in try session.query("SELECT DISTINCT hour FROM rollups") { hours.append(try row.decode(Int64.self)) }
-                let days = hours.map { RollupCounts.day(ofHour: $0, in: zone) }
-                try session.execute(
-                    """
-                    INSERT INTO daily_rollups (day, site, source, scale, score, misuse, count)
-                    SELECT d.day, r.site, r.source, r.scale, r.score, r.misuse, SUM(r.count)
-                    FROM rollups r JOIN UNNEST(\(hours)::int8[], \(days)::int8[]) AS d(hour, day) ON d.hour = r.hour
-                    GROUP BY d.day, r.site, r.source, r.scale, r.score, r.misuse
-                    """
-                )
+                try PostgresStore.countDays(session, in: zone)
                 try session.execute(
                     """
                     INSERT INTO report_settings (key, value) VALUES ('timeZone', \(zone.identifier))

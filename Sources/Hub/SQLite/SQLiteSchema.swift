@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 
 /// The embedded store's schema: every table, index and migration of ``SQLiteStore``, in the
@@ -291,6 +292,39 @@ enum SQLiteSchema {
                     CREATE INDEX sessions_by_expiry ON sessions (expires_at);
                     """
             )
+        }
+        migrator.registerMigration("v10-daily-score-columns") { db in
+            // The daily rollups count every score of a site's day on one scale in one row, a
+            // column per score (ScoreCounts), rather than a row per score: a month of a
+            // site is a sixth of the rows to read (docs/BENCHMARKS.md). Counted again from
+            // the hourly rollups in the zone they were counted in; a store that never
+            // counted them counts them at start (SQLiteStore.alignReportZone).
+            try db.execute(
+                sql: """
+                    DROP TABLE daily_rollups;
+                    CREATE TABLE daily_rollups (
+                        day INTEGER NOT NULL,
+                        site TEXT NOT NULL,
+                        source INTEGER NOT NULL,
+                        scale INTEGER NOT NULL,
+                        misuse INTEGER NOT NULL,
+                        s0 INTEGER NOT NULL DEFAULT 0,
+                        s1 INTEGER NOT NULL DEFAULT 0,
+                        s2 INTEGER NOT NULL DEFAULT 0,
+                        s3 INTEGER NOT NULL DEFAULT 0,
+                        s4 INTEGER NOT NULL DEFAULT 0,
+                        s5 INTEGER NOT NULL DEFAULT 0,
+                        s6 INTEGER NOT NULL DEFAULT 0,
+                        s7 INTEGER NOT NULL DEFAULT 0,
+                        s8 INTEGER NOT NULL DEFAULT 0,
+                        s9 INTEGER NOT NULL DEFAULT 0,
+                        s10 INTEGER NOT NULL DEFAULT 0,
+                        PRIMARY KEY (day, site, source, scale, misuse)
+                    ) WITHOUT ROWID;
+                    """
+            )
+            let stored = try String.fetchOne(db, sql: "SELECT value FROM report_settings WHERE key = 'timeZone'")
+            if let zone = stored.flatMap(TimeZone.init(identifier:)) { try SQLiteStore.countDays(db, in: zone) }
         }
         return migrator
     }

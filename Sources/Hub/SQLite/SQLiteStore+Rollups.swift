@@ -26,14 +26,18 @@ extension SQLiteStore {
             }
         }
         guard daily, !counts.days.isEmpty else { return }
+        let scores = ScoreCounts.columns
         let statement = try db.cachedStatement(
             sql: """
-                INSERT INTO daily_rollups (day, site, source, scale, score, misuse, count) VALUES (?, CAST(? AS TEXT), ?, ?, ?, ?, ?)
-                ON CONFLICT (day, site, source, scale, score, misuse) DO UPDATE SET count = count + excluded.count
+                INSERT INTO daily_rollups (day, site, source, scale, misuse, \(scores.joined(separator: ", ")))
+                VALUES (?, CAST(? AS TEXT), ?, ?, ?, \(scores.map { _ in "?" }.joined(separator: ", ")))
+                ON CONFLICT (day, site, source, scale, misuse)
+                DO UPDATE SET \(scores.map { "\($0) = \($0) + excluded.\($0)" }.joined(separator: ", "))
                 """
         )
-        for (cell, count) in counts.sortedDays {
-            try statement.execute(arguments: [cell.day, Data(cell.site.utf8), Int(cell.source), Int(cell.scale), Int(cell.score), cell.misuse, count])
+        for (cell, counts) in counts.sortedDays {
+            let key: [any DatabaseValueConvertible] = [cell.day, Data(cell.site.utf8), Int(cell.source), Int(cell.scale), cell.misuse]
+            try statement.execute(arguments: StatementArguments(key + counts.counts.map { $0 as any DatabaseValueConvertible }))
         }
     }
 
@@ -78,26 +82,37 @@ extension SQLiteStore {
             if zone == nil, let kept = stored.flatMap(TimeZone.init(identifier:)) { return kept }
             let zone = zone ?? .gmt
             guard stored != zone.identifier else { return zone }
-            try db.execute(sql: "DELETE FROM daily_rollups")
-            let hours = try Int64.fetchAll(db, sql: "SELECT DISTINCT hour FROM rollups")
-            try db.execute(sql: "CREATE TEMP TABLE hour_days (hour INTEGER PRIMARY KEY, day INTEGER NOT NULL)")
-            defer { try? db.execute(sql: "DROP TABLE temp.hour_days") }
-            let insert = try db.makeStatement(sql: "INSERT INTO temp.hour_days (hour, day) VALUES (?, ?)")
-            for hour in hours { try insert.execute(arguments: [hour, RollupCounts.day(ofHour: hour, in: zone)]) }
-            try db.execute(
-                sql: """
-                    INSERT INTO daily_rollups (day, site, source, scale, score, misuse, count)
-                    SELECT d.day, r.site, r.source, r.scale, r.score, r.misuse, SUM(r.count)
-                    FROM rollups r JOIN temp.hour_days d ON d.hour = r.hour
-                    GROUP BY d.day, r.site, r.source, r.scale, r.score, r.misuse
-                    """
-            )
+            try Self.countDays(db, in: zone)
             try db.execute(
                 sql: "INSERT INTO report_settings (key, value) VALUES ('timeZone', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 arguments: [zone.identifier]
             )
             return zone
         }
+    }
+
+    /// Counts the daily rollups again, dates in `zone`, from the hourly rollups, inside the
+    /// caller's transaction.
+    static func countDays(_ db: Database, in zone: TimeZone) throws {
+        try db.execute(sql: "DELETE FROM daily_rollups")
+        let hours = try Int64.fetchAll(db, sql: "SELECT DISTINCT hour FROM rollups")
+        try db.execute(sql: "CREATE TEMP TABLE hour_days (hour INTEGER PRIMARY KEY, day INTEGER NOT NULL)")
+        defer { try? db.execute(sql: "DROP TABLE temp.hour_days") }
+        let insert = try db.makeStatement(sql: "INSERT INTO temp.hour_days (hour, day) VALUES (?, ?)")
+        for hour in hours { try insert.execute(arguments: [hour, RollupCounts.day(ofHour: hour, in: zone)]) }
+        // A score's ratings go to its column (scores beyond the last column, which no valid
+        // rating has, are left out, as at commit: ScoreCounts).
+        let scores = ScoreCounts.columns
+        let sums = scores.indices.map { "SUM(CASE r.score WHEN \($0) THEN r.count ELSE 0 END)" }
+        try db.execute(
+            sql: """
+                INSERT INTO daily_rollups (day, site, source, scale, misuse, \(scores.joined(separator: ", ")))
+                SELECT d.day, r.site, r.source, r.scale, r.misuse, \(sums.joined(separator: ", "))
+                FROM rollups r JOIN temp.hour_days d ON d.hour = r.hour
+                WHERE r.score <= \(ScoreCounts.maxScore)
+                GROUP BY d.day, r.site, r.source, r.scale, r.misuse
+                """
+        )
     }
 
     /// Rollup rows matching `query`, summed over what it does not group by.
@@ -119,8 +134,11 @@ extension SQLiteStore {
         // Summed here rather than by SQL's GROUP BY: the range is read in key order and each
         // row added to a dictionary keyed by small integers (a group's texts interned as
         // they change), which is several times faster than SQLite's sorter over the
-        // hundreds of thousands of cells a month of many sites holds.
-        let columns = query.groupBy.map(\.rawValue) + [time, "scale", "score", "misuse", "count"]
+        // hundreds of thousands of cells a month of many sites holds. An hourly row counts
+        // one score; a daily row counts every score, one column each.
+        let daily = query.resolution == .day
+        let counts = daily ? ScoreCounts.columns : ["score", "count"]
+        let columns = query.groupBy.map(\.rawValue) + [time, "scale", "misuse"] + counts
         let sql = "SELECT \(columns.joined(separator: ", ")) FROM \(table) WHERE \(conditions.joined(separator: " AND "))"
         let dimensions = query.groupBy
         let byTime = query.byTime
@@ -130,7 +148,7 @@ extension SQLiteStore {
             try statement.setArguments(StatementArguments(arguments))
             let raw = statement.sqliteStatement
             var interned = [Interner](repeating: Interner(), count: dimensions.count)
-            var sums: [RollupKey: Int64] = [:]
+            var sums: [RollupKey: ScoreCounts] = [:]
             let first = Int32(dimensions.count)
             while true {
                 let step = sqlite3_step(raw)
@@ -146,31 +164,39 @@ extension SQLiteStore {
                 }
                 key.time = byTime ? sqlite3_column_int64(raw, first) : 0
                 key.scale = UInt8(clamping: sqlite3_column_int(raw, first + 1))
-                key.score = UInt8(clamping: sqlite3_column_int(raw, first + 2))
-                key.misuse = sqlite3_column_int(raw, first + 3) != 0
-                sums[key, default: 0] += sqlite3_column_int64(raw, first + 4)
+                key.misuse = sqlite3_column_int(raw, first + 2) != 0
+                if daily {
+                    sums[key, default: ScoreCounts()].add { score in sqlite3_column_int64(raw, first + 3 + Int32(score)) }
+                } else {
+                    sums[key, default: ScoreCounts()].add(sqlite3_column_int64(raw, first + 4), score: UInt8(clamping: sqlite3_column_int(raw, first + 3)))
+                }
                 if sums.count > maxRows { throw RollupLimitExceeded(maxRows: maxRows) }
             }
-            return sums.map { key, count in
-                RollupRow(
-                    group: dimensions.enumerated().map { index, dimension in
-                        dimension == .source
-                            ? (FeedbackRecord.Source(rawValue: UInt8(clamping: key.id(index)))?.name ?? "unknown")
-                            : interned[index].texts[Int(key.id(index))]
-                    },
-                    time: byTime ? key.time : nil, scale: key.scale, score: key.score, misuse: key.misuse, count: count
-                )
+            var rows: [RollupRow] = []
+            for (key, counts) in sums {
+                let group = dimensions.enumerated().map { index, dimension in
+                    dimension == .source
+                        ? (FeedbackRecord.Source(rawValue: UInt8(clamping: key.id(index)))?.name ?? "unknown")
+                        : interned[index].texts[Int(key.id(index))]
+                }
+                for (score, count) in counts.counts.enumerated() where count != 0 {
+                    rows.append(
+                        RollupRow(group: group, time: byTime ? key.time : nil, scale: key.scale, score: UInt8(score), misuse: key.misuse, count: count)
+                    )
+                }
+                if rows.count > maxRows { throw RollupLimitExceeded(maxRows: maxRows) }
             }
+            return rows
         }
     }
 }
 
-/// A rollup row's group, time and score as integers: what ``SQLiteStore/rollups(_:)`` sums by.
+/// A rollup row's group, time and scale as integers: what ``SQLiteStore/rollups(_:)`` sums
+/// by (per score, in the value).
 private struct RollupKey: Hashable {
     var ids: (Int32, Int32, Int32, Int32, Int32, Int32) = (0, 0, 0, 0, 0, 0)
     var time: Int64 = 0
     var scale: UInt8 = 0
-    var score: UInt8 = 0
     var misuse = false
 
     mutating func set(_ index: Int, _ id: Int32) {
@@ -196,7 +222,7 @@ private struct RollupKey: Hashable {
     }
 
     static func == (a: RollupKey, b: RollupKey) -> Bool {
-        a.ids == b.ids && a.time == b.time && a.scale == b.scale && a.score == b.score && a.misuse == b.misuse
+        a.ids == b.ids && a.time == b.time && a.scale == b.scale && a.misuse == b.misuse
     }
 
     func hash(into hasher: inout Hasher) {
@@ -208,7 +234,6 @@ private struct RollupKey: Hashable {
         hasher.combine(self.ids.5)
         hasher.combine(self.time)
         hasher.combine(self.scale)
-        hasher.combine(self.score)
         hasher.combine(self.misuse)
     }
 }

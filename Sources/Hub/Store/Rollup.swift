@@ -90,10 +90,11 @@ public struct RollupCell: Sendable, Hashable {
     }
 }
 
-/// One cell of the daily rollups: ratings of one score on one scale, on one day in the
-/// store's report time zone, at one site from one source, misuse apart. Reports grouped by
-/// site and source over whole days read these: a day of a site is a few dozen cells however
-/// many subjects, topics and channels its ratings name.
+/// One row of the daily rollups: ratings on one scale, on one day in the store's report time
+/// zone, at one site from one source, misuse apart, counted per score in one row
+/// (``ScoreCounts``). Reports grouped by site and source over whole days read these: a day
+/// of a site is a few rows however many subjects, topics, channels and scores its ratings
+/// name.
 public struct DailyCell: Sendable, Hashable {
     /// Days since 1970-01-01 of the rating's local date in the report zone.
     public var day: Int64
@@ -103,8 +104,6 @@ public struct DailyCell: Sendable, Hashable {
     public var source: UInt8
     /// The scale's raw value.
     public var scale: UInt8
-    /// The score.
-    public var score: UInt8
     /// Whether the source flagged the ratings as misuse.
     public var misuse: Bool
 
@@ -113,8 +112,7 @@ public struct DailyCell: Sendable, Hashable {
 
     /// Equal when the sites are the same bytes (see ``RollupCell``).
     public static func == (a: DailyCell, b: DailyCell) -> Bool {
-        a.day == b.day && a.source == b.source && a.scale == b.scale && a.score == b.score && a.misuse == b.misuse
-            && a.site.utf8.elementsEqual(b.site.utf8)
+        a.day == b.day && a.source == b.source && a.scale == b.scale && a.misuse == b.misuse && a.site.utf8.elementsEqual(b.site.utf8)
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -122,8 +120,35 @@ public struct DailyCell: Sendable, Hashable {
         RollupCell.hash(self.site, into: &hasher)
         hasher.combine(self.source)
         hasher.combine(self.scale)
-        hasher.combine(self.score)
         hasher.combine(self.misuse)
+    }
+}
+
+/// Ratings per score, 0 through 10 (every score of every scale: NPS's 0–10 is the widest),
+/// in one value: a daily rollup row's counts.
+public struct ScoreCounts: Sendable, Hashable {
+    /// The highest score counted; the daily rollups have one column per score up to it.
+    public static let maxScore: UInt8 = 10
+    /// The column names of the daily rollups' counts, score 0 first.
+    public static let columns = (0...Int(maxScore)).map { "s\($0)" }
+
+    /// The counts, score 0 first.
+    public private(set) var counts = [Int64](repeating: 0, count: Int(maxScore) + 1)
+
+    /// None counted.
+    public init() {}
+
+    /// Adds `count` ratings of `score`; a score beyond ``maxScore`` (no valid rating has
+    /// one) is not counted.
+    public mutating func add(_ count: Int64, score: UInt8) {
+        guard score <= Self.maxScore else { return }
+        self.counts[Int(score)] += count
+    }
+
+    /// Adds, for every score, the count `count(score)` gives (a daily rollup row's columns).
+    @inline(__always)
+    public mutating func add(_ count: (UInt8) -> Int64) {
+        for score in 0...Self.maxScore { self.counts[Int(score)] += count(score) }
     }
 }
 
@@ -132,8 +157,8 @@ public struct DailyCell: Sendable, Hashable {
 public struct RollupCounts: Sendable {
     /// Ratings per hourly cell.
     public private(set) var cells: [RollupCell: Int64] = [:]
-    /// Ratings per daily cell.
-    public private(set) var days: [DailyCell: Int64] = [:]
+    /// Ratings per daily cell, by score.
+    public private(set) var days: [DailyCell: ScoreCounts] = [:]
     /// The zone whose dates the daily cells count.
     public let zone: TimeZone
     /// The zone's offset from UTC at the first instant of each hour seen, in seconds: one
@@ -153,11 +178,8 @@ public struct RollupCounts: Sendable {
     /// Counts one rating of `cell` that occurred at `occurredAt` (ms since the epoch).
     public mutating func add(_ cell: RollupCell, occurredAt: Int64) {
         self.cells[cell, default: 0] += 1
-        let day = DailyCell(
-            day: self.day(of: occurredAt, hour: cell.hour), site: cell.site, source: cell.source, scale: cell.scale, score: cell.score,
-            misuse: cell.misuse
-        )
-        self.days[day, default: 0] += 1
+        let day = DailyCell(day: self.day(of: occurredAt, hour: cell.hour), site: cell.site, source: cell.source, scale: cell.scale, misuse: cell.misuse)
+        self.days[day, default: ScoreCounts()].add(1, score: cell.score)
     }
 
     /// The local date (days since 1970-01-01) in `zone` of the first instant of UTC hour
@@ -192,10 +214,10 @@ public struct RollupCounts: Sendable {
     }
 
     /// The daily cells in one fixed order, for the same reason.
-    public var sortedDays: [(cell: DailyCell, count: Int64)] {
+    public var sortedDays: [(cell: DailyCell, counts: ScoreCounts)] {
         self.days.map { ($0.key, $0.value) }.sorted { a, b in
             let (x, y) = (a.cell, b.cell)
-            return (x.day, x.site, x.source, x.scale, x.score, x.misuse ? 1 : 0) < (y.day, y.site, y.source, y.scale, y.score, y.misuse ? 1 : 0)
+            return (x.day, x.site, x.source, x.scale, x.misuse ? 1 : 0) < (y.day, y.site, y.source, y.scale, y.misuse ? 1 : 0)
         }
     }
 }

@@ -15,19 +15,15 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 # shellcheck source=scripts/lib/podman.sh
 . "$root/scripts/lib/podman.sh"
+# shellcheck source=scripts/lib/release.sh
+. "$root/scripts/lib/release.sh"
 podman_setup
 
-version=$(sed -n 's/.*static let softwareVersion = "\([^"]*\)".*/\1/p' Sources/Agent/FeedbackAgent.swift)
-if [ -z "${BIN:-}" ]; then
-    echo "== building the release binaries (static Swift standard library)"
-    swift build -c release --static-swift-stdlib --product feedback-hub
-    swift build -c release --static-swift-stdlib --product feedback-agent
-    BIN="$(swift build -c release --static-swift-stdlib --show-bin-path)"
-fi
+version=$(release_version)
+BIN=$(release_binaries)
 context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
 for program in feedback-hub feedback-agent; do
-    [ -x "$BIN/$program" ] || { echo "build-images: $BIN/$program is missing" >&2; exit 1; }
     # Stripped: the symbols are a third of the binary and not needed to run it.
     strip --strip-unneeded -o "$context/$program" "$BIN/$program"
 done

@@ -13,19 +13,11 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 out="${OUT:-$root/.build/packages}"
-version=$(sed -n 's/.*static let softwareVersion = "\([^"]*\)".*/\1/p' Sources/Agent/FeedbackAgent.swift)
-[ -n "$version" ] || { echo "build-packages: no softwareVersion in Sources/Agent/FeedbackAgent.swift" >&2; exit 1; }
+# shellcheck source=scripts/lib/release.sh
+. "$root/scripts/lib/release.sh"
+version=$(release_version)
 arch=$(dpkg --print-architecture)
-
-if [ -z "${BIN:-}" ]; then
-    echo "== building the release binaries (static Swift standard library)"
-    swift build -c release --static-swift-stdlib --product feedback-hub
-    swift build -c release --static-swift-stdlib --product feedback-agent
-    BIN="$(swift build -c release --static-swift-stdlib --show-bin-path)"
-fi
-for program in feedback-hub feedback-agent; do
-    [ -x "$BIN/$program" ] || { echo "build-packages: $BIN/$program is missing" >&2; exit 1; }
-done
+BIN=$(release_binaries)
 
 # depends PROGRAM: the Debian packages of the shared libraries PROGRAM links (from ldd and
 # dpkg -S), with the glibc version the binary was linked against.

@@ -25,16 +25,16 @@ cd "$root"
 out="${OUT:-$root/.build/packages}"
 export OUT="$out"
 
+podman_setup
 need=()
 command -v lintian > /dev/null || need+=(lintian)
 command -v systemd-analyze > /dev/null || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
     echo "== installing ${need[*]}"
-    _podman_sudo apt-get update -q > /tmp/packages-apt.log 2>&1 || true
-    _podman_sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" > /tmp/packages-apt.log 2>&1 ||
+    apt-get update -q > /tmp/packages-apt.log 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" > /tmp/packages-apt.log 2>&1 ||
         { tail -n 20 /tmp/packages-apt.log >&2; exit 1; }
 fi
-podman_setup
 
 scripts/build-packages.sh
 hub_deb=$(ls "$out"/feedback-hub_*.deb)

@@ -14,10 +14,6 @@
 #
 # podman_setup fails, saying why, when podman cannot run; it never lets a check pass without it.
 
-_podman_sudo() {
-    if [ "$(id -u)" -ne 0 ]; then sudo "$@"; else "$@"; fi
-}
-
 # The Debian mirror apt already uses (deb822 or one-line sources), for debootstrap.
 _podman_mirror() {
     local uri
@@ -52,15 +48,15 @@ podman_setup() {
     command -v iptables > /dev/null || need+=(iptables)
     if [ ${#need[@]} -gt 0 ]; then
         echo "== installing ${need[*]}"
-        _podman_sudo apt-get update -q > /tmp/podman-apt.log 2>&1 || true
-        _podman_sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" > /tmp/podman-apt.log 2>&1 ||
+        apt-get update -q > /tmp/podman-apt.log 2>&1 || true
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" > /tmp/podman-apt.log 2>&1 ||
             { tail -n 20 /tmp/podman-apt.log >&2; echo "podman: could not install ${need[*]}" >&2; return 1; }
     fi
     if [ ! -f /etc/containers/containers.conf ]; then
         # crun refuses the hybrid cgroups of this sandbox, and the default ulimits exceed what
         # it allows; no journald or systemd here.
-        _podman_sudo mkdir -p /etc/containers
-        _podman_sudo tee /etc/containers/containers.conf > /dev/null << 'CONF'
+        mkdir -p /etc/containers
+        cat > /etc/containers/containers.conf << 'CONF'
 [containers]
 default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
 
@@ -73,19 +69,19 @@ events_logger = "file"
 network_backend = "netavark"
 CONF
     fi
-    if ! _podman_sudo podman info > /tmp/podman-info.log 2>&1; then
+    if ! podman info > /tmp/podman-info.log 2>&1; then
         tail -n 20 /tmp/podman-info.log >&2
         echo "podman: \`podman info\` fails here: containers cannot run on this machine" >&2
         return 1
     fi
-    if ! _podman_sudo podman image exists localhost/debian:bookworm; then
+    if ! podman image exists localhost/debian:bookworm; then
         local root mirror
         mirror=$(_podman_mirror)
         root=$(mktemp -d /tmp/debian-base.XXXXXX)
         echo "== the base image localhost/debian:bookworm: debootstrap --variant=minbase bookworm from $mirror (about a minute)"
-        if ! _podman_sudo debootstrap --variant=minbase bookworm "$root" "$mirror" > /tmp/debootstrap.log 2>&1; then
+        if ! debootstrap --variant=minbase bookworm "$root" "$mirror" > /tmp/debootstrap.log 2>&1; then
             tail -n 20 /tmp/debootstrap.log >&2
-            _podman_sudo rm -rf "$root"
+            rm -rf "$root"
             echo "podman: debootstrap failed (see /tmp/debootstrap.log)" >&2
             return 1
         fi
@@ -93,13 +89,13 @@ CONF
         local security
         security=$(_podman_security_mirror)
         printf 'deb %s bookworm main\ndeb %s bookworm-updates main\ndeb %s bookworm-security main\n' "$mirror" "$mirror" "$security" |
-            _podman_sudo tee "$root/etc/apt/sources.list" > /dev/null
-        _podman_sudo rm -rf "$root/var/cache/apt/archives/"*.deb "$root/var/lib/apt/lists/"*
-        _podman_sudo tar -C "$root" -c . | _podman_sudo podman import - localhost/debian:bookworm > /dev/null ||
-            { _podman_sudo rm -rf "$root"; echo "podman: podman import of the base image failed" >&2; return 1; }
-        _podman_sudo rm -rf "$root"
+            tee "$root/etc/apt/sources.list" > /dev/null
+        rm -rf "$root/var/cache/apt/archives/"*.deb "$root/var/lib/apt/lists/"*
+        tar -C "$root" -c . | podman import - localhost/debian:bookworm > /dev/null ||
+            { rm -rf "$root"; echo "podman: podman import of the base image failed" >&2; return 1; }
+        rm -rf "$root"
     fi
-    if ! _podman_sudo podman image exists docker.io/library/debian:bookworm; then
-        _podman_sudo podman tag localhost/debian:bookworm docker.io/library/debian:bookworm
+    if ! podman image exists docker.io/library/debian:bookworm; then
+        podman tag localhost/debian:bookworm docker.io/library/debian:bookworm
     fi
 }

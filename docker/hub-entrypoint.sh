@@ -87,33 +87,31 @@ YAML
     mv "$data.new"/* "$data/"
     rmdir "$data.new"
 fi
+# bootstrap_node NAME SITES [--relay]: NAME's enrollment token for SITES (comma-separated) in
+# the bootstrap volume, with a relay certificate for the name when --relay; once (a marker in
+# the hub's volume).
+bootstrap_node() {
+    name=$1 sites=$2 relay=${3:-}
+    [ ! -f "$data/.bootstrap-$name" ] || return 0
+    mkdir -p "$bootstrap/$name"
+    if [ -n "$relay" ]; then
+        feedback-hub certs relay --ca-certificate "$data/ca.pem" --ca-key "$data/ca-key.pem" \
+            --hostname "$name" --out "$bootstrap/$name" --force > /dev/null
+    fi
+    # shellcheck disable=SC2016
+    retry "a token for $name" sh -c 'set -f; feedback-hub agents token --config "$1" $4 $(echo "$2" | tr , "\n" | sed "s/^/--site /") > "$3"' \
+        - "$data/hub.yaml" "$sites" "$bootstrap/$name/token.new" "$relay"
+    # Whole or not at all: the node starts once it sees the token.
+    mv "$bootstrap/$name/token.new" "$bootstrap/$name/token"
+    touch "$data/.bootstrap-$name"
+}
+
 # Each node's enrollment material once (a marker in the hub's volume), also after a first
 # start that stopped half way.
 if [ "$first" = 1 ]; then
     cp "$data/ca.pem" "$bootstrap/ca.pem"
-    for agent in ${AGENTS:-}; do
-        name="${agent%%=*}"
-        [ ! -f "$data/.bootstrap-$name" ] || continue
-        mkdir -p "$bootstrap/$name"
-        # shellcheck disable=SC2016
-        retry "a token for $name" sh -c 'set -f; feedback-hub agents token --config "$1" $(echo "$2" | tr , "\n" | sed "s/^/--site /") > "$3"' \
-            - "$data/hub.yaml" "${agent#*=}" "$bootstrap/$name/token.new"
-        # Whole or not at all: the node starts once it sees the token.
-        mv "$bootstrap/$name/token.new" "$bootstrap/$name/token"
-        touch "$data/.bootstrap-$name"
-    done
-    for relay in ${RELAYS:-}; do
-        name="${relay%%=*}"
-        [ ! -f "$data/.bootstrap-$name" ] || continue
-        mkdir -p "$bootstrap/$name"
-        feedback-hub certs relay --ca-certificate "$data/ca.pem" --ca-key "$data/ca-key.pem" \
-            --hostname "$name" --out "$bootstrap/$name" --force > /dev/null
-        # shellcheck disable=SC2016
-        retry "a relay token for $name" sh -c 'set -f; feedback-hub agents token --config "$1" --relay $(echo "$2" | tr , "\n" | sed "s/^/--site /") > "$3"' \
-            - "$data/hub.yaml" "${relay#*=}" "$bootstrap/$name/token.new"
-        mv "$bootstrap/$name/token.new" "$bootstrap/$name/token"
-        touch "$data/.bootstrap-$name"
-    done
+    for agent in ${AGENTS:-}; do bootstrap_node "${agent%%=*}" "${agent#*=}"; done
+    for relay in ${RELAYS:-}; do bootstrap_node "${relay%%=*}" "${relay#*=}" --relay; done
 fi
 # PostgreSQL may still be starting (or restarting): wait for it rather than fail the start.
 case "${STORE:-}" in

@@ -69,6 +69,12 @@ extension StoreContractTests {
         let before = Set(try opened.store.rollups(query))
         #expect(before.reduce(0) { $0 + $1.count } == 120)
         let dailyBefore = Set(try opened.store.rollups(RollupQuery(.day, from: 0, to: 100_000, groupBy: [.site, .source], byTime: true)))
+        let bySite = RollupQuery(.siteHour, from: hour, to: hour + 3, groupBy: [.site, .source], byTime: true)
+        let siteHoursBefore = Set(try opened.store.rollups(bySite))
+        var hourlyBySite = bySite
+        hourlyBySite.resolution = .hour
+        #expect(siteHoursBefore == Set(try opened.store.rollups(hourlyBySite)), "the site-hour rollups say what the hourly ones say")
+        #expect(siteHoursBefore.reduce(0) { $0 + $1.count } == 120)
         // A store of the release before rollups: the tables and their migration gone.
         switch kind {
         case .sqlite:
@@ -78,21 +84,26 @@ extension StoreContractTests {
                 try db.execute(
                     sql: """
                         DROP TABLE rollups; DROP TABLE daily_rollups; DROP TABLE report_settings; DROP INDEX records_negative_by_site;
-                        DELETE FROM grdb_migrations WHERE identifier IN ('v7-rollups', 'v10-daily-score-columns')
+                        DROP TABLE site_hours;
+                        DELETE FROM grdb_migrations WHERE identifier IN ('v7-rollups', 'v10-daily-score-columns', 'v11-site-hours')
                         """
                 )
             }
             try database.close()
         case .postgres:
             let settings = try #require(opened.settings)
-            for statement in ["DROP TABLE rollups", "DROP TABLE daily_rollups", "DROP TABLE report_settings", "DROP INDEX records_negative_by_site"] {
+            for statement in [
+                "DROP TABLE rollups", "DROP TABLE daily_rollups", "DROP TABLE report_settings", "DROP INDEX records_negative_by_site",
+                "DROP TABLE site_hours",
+            ] {
                 _ = try TestStores.sql(settings, statement)
             }
-            _ = try TestStores.sql(settings, "DELETE FROM schema_migrations WHERE version IN ('v3-rollups', 'v6-daily-score-columns')")
+            _ = try TestStores.sql(settings, "DELETE FROM schema_migrations WHERE version IN ('v3-rollups', 'v6-daily-score-columns', 'v7-site-hours')")
         }
         let reopened = try TestStores.reopen(opened)
         #expect(Set(try reopened.rollups(query)) == before)
         #expect(Set(try reopened.rollups(RollupQuery(.day, from: 0, to: 100_000, groupBy: [.site, .source], byTime: true))) == dailyBefore)
+        #expect(Set(try reopened.rollups(bySite)) == siteHoursBefore, "the site-hour rollups counted from the hourly ones")
     }
 
     @Test(arguments: TestStores.Kind.allCases)
@@ -148,6 +159,7 @@ extension StoreContractTests {
         let utc = try TestStores.reopen(opened, reportZone: .gmt)
         #expect(try days(utc) == [december1 - 1: 1, december1: 61, december1 + 1: 1], "recounted in the new zone")
         #expect(throws: StoreError.self) { try utc.rollups(RollupQuery(.day, from: 0, to: 1, groupBy: [.subject])) }
+        #expect(throws: StoreError.self) { try utc.rollups(RollupQuery(.siteHour, from: 0, to: 1, filters: [.topic: "billing"])) }
 
         // A report over whole days in the store's zone (daily rollups and edge hours) says
         // what the same period read from the hourly rollups says.

@@ -68,7 +68,8 @@ import Testing
             try db.execute(
                 sql: """
                     DROP TABLE rollups; DROP TABLE daily_rollups; DROP TABLE report_settings; DROP INDEX records_negative_by_site;
-                    DELETE FROM grdb_migrations WHERE identifier IN ('v7-rollups', 'v10-daily-score-columns')
+                    DROP TABLE site_hours;
+                    DELETE FROM grdb_migrations WHERE identifier IN ('v7-rollups', 'v10-daily-score-columns', 'v11-site-hours')
                     """
             )
         }

@@ -165,7 +165,7 @@ enum PostgresSchema {
         (
             "v3-rollups",
             // Rating counts per hourly cell (RollupCell) and per site and local day
-            // (DailyCell): reports read these, not the records. Added to in each commit's
+            // (SiteCell): reports read these, not the records. Added to in each commit's
             // transaction; the hourly ones filled once from the stored records by `backfills`
             // (misuse judged by the same Swift rule as at commit), the daily ones by
             // PostgresStore.alignReportZone. They hold no customer data and outlive
@@ -274,6 +274,33 @@ enum PostgresSchema {
             );
             """
         ),
+        (
+            "v7-site-hours",
+            // Ratings per UTC hour, site, source, scale and misuse flag, a column per score:
+            // reports by site and source read these for the hours beside whole days and in a
+            // zone other than the report zone. Counted from the hourly rollups (the backfill).
+            """
+            CREATE TABLE site_hours (
+                hour bigint NOT NULL,
+                site text NOT NULL,
+                source smallint NOT NULL,
+                scale smallint NOT NULL,
+                misuse boolean NOT NULL,
+                s0 bigint NOT NULL DEFAULT 0,
+                s1 bigint NOT NULL DEFAULT 0,
+                s2 bigint NOT NULL DEFAULT 0,
+                s3 bigint NOT NULL DEFAULT 0,
+                s4 bigint NOT NULL DEFAULT 0,
+                s5 bigint NOT NULL DEFAULT 0,
+                s6 bigint NOT NULL DEFAULT 0,
+                s7 bigint NOT NULL DEFAULT 0,
+                s8 bigint NOT NULL DEFAULT 0,
+                s9 bigint NOT NULL DEFAULT 0,
+                s10 bigint NOT NULL DEFAULT 0,
+                PRIMARY KEY (hour, site, source, scale, misuse)
+            );
+            """
+        ),
     ]
 
     /// Work a migration does in Swift after its SQL, in the same transaction.
@@ -283,6 +310,7 @@ enum PostgresSchema {
             let stored = try session.query("SELECT value FROM report_settings WHERE key = 'timeZone'").first?.decode(String.self)
             if let zone = stored.flatMap(TimeZone.init(identifier:)) { try PostgresStore.countDays(session, in: zone) }
         },
+        "v7-site-hours": PostgresStore.countSiteHours,
     ]
 }
 

@@ -3,11 +3,12 @@ import PostgresNIO
 import Wire
 
 extension PostgresStore {
-    /// Adds `counts` to the hourly rollups, and the daily ones unless `daily` is false,
-    /// inside the caller's transaction, one statement each, rows in ``RollupCounts/sorted``
-    /// order (kept with `WITH ORDINALITY`), so two writers adding to the same cells lock
-    /// them in one order and never deadlock.
-    static func addRollups(_ counts: RollupCounts, _ session: PostgresSession, daily: Bool = true) throws {
+    /// Adds `counts` to the hourly rollups, and to the daily and site-hour ones unless
+    /// `sites` is false (a migration that makes those later), inside the caller's
+    /// transaction, one statement each, rows in ``RollupCounts/sorted`` order (kept with
+    /// `WITH ORDINALITY`), so two writers adding to the same cells lock them in one order
+    /// and never deadlock.
+    static func addRollups(_ counts: RollupCounts, _ session: PostgresSession, sites: Bool = true) throws {
         let rows = counts.sorted
         if !rows.isEmpty {
             let cells = rows.map(\.cell)
@@ -25,32 +26,56 @@ extension PostgresStore {
                 """
             )
         }
-        let days = counts.sortedDays
-        guard daily, !days.isEmpty else { return }
-        let cells = days.map(\.cell)
+        guard sites else { return }
+        try Self.addSiteRows(counts.sortedDays, to: "daily_rollups", session)
+        try Self.addSiteRows(counts.sortedSiteHours, to: "site_hours", session)
+    }
+
+    /// Adds `rows` to a site rollup table (`daily_rollups` or `site_hours`, whose time column
+    /// is first in the key), in their order.
+    private static func addSiteRows(_ rows: [(cell: SiteCell, counts: ScoreCounts)], to table: String, _ session: PostgresSession) throws {
+        guard !rows.isEmpty else { return }
+        let cells = rows.map(\.cell)
         // One int8[] per score column: s0's counts, then s1's, … (names from ScoreCounts,
         // never from a request).
         let scores = ScoreCounts.columns
+        let time = table == "daily_rollups" ? "day" : "hour"
         var bindings = PostgresBindings()
-        bindings.append(cells.map(\.day))
+        bindings.append(cells.map(\.time))
         bindings.append(cells.map(\.site))
         bindings.append(cells.map { Int16($0.source) })
         bindings.append(cells.map { Int16($0.scale) })
         bindings.append(cells.map(\.misuse))
-        for score in scores.indices { bindings.append(days.map { $0.counts.counts[score] }) }
+        for score in scores.indices { bindings.append(rows.map { $0.counts.counts[score] }) }
         let arrays = ["$1::int8[]", "$2::text[]", "$3::int2[]", "$4::int2[]", "$5::bool[]"] + scores.indices.map { "$\($0 + 6)::int8[]" }
-        let names = ["d", "si", "so", "sc", "mi"] + scores
+        let names = ["t", "si", "so", "sc", "mi"] + scores
         try session.execute(
             PostgresQuery(
                 unsafeSQL: """
-                    INSERT INTO daily_rollups (day, site, source, scale, misuse, \(scores.joined(separator: ", ")))
+                    INSERT INTO \(table) (\(time), site, source, scale, misuse, \(scores.joined(separator: ", ")))
                     SELECT \(names.joined(separator: ", "))
-                    FROM UNNEST(\(arrays.joined(separator: ", "))) WITH ORDINALITY AS t(\(names.joined(separator: ", ")), o)
+                    FROM UNNEST(\(arrays.joined(separator: ", "))) WITH ORDINALITY AS u(\(names.joined(separator: ", ")), o)
                     ORDER BY o
-                    ON CONFLICT (day, site, source, scale, misuse)
-                    DO UPDATE SET \(scores.map { "\($0) = daily_rollups.\($0) + excluded.\($0)" }.joined(separator: ", "))
+                    ON CONFLICT (\(time), site, source, scale, misuse)
+                    DO UPDATE SET \(scores.map { "\($0) = \(table).\($0) + excluded.\($0)" }.joined(separator: ", "))
                     """,
                 binds: bindings
+            )
+        )
+    }
+
+    /// Counts the site-hour rollups from the hourly rollups, when they are first made.
+    static func countSiteHours(_ session: PostgresSession) throws {
+        let scores = ScoreCounts.columns
+        let sums = scores.indices.map { "SUM(CASE score WHEN \($0) THEN count ELSE 0 END)::int8" }
+        try session.execute(
+            PostgresQuery(
+                unsafeSQL: """
+                    INSERT INTO site_hours (hour, site, source, scale, misuse, \(scores.joined(separator: ", ")))
+                    SELECT hour, site, source, scale, misuse, \(sums.joined(separator: ", ")) FROM rollups
+                    WHERE score <= \(ScoreCounts.maxScore)
+                    GROUP BY hour, site, source, scale, misuse
+                    """
             )
         )
     }
@@ -109,19 +134,19 @@ extension PostgresStore {
                 last = id
             }
             guard let last else { return }
-            try Self.addRollups(counts, session, daily: false)
+            try Self.addRollups(counts, session, sites: false)
             after = last
         }
     }
 
     public func rollups(_ query: RollupQuery) throws -> [RollupRow] {
-        if query.resolution == .day, !query.fitsDaily {
-            throw StoreError("the daily rollups keep site and source only")
+        if query.resolution != .hour, !query.fitsDaily {
+            throw StoreError("the daily and site-hour rollups keep site and source only")
         }
         // Table, column and dimension names come from closed enums, never from the request.
         let (table, time) = query.table
-        // An hourly row counts one score; a daily row every score, one column each.
-        let daily = query.resolution == .day
+        // An hourly row counts one score; a daily or site-hour row every score, one column each.
+        let daily = query.resolution != .hour
         let groups = query.groupBy.map(\.rawValue) + (query.byTime ? [time] : []) + ["scale", "misuse"] + (daily ? [] : ["score"])
         let sums = daily ? ScoreCounts.columns.map { "SUM(\($0))::int8" } : ["SUM(count)::int8"]
         var sql = "SELECT \((groups + sums).joined(separator: ", ")) FROM \(table) WHERE \(time) >= $1 AND \(time) < $2"

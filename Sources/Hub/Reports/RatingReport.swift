@@ -105,10 +105,11 @@ public struct RatingReport: Sendable {
 
     /// Reads the rollups of the request's period and the one before it, and folds them.
     ///
-    /// A report grouped and filtered by site and source only, in the store's report zone and
-    /// without hourly buckets, reads the daily rollups for the whole local days of its period
-    /// and the hourly ones for the hours before the first and after the last
-    /// (``Plan``); any other report reads the hourly rollups.
+    /// A report grouped and filtered by site and source only reads the site rollups: in the
+    /// store's report zone and without hourly buckets, the daily ones for the whole local
+    /// days of its period and the site-hour ones for the hours before the first and after
+    /// the last; otherwise the site-hour ones alone (``Plan``). Any other report reads the
+    /// hourly rollups.
     ///
     /// - Throws: ``Refusal`` for a period too long or too many groups; the store's errors.
     public static func make(_ request: Request, from store: any ReportStore) throws -> RatingReport {
@@ -205,10 +206,15 @@ public struct RatingReport: Sendable {
             self.calendar = calendar
         }
 
+        /// Whether the request groups and filters by site and source only, what the daily
+        /// and site-hour rollups keep.
+        var fitsSiteRollups: Bool {
+            RollupQuery(from: 0, to: 0, groupBy: self.request.groupBy, filters: self.request.filters).fitsDaily
+        }
+
         /// Whether the daily rollups may serve this request at all.
         var usesDays: Bool {
-            let probe = RollupQuery(from: 0, to: 0, groupBy: self.request.groupBy, filters: self.request.filters)
-            return probe.fitsDaily && self.request.bucket != .hour && Self.same(self.request.timeZone, self.reportZone)
+            self.fitsSiteRollups && self.request.bucket != .hour && Self.same(self.request.timeZone, self.reportZone)
         }
 
         /// Two zones that keep the same dates: the same identifier, or both UTC under two names.
@@ -229,19 +235,22 @@ public struct RatingReport: Sendable {
                 return (resolution, try store.rollups(query))
             }
             let hour = RollupCell.hourMilliseconds
-            guard self.usesDays else { return [try query(.hour, from, to)] }
+            // Hours by site and source come from the site-hour rollups, any other grouping
+            // or filter from the hourly ones.
+            let hours: RollupQuery.Resolution = self.fitsSiteRollups ? .siteHour : .hour
+            guard self.usesDays else { return [try query(hours, from, to)] }
             var firstDay = self.day(containing: from * hour)
             if self.midnight(of: firstDay) < from * hour { firstDay += 1 }
             let lastDay = self.day(containing: to * hour)
-            guard firstDay < lastDay else { return [try query(.hour, from, to)] }
+            guard firstDay < lastDay else { return [try query(hours, from, to)] }
             // Hours before the first whole day and after the last. A midnight that is not on
             // a whole UTC hour (a +05:30 zone) cannot be met by hourly cells without losing
             // or doubling the half hour beside it: then the hourly rollups answer alone.
             let (first, last) = (self.midnight(of: firstDay), self.midnight(of: lastDay))
-            guard first % hour == 0, last % hour == 0 else { return [try query(.hour, from, to)] }
+            guard first % hour == 0, last % hour == 0 else { return [try query(hours, from, to)] }
             var parts = [try query(.day, firstDay, lastDay)]
-            if from < first / hour { parts.append(try query(.hour, from, first / hour)) }
-            if last / hour < to { parts.append(try query(.hour, last / hour, to)) }
+            if from < first / hour { parts.append(try query(hours, from, first / hour)) }
+            if last / hour < to { parts.append(try query(hours, last / hour, to)) }
             return parts
         }
 
@@ -249,7 +258,7 @@ public struct RatingReport: Sendable {
         func day(containing milliseconds: Int64) -> Int64 {
             let offset = Int64(self.reportZone.secondsFromGMT(for: Date(timeIntervalSince1970: Double(milliseconds) / 1000))) * 1000
             let local = milliseconds + offset
-            return local >= 0 ? local / DailyCell.dayMilliseconds : (local - DailyCell.dayMilliseconds + 1) / DailyCell.dayMilliseconds
+            return local >= 0 ? local / SiteCell.dayMilliseconds : (local - SiteCell.dayMilliseconds + 1) / SiteCell.dayMilliseconds
         }
 
         /// The first instant (ms) of local date `day` in the report zone.
@@ -302,7 +311,7 @@ public struct RatingReport: Sendable {
 
         mutating func start(of time: Int64, _ resolution: RollupQuery.Resolution) -> Date {
             switch resolution {
-            case .hour:
+            case .hour, .siteHour:
                 if let known = self.starts[time] { return known }
                 let start = self.start(containing: Date(timeIntervalSince1970: Double(time) * 3_600))
                 self.starts[time] = start

@@ -193,7 +193,7 @@ enum SQLiteSchema {
         }
         migrator.registerMigration("v7-rollups") { db in
             // Rating counts per hourly cell (RollupCell) and per site and local day
-            // (DailyCell): reports read these, not the records. Added to in each commit's
+            // (SiteCell): reports read these, not the records. Added to in each commit's
             // transaction; filled here once from the records already stored, misuse judged
             // by the same Swift rule as at commit.
             try db.execute(
@@ -325,6 +325,36 @@ enum SQLiteSchema {
             )
             let stored = try String.fetchOne(db, sql: "SELECT value FROM report_settings WHERE key = 'timeZone'")
             if let zone = stored.flatMap(TimeZone.init(identifier:)) { try SQLiteStore.countDays(db, in: zone) }
+        }
+        migrator.registerMigration("v11-site-hours") { db in
+            // Ratings per UTC hour, site, source, scale and misuse flag, a column per score:
+            // reports by site and source read these for the hours beside whole days and in
+            // a zone other than the report zone, a seventh of the hourly rollups' rows.
+            // Counted here from the hourly rollups; added to in each commit's transaction.
+            try db.execute(
+                sql: """
+                    CREATE TABLE site_hours (
+                        hour INTEGER NOT NULL,
+                        site TEXT NOT NULL,
+                        source INTEGER NOT NULL,
+                        scale INTEGER NOT NULL,
+                        misuse INTEGER NOT NULL,
+                        s0 INTEGER NOT NULL DEFAULT 0,
+                        s1 INTEGER NOT NULL DEFAULT 0,
+                        s2 INTEGER NOT NULL DEFAULT 0,
+                        s3 INTEGER NOT NULL DEFAULT 0,
+                        s4 INTEGER NOT NULL DEFAULT 0,
+                        s5 INTEGER NOT NULL DEFAULT 0,
+                        s6 INTEGER NOT NULL DEFAULT 0,
+                        s7 INTEGER NOT NULL DEFAULT 0,
+                        s8 INTEGER NOT NULL DEFAULT 0,
+                        s9 INTEGER NOT NULL DEFAULT 0,
+                        s10 INTEGER NOT NULL DEFAULT 0,
+                        PRIMARY KEY (hour, site, source, scale, misuse)
+                    ) WITHOUT ROWID;
+                    """
+            )
+            try SQLiteStore.countSiteHours(db)
         }
         return migrator
     }

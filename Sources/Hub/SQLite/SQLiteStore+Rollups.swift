@@ -4,9 +4,10 @@ import GRDBSQLite
 import Wire
 
 extension SQLiteStore {
-    /// Adds `counts` to the hourly rollups, and the daily ones unless `daily` is false,
-    /// inside the caller's transaction.
-    static func addRollups(_ counts: RollupCounts, _ db: Database, daily: Bool = true) throws {
+    /// Adds `counts` to the hourly rollups, and to the daily and site-hour ones unless
+    /// `sites` is false (a migration that makes those later), inside the caller's
+    /// transaction.
+    static func addRollups(_ counts: RollupCounts, _ db: Database, sites: Bool = true) throws {
         if !counts.cells.isEmpty {
             let statement = try db.cachedStatement(
                 sql: """
@@ -25,18 +26,27 @@ extension SQLiteStore {
                 ])
             }
         }
-        guard daily, !counts.days.isEmpty else { return }
+        guard sites else { return }
+        try Self.addSiteRows(counts.sortedDays, to: "daily_rollups", db)
+        try Self.addSiteRows(counts.sortedSiteHours, to: "site_hours", db)
+    }
+
+    /// Adds `rows` to a site rollup table (`daily_rollups` or `site_hours`, whose time column
+    /// is first in the key).
+    private static func addSiteRows(_ rows: [(cell: SiteCell, counts: ScoreCounts)], to table: String, _ db: Database) throws {
+        guard !rows.isEmpty else { return }
         let scores = ScoreCounts.columns
+        let time = table == "daily_rollups" ? "day" : "hour"
         let statement = try db.cachedStatement(
             sql: """
-                INSERT INTO daily_rollups (day, site, source, scale, misuse, \(scores.joined(separator: ", ")))
+                INSERT INTO \(table) (\(time), site, source, scale, misuse, \(scores.joined(separator: ", ")))
                 VALUES (?, CAST(? AS TEXT), ?, ?, ?, \(scores.map { _ in "?" }.joined(separator: ", ")))
-                ON CONFLICT (day, site, source, scale, misuse)
+                ON CONFLICT (\(time), site, source, scale, misuse)
                 DO UPDATE SET \(scores.map { "\($0) = \($0) + excluded.\($0)" }.joined(separator: ", "))
                 """
         )
-        for (cell, counts) in counts.sortedDays {
-            let key: [any DatabaseValueConvertible] = [cell.day, Data(cell.site.utf8), Int(cell.source), Int(cell.scale), cell.misuse]
+        for (cell, counts) in rows {
+            let key: [any DatabaseValueConvertible] = [cell.time, Data(cell.site.utf8), Int(cell.source), Int(cell.scale), cell.misuse]
             try statement.execute(arguments: StatementArguments(key + counts.counts.map { $0 as any DatabaseValueConvertible }))
         }
     }
@@ -64,11 +74,11 @@ extension SQLiteStore {
             )
             counts.add(cell, occurredAt: occurredAt)
             if counts.cells.count >= 100_000 {
-                try Self.addRollups(counts, db, daily: false)
+                try Self.addRollups(counts, db, sites: false)
                 counts = RollupCounts(zone: .gmt)
             }
         }
-        try Self.addRollups(counts, db, daily: false)
+        try Self.addRollups(counts, db, sites: false)
     }
 
     /// Makes the daily rollups count dates in `zone` and returns it: when the store last
@@ -89,6 +99,20 @@ extension SQLiteStore {
             )
             return zone
         }
+    }
+
+    /// Counts the site-hour rollups from the hourly rollups, when they are first made.
+    static func countSiteHours(_ db: Database) throws {
+        let scores = ScoreCounts.columns
+        let sums = scores.indices.map { "SUM(CASE score WHEN \($0) THEN count ELSE 0 END)" }
+        try db.execute(
+            sql: """
+                INSERT INTO site_hours (hour, site, source, scale, misuse, \(scores.joined(separator: ", ")))
+                SELECT hour, site, source, scale, misuse, \(sums.joined(separator: ", ")) FROM rollups
+                WHERE score <= \(ScoreCounts.maxScore)
+                GROUP BY hour, site, source, scale, misuse
+                """
+        )
     }
 
     /// Counts the daily rollups again, dates in `zone`, from the hourly rollups, inside the
@@ -117,8 +141,8 @@ extension SQLiteStore {
 
     /// Rollup rows matching `query`, summed over what it does not group by.
     public func rollups(_ query: RollupQuery) throws -> [RollupRow] {
-        if query.resolution == .day, !query.fitsDaily {
-            throw StoreError("the daily rollups keep site and source only")
+        if query.resolution != .hour, !query.fitsDaily {
+            throw StoreError("the daily and site-hour rollups keep site and source only")
         }
         let (table, time) = query.table
         var conditions = ["\(time) >= ?", "\(time) < ?"]
@@ -135,9 +159,9 @@ extension SQLiteStore {
         // row added to a dictionary keyed by small integers (a group's texts interned as
         // they change), which is several times faster than SQLite's sorter over the
         // hundreds of thousands of cells a month of many sites holds. An hourly row counts
-        // one score; a daily row counts every score, one column each.
-        let daily = query.resolution == .day
-        let counts = daily ? ScoreCounts.columns : ["score", "count"]
+        // one score; a daily or site-hour row counts every score, one column each.
+        let perScore = query.resolution != .hour
+        let counts = perScore ? ScoreCounts.columns : ["score", "count"]
         let columns = query.groupBy.map(\.rawValue) + [time, "scale", "misuse"] + counts
         let sql = "SELECT \(columns.joined(separator: ", ")) FROM \(table) WHERE \(conditions.joined(separator: " AND "))"
         let dimensions = query.groupBy
@@ -165,7 +189,7 @@ extension SQLiteStore {
                 key.time = byTime ? sqlite3_column_int64(raw, first) : 0
                 key.scale = UInt8(clamping: sqlite3_column_int(raw, first + 1))
                 key.misuse = sqlite3_column_int(raw, first + 2) != 0
-                if daily {
+                if perScore {
                     sums[key, default: ScoreCounts()].add { score in sqlite3_column_int64(raw, first + 3 + Int32(score)) }
                 } else {
                     sums[key, default: ScoreCounts()].add(sqlite3_column_int64(raw, first + 4), score: UInt8(clamping: sqlite3_column_int(raw, first + 3)))

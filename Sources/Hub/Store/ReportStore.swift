@@ -23,15 +23,16 @@ public struct SiteSummary: Sendable, Hashable {
     }
 }
 
-/// What a report asks of the rollups: a range of UTC hours (``RollupCell``) or of days in
-/// the store's report zone (``DailyCell``), the dimensions to group by, equality filters and
+/// What a report asks of the rollups: a range of UTC hours (``RollupCell``, or ``SiteCell``
+/// for the site-hour rollups) or of days in the store's report zone (``SiteCell``), the
+/// dimensions to group by, equality filters and
 /// the caller's site scope.
 public struct RollupQuery: Sendable, Hashable {
     /// What ratings can be grouped and filtered by.
     public enum Dimension: String, Sendable, Hashable, CaseIterable {
         case site, subject, channel, topic, source, survey
 
-        /// The dimensions the daily rollups keep.
+        /// The dimensions the daily and site-hour rollups keep.
         public static let daily: Set<Dimension> = [.site, .source]
     }
 
@@ -42,6 +43,9 @@ public struct RollupQuery: Sendable, Hashable {
         /// The daily rollups: site and source only; `from` and `to` are local dates in the
         /// report zone, as days since 1970-01-01.
         case day
+        /// The site-hour rollups: site and source only; `from` and `to` are hours since the
+        /// epoch.
+        case siteHour
     }
 
     /// Which rollups, and the unit of `from` and `to`.
@@ -76,7 +80,7 @@ public struct RollupQuery: Sendable, Hashable {
         self.scope = scope
     }
 
-    /// Whether the daily rollups can answer: they keep site and source only.
+    /// Whether the daily and site-hour rollups can answer: they keep site and source only.
     public var fitsDaily: Bool {
         Set(self.groupBy).isSubset(of: Dimension.daily) && Set(self.filters.keys).isSubset(of: Dimension.daily)
     }
@@ -87,6 +91,7 @@ public struct RollupQuery: Sendable, Hashable {
         switch self.resolution {
         case .hour: ("rollups", "hour")
         case .day: ("daily_rollups", "day")
+        case .siteHour: ("site_hours", "hour")
         }
     }
 }

@@ -90,14 +90,15 @@ public struct RollupCell: Sendable, Hashable {
     }
 }
 
-/// One row of the daily rollups: ratings on one scale, on one day in the store's report time
-/// zone, at one site from one source, misuse apart, counted per score in one row
-/// (``ScoreCounts``). Reports grouped by site and source over whole days read these: a day
-/// of a site is a few rows however many subjects, topics, channels and scores its ratings
-/// name.
-public struct DailyCell: Sendable, Hashable {
-    /// Days since 1970-01-01 of the rating's local date in the report zone.
-    public var day: Int64
+/// One row of the site rollups: ratings on one scale at one site from one source, misuse
+/// apart, in one local day in the store's report zone (the daily rollups) or in one UTC hour
+/// (the site-hour rollups), counted per score in one row (``ScoreCounts``). Reports grouped
+/// and filtered by site and source read these: a day or an hour of a site is a row per
+/// source and scale however many subjects, topics, channels and scores its ratings name.
+public struct SiteCell: Sendable, Hashable {
+    /// Days since 1970-01-01 of the ratings' local date in the report zone (daily rollups),
+    /// or hours since the epoch (site-hour rollups).
+    public var time: Int64
     /// The site.
     public var site: String
     /// The source's raw value.
@@ -111,12 +112,12 @@ public struct DailyCell: Sendable, Hashable {
     public static let dayMilliseconds: Int64 = 86_400_000
 
     /// Equal when the sites are the same bytes (see ``RollupCell``).
-    public static func == (a: DailyCell, b: DailyCell) -> Bool {
-        a.day == b.day && a.source == b.source && a.scale == b.scale && a.misuse == b.misuse && a.site.utf8.elementsEqual(b.site.utf8)
+    public static func == (a: SiteCell, b: SiteCell) -> Bool {
+        a.time == b.time && a.source == b.source && a.scale == b.scale && a.misuse == b.misuse && a.site.utf8.elementsEqual(b.site.utf8)
     }
 
     public func hash(into hasher: inout Hasher) {
-        hasher.combine(self.day)
+        hasher.combine(self.time)
         RollupCell.hash(self.site, into: &hasher)
         hasher.combine(self.source)
         hasher.combine(self.scale)
@@ -153,12 +154,14 @@ public struct ScoreCounts: Sendable, Hashable {
 }
 
 /// Rollup counts gathered in memory for one transaction: many ratings of one cell become
-/// one upsert, in the hourly rollups and in the daily ones.
+/// one upsert, in the hourly rollups, the daily ones and the site-hour ones.
 public struct RollupCounts: Sendable {
     /// Ratings per hourly cell.
     public private(set) var cells: [RollupCell: Int64] = [:]
     /// Ratings per daily cell, by score.
-    public private(set) var days: [DailyCell: ScoreCounts] = [:]
+    public private(set) var days: [SiteCell: ScoreCounts] = [:]
+    /// Ratings per site-hour cell, by score.
+    public private(set) var siteHours: [SiteCell: ScoreCounts] = [:]
     /// The zone whose dates the daily cells count.
     public let zone: TimeZone
     /// The zone's offset from UTC at the first instant of each hour seen, in seconds: one
@@ -178,8 +181,10 @@ public struct RollupCounts: Sendable {
     /// Counts one rating of `cell` that occurred at `occurredAt` (ms since the epoch).
     public mutating func add(_ cell: RollupCell, occurredAt: Int64) {
         self.cells[cell, default: 0] += 1
-        let day = DailyCell(day: self.day(of: occurredAt, hour: cell.hour), site: cell.site, source: cell.source, scale: cell.scale, misuse: cell.misuse)
+        let day = SiteCell(time: self.day(of: occurredAt, hour: cell.hour), site: cell.site, source: cell.source, scale: cell.scale, misuse: cell.misuse)
         self.days[day, default: ScoreCounts()].add(1, score: cell.score)
+        let hour = SiteCell(time: cell.hour, site: cell.site, source: cell.source, scale: cell.scale, misuse: cell.misuse)
+        self.siteHours[hour, default: ScoreCounts()].add(1, score: cell.score)
     }
 
     /// The local date (days since 1970-01-01) in `zone` of the first instant of UTC hour
@@ -199,7 +204,7 @@ public struct RollupCounts: Sendable {
             self.offsets[hour] = offset
         }
         let local = milliseconds + Int64(offset) * 1000
-        return local >= 0 ? local / DailyCell.dayMilliseconds : (local - DailyCell.dayMilliseconds + 1) / DailyCell.dayMilliseconds
+        return local >= 0 ? local / SiteCell.dayMilliseconds : (local - SiteCell.dayMilliseconds + 1) / SiteCell.dayMilliseconds
     }
 
     /// The hourly cells in one fixed order (every column), so concurrent transactions lock
@@ -214,10 +219,15 @@ public struct RollupCounts: Sendable {
     }
 
     /// The daily cells in one fixed order, for the same reason.
-    public var sortedDays: [(cell: DailyCell, counts: ScoreCounts)] {
-        self.days.map { ($0.key, $0.value) }.sorted { a, b in
+    public var sortedDays: [(cell: SiteCell, counts: ScoreCounts)] { Self.sorted(self.days) }
+
+    /// The site-hour cells in one fixed order, for the same reason.
+    public var sortedSiteHours: [(cell: SiteCell, counts: ScoreCounts)] { Self.sorted(self.siteHours) }
+
+    private static func sorted(_ cells: [SiteCell: ScoreCounts]) -> [(cell: SiteCell, counts: ScoreCounts)] {
+        cells.map { ($0.key, $0.value) }.sorted { a, b in
             let (x, y) = (a.cell, b.cell)
-            return (x.day, x.site, x.source, x.scale, x.misuse ? 1 : 0) < (y.day, y.site, y.source, y.scale, y.misuse ? 1 : 0)
+            return (x.time, x.site, x.source, x.scale, x.misuse ? 1 : 0) < (y.time, y.site, y.source, y.scale, y.misuse ? 1 : 0)
         }
     }
 }

@@ -170,6 +170,7 @@ let package = Package(
                 "Support",
                 "Wire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ]
         ),
         .executableTarget(

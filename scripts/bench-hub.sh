@@ -63,13 +63,18 @@ if [ "${LIVE:-0}" = 1 ]; then live=(--live); fi
     --connections "$connections" --records "$records" --batch-records "$batch" --max-seconds "$seconds" "${live[@]}" \
     | tee "$out/bench.txt"
 
-stored=$(curl -fs "http://127.0.0.1:$http/metrics" | awk '/^feedback_hub_records_stored_total/ {print $2}')
+curl -fs "http://127.0.0.1:$http/metrics" > "$out/metrics.txt"
+stored=$(awk '/^feedback_hub_records_stored_total/ {print $2}' "$out/metrics.txt")
 kill -TERM $hub
 wait $hub || true
 sleep 1.2
 kill $sampler 2>/dev/null || true
 
 echo "hub: records stored (metric) $stored"
+# Batches per commit transaction (the group commit's size), what scripts/bench-limit.sh
+# gives the raw inserts.
+awk '/^feedback_hub_commit_batches_sum/ {sum = $2} /^feedback_hub_commit_batches_count/ {count = $2}
+    END {if (count > 0) printf "hub: %d commit transactions, %.1f batches per transaction\n", count, sum / count}' "$out/metrics.txt"
 awk -F'\t' 'NR == 1 {first = $2} {if ($2 > peak) peak = $2; last = $2; cpu = $3}
     END {printf "hub: peak RSS %.1f MiB, first sample %.1f MiB, last %.1f MiB, CPU %.1f s\n", peak/1024, first/1024, last/1024, cpu}' "$out/hub-rss.tsv"
 echo "store: $(du -sh "$out/hub" | cut -f1) in $out/hub; RSS samples in $out/hub-rss.tsv"

@@ -7,6 +7,6 @@ struct FeedbackBenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "feedback-bench",
         abstract: "Benchmarks for FeedbackMesh: hub ingest under load, durable spool appends, report latency.",
-        subcommands: [LoadCommand.self, SpoolCommand.self, ReportsCommand.self]
+        subcommands: [LoadCommand.self, SpoolCommand.self, ReportsCommand.self, RawInsertCommand.self]
     )
 }

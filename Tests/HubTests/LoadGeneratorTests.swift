@@ -9,6 +9,24 @@ import Wire
 /// reports as stored is in the store, and a second run with the same nodes continues after
 /// the hub's committed sequence instead of colliding with it.
 @Suite struct LoadGeneratorTests {
+    /// The raw-insert benchmark stores what it says, in the hub's schema, and never writes
+    /// over a store that is there.
+    @Test func rawInsertsLandInTheHubsSchemaAndAStoreIsNeverOverwritten() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("raw-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let arguments = ["raw-insert", "--store", folder, "--records", "2500", "--batch-records", "1000", "--transaction-batches", "2"]
+        let run = try await CLIRun.run(CLIRun.bench, arguments, timeout: 60)
+        #expect(run.status == 0, "\(run.output)")
+        #expect(run.output.hasPrefix("raw insert: 2500 records in 3 batches of 1000, 2 transactions of 2 batches,"), "\(run.output)")
+        let store = try SQLiteStore(path: folder + "/feedback.sqlite")
+        #expect(try store.recordCount() == 2500)
+        #expect(try store.committedSequence(origin: try #require(try store.read { db in
+            try UUID.fetchOne(db, sql: "SELECT origin FROM batches LIMIT 1")
+        })) == 3)
+        let again = try await CLIRun.run(CLIRun.bench, arguments, timeout: 60)
+        #expect(again.status != 0 && again.output.contains("exists"), "\(again.output)")
+    }
+
     @Test func concurrentConnectionsStoreEveryRecordOnceAndReRunsContinue() async throws {
         let hub = try await HubHarness.start()
         var nodes: [(identity: AgentIdentity, token: String)] = []

@@ -25,6 +25,8 @@ import Testing
         (CLIRun.bench, ["spool", "--records", "9223372036854775807"], "--records must be 1–100000000"),
         (CLIRun.bench, ["spool", "--writers", "0"], "--writers must be 1–100000, got 0"),
         (CLIRun.bench, ["spool", "--per-append", "10001"], "--per-append must be 1–10000, got 10001"),
+        (CLIRun.bench, ["raw-insert", "--store", "s", "--transaction-batches", "0"], "--transaction-batches must be 1–10000, got 0"),
+        (CLIRun.bench, ["raw-insert", "--store", "s", "--records", "0"], "--records must be 1–100000000, got 0"),
     ]
 
     @Test func everyNumericFlagOutOfRangeIsOneLineNamingItsRange() async throws {

@@ -226,4 +226,39 @@ extension StoreContractTests {
         #expect(try store.ratings(RatingQuery(from: from, to: to, scope: try SiteScope(["web-*"]), limit: 1_000)).allSatisfy { $0.site == "web-eu" })
         #expect(try store.ratings(RatingQuery(from: to, to: to + 1, limit: 10)).isEmpty)
     }
+
+    @Test(arguments: TestStores.Kind.allCases)
+    func recordsKeepOnlyTheIndexesTheListingsUse(_ kind: TestStores.Kind) throws {
+        // Statistics come from the rollups; every other index on records costs each commit
+        // an insert per record (docs/BENCHMARKS.md, issue 17).
+        let opened = try TestStores.open(kind)
+        defer { opened.remove() }
+        let listing = ["records_by_site", "records_by_time", "records_negative_by_site"]
+        switch kind {
+        case .sqlite:
+            let path = try #require(opened.folder).appendingPathComponent("feedback.sqlite").path
+            let database = try DatabaseQueue(path: path)
+            defer { try? database.close() }
+            let (indexes, plan) = try database.read { db in
+                (
+                    try String.fetchAll(
+                        db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'records' AND sql IS NOT NULL ORDER BY name"
+                    ),
+                    try Row.fetchAll(
+                        db,
+                        sql: """
+                            EXPLAIN QUERY PLAN SELECT id FROM records WHERE occurred_at >= 0 AND occurred_at < 1 AND site = 'a' AND negative = 1
+                            ORDER BY occurred_at DESC, id DESC LIMIT 50
+                            """
+                    ).map { $0["detail"] as String? ?? "" }.joined(separator: "; ")
+                )
+            }
+            #expect(indexes == listing)
+            #expect(plan.contains("records_negative_by_site"), "a site's negatives are listed from their index: \(plan)")
+        case .postgres:
+            let settings = try #require(opened.settings)
+            let rows = try TestStores.sql(settings, "SELECT indexname FROM pg_indexes WHERE tablename = 'records' ORDER BY indexname")
+            #expect(try rows.map { try $0.decode(String.self) } == listing + ["records_pkey"])
+        }
+    }
 }

@@ -301,6 +301,16 @@ enum PostgresSchema {
             );
             """
         ),
+        (
+            "v8-listing-indexes-only",
+            // Statistics come from the rollups: the record indexes by subject and by score
+            // served only them, and each cost every commit an index insert per record. The
+            // listings keep theirs: by time, by site, and the negatives by site.
+            """
+            DROP INDEX IF EXISTS records_by_subject;
+            DROP INDEX IF EXISTS records_by_score;
+            """
+        ),
     ]
 
     /// Work a migration does in Swift after its SQL, in the same transaction.

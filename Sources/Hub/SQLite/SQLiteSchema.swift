@@ -356,6 +356,12 @@ enum SQLiteSchema {
             )
             try SQLiteStore.countSiteHours(db)
         }
+        migrator.registerMigration("v12-listing-indexes-only") { db in
+            // Statistics come from the rollups: the record indexes by subject and by score
+            // served only them, and each cost every commit a B-tree insert per record. The
+            // listings keep theirs: by time, by site, and the negatives by site.
+            try db.execute(sql: "DROP INDEX IF EXISTS records_by_subject; DROP INDEX IF EXISTS records_by_score")
+        }
         return migrator
     }
 }

@@ -23,14 +23,7 @@ extension SQLiteStore: RecordStore {
                 let countBatch = try db.cachedStatement(
                     sql: "UPDATE batches SET stored_records = ? WHERE origin = ? AND sequence = ?"
                 ).sqliteStatement
-                let insertRecord = try db.cachedStatement(
-                    sql: """
-                        INSERT OR IGNORE INTO records (id, origin, sequence, source, scale, score, negative,
-                            occurred_at, captured_at, stored_at, site, channel, subject, topic, survey,
-                            customer, comment, attributes)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        """
-                ).sqliteStatement
+                let insertRecord = try db.cachedStatement(sql: Self.insertRecordSQL).sqliteStatement
                 for batch in batches {
                     let sequence = Int64(bitPattern: batch.key.sequence)
                     sqlite3_reset(insertBatch)
@@ -46,24 +39,9 @@ extension SQLiteStore: RecordStore {
                     var newRecords = 0
                     for record in batch.records {
                         sqlite3_reset(insertRecord)
-                        Self.bind(insertRecord, 1, record.id)
-                        Self.bind(insertRecord, 2, record.origin)
-                        sqlite3_bind_int64(insertRecord, 3, sequence)
-                        sqlite3_bind_int(insertRecord, 4, Int32(record.source.rawValue))
-                        sqlite3_bind_int(insertRecord, 5, Int32(record.scale.rawValue))
-                        sqlite3_bind_int(insertRecord, 6, Int32(record.score))
-                        sqlite3_bind_int(insertRecord, 7, record.isNegative ? 1 : 0)
-                        sqlite3_bind_int64(insertRecord, 8, record.occurredAt)
-                        sqlite3_bind_int64(insertRecord, 9, record.capturedAt)
-                        sqlite3_bind_int64(insertRecord, 10, storedAt)
-                        Self.bind(insertRecord, 11, record.site)
-                        Self.bind(insertRecord, 12, record.channel)
-                        Self.bind(insertRecord, 13, record.subject)
-                        Self.bind(insertRecord, 14, record.topic)
-                        Self.bind(insertRecord, 15, record.survey)
-                        Self.bind(insertRecord, 16, record.customer)
-                        Self.bind(insertRecord, 17, record.comment)
-                        Self.bind(insertRecord, 18, AttributesJSON.encode(record.attributes))
+                        Self.bindRecord(
+                            insertRecord, record, sequence: sequence, storedAt: storedAt, attributes: AttributesJSON.encode(record.attributes)
+                        )
                         try Self.step(insertRecord, connection)
                         guard sqlite3_changes(connection) == 1 else { continue }
                         newRecords += 1
@@ -116,6 +94,39 @@ extension SQLiteStore: RecordStore {
 
     // SQLite copies bound values (SQLITE_TRANSIENT) before the call returns.
     static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+    /// The statement that stores one record, its parameters bound by
+    /// ``bindRecord(_:_:sequence:storedAt:attributes:)``: the commit's, and what
+    /// `feedback-bench raw-insert` measures without the hub.
+    public static let insertRecordSQL = """
+        INSERT OR IGNORE INTO records (id, origin, sequence, source, scale, score, negative,
+            occurred_at, captured_at, stored_at, site, channel, subject, topic, survey,
+            customer, comment, attributes)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """
+
+    /// Binds `record` of batch `sequence`, stored at `storedAt` (ms since the epoch), with
+    /// `attributes` as their JSON text, to a prepared ``insertRecordSQL``.
+    public static func bindRecord(_ statement: OpaquePointer, _ record: FeedbackRecord, sequence: Int64, storedAt: Int64, attributes: String) {
+        Self.bind(statement, 1, record.id)
+        Self.bind(statement, 2, record.origin)
+        sqlite3_bind_int64(statement, 3, sequence)
+        sqlite3_bind_int(statement, 4, Int32(record.source.rawValue))
+        sqlite3_bind_int(statement, 5, Int32(record.scale.rawValue))
+        sqlite3_bind_int(statement, 6, Int32(record.score))
+        sqlite3_bind_int(statement, 7, record.isNegative ? 1 : 0)
+        sqlite3_bind_int64(statement, 8, record.occurredAt)
+        sqlite3_bind_int64(statement, 9, record.capturedAt)
+        sqlite3_bind_int64(statement, 10, storedAt)
+        Self.bind(statement, 11, record.site)
+        Self.bind(statement, 12, record.channel)
+        Self.bind(statement, 13, record.subject)
+        Self.bind(statement, 14, record.topic)
+        Self.bind(statement, 15, record.survey)
+        Self.bind(statement, 16, record.customer)
+        Self.bind(statement, 17, record.comment)
+        Self.bind(statement, 18, attributes)
+    }
 
     static func bind(_ statement: OpaquePointer, _ index: Int32, _ uuid: UUID) {
         withUnsafeBytes(of: uuid.uuid) { _ = sqlite3_bind_blob(statement, index, $0.baseAddress, 16, Self.transient) }

@@ -261,4 +261,18 @@ extension StoreContractTests {
             #expect(try rows.map { try $0.decode(String.self) } == listing + ["records_pkey"])
         }
     }
+
+    @Test(arguments: TestStores.Kind.allCases)
+    func attributesComeBackAsTheyWereSent(_ kind: TestStores.Kind) throws {
+        let opened = try TestStores.open(kind)
+        defer { opened.remove() }
+        var record = Self.calm(900)
+        record.attributes = [
+            "quote\"key": "back\\slash", "line": "one\ntwo\r\tthree", "control": "\u{1}\u{1F}", "text": "Ёлка 😀 e\u{301}", "empty": "",
+        ]
+        _ = try opened.store.commit([Self.batch(1, [record])])
+        let listed = try opened.store.ratings(RatingQuery(from: record.occurredAt, to: record.occurredAt + 1, limit: 10))
+        #expect(listed.map(\.attributes) == [record.attributes])
+    }
 }
+

@@ -148,14 +148,16 @@ extension SQLiteStore: RecordStore {
 enum AttributesJSON {
     static func encode(_ attributes: [String: String]) -> String {
         if attributes.isEmpty { return "{}" }
-        var out = "{"
+        var out: [UInt8] = [UInt8(ascii: "{")]
+        out.reserveCapacity(64)
         for (index, key) in attributes.keys.sorted().enumerated() {
-            if index > 0 { out += "," }
+            if index > 0 { out.append(UInt8(ascii: ",")) }
             Self.append(key, to: &out)
-            out += ":"
+            out.append(UInt8(ascii: ":"))
             Self.append(attributes[key] ?? "", to: &out)
         }
-        return out + "}"
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// The attributes of an `attributes` column; nil if it is not a JSON object of strings.
@@ -170,21 +172,32 @@ enum AttributesJSON {
         return Self.decode(text).map(FeedbackRecord.isFlaggedMisuse) ?? false
     }
 
-    /// Appends `string` as a quoted JSON string.
-    static func append(_ string: String, to out: inout String) {
-        out += "\""
-        for scalar in string.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
-            default: out.unicodeScalars.append(scalar)
+    /// Appends `string` as a quoted JSON string, byte by byte: `"`, `\\` and the control
+    /// characters escaped, everything else (multi-byte characters whole) as it is.
+    static func append(_ string: String, to out: inout [UInt8]) {
+        let hex = Self.hexDigits
+        out.append(UInt8(ascii: "\""))
+        for byte in string.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
+            case UInt8(ascii: "\\"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+            case 0x0A: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+            case 0x0D: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
+            case 0x09: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+            case 0..<0x20: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
+            default: out.append(byte)
             }
         }
-        out += "\""
+        out.append(UInt8(ascii: "\""))
     }
+
+    /// Appends `string` as a quoted JSON string to text.
+    static func append(_ string: String, to out: inout String) {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(string.utf8.count + 2)
+        Self.append(string, to: &bytes)
+        out += String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
 }

@@ -111,6 +111,15 @@ public struct SiteCell: Sendable, Hashable {
     /// Milliseconds in a day.
     public static let dayMilliseconds: Int64 = 86_400_000
 
+    /// A cell from its parts.
+    public init(time: Int64, site: String, source: UInt8, scale: UInt8, misuse: Bool) {
+        self.time = time
+        self.site = site
+        self.source = source
+        self.scale = scale
+        self.misuse = misuse
+    }
+
     /// Equal when the sites are the same bytes (see ``RollupCell``).
     public static func == (a: SiteCell, b: SiteCell) -> Bool {
         a.time == b.time && a.source == b.source && a.scale == b.scale && a.misuse == b.misuse && a.site.utf8.elementsEqual(b.site.utf8)
@@ -158,10 +167,10 @@ public struct ScoreCounts: Sendable, Hashable {
 public struct RollupCounts: Sendable {
     /// Ratings per hourly cell.
     public private(set) var cells: [RollupCell: Int64] = [:]
-    /// Ratings per daily cell, by score.
-    public private(set) var days: [SiteCell: ScoreCounts] = [:]
-    /// Ratings per site-hour cell, by score.
-    public private(set) var siteHours: [SiteCell: ScoreCounts] = [:]
+    /// Ratings of the hours that a local midnight may split (the zone's offset not a whole
+    /// number of hours), per daily cell: counted one by one. Every other hour's ratings
+    /// share one local date and are summed from ``cells`` when ``days`` is read.
+    private var splitDays: [SiteCell: ScoreCounts] = [:]
     /// The zone whose dates the daily cells count.
     public let zone: TimeZone
     /// The zone's offset from UTC at the first instant of each hour seen, in seconds: one
@@ -178,13 +187,38 @@ public struct RollupCounts: Sendable {
         self.add(RollupCell(record), occurredAt: record.occurredAt)
     }
 
-    /// Counts one rating of `cell` that occurred at `occurredAt` (ms since the epoch).
+    /// Counts one rating of `cell` that occurred at `occurredAt` (ms since the epoch): one
+    /// dictionary update, the daily and site-hour cells being sums of the hourly ones.
     public mutating func add(_ cell: RollupCell, occurredAt: Int64) {
         self.cells[cell, default: 0] += 1
-        let day = SiteCell(time: self.day(of: occurredAt, hour: cell.hour), site: cell.site, source: cell.source, scale: cell.scale, misuse: cell.misuse)
-        self.days[day, default: ScoreCounts()].add(1, score: cell.score)
-        let hour = SiteCell(time: cell.hour, site: cell.site, source: cell.source, scale: cell.scale, misuse: cell.misuse)
-        self.siteHours[hour, default: ScoreCounts()].add(1, score: cell.score)
+        if self.offset(ofHour: cell.hour) % 3_600 != 0 {
+            let day = SiteCell(
+                time: self.day(of: occurredAt, hour: cell.hour), site: cell.site, source: cell.source, scale: cell.scale, misuse: cell.misuse
+            )
+            self.splitDays[day, default: ScoreCounts()].add(1, score: cell.score)
+        }
+    }
+
+    /// Ratings per daily cell, by score.
+    public var days: [SiteCell: ScoreCounts] {
+        var days = self.splitDays
+        for (cell, count) in self.cells {
+            guard let offset = self.offsets[cell.hour], offset % 3_600 == 0 else { continue }
+            let day = Self.day(of: cell.hour * RollupCell.hourMilliseconds, offset: offset)
+            days[SiteCell(time: day, site: cell.site, source: cell.source, scale: cell.scale, misuse: cell.misuse), default: ScoreCounts()]
+                .add(count, score: cell.score)
+        }
+        return days
+    }
+
+    /// Ratings per site-hour cell, by score.
+    public var siteHours: [SiteCell: ScoreCounts] {
+        var hours: [SiteCell: ScoreCounts] = [:]
+        for (cell, count) in self.cells {
+            hours[SiteCell(time: cell.hour, site: cell.site, source: cell.source, scale: cell.scale, misuse: cell.misuse), default: ScoreCounts()]
+                .add(count, score: cell.score)
+        }
+        return hours
     }
 
     /// The local date (days since 1970-01-01) in `zone` of the first instant of UTC hour
@@ -196,13 +230,19 @@ public struct RollupCounts: Sendable {
 
     /// The local date, as days since 1970-01-01, of `milliseconds` in ``zone``.
     mutating func day(of milliseconds: Int64, hour: Int64) -> Int64 {
-        let offset: Int
-        if let known = self.offsets[hour] {
-            offset = known
-        } else {
-            offset = self.zone.secondsFromGMT(for: Date(timeIntervalSince1970: Double(hour) * 3_600))
-            self.offsets[hour] = offset
-        }
+        Self.day(of: milliseconds, offset: self.offset(ofHour: hour))
+    }
+
+    /// The zone's offset from UTC at the first instant of UTC hour `hour`, in seconds.
+    private mutating func offset(ofHour hour: Int64) -> Int {
+        if let known = self.offsets[hour] { return known }
+        let offset = self.zone.secondsFromGMT(for: Date(timeIntervalSince1970: Double(hour) * 3_600))
+        self.offsets[hour] = offset
+        return offset
+    }
+
+    /// The local date, as days since 1970-01-01, of `milliseconds` at `offset` seconds from UTC.
+    private static func day(of milliseconds: Int64, offset: Int) -> Int64 {
         let local = milliseconds + Int64(offset) * 1000
         return local >= 0 ? local / SiteCell.dayMilliseconds : (local - SiteCell.dayMilliseconds + 1) / SiteCell.dayMilliseconds
     }

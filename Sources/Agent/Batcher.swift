@@ -10,8 +10,12 @@ import Wire
 /// Cuts the spool's unsealed records into batches by count, bytes and age, and seals each
 /// with the agent's key. A sealed batch is in the spool (durably) before the uplink sees it.
 ///
-/// A batch is sealed by age only while `sealsByAge` says so (the agent: while a hub is
-/// connected). During an outage nothing is sent anyway, so records wait until a batch is
+/// A negative rating is sealed at once, with whatever waits before it: its alert should not
+/// wait for the batch age (issue 17, "fresh alerts first"). Under load the batches stay
+/// large, since records gather while one is sealed.
+///
+/// A batch is sealed by age (or for a negative rating) only while `sealsByAge` says so (the
+/// agent: while a hub is connected). During an outage nothing is sent anyway, so records wait until a batch is
 /// full: the backlog becomes few large batches, cheap to index and to send.
 public final class Batcher: Sendable {
     /// When a batch is cut.
@@ -44,7 +48,8 @@ public final class Batcher: Sendable {
     private let failures = Mutex<(lastLogged: ContinuousClock.Instant?, since: Int)>((nil, 0))
 
     /// Creates a batcher; `onSealed` runs after each batch is in the spool; a batch that is
-    /// not full is sealed once its oldest record is `maxAge` old and `sealsByAge` is true.
+    /// not full is sealed once its oldest record is `maxAge` old, or it holds a negative
+    /// rating, and `sealsByAge` is true.
     public init(
         spool: Spool, identity: AgentIdentity, configuration: Configuration = Configuration(), logger: Logger,
         sealsByAge: @escaping @Sendable () -> Bool = { true },
@@ -99,7 +104,7 @@ public final class Batcher: Sendable {
             let full = waiting.records >= self.configuration.maxRecords || waiting.bytes >= maxBytes
             if !force, !full {
                 let age = Int64(Date().timeIntervalSince1970 * 1000) - (waiting.oldestCapturedAt ?? .max)
-                guard age >= ageLimit, self.sealsByAge() else { return }
+                guard waiting.negative || age >= ageLimit, self.sealsByAge() else { return }
             }
             do {
                 let candidates = try self.spool.unsealed(limit: self.configuration.maxRecords)

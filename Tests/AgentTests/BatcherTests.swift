@@ -84,4 +84,49 @@ import Wire
             #expect(spool.stats.unacknowledgedBatches == 3)
         }
     }
+
+    @Test func aNegativeRatingIsSealedAtOnceWithWhatWaitsBeforeIt() async throws {
+        try await self.withSpool { spool, identity, ratings in
+            var batching = Batcher.Configuration()
+            batching.maxAge = .seconds(3_600)
+            let connected = Mutex(true)
+            let batcher = Batcher(
+                spool: spool, identity: identity, configuration: batching, logger: Logger(label: "test"),
+                sealsByAge: { connected.withLock { $0 } }
+            ) {}
+            let running = Task { await batcher.run() }
+            defer { running.cancel() }
+            var calm = ratings.next(3)
+            for index in calm.indices {
+                calm[index].scale = .nps
+                calm[index].score = 9
+            }
+            try await spool.append(calm)
+            batcher.notify()
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(spool.stats.unsealedRecords == 3 && spool.stats.unacknowledgedBatches == 0, "calm ratings wait for the batch age")
+
+            var detractor = ratings.next(1)[0]
+            detractor.scale = .nps
+            detractor.score = 2
+            try await spool.append(detractor)
+            batcher.notify()
+            #expect(await eventually(seconds: 30) { spool.stats.unacknowledgedBatches == 1 }, "a detractor is sealed at once")
+            #expect(spool.stats.unsealedRecords == 0)
+            let batch = try #require(spool.unacknowledged().first?.batch)
+            let opened = try batch.open(verifyingWith: identity.signingKey.publicKey, limits: BatchLimits(), decompressor: ZstdDecompressor())
+            #expect(opened.map(\.id) == calm.map(\.id) + [detractor.id], "with the ratings before it, in order")
+
+            // Without a hub, nothing is sealed early: the outage's backlog stays in large batches.
+            connected.withLock { $0 = false }
+            var later = ratings.next(3)
+            later[2].scale = .nps
+            later[2].score = 0
+            try await spool.append(later)
+            batcher.notify()
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(spool.stats.unsealedRecords == 3 && spool.stats.unacknowledgedBatches == 1)
+        }
+    }
 }
+

@@ -100,6 +100,9 @@ public final class Spool: Sendable {
         var index = SpoolIndex()
         var nextSequence: UInt64 = 1
         var nextRecordNumber: UInt64 = 1
+        /// The number of the newest negative rating appended since the spool opened (0:
+        /// none): while it is unsealed, the batcher seals at once.
+        var negativeThrough: UInt64 = 0
         var written: UInt64 = 0
         var durable: UInt64 = 0
         var waiters: [(position: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
@@ -241,6 +244,9 @@ public final class Spool: Sendable {
             )
             state.segments[state.activeID, default: Segment(bytes: 0)].live += records.count
             state.nextRecordNumber += UInt64(records.count)
+            if let negative = records.lastIndex(where: \.isNegative) {
+                state.negativeThrough = max(state.negativeThrough, first + UInt64(negative))
+            }
             if let cursor { state.cursors[cursor.source] = cursor }
             return state.written
         }
@@ -276,10 +282,13 @@ public final class Spool: Sendable {
         return try SpoolIndex.read(runs, limit: limit, readers: &open)
     }
 
-    /// What waits to be sealed, without reading it: the batcher's cue.
-    public var unsealedSummary: (records: Int, bytes: Int, oldestCapturedAt: Int64?) {
+    /// What waits to be sealed, without reading it: the batcher's cue. `negative` says a
+    /// negative rating appended since the spool opened is among it (records are sealed
+    /// oldest first, so it is while the oldest unsealed record is not newer than it).
+    public var unsealedSummary: (records: Int, bytes: Int, oldestCapturedAt: Int64?, negative: Bool) {
         self.state.withLock { state in
-            (state.index.unsealedCount, state.index.unsealedBytes, state.index.runs.lazy.map(\.oldestCapturedAt).min())
+            let negative = state.index.runs.first.map { $0.firstNumber <= state.negativeThrough } ?? false
+            return (state.index.unsealedCount, state.index.unsealedBytes, state.index.runs.lazy.map(\.oldestCapturedAt).min(), negative)
         }
     }
 

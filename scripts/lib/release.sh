@@ -20,9 +20,11 @@ release_binaries() {
     local bin=${BIN:-} program
     if [ -z "$bin" ]; then
         echo "== building the release binaries (static Swift standard library)" >&2
-        swift build -c release --static-swift-stdlib --product feedback-hub >&2
-        swift build -c release --static-swift-stdlib --product feedback-agent >&2
-        bin="$(swift build -c release --static-swift-stdlib --show-bin-path)"
+        # Each step checked here: inside $(...) bash does not apply set -e, and a failed
+        # build must not pass off an older binary left in the build folder.
+        swift build -c release --static-swift-stdlib --product feedback-hub >&2 || return 1
+        swift build -c release --static-swift-stdlib --product feedback-agent >&2 || return 1
+        bin="$(swift build -c release --static-swift-stdlib --show-bin-path)" || return 1
     fi
     for program in feedback-hub feedback-agent; do
         [ -x "$bin/$program" ] || { echo "release: $bin/$program is missing" >&2; return 1; }

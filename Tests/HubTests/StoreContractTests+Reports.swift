@@ -63,18 +63,26 @@ extension StoreContractTests {
     func rollupsAreFilledFromStoredRecordsWhenTheyAreFirstMade(_ kind: TestStores.Kind) throws {
         let opened = try TestStores.open(kind)
         defer { opened.remove() }
-        _ = try opened.store.commit([Self.batch(1, Self.reportRecords(0..<120))])
+        // And one rating an hour for 400 hours after them: PostgreSQL recounts a week of
+        // hours per statement, so the recount below spans several statements.
+        let later = (0..<400).map { index in
+            var record = Self.calm(1_000 + index)
+            record.occurredAt = Samples.baseTime + Int64(10 + index) * RollupCell.hourMilliseconds
+            return record
+        }
+        _ = try opened.store.commit([Self.batch(1, Self.reportRecords(0..<120)), Self.batch(2, later)])
         let hour = RollupCell.hour(of: Samples.baseTime)
         let query = RollupQuery(from: hour, to: hour + 3, groupBy: [.site, .subject, .channel, .topic, .source, .survey], byTime: true)
         let before = Set(try opened.store.rollups(query))
         #expect(before.reduce(0) { $0 + $1.count } == 120)
         let dailyBefore = Set(try opened.store.rollups(RollupQuery(.day, from: 0, to: 100_000, groupBy: [.site, .source], byTime: true)))
-        let bySite = RollupQuery(.siteHour, from: hour, to: hour + 3, groupBy: [.site, .source], byTime: true)
+        let bySite = RollupQuery(.siteHour, from: hour, to: hour + 500, groupBy: [.site, .source], byTime: true)
         let siteHoursBefore = Set(try opened.store.rollups(bySite))
         var hourlyBySite = bySite
         hourlyBySite.resolution = .hour
         #expect(siteHoursBefore == Set(try opened.store.rollups(hourlyBySite)), "the site-hour rollups say what the hourly ones say")
-        #expect(siteHoursBefore.reduce(0) { $0 + $1.count } == 120)
+        #expect(siteHoursBefore.reduce(0) { $0 + $1.count } == 520)
+        #expect(dailyBefore.reduce(0) { $0 + $1.count } == 520)
         // A store of the release before rollups: the tables and their migration gone.
         switch kind {
         case .sqlite:

@@ -64,48 +64,68 @@ extension PostgresStore {
         )
     }
 
-    /// Counts the site-hour rollups from the hourly rollups, when they are first made.
+    /// Hours of hourly rollups each recount statement reads: a week, so no statement of a
+    /// large store's recount runs into the session's 30-second statement timeout.
+    static let recountHours = 168
+
+    /// The distinct hours of the hourly rollups, in order.
+    private static func rollupHours(_ session: PostgresSession) throws -> [Int64] {
+        var hours: [Int64] = []
+        for row in try session.query("SELECT DISTINCT hour FROM rollups ORDER BY hour") { hours.append(try row.decode(Int64.self)) }
+        return hours
+    }
+
+    /// Counts the site-hour rollups from the hourly rollups, when they are first made, a
+    /// week of hours per statement.
     static func countSiteHours(_ session: PostgresSession) throws {
         let scores = ScoreCounts.columns
         let sums = scores.indices.map { "SUM(CASE score WHEN \($0) THEN count ELSE 0 END)::int8" }
-        try session.execute(
-            PostgresQuery(
-                unsafeSQL: """
-                    INSERT INTO site_hours (hour, site, source, scale, misuse, \(scores.joined(separator: ", ")))
-                    SELECT hour, site, source, scale, misuse, \(sums.joined(separator: ", ")) FROM rollups
-                    WHERE score <= \(ScoreCounts.maxScore)
-                    GROUP BY hour, site, source, scale, misuse
-                    """
+        let hours = try Self.rollupHours(session)
+        for start in stride(from: 0, to: hours.count, by: Self.recountHours) {
+            let (first, last) = (hours[start], hours[min(start + Self.recountHours, hours.count) - 1])
+            try session.execute(
+                PostgresQuery(
+                    unsafeSQL: """
+                        INSERT INTO site_hours (hour, site, source, scale, misuse, \(scores.joined(separator: ", ")))
+                        SELECT hour, site, source, scale, misuse, \(sums.joined(separator: ", ")) FROM rollups
+                        WHERE score <= \(ScoreCounts.maxScore) AND hour >= \(first) AND hour <= \(last)
+                        GROUP BY hour, site, source, scale, misuse
+                        """
+                )
             )
-        )
+        }
     }
 
     /// Counts the daily rollups again, dates in `zone`, from the hourly rollups, inside the
-    /// caller's transaction.
+    /// caller's transaction, a week of hours per statement (a day that two statements
+    /// share is added to by the second).
     static func countDays(_ session: PostgresSession, in zone: TimeZone) throws {
         try session.execute("DELETE FROM daily_rollups")
-        var hours: [Int64] = []
-        for row in try session.query("SELECT DISTINCT hour FROM rollups") { hours.append(try row.decode(Int64.self)) }
-        let days = hours.map { RollupCounts.day(ofHour: $0, in: zone) }
+        let allHours = try Self.rollupHours(session)
         // A score's ratings go to its column; scores beyond the last column, which no valid
         // rating has, are left out, as at commit (ScoreCounts).
         let scores = ScoreCounts.columns
         let sums = scores.indices.map { "SUM(CASE r.score WHEN \($0) THEN r.count ELSE 0 END)::int8" }
-        var bindings = PostgresBindings()
-        bindings.append(hours)
-        bindings.append(days)
-        try session.execute(
-            PostgresQuery(
-                unsafeSQL: """
-                    INSERT INTO daily_rollups (day, site, source, scale, misuse, \(scores.joined(separator: ", ")))
-                    SELECT d.day, r.site, r.source, r.scale, r.misuse, \(sums.joined(separator: ", "))
-                    FROM rollups r JOIN UNNEST($1::int8[], $2::int8[]) AS d(hour, day) ON d.hour = r.hour
-                    WHERE r.score <= \(ScoreCounts.maxScore)
-                    GROUP BY d.day, r.site, r.source, r.scale, r.misuse
-                    """,
-                binds: bindings
+        for start in stride(from: 0, to: allHours.count, by: Self.recountHours) {
+            let hours = Array(allHours[start..<min(start + Self.recountHours, allHours.count)])
+            var bindings = PostgresBindings()
+            bindings.append(hours)
+            bindings.append(hours.map { RollupCounts.day(ofHour: $0, in: zone) })
+            try session.execute(
+                PostgresQuery(
+                    unsafeSQL: """
+                        INSERT INTO daily_rollups (day, site, source, scale, misuse, \(scores.joined(separator: ", ")))
+                        SELECT d.day, r.site, r.source, r.scale, r.misuse, \(sums.joined(separator: ", "))
+                        FROM rollups r JOIN UNNEST($1::int8[], $2::int8[]) AS d(hour, day) ON d.hour = r.hour
+                        WHERE r.score <= \(ScoreCounts.maxScore)
+                        GROUP BY d.day, r.site, r.source, r.scale, r.misuse
+                        ON CONFLICT (day, site, source, scale, misuse)
+                        DO UPDATE SET \(scores.map { "\($0) = daily_rollups.\($0) + excluded.\($0)" }.joined(separator: ", "))
+                        """,
+                    binds: bindings
+                )
             )
-        )
+        }
     }
 
     /// Counts the records already stored into the hourly rollups when they are first made,

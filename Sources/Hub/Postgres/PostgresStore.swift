@@ -106,13 +106,19 @@ public final class PostgresStore: Sendable {
             for row in try session.query("SELECT version FROM schema_migrations") { applied.insert(try row.decode(String.self)) }
             for migration in PostgresSchema.migrations where !applied.contains(migration.version) {
                 try session.execute("BEGIN")
-                for statement in PostgresSchema.statements(of: migration.sql) {
-                    try session.execute(PostgresQuery(unsafeSQL: statement))
+                do {
+                    for statement in PostgresSchema.statements(of: migration.sql) {
+                        try session.execute(PostgresQuery(unsafeSQL: statement))
+                    }
+                    try PostgresSchema.backfills[migration.version]?(session)
+                    let now = Int64(Date().timeIntervalSince1970 * 1000)
+                    try session.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (\(migration.version), \(now))")
+                    try session.execute("COMMIT")
+                } catch {
+                    // The connection goes back to the pool: not inside a failed transaction.
+                    _ = try? session.execute("ROLLBACK")
+                    throw error
                 }
-                try PostgresSchema.backfills[migration.version]?(session)
-                let now = Int64(Date().timeIntervalSince1970 * 1000)
-                try session.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (\(migration.version), \(now))")
-                try session.execute("COMMIT")
                 self.logger.info("store migrated", metadata: ["version": "\(migration.version)"])
             }
         }

@@ -32,3 +32,22 @@ import Testing
         #expect(counts.sortedDays.reduce(0) { $0 + $1.counts.counts.reduce(0, +) } == 5_000)
     }
 }
+
+extension RollupCountsTests {
+    /// Two sites that differ only in how an accent is written are two rows to the stores:
+    /// the commit's lock order keeps them apart, the same in every process.
+    @Test func cellsAreOrderedByTheirBytes() {
+        var counts = RollupCounts(zone: .gmt)
+        let sites = ["caf\u{E9}", "cafe\u{301}", "cafe", "Caf\u{E9}"]
+        for site in sites {
+            counts.add(
+                RollupCell(hour: 1, site: site, subject: "", channel: "", topic: "", source: 1, survey: "", scale: 1, score: 9, misuse: false),
+                occurredAt: 3_600_000
+            )
+        }
+        let bytewise = sites.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        #expect(counts.sorted.map { Array($0.cell.site.utf8) } == bytewise.map { Array($0.utf8) })
+        #expect(counts.sortedDays.map { Array($0.cell.site.utf8) } == bytewise.map { Array($0.utf8) })
+        #expect(counts.sortedSiteHours.count == 4)
+    }
+}

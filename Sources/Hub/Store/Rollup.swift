@@ -247,14 +247,20 @@ public struct RollupCounts: Sendable {
         return local >= 0 ? local / SiteCell.dayMilliseconds : (local - SiteCell.dayMilliseconds + 1) / SiteCell.dayMilliseconds
     }
 
-    /// The hourly cells in one fixed order (every column), so concurrent transactions lock
-    /// the same rows in the same order and never deadlock.
+    /// The hourly cells in one fixed order (every column, texts by their bytes as the
+    /// stores compare them), so concurrent transactions lock the same rows in the same order
+    /// and never deadlock. (Swift's `<` on strings would call two canonically equivalent
+    /// sites equal and leave their order to the dictionary's per-process seed.)
     public var sorted: [(cell: RollupCell, count: Int64)] {
         self.cells.map { ($0.key, $0.value) }.sorted { a, b in
             let (x, y) = (a.cell, b.cell)
-            return (x.hour, x.site, x.subject, x.channel, x.topic) < (y.hour, y.site, y.subject, y.channel, y.topic)
-                || ((x.hour, x.site, x.subject, x.channel, x.topic) == (y.hour, y.site, y.subject, y.channel, y.topic)
-                    && (x.source, x.survey, x.scale, x.score, x.misuse ? 1 : 0) < (y.source, y.survey, y.scale, y.score, y.misuse ? 1 : 0))
+            if x.hour != y.hour { return x.hour < y.hour }
+            for (p, q) in [(x.site, y.site), (x.subject, y.subject), (x.channel, y.channel), (x.topic, y.topic)] where !Self.same(p, q) {
+                return Self.precedes(p, q)
+            }
+            if x.source != y.source { return x.source < y.source }
+            if !Self.same(x.survey, y.survey) { return Self.precedes(x.survey, y.survey) }
+            return (x.scale, x.score, x.misuse ? 1 : 0) < (y.scale, y.score, y.misuse ? 1 : 0)
         }
     }
 
@@ -267,7 +273,13 @@ public struct RollupCounts: Sendable {
     private static func sorted(_ cells: [SiteCell: ScoreCounts]) -> [(cell: SiteCell, counts: ScoreCounts)] {
         cells.map { ($0.key, $0.value) }.sorted { a, b in
             let (x, y) = (a.cell, b.cell)
-            return (x.time, x.site, x.source, x.scale, x.misuse ? 1 : 0) < (y.time, y.site, y.source, y.scale, y.misuse ? 1 : 0)
+            if x.time != y.time { return x.time < y.time }
+            if !Self.same(x.site, y.site) { return Self.precedes(x.site, y.site) }
+            return (x.source, x.scale, x.misuse ? 1 : 0) < (y.source, y.scale, y.misuse ? 1 : 0)
         }
     }
+
+    private static func same(_ a: String, _ b: String) -> Bool { a.utf8.elementsEqual(b.utf8) }
+
+    private static func precedes(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
 }

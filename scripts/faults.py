@@ -18,10 +18,20 @@ WORK = tempfile.mkdtemp(prefix="faults-")
 SECRET = os.urandom(24)
 
 
+HANDED_OUT = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    # A port free now and never handed out before in this run: the kernel may offer a port
+    # again once its probe socket closes, before the process it was meant for binds it (a
+    # relay once failed to listen on the port just given to its link's proxy).
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in HANDED_OUT:
+            HANDED_OUT.add(port)
+            return port
 
 
 def wait_for(condition, seconds, what):
@@ -83,7 +93,7 @@ class CuttingProxy:
         self.cuts = 0
         self.listener = socket.socket()
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
+        self.listener.bind(("127.0.0.1", free_port()))
         self.listener.listen(64)
         self.port = self.listener.getsockname()[1]
         self.running = True
@@ -138,7 +148,7 @@ class GateProxy:
         self.lock = threading.Lock()
         self.listener = socket.socket()
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
+        self.listener.bind(("127.0.0.1", free_port()))
         self.listener.listen(64)
         self.port = self.listener.getsockname()[1]
         threading.Thread(target=self.accept, daemon=True).start()

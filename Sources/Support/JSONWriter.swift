@@ -30,7 +30,7 @@ public enum JSONWriter {
         if type(of: value) is NSNumber.Type { return false }
         switch value {
         case let text as String:
-            Self.write(string: text, into: &out)
+            Self.append(string: text, to: &out)
         case let flag as Bool:
             out.append(contentsOf: flag ? Array("true".utf8) : Array("false".utf8))
         case let number as Int:
@@ -49,7 +49,7 @@ public enum JSONWriter {
             out.append(UInt8(ascii: "{"))
             for (index, key) in object.keys.sorted().enumerated() {
                 if index > 0 { out.append(UInt8(ascii: ",")) }
-                Self.write(string: key, into: &out)
+                Self.append(string: key, to: &out)
                 out.append(UInt8(ascii: ":"))
                 guard let member = object[key], Self.write(member, into: &out) else { return false }
             }
@@ -83,8 +83,10 @@ public enum JSONWriter {
         }
     }
 
-    /// A string with `"`, `\` and the control characters escaped; everything else as UTF-8.
-    private static func write(string: String, into out: inout [UInt8]) {
+    /// Appends `string` as a quoted JSON string: `"`, `\` and the control characters below
+    /// U+0020 escaped (`\n`, `\r`, `\t`, else `\u00XX` in lowercase), every other byte of its
+    /// UTF-8 as it is. The hub's attributes column is written with it too.
+    public static func append(string: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         for byte in string.utf8 {
             switch byte {
@@ -93,12 +95,13 @@ public enum JSONWriter {
             case 0x0A: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
             case 0x0D: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
             case 0x09: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
-            case 0..<0x20, 0x7F:
-                let hex = Array("0123456789abcdef".utf8)
-                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
+            case 0..<0x20:
+                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), 0x30, 0x30, Self.hexDigits[Int(byte >> 4)], Self.hexDigits[Int(byte & 0xF)]])
             default: out.append(byte)
             }
         }
         out.append(UInt8(ascii: "\""))
     }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
 }

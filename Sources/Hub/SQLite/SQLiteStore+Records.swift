@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import GRDBSQLite
+import Support
 import Wire
 
 extension SQLiteStore: RecordStore {
@@ -172,23 +173,9 @@ enum AttributesJSON {
         return Self.decode(text).map(FeedbackRecord.isFlaggedMisuse) ?? false
     }
 
-    /// Appends `string` as a quoted JSON string, byte by byte: `"`, `\\` and the control
-    /// characters escaped, everything else (multi-byte characters whole) as it is.
+    /// Appends `string` as a quoted JSON string (``JSONWriter/append(string:to:)``).
     static func append(_ string: String, to out: inout [UInt8]) {
-        let hex = Self.hexDigits
-        out.append(UInt8(ascii: "\""))
-        for byte in string.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
-            case UInt8(ascii: "\\"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
-            case 0x0A: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
-            case 0x0D: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
-            case 0x09: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
-            case 0..<0x20: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
-            default: out.append(byte)
-            }
-        }
-        out.append(UInt8(ascii: "\""))
+        JSONWriter.append(string: string, to: &out)
     }
 
     /// Appends `string` as a quoted JSON string to text.
@@ -198,6 +185,4 @@ enum AttributesJSON {
         Self.append(string, to: &bytes)
         out += String(decoding: bytes, as: UTF8.self)
     }
-
-    private static let hexDigits = Array("0123456789abcdef".utf8)
 }

@@ -69,7 +69,7 @@ public final class Hub: Sendable {
             self.httpTLS = nil
         }
         self.alertRules = try configuration.alerts.map(AlertRules.load(from:)) ?? .none
-        self.store = try Self.openStore(configuration, alerts: self.alertRules, logger: logger)
+        self.store = try Self.openStore(configuration, alerts: self.alertRules, logger: logger, checkpointsInBackground: true)
         self.registry = try NodeRegistry(store: self.store)
         self.prometheus = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: self.prometheus)
@@ -185,15 +185,18 @@ public final class Hub: Sendable {
     ///
     /// With `keepReportZone` the store keeps the zone its daily rollups were counted in
     /// instead of `reports.timeZone` (the command line, beside a running hub, never recounts).
+    /// With `checkpointsInBackground` (the serving hub) a SQLite store copies its WAL from a
+    /// thread of its own (``SQLiteStore/init(path:alerts:reportZone:checkpointsInBackground:)``).
     public static func openStore(
-        _ configuration: HubConfiguration, alerts: AlertRules, logger: Logger, keepReportZone: Bool = false
+        _ configuration: HubConfiguration, alerts: AlertRules, logger: Logger, keepReportZone: Bool = false,
+        checkpointsInBackground: Bool = false
     ) throws -> any FeedbackStore {
         let zone: TimeZone? = keepReportZone ? nil : (configuration.reports.zone ?? .gmt)
         if let settings = try configuration.postgres() {
             logger.info("store: PostgreSQL", metadata: ["database": "\(settings.redactedURL)", "poolSize": "\(settings.poolSize)"])
             return try PostgresStore(settings: settings, alerts: alerts, logger: logger, reportZone: zone)
         }
-        return try SQLiteStore(path: configuration.store, alerts: alerts, reportZone: zone)
+        return try SQLiteStore(path: configuration.store, alerts: alerts, reportZone: zone, checkpointsInBackground: checkpointsInBackground)
     }
 
     /// How often silent nodes are counted and silent rules evaluated: a node is silent after

@@ -20,6 +20,7 @@ public final class SQLiteStore: Sendable {
     /// The zone whose dates the daily rollups count.
     public let reportZone: TimeZone
     let pool: DatabasePool
+    private let checkpointer: WALCheckpointer?
     let alertsRaised = Mutex<(@Sendable (Int) -> Void)?>(nil)
 
     /// Opens (creating if needed) the store at `path` and brings its schema up to date.
@@ -29,7 +30,11 @@ public final class SQLiteStore: Sendable {
     /// `reportZone` is the zone whose dates the daily rollups count (`reports.timeZone`);
     /// when the store counted them in another zone, they are counted again at open. Nil
     /// keeps the store's own (what the command line does beside a running hub).
-    public init(path: String, alerts: AlertRules = .none, reportZone: TimeZone? = .gmt) throws {
+    ///
+    /// With `checkpointsInBackground` (the serving hub), a thread of the store's own copies
+    /// the WAL into the database file as commits go (``WALCheckpointer``), so commits, and
+    /// the fresh alerts waiting for them, seldom wait for that copy.
+    public init(path: String, alerts: AlertRules = .none, reportZone: TimeZone? = .gmt, checkpointsInBackground: Bool = false) throws {
         self.path = path
         self.evaluator = AlertEvaluator(rules: alerts)
         var configuration = Configuration()
@@ -47,6 +52,11 @@ public final class SQLiteStore: Sendable {
         } catch {
             throw StoreError("cannot open the store at \(path): \(error)")
         }
+        self.checkpointer = checkpointsInBackground ? WALCheckpointer(path: path) : nil
+    }
+
+    deinit {
+        self.checkpointer?.stop()
     }
 
     /// The store holds customer ids and comments. A new file is created 0600 before SQLite

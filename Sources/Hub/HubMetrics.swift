@@ -11,6 +11,8 @@ public struct HubMetrics: Sendable {
     let batchesDuplicate: Counter
     let commitDuration: Timer
     let commitBatches: Recorder
+    /// Transactions that held a fresh alert's batch (and ended early for it).
+    let priorityCommits: Counter
     let alertsRaised: Counter
     let alertsEscalated: Counter
     let alertLatency: Timer
@@ -36,6 +38,7 @@ public struct HubMetrics: Sendable {
         self.batchesDuplicate = Counter(label: "feedback_hub_batches_total", dimensions: [("outcome", "duplicate")], factory: factory)
         self.commitDuration = Timer(label: "feedback_hub_commit_duration_seconds", dimensions: [("store", store)], factory: factory)
         self.commitBatches = Recorder(label: "feedback_hub_commit_batches", factory: factory)
+        self.priorityCommits = Counter(label: "feedback_hub_priority_commits_total", factory: factory)
         self.alertsRaised = Counter(label: "feedback_hub_alerts_raised_total", factory: factory)
         self.alertsEscalated = Counter(label: "feedback_hub_alerts_escalated_total", factory: factory)
         self.alertLatency = Timer(label: "feedback_hub_alert_latency_seconds", factory: factory)

@@ -6,15 +6,21 @@ import Wire
 
 extension SQLiteStore: RecordStore {
     public func commit(_ batches: [IncomingBatch]) throws -> [CommitOutcome] {
-        let storedAt = Int64(Date().timeIntervalSince1970 * 1000)
+        var remaining = batches[...]
+        return try self.commit(pulling: { remaining.popFirst() })
+    }
+
+    /// True: each batch is stored as the transaction takes it.
+    public var takesBatchesAsItGoes: Bool { true }
+
+    public func commit(pulling next: () -> IncomingBatch?) throws -> [CommitOutcome] {
+        var storedAt = Int64(Date().timeIntervalSince1970 * 1000)
         let evaluator = self.evaluator
         let zone = self.reportZone
         var raised = 0
         let outcomes = try self.pool.writeWithoutTransaction { db in
             var outcomes: [CommitOutcome] = []
-            outcomes.reserveCapacity(batches.count)
             try db.inTransaction(.immediate) {
-                outcomes.removeAll(keepingCapacity: true)
                 let ledger = SQLiteAlertLedger(db: db)
                 var rollups = RollupCounts(zone: zone)
                 let connection = db.sqliteConnection
@@ -25,7 +31,9 @@ extension SQLiteStore: RecordStore {
                     sql: "UPDATE batches SET stored_records = ? WHERE origin = ? AND sequence = ?"
                 ).sqliteStatement
                 let insertRecord = try db.cachedStatement(sql: Self.insertRecordSQL).sqliteStatement
-                for batch in batches {
+                while let batch = next() {
+                    // A batch taken late in a long transaction is stored (and alerts) at its own time.
+                    storedAt = max(storedAt, Int64(Date().timeIntervalSince1970 * 1000))
                     let sequence = Int64(bitPattern: batch.key.sequence)
                     sqlite3_reset(insertBatch)
                     Self.bind(insertBatch, 1, batch.key.origin)

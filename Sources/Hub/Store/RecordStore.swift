@@ -42,6 +42,17 @@ public protocol RecordStore: Sendable {
     /// transaction.
     func commit(_ batches: [IncomingBatch]) throws -> [CommitOutcome]
 
+    /// Commits in one transaction the batches `next` hands over, one at a time until it
+    /// returns nil, and returns one outcome per batch in the order handed; otherwise as
+    /// ``commit(_:)``. The group committer decides as the transaction goes whether it ends
+    /// early (a fresh alert's batch is waiting). A store that must have every batch before
+    /// it starts (PostgreSQL's array statements) takes them all first: the default.
+    func commit(pulling next: () -> IncomingBatch?) throws -> [CommitOutcome]
+
+    /// Whether ``commit(pulling:)`` takes each batch as the transaction goes (SQLite), so
+    /// a batch handed late joins a transaction under way; false: it takes them all first.
+    var takesBatchesAsItGoes: Bool { get }
+
     /// Whether the batch (origin, sequence) is committed.
     func isCommitted(_ key: BatchKey) throws -> Bool
 
@@ -54,12 +65,22 @@ public protocol RecordStore: Sendable {
     /// Number of committed batches.
     func batchCount() throws -> Int
 
-    /// How many ``commit(_:)`` calls may run at once (from different threads). Calls for
-    /// one origin are never made at once, so each origin's batches commit in order.
+    /// How many commits may run at once (from different threads). Commits for one origin
+    /// are never made at once.
     var commitWriters: Int { get }
 }
 
 extension RecordStore {
     /// One: a store with a single writer (SQLite).
     public var commitWriters: Int { 1 }
+
+    /// False: ``commit(pulling:)`` takes every batch first.
+    public var takesBatchesAsItGoes: Bool { false }
+
+    /// Takes every batch `next` hands over, then commits them together.
+    public func commit(pulling next: () -> IncomingBatch?) throws -> [CommitOutcome] {
+        var batches: [IncomingBatch] = []
+        while let batch = next() { batches.append(batch) }
+        return batches.isEmpty ? [] : try self.commit(batches)
+    }
 }

@@ -6,6 +6,8 @@
 #
 #   scripts/bench-alerts.sh                          # 10,000 records/s background, 200 probes
 #   RATE=20000 PROBES=500 scripts/bench-alerts.sh
+#   BACKLOG=4000000 scripts/bench-alerts.sh          # instead: 50 agents back from an outage drain 4,000,000
+#                                                    # ratings captured an hour ago, as fast as the hub takes them
 #   STORE=postgres scripts/bench-alerts.sh           # the hub on PostgreSQL (COMMIT_WRITERS: its
 #                                                    # postgres.commitWriters, default 2; a throwaway server
 #                                                    # from scripts/lib/postgres.sh, or the one
@@ -25,6 +27,7 @@ rate="${RATE:-10000}"
 probes="${PROBES:-200}"
 interval_ms="${INTERVAL_MS:-100}"
 seconds="${SECONDS_MAX:-60}"
+backlog="${BACKLOG:-0}"
 config="${BUILD_CONFIG:-release}"
 store="${STORE:-sqlite}"
 out="${OUT:-$(mktemp -d)}"
@@ -101,7 +104,10 @@ if [ "$store" = postgres ]; then
         >> "$out/hub/hub.yaml"
     echo "== the hub on PostgreSQL: database $database on ${FEEDBACK_TEST_POSTGRES_URL%/*}"
 fi
-"$bin/feedback-hub" agents token --config "$out/hub/hub.yaml" --any-site --count 10 > "$out/tokens.txt"
+# The 50 connections come from 127.0.0.1 and enroll at once, each enrollment a durable commit:
+# more than the default 32 handshakes per address would evict the slowest.
+sed -i "s/^  maxHandshakesPerAddress: .*/  maxHandshakesPerAddress: 64/" "$out/hub/hub.yaml"
+"$bin/feedback-hub" agents token --config "$out/hub/hub.yaml" --any-site --count 50 > "$out/tokens.txt"
 "$bin/feedback-hub" serve --config "$out/hub/hub.yaml" --log-level warning > "$out/hub.log" 2>&1 &
 hub=$!
 pids+=($hub)
@@ -122,13 +128,29 @@ agent=$!
 pids+=($agent)
 for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$intake/healthz" > /dev/null 2>&1 && break; sleep 0.05; done
 
-echo "== background: $rate records/s for up to $seconds s"
-"$bin/feedback-bench" load --hub "127.0.0.1:$port" --ca "$out/hub/ca.pem" --tokens "$out/tokens.txt" \
-    --connections 10 --records $((rate * seconds)) --batch-records 500 --rate "$rate" --live --max-seconds "$seconds" \
-    > "$out/bench.txt" 2>&1 &
-bench=$!
-pids+=($bench)
-sleep 3
+if [ "$backlog" -gt 0 ]; then
+    echo "== background: 50 agents drain a backlog of $backlog ratings captured an hour ago, as fast as the hub takes them"
+    "$bin/feedback-bench" load --hub "127.0.0.1:$port" --ca "$out/hub/ca.pem" --tokens "$out/tokens.txt" \
+        --connections 50 --records "$backlog" --batch-records 1000 --captured-ago 3600 --max-seconds 600 \
+        > "$out/bench.txt" 2>&1 &
+    bench=$!
+    pids+=($bench)
+    # Probes start once the drain has (the load seals its batches first).
+    for _ in $(seq 1 1200); do
+        stored=$(curl -fs "http://127.0.0.1:$http/metrics" | awk '/^feedback_hub_records_stored_total/ {print $2}')
+        [ "${stored:-0}" != 0 ] && break
+        sleep 0.1
+    done
+    sleep 1
+else
+    echo "== background: $rate records/s for up to $seconds s"
+    "$bin/feedback-bench" load --hub "127.0.0.1:$port" --ca "$out/hub/ca.pem" --tokens "$out/tokens.txt" \
+        --connections 10 --records $((rate * seconds)) --batch-records 500 --rate "$rate" --live --max-seconds "$seconds" \
+        > "$out/bench.txt" 2>&1 &
+    bench=$!
+    pids+=($bench)
+    sleep 3
+fi
 
 echo "== $probes detractors into the agent's intake, one every $interval_ms ms"
 python3 - "$intake" "$probes" "$interval_ms" <<'PY'
@@ -166,6 +188,6 @@ if values:
     print(f"submit -> webhook latency ms: p50 {q(0.50):.1f}  p90 {q(0.90):.1f}  p99 {q(0.99):.1f}  max {values[-1]:.1f}")
 PY
 echo "hub records stored by the end of the probes: $stored_during"
-grep -E '^feedback_hub_(commit_duration_seconds|commit_batches|alert_latency_seconds)' "$out/hub-metrics.txt" | grep -v '_bucket' || true
+grep -E '^feedback_hub_(commit_duration_seconds|commit_batches|priority_commits_total|alert_latency_seconds)' "$out/hub-metrics.txt" | grep -v '_bucket' || true
 echo "$resources"
 echo "files: $out"

@@ -36,6 +36,9 @@ public struct LoadGenerator: Sendable {
         public var presealed = true
         /// Records per second across all connections, paced evenly; nil: as fast as the hub takes them.
         public var recordsPerSecond: Int?
+        /// How long before being sent the ratings were captured: zero for live ratings, hours
+        /// for the backlog of an agent that was cut off.
+        public var capturedAgo: Duration = .zero
 
         /// Creates a configuration.
         public init(host: String, port: Int, tls: NIOSSLContext, nodes: [(identity: AgentIdentity, token: String)], records: Int) {
@@ -180,10 +183,11 @@ public struct LoadGenerator: Sendable {
         private let firstSequence: UInt64
         private let identity: AgentIdentity
         private let batchRecords: Int
+        private let capturedAgo: Duration
 
         private init(
             connection: HubConnection, batches: Int, presealed: [SealedBatch], firstSequence: UInt64,
-            identity: AgentIdentity, batchRecords: Int
+            identity: AgentIdentity, batchRecords: Int, capturedAgo: Duration
         ) {
             self.connection = connection
             self.batches = batches
@@ -191,6 +195,7 @@ public struct LoadGenerator: Sendable {
             self.firstSequence = firstSequence
             self.identity = identity
             self.batchRecords = batchRecords
+            self.capturedAgo = capturedAgo
         }
 
         static func prepare(
@@ -205,7 +210,7 @@ public struct LoadGenerator: Sendable {
             var presealed: [SealedBatch] = []
             if configuration.presealed {
                 let sealer = BatchSealer(origin: node.identity.nodeID, signingKey: node.identity.signingKey)
-                var ratings = SyntheticRatings(origin: node.identity.nodeID)
+                var ratings = SyntheticRatings(origin: node.identity.nodeID, capturedAgo: configuration.capturedAgo)
                 presealed.reserveCapacity(batches)
                 for index in 0..<batches {
                     presealed.append(try sealer.seal(ratings.next(configuration.batchRecords), sequence: committed + 1 + UInt64(index)))
@@ -213,14 +218,14 @@ public struct LoadGenerator: Sendable {
             }
             return Worker(
                 connection: connection, batches: batches, presealed: presealed, firstSequence: committed + 1,
-                identity: node.identity, batchRecords: configuration.batchRecords
+                identity: node.identity, batchRecords: configuration.batchRecords, capturedAgo: configuration.capturedAgo
             )
         }
 
         func run(until deadline: ContinuousClock.Instant, pacedBy interval: Duration?, from start: ContinuousClock.Instant) async -> Tally {
             let window = max(Int(self.connection.welcome.initialCredit), 1)
             let sealer = BatchSealer(origin: self.identity.nodeID, signingKey: self.identity.signingKey)
-            var ratings = SyntheticRatings(origin: self.identity.nodeID)
+            var ratings = SyntheticRatings(origin: self.identity.nodeID, capturedAgo: self.capturedAgo)
             var tally = Tally()
             var outstanding: [(future: EventLoopFuture<(BatchResult, ContinuousClock.Instant)>, sent: ContinuousClock.Instant, records: Int)] = []
             outstanding.reserveCapacity(window)

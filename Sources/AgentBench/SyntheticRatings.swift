@@ -13,17 +13,20 @@ public struct SyntheticRatings: Sendable {
     private let subjects: Int
     private var ids = UUIDv7()
     private var index = 0
+    private let capturedAgoMilliseconds: Int64
 
-    /// Creates a generator for `origin`.
-    public init(origin: UUID, sites: Int = 40, subjects: Int = 200) {
+    /// Creates a generator for `origin` whose ratings were captured `capturedAgo` before
+    /// they are made (zero: live ratings; hours: an agent's backlog).
+    public init(origin: UUID, sites: Int = 40, subjects: Int = 200, capturedAgo: Duration = .zero) {
         self.origin = origin
         self.sites = max(sites, 1)
         self.subjects = max(subjects, 1)
+        self.capturedAgoMilliseconds = capturedAgo.components.seconds * 1000 + capturedAgo.components.attoseconds / 1_000_000_000_000_000
     }
 
-    /// The next `count` records, captured now.
+    /// The next `count` records, captured now (less the generator's `capturedAgo`).
     public mutating func next(_ count: Int) -> [FeedbackRecord] {
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let now = Int64(Date().timeIntervalSince1970 * 1000) - self.capturedAgoMilliseconds
         var records: [FeedbackRecord] = []
         records.reserveCapacity(count)
         for _ in 0..<count {

@@ -43,6 +43,9 @@ struct LoadCommand: AsyncParsableCommand {
     @Flag(help: "Seal batches while sending (steady load with bounded memory) instead of sealing all of them first.")
     var live = false
 
+    @Option(help: "Ratings captured this many seconds before they are sent, 0–31536000 (an agent's backlog after an outage).")
+    var capturedAgo = 0
+
     @Option(help: "Enroll the nodes at this hub, HOST:PORT, then load --hub (a relay, which takes no tokens).")
     var enrollAt: String?
 
@@ -53,6 +56,7 @@ struct LoadCommand: AsyncParsableCommand {
         try RangeError.check(self.batchRecords, 1...10_000, "--batch-records")
         try RangeError.check(self.maxSeconds, 1...86_400, "--max-seconds")
         try RangeError.check(self.rate, 0...10_000_000, "--rate")
+        try RangeError.check(self.capturedAgo, 0...31_536_000, "--captured-ago")
         _ = try Self.address(self.hub, "--hub")
         if let enrollAt = self.enrollAt { _ = try Self.address(enrollAt, "--enroll-at") }
     }
@@ -105,6 +109,7 @@ struct LoadCommand: AsyncParsableCommand {
         configuration.maxDuration = .seconds(self.maxSeconds)
         configuration.presealed = !self.live
         configuration.recordsPerSecond = self.rate > 0 ? self.rate : nil
+        configuration.capturedAgo = .seconds(self.capturedAgo)
         print("load: \(self.connections) connections to \(self.hub), \(self.records) records in batches of \(self.batchRecords)"
             + (self.live ? ", sealed while sending" : ", sealed before the clock starts")
             + (self.rate > 0 ? ", paced at \(self.rate) records/s" : ""))

@@ -303,13 +303,20 @@ struct ScaleOutTests {
         }
         #expect(await eventually(seconds: 60) { Set(delivered()).count == 200 }, "every alert delivered: \(Set(delivered()).count) of 200")
         try await Task.sleep(for: .seconds(1))
-        #expect(delivered().count == 200, "each alert delivered once, not once per hub")
         #expect(try setup.count("SELECT COUNT(*) FROM alert_deliveries WHERE state = 'delivered'") == 200)
         #expect(try setup.count("SELECT COUNT(*) FROM alert_deliveries WHERE claimed_by IS NOT NULL") == 0, "no claim left behind")
         var perHub: [Int] = []
+        var failed = 0
         for index in 0..<2 {
             perHub.append(await setup.metric(index, #"feedback_hub_alert_deliveries_total{outcome="delivered"}"#) ?? 0)
+            failed += await setup.metric(index, #"feedback_hub_alert_deliveries_total{outcome="failed"}"#) ?? 0
         }
+        // Each alert once, not once per hub. Delivery is at least once (Standard Webhooks: the
+        // receiver dedupes by webhook-id): an attempt the receiver answered after the hub had
+        // timed out is sent again, and the hub counted that attempt failed. So every 204 beyond
+        // one per alert is one such failure beyond the 40 the receiver answered 500.
+        #expect(failed >= 40, "the receiver's 40 refusals were counted: \(failed)")
+        #expect(delivered().count - 200 <= failed - 40, "each alert delivered once, not once per hub: \(delivered().count) for 200, \(failed) failed")
         #expect(perHub.reduce(0, +) == 200, "deliveries counted by the hubs: \(perHub)")
         #expect(perHub.allSatisfy { $0 > 0 }, "both hubs delivered: \(perHub)")
         print("two hubs, one receiver: 200 alerts, \(setup.receiver.received("manager").count) requests, delivered per hub \(perHub)")

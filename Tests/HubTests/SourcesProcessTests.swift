@@ -280,11 +280,18 @@ import Wire
             let bytes = InputEvent(seconds: Int64(now.tv_sec), microseconds: Int64(now.tv_usec), type: 1, code: code, value: 1).bytes
             #expect(bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == bytes.count)
         }
-        // Eight presses of the red button (KEY_1 → 1), 100 ms apart: one burst.
-        for _ in 0..<8 {
-            press(2)
-            try await Task.sleep(for: .milliseconds(100))
+        // Eight presses of the red button (KEY_1 → 1), 100 ms apart and ending now: one burst.
+        // Written in one write with their own timestamps, so a busy machine that stalls this
+        // test cannot spread them over more than the misuse window.
+        var now = timeval()
+        gettimeofday(&now, nil)
+        let end = Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_usec)
+        var burstBytes: [UInt8] = []
+        for index in 0..<8 {
+            let at = end - Int64(7 - index) * 100_000
+            burstBytes += InputEvent(seconds: at / 1_000_000, microseconds: at % 1_000_000, type: 1, code: 2, value: 1).bytes
         }
+        #expect(burstBytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == burstBytes.count, "one write: under PIPE_BUF, whole")
         func all() throws -> [(score: Int, site: String, subject: String, occurredAt: Int64, attributes: String)] { try self.stored(hub, source: 2) }
         #expect(try await eventually(seconds: 30) { try all().count == 8 })
         let burst = try all()

@@ -8,6 +8,7 @@
 #   RATE=20000 PROBES=500 scripts/bench-alerts.sh
 #   BACKLOG=4000000 scripts/bench-alerts.sh          # instead: 50 agents back from an outage drain 4,000,000
 #                                                    # ratings captured an hour ago, as fast as the hub takes them
+#   COMMIT_MAX_RECORDS=5000 scripts/bench-alerts.sh # the hub's commit.maxRecords
 #   STORE=postgres scripts/bench-alerts.sh           # the hub on PostgreSQL (COMMIT_WRITERS: its
 #                                                    # postgres.commitWriters, default 2; a throwaway server
 #                                                    # from scripts/lib/postgres.sh, or the one
@@ -91,6 +92,8 @@ rules:
   - {name: detractor, scale: nps, sites: [probe-site]}
 YAML
 echo "alerts: alerts.yaml" >> "$out/hub/hub.yaml"
+# COMMIT_MAX_RECORDS: the hub's commit.maxRecords (most ratings one group commit holds).
+if [ -n "${COMMIT_MAX_RECORDS:-}" ]; then sed -i "s/^  maxRecords: .*/  maxRecords: $COMMIT_MAX_RECORDS/" "$out/hub/hub.yaml"; fi
 if [ "$store" = postgres ]; then
     # shellcheck source=scripts/lib/postgres.sh
     . scripts/lib/postgres.sh

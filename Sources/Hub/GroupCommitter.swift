@@ -26,6 +26,11 @@ import Wire
 /// to ``Limits/maxRecords`` per transaction. The mark is read from the records and the
 /// record count, which the origin signed: no relay can give it to a batch.
 ///
+/// A store that takes a transaction's batches before it begins (PostgreSQL) cannot take
+/// one in late: there, while priority batches keep coming (``Limits/quickWithin``), bulk
+/// transactions are held to ``Limits/quickRecords``, so the one a priority batch waits for
+/// is short.
+///
 /// The bound that keeps a flood of priority batches from starving the rest: while bulk
 /// batches wait, at least every other transaction is a bulk one, which takes at least
 /// ``Limits/share`` bulk records (or as many as ``Limits/maxRecords`` allows), and no
@@ -47,6 +52,14 @@ public final class GroupCommitter: Sendable {
         /// Only where the store takes batches as the transaction goes
         /// (``RecordStore/takesBatchesAsItGoes``); elsewhere the share alone decides.
         public var minimumRun: Duration = .milliseconds(50)
+        /// Where the store takes a transaction's batches before it begins (PostgreSQL), a
+        /// priority batch cannot join the transaction under way and waits for it: while
+        /// priority batches have come within ``quickWithin``, a bulk transaction there holds
+        /// at most this many records, so that wait stays short; otherwise up to
+        /// ``maxRecords``.
+        public var quickRecords = 5_000
+        /// How long after a priority batch bulk transactions stay at ``quickRecords``.
+        public var quickWithin: Duration = .seconds(60)
         /// The most records a priority batch holds: an agent seals a detractor's rating at
         /// once, with the few waiting before it; a full batch is bulk whatever it holds.
         public var priorityMaxRecords = 100
@@ -130,6 +143,8 @@ private final class Writer: Sendable {
         var inTransaction = 0
         /// The last transaction held priority batches alone: the next is a bulk one.
         var lastWasPriorityOnly = false
+        /// When the last priority batch came.
+        var lastPriority: ContinuousClock.Instant?
 
         var isEmpty: Bool { self.priority.isEmpty && self.bulk.isEmpty }
 
@@ -165,6 +180,11 @@ private final class Writer: Sendable {
             if assembly.priorityOnly { return nil }
             if assembly.holdsPriority, assembly.bulkRecords >= limits.share,
                 !asItGoes || ContinuousClock.now - assembly.started >= limits.minimumRun
+            {
+                return nil
+            }
+            if !asItGoes, assembly.bulkRecords >= limits.quickRecords,
+                let last = self.lastPriority, ContinuousClock.now - last < limits.quickWithin
             {
                 return nil
             }
@@ -206,6 +226,7 @@ private final class Writer: Sendable {
             guard !state.stopping else { return false }
             if priority {
                 state.priority.append(Pending(batch: batch, promise: promise))
+                state.lastPriority = .now
             } else {
                 state.bulk.append(Pending(batch: batch, promise: promise))
             }

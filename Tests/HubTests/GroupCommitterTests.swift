@@ -153,6 +153,33 @@ import Wire
         }
     }
 
+    /// On a store that takes a transaction's batches before it begins, bulk transactions
+    /// stay small while detractors keep coming, so the next one never waits long; on SQLite
+    /// a detractor joins the transaction under way instead, and they stay large.
+    @Test(arguments: [true, false])
+    func afterAFreshDetractorBulkCommitsStaySmallWhereBatchesCannotJoinLate(asItGoes: Bool) async throws {
+        let log = try HeldCommits(asItGoes: asItGoes)
+        defer { log.remove() }
+        var limits = GroupCommitter.Limits()
+        limits.quickRecords = 30
+        let committer = GroupCommitter(store: log, limits: limits, metrics: HubMetrics(factory: NOOPMetricsHandler.instance), logger: TestStores.logger)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let backlog = UUID()
+        let kiosk = UUID()
+        var futures = [committer.submit(Self.fresh(1, origin: kiosk), on: group.next())]
+        log.waitUntilHeld()
+        futures += (1...7).map { committer.submit(Self.bulk($0, origin: backlog), on: group.next()) }
+        log.release()
+        _ = try await EventLoopFuture.whenAllSucceed(futures, on: group.next()).get()
+        committer.stop()
+        try await group.shutdownGracefully()
+
+        let b = { (sequences: ClosedRange<UInt64>) in sequences.map { BatchKey(origin: backlog, sequence: $0) } }
+        let calls = log.calls.withLockedValue { $0 }
+        let detractor = [BatchKey(origin: kiosk, sequence: 1)]
+        #expect(calls == (asItGoes ? [detractor, b(1...7)] : [detractor, b(1...3), b(4...6), b(7...7)]), "\(calls)")
+    }
+
     @Test func onlyASmallBatchWithANegativeRatingCapturedLatelyGoesAhead() {
         let limits = GroupCommitter.Limits()
         let origin = UUID()
